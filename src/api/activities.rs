@@ -1,0 +1,146 @@
+//! `/v1/environments/{environmentId}/activities`: the audit trail, newest first.
+
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+    response::IntoResponse,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{
+    AppState,
+    auth::Caller,
+    errors::{ApiError, ApiResult, P1Error},
+    hal::{Links, Page, UrlBuilder, wire_time},
+};
+use crate::domain::{Activity, Permission};
+
+const DEFAULT_LIMIT: u32 = 100;
+const MAX_LIMIT: u32 = 1000;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_activities))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Items per page (1 to 1000, default 100).
+    limit: Option<String>,
+    /// Items to skip.
+    offset: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TypeRef {
+    r#type: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientRef {
+    id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Actors {
+    client: ClientRef,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResourceRef {
+    r#type: String,
+    id: String,
+    name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResultRef {
+    status: &'static str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivityView {
+    id: String,
+    recorded_at: String,
+    action: TypeRef,
+    actors: Actors,
+    resources: Vec<ResourceRef>,
+    result: ResultRef,
+}
+
+impl From<&Activity> for ActivityView {
+    fn from(a: &Activity) -> Self {
+        Self {
+            id: a.id.to_string(),
+            recorded_at: wire_time(a.recorded_at),
+            action: TypeRef {
+                r#type: a.action.to_string(),
+            },
+            actors: Actors {
+                client: ClientRef {
+                    id: a.actor.to_string(),
+                },
+            },
+            resources: vec![ResourceRef {
+                r#type: a.resource_type.to_string(),
+                id: a.resource_id.clone(),
+                name: a.resource_name.clone(),
+            }],
+            result: ResultRef { status: "SUCCESS" },
+        }
+    }
+}
+
+fn parse_bound(raw: Option<&str>, name: &str, default: u32, min: u32, max: u32) -> ApiResult<u32> {
+    match raw {
+        None => Ok(default),
+        Some(raw) => raw
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid_value(
+                    name,
+                    format!("{name} must be a whole number from {min} to {max}."),
+                )
+            }),
+    }
+}
+
+#[utoipa::path(get, path = "/v1/environments/{environmentId}/activities", tag = "Activities",
+    params(("environmentId" = String, Path), PageQuery),
+    responses((status = 200, description = "`_embedded.activities`, newest first"),
+              (status = 400, body = P1Error), (status = 401, body = P1Error),
+              (status = 403, body = P1Error), (status = 404, body = P1Error)))]
+async fn list_activities(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(environment): Path<String>,
+    Query(query): Query<PageQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let environment_id = caller.authorize(&environment, Permission::Read)?;
+    state.service.environment(environment_id).await?;
+    let limit = parse_bound(query.limit.as_deref(), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
+    let offset = parse_bound(query.offset.as_deref(), "offset", 0, 0, u32::MAX)?;
+    let (activities, count) = state
+        .service
+        .list_activities(environment_id, limit, offset)
+        .await?;
+    let base = state.urls.activities(environment_id);
+    let mut links = Links::from([(
+        "self",
+        UrlBuilder::link(format!("{base}?limit={limit}&offset={offset}")),
+    )]);
+    let next = i64::from(offset) + activities.len() as i64;
+    if !activities.is_empty() && next < count {
+        links.insert(
+            "next",
+            UrlBuilder::link(format!("{base}?limit={limit}&offset={next}")),
+        );
+    }
+    let views = activities.iter().map(ActivityView::from).collect();
+    Ok(Json(Page::new("activities", views, count, links)))
+}

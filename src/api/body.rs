@@ -1,0 +1,112 @@
+//! Request bodies, read without judging them, so that authorization and existence checks
+//! answer first (DESIGN.md: 401 → 403 → 404 → 400).
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, Request},
+    http::header,
+};
+use serde_json::{Map, Value};
+
+use super::errors::ApiError;
+
+/// Bodies above this are refused with 400 `INVALID_REQUEST`.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub struct RawBody {
+    content_type: Option<String>,
+    bytes: Option<Bytes>,
+}
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
+            .await
+            .ok();
+        Ok(Self {
+            content_type,
+            bytes,
+        })
+    }
+}
+
+impl RawBody {
+    /// The raw bytes, or `None` when the body exceeded the limit.
+    pub fn bytes(&self) -> Option<&[u8]> {
+        self.bytes.as_deref()
+    }
+
+    /// The media type without parameters, lowercased.
+    pub fn media_type(&self) -> Option<String> {
+        self.content_type.as_deref().map(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+    }
+
+    /// A JSON object sent as `application/json`.
+    pub fn json_object(&self) -> Result<JsonObject, ApiError> {
+        if self.media_type().as_deref() != Some("application/json") {
+            return Err(ApiError::InvalidRequest(
+                "The request could not be completed. The Content-Type must be application/json."
+                    .into(),
+            ));
+        }
+        self.object()
+    }
+
+    /// The body as a JSON object, whatever its JSON media type (vendor types included).
+    pub fn object(&self) -> Result<JsonObject, ApiError> {
+        let bytes = self.bytes.as_ref().ok_or_else(|| {
+            ApiError::InvalidRequest(format!(
+                "The request could not be completed. The body is larger than {MAX_BODY_BYTES} bytes."
+            ))
+        })?;
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(Value::Object(map)) => Ok(JsonObject(map)),
+            Ok(_) => Err(ApiError::InvalidRequest(
+                "The request could not be completed. The body must be a JSON object.".into(),
+            )),
+            Err(e) => Err(ApiError::InvalidRequest(format!(
+                "The request could not be completed. The body is not valid JSON: {e}."
+            ))),
+        }
+    }
+}
+
+pub struct JsonObject(Map<String, Value>);
+
+impl JsonObject {
+    /// A required string member: absent or null is `REQUIRED_VALUE`, another type `INVALID_VALUE`.
+    pub fn required_str(&self, target: &str) -> Result<&str, ApiError> {
+        self.required_str_at(&[target], target)
+    }
+
+    /// As `required_str`, for a member nested under `path` (e.g. `mailFrom.domain`).
+    pub fn required_str_at(&self, path: &[&str], target: &str) -> Result<&str, ApiError> {
+        let mut value = None;
+        let mut map = Some(&self.0);
+        for key in path {
+            value = map.and_then(|m| m.get(*key));
+            map = value.and_then(Value::as_object);
+        }
+        match value {
+            None | Some(Value::Null) => Err(ApiError::required_value(target)),
+            Some(Value::String(s)) => Ok(s),
+            Some(_) => Err(ApiError::invalid_value(
+                target,
+                format!("{target} must be a string."),
+            )),
+        }
+    }
+}

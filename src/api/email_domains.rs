@@ -1,0 +1,355 @@
+//! `/v1/environments/{environmentId}/emailDomains`: contract §1.1–1.7.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::StatusCode,
+    response::IntoResponse,
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{
+    AppState,
+    auth::Caller,
+    body::RawBody,
+    errors::{ApiError, ApiResult, P1Error},
+    hal::{Links, Page, UrlBuilder, wire_time},
+};
+use crate::domain::{
+    DnsRecord, DomainId, EmailDomain, EnvironmentId, Permission, RecordKind, RecordStatus,
+};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_domain, list_domains))
+        .routes(routes!(read_domain, delete_domain))
+        .routes(routes!(read_ownership))
+        .routes(routes!(read_dkim))
+        .routes(routes!(read_spf))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IdRef {
+    id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EmailDomainView {
+    #[serde(rename = "_links")]
+    #[schema(value_type = Object)]
+    links: Links,
+    id: String,
+    environment: IdRef,
+    domain_name: String,
+    created_at: String,
+    updated_at: String,
+}
+
+impl EmailDomainView {
+    fn new(domain: &EmailDomain, urls: &UrlBuilder) -> Self {
+        let env = domain.environment_id;
+        let this = urls.domain(env, domain.id);
+        Self {
+            links: Links::from([
+                ("self", UrlBuilder::link(this.clone())),
+                ("environment", UrlBuilder::link(urls.environment(env))),
+                ("ownership", UrlBuilder::link(format!("{this}/ownership"))),
+                ("dkim", UrlBuilder::link(format!("{this}/dkim"))),
+                ("spf", UrlBuilder::link(format!("{this}/spf"))),
+            ]),
+            id: domain.id.to_string(),
+            environment: IdRef {
+                id: env.to_string(),
+            },
+            domain_name: domain.name.to_string(),
+            created_at: wire_time(domain.created_at),
+            updated_at: wire_time(domain.updated_at),
+        }
+    }
+}
+
+/// Request body of a domain create.
+#[derive(Debug, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct CreateEmailDomain {
+    /// e.g. `auth.shopco.com`; no wildcards.
+    domain_name: String,
+}
+
+/// `{environmentId}` and `{emailDomainId}` from the path, after the permission check.
+fn domain_path(
+    caller: &Caller,
+    (environment, domain): &(String, String),
+    permission: Permission,
+) -> ApiResult<(EnvironmentId, DomainId)> {
+    let environment_id = caller.authorize(environment, permission)?;
+    let domain_id = domain.parse().map_err(|_| ApiError::NotFound)?;
+    Ok((environment_id, domain_id))
+}
+
+#[utoipa::path(post, path = "/v1/environments/{environmentId}/emailDomains",
+    tag = "Trusted Email Domains", params(("environmentId" = String, Path)),
+    request_body = CreateEmailDomain,
+    responses((status = 201, body = EmailDomainView), (status = 400, body = P1Error),
+              (status = 401, body = P1Error), (status = 403, body = P1Error),
+              (status = 404, body = P1Error)))]
+async fn create_domain(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(environment): Path<String>,
+    body: RawBody,
+) -> ApiResult<impl IntoResponse> {
+    let environment_id = caller.authorize(&environment, Permission::Write)?;
+    state.service.environment(environment_id).await?;
+    let body = body.json_object()?;
+    let name = body.required_str("domainName")?;
+    let domain = state
+        .service
+        .create_domain(&caller.0, environment_id, name)
+        .await?;
+    tracing::info!(domain_id = %domain.id, domain = %domain.name, "email domain created");
+    Ok((
+        StatusCode::CREATED,
+        Json(EmailDomainView::new(&domain, &state.urls)),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains",
+    tag = "Trusted Email Domains", params(("environmentId" = String, Path)),
+    responses((status = 200, description = "`_embedded.emailDomains`"),
+              (status = 401, body = P1Error), (status = 403, body = P1Error),
+              (status = 404, body = P1Error)))]
+async fn list_domains(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(environment): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let environment_id = caller.authorize(&environment, Permission::Read)?;
+    let domains = state.service.list_domains(environment_id).await?;
+    let views: Vec<_> = domains
+        .iter()
+        .map(|d| EmailDomainView::new(d, &state.urls))
+        .collect();
+    let count = views.len() as i64;
+    Ok(Json(Page::new(
+        "emailDomains",
+        views,
+        count,
+        Links::from([("self", UrlBuilder::link(state.urls.domains(environment_id)))]),
+    )))
+}
+
+#[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}",
+    tag = "Trusted Email Domains",
+    params(("environmentId" = String, Path), ("emailDomainId" = String, Path)),
+    responses((status = 200, body = EmailDomainView), (status = 401, body = P1Error),
+              (status = 403, body = P1Error), (status = 404, body = P1Error)))]
+async fn read_domain(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<(String, String)>,
+) -> ApiResult<impl IntoResponse> {
+    let (environment_id, domain_id) = domain_path(&caller, &path, Permission::Read)?;
+    let domain = state.service.domain(environment_id, domain_id).await?;
+    Ok(Json(EmailDomainView::new(&domain, &state.urls)))
+}
+
+#[utoipa::path(delete, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}",
+    tag = "Trusted Email Domains",
+    params(("environmentId" = String, Path), ("emailDomainId" = String, Path)),
+    responses((status = 204), (status = 401, body = P1Error), (status = 403, body = P1Error),
+              (status = 404, body = P1Error)))]
+async fn delete_domain(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<(String, String)>,
+) -> ApiResult<impl IntoResponse> {
+    let (environment_id, domain_id) = domain_path(&caller, &path, Permission::Write)?;
+    state
+        .service
+        .delete_domain(&caller.0, environment_id, domain_id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TxtRecordView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    status: String,
+    key: String,
+    value: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnershipView {
+    #[serde(rename = "_links")]
+    #[schema(value_type = Object)]
+    links: Links,
+    r#type: &'static str,
+    regions: Vec<TxtRecordView>,
+    environment_dns_record: Option<TxtRecordView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DkimTokenView {
+    key: String,
+    value: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DkimRegionView {
+    name: String,
+    status: String,
+    tokens: Vec<DkimTokenView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DkimView {
+    #[serde(rename = "_links")]
+    #[schema(value_type = Object)]
+    links: Links,
+    r#type: &'static str,
+    regions: Vec<DkimRegionView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SpfView {
+    #[serde(rename = "_links")]
+    #[schema(value_type = Object)]
+    links: Links,
+    r#type: &'static str,
+    status: String,
+    key: String,
+    value: String,
+}
+
+/// `self` and `emailDomain` links of a status sub-resource.
+fn status_links(urls: &UrlBuilder, domain: &EmailDomain, leaf: &str) -> Links {
+    let this = urls.domain(domain.environment_id, domain.id);
+    Links::from([
+        ("self", UrlBuilder::link(format!("{this}/{leaf}"))),
+        ("emailDomain", UrlBuilder::link(this)),
+    ])
+}
+
+fn txt_view(record: &DnsRecord) -> TxtRecordView {
+    TxtRecordView {
+        name: record.region.clone(),
+        status: record.status.to_string(),
+        key: record.key.clone(),
+        value: record.value.clone(),
+    }
+}
+
+#[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/ownership",
+    tag = "Trusted Email Domains",
+    params(("environmentId" = String, Path), ("emailDomainId" = String, Path)),
+    responses((status = 200, body = OwnershipView), (status = 401, body = P1Error),
+              (status = 403, body = P1Error), (status = 404, body = P1Error)))]
+async fn read_ownership(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<(String, String)>,
+) -> ApiResult<impl IntoResponse> {
+    let (environment_id, domain_id) = domain_path(&caller, &path, Permission::Read)?;
+    let (domain, records) = state
+        .service
+        .domain_records(
+            environment_id,
+            domain_id,
+            &[RecordKind::Ownership, RecordKind::Environment],
+        )
+        .await?;
+    let regions = records
+        .iter()
+        .filter(|r| r.kind == RecordKind::Ownership)
+        .map(txt_view)
+        .collect();
+    let environment_dns_record = records
+        .iter()
+        .find(|r| r.kind == RecordKind::Environment)
+        .map(txt_view);
+    Ok(Json(OwnershipView {
+        links: status_links(&state.urls, &domain, "ownership"),
+        r#type: "TXT",
+        regions,
+        environment_dns_record,
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/dkim",
+    tag = "Trusted Email Domains",
+    params(("environmentId" = String, Path), ("emailDomainId" = String, Path)),
+    responses((status = 200, body = DkimView), (status = 401, body = P1Error),
+              (status = 403, body = P1Error), (status = 404, body = P1Error)))]
+async fn read_dkim(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<(String, String)>,
+) -> ApiResult<impl IntoResponse> {
+    let (environment_id, domain_id) = domain_path(&caller, &path, Permission::Read)?;
+    let (domain, records) = state
+        .service
+        .domain_records(environment_id, domain_id, &[RecordKind::Dkim])
+        .await?;
+    // Records arrive grouped by region, in region order.
+    let mut regions: Vec<DkimRegionView> = Vec::new();
+    for record in &records {
+        let name = record.region.clone().unwrap_or_default();
+        let token = DkimTokenView {
+            key: record.key.clone(),
+            value: record.value.clone(),
+        };
+        match regions.last_mut() {
+            Some(region) if region.name == name => {
+                if record.status != RecordStatus::Active {
+                    region.status = RecordStatus::VerificationRequired.to_string();
+                }
+                region.tokens.push(token);
+            }
+            _ => regions.push(DkimRegionView {
+                name,
+                status: record.status.to_string(),
+                tokens: vec![token],
+            }),
+        }
+    }
+    Ok(Json(DkimView {
+        links: status_links(&state.urls, &domain, "dkim"),
+        r#type: "CNAME",
+        regions,
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/spf",
+    tag = "Trusted Email Domains",
+    params(("environmentId" = String, Path), ("emailDomainId" = String, Path)),
+    responses((status = 200, body = SpfView), (status = 401, body = P1Error),
+              (status = 403, body = P1Error), (status = 404, body = P1Error)))]
+async fn read_spf(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<(String, String)>,
+) -> ApiResult<impl IntoResponse> {
+    let (environment_id, domain_id) = domain_path(&caller, &path, Permission::Read)?;
+    let (domain, records) = state
+        .service
+        .domain_records(environment_id, domain_id, &[RecordKind::Spf])
+        .await?;
+    let spf = records.first().ok_or_else(|| {
+        ApiError::Unexpected(format!("domain {domain_id} has no SPF record").into())
+    })?;
+    Ok(Json(SpfView {
+        links: status_links(&state.urls, &domain, "spf"),
+        r#type: "TXT",
+        status: spf.status.to_string(),
+        key: spf.key.clone(),
+        value: spf.value.clone(),
+    }))
+}

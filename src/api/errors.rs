@@ -1,0 +1,195 @@
+//! The one mapping from failures to PingOne's P1Error bodies (DESIGN.md § Errors).
+
+use axum::{
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::service::ServiceError;
+
+pub const MSG_INVALID_DATA: &str =
+    "The request could not be completed. One or more validation errors were in the request.";
+pub const MSG_NOT_FOUND: &str =
+    "The request could not be completed. The requested resource was not found.";
+pub const MSG_UNAUTHORIZED: &str = "You do not have access to this resource.";
+pub const MSG_FORBIDDEN: &str =
+    "You do not have permissions or are not licensed to make this request.";
+pub const MSG_UNEXPECTED: &str =
+    "An unexpected error occurred. The request could not be completed.";
+
+/// PingOne's error body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct P1Error {
+    pub id: String,
+    pub code: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<P1ErrorDetail>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct P1ErrorDetail {
+    pub code: &'static str,
+    pub target: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inner_error: Option<InnerError>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InnerError {
+    pub maximum_value: u32,
+}
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400 `INVALID_REQUEST`: the request itself is unreadable.
+    InvalidRequest(String),
+    /// 400 `INVALID_DATA` with one detail.
+    InvalidData(P1ErrorDetail),
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    /// 500; the cause is logged, never shown.
+    Unexpected(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    pub fn invalid_value(target: &str, message: impl Into<String>) -> Self {
+        Self::detail("INVALID_VALUE", target, message)
+    }
+
+    pub fn required_value(target: &str) -> Self {
+        Self::detail("REQUIRED_VALUE", target, format!("{target} is required."))
+    }
+
+    fn detail(code: &'static str, target: &str, message: impl Into<String>) -> Self {
+        Self::InvalidData(P1ErrorDetail {
+            code,
+            target: target.to_owned(),
+            message: message.into(),
+            inner_error: None,
+        })
+    }
+
+    fn parts(self) -> (StatusCode, &'static str, String, Vec<P1ErrorDetail>) {
+        match self {
+            ApiError::InvalidRequest(message) => {
+                (StatusCode::BAD_REQUEST, "INVALID_REQUEST", message, vec![])
+            }
+            ApiError::InvalidData(detail) => (
+                StatusCode::BAD_REQUEST,
+                "INVALID_DATA",
+                MSG_INVALID_DATA.into(),
+                vec![detail],
+            ),
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "ACCESS_FAILED",
+                MSG_UNAUTHORIZED.into(),
+                vec![],
+            ),
+            ApiError::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "ACCESS_FAILED",
+                MSG_FORBIDDEN.into(),
+                vec![],
+            ),
+            ApiError::NotFound => (
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                MSG_NOT_FOUND.into(),
+                vec![],
+            ),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                "The request could not be completed. The method is not allowed on this resource."
+                    .into(),
+                vec![],
+            ),
+            ApiError::Unexpected(cause) => {
+                tracing::error!(error = %ErrorChain(cause.as_ref()), "unexpected error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "UNEXPECTED_ERROR",
+                    MSG_UNEXPECTED.into(),
+                    vec![],
+                )
+            }
+        }
+    }
+}
+
+/// Formats an error with its `source()` chain, for logs.
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let unauthorized = matches!(self, ApiError::Unauthorized);
+        let (status, code, message, details) = self.parts();
+        let body = P1Error {
+            id: uuid::Uuid::new_v4().to_string(),
+            code,
+            message,
+            details,
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if unauthorized {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::NotFound => ApiError::NotFound,
+            ServiceError::InvalidValue { target, message } => {
+                ApiError::invalid_value(&target, message)
+            }
+            ServiceError::RequiredValue { target } => ApiError::required_value(&target),
+            ServiceError::Uniqueness { target, message } => {
+                ApiError::detail("UNIQUENESS_VIOLATION", &target, message)
+            }
+            ServiceError::SizeLimit {
+                target,
+                maximum,
+                message,
+            } => ApiError::InvalidData(P1ErrorDetail {
+                code: "SIZE_LIMIT_EXCEEDED",
+                target,
+                message,
+                inner_error: Some(InnerError {
+                    maximum_value: maximum,
+                }),
+            }),
+            ServiceError::InvalidRequest(message) => ApiError::InvalidRequest(message),
+            e @ (ServiceError::Store(_) | ServiceError::Token(_)) => {
+                ApiError::Unexpected(Box::new(e))
+            }
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,106 @@
+//! HAL links (absolute, from `public_url`) and wire timestamps.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use time::{OffsetDateTime, format_description::FormatItem, macros::format_description};
+use utoipa::ToSchema;
+
+use crate::domain::{DomainId, EnvironmentId};
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Link {
+    pub href: String,
+}
+
+/// `_links`: relation name → link.
+pub type Links = BTreeMap<&'static str, Link>;
+
+/// A collection page: `_embedded.<key>`, `count` (all matching) and `size` (this page).
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    #[serde(rename = "_links")]
+    pub links: Links,
+    #[serde(rename = "_embedded")]
+    pub embedded: BTreeMap<&'static str, Vec<T>>,
+    pub count: i64,
+    pub size: usize,
+}
+
+impl<T> Page<T> {
+    pub fn new(key: &'static str, items: Vec<T>, count: i64, links: Links) -> Self {
+        let size = items.len();
+        Self {
+            links,
+            embedded: BTreeMap::from([(key, items)]),
+            count,
+            size,
+        }
+    }
+}
+
+/// Builds the absolute URLs of every resource.
+#[derive(Debug, Clone)]
+pub struct UrlBuilder {
+    base: String,
+}
+
+impl UrlBuilder {
+    pub fn new(public_url: &str) -> Self {
+        Self {
+            base: public_url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn link(href: String) -> Link {
+        Link { href }
+    }
+
+    pub fn environments(&self) -> String {
+        format!("{}/v1/environments", self.base)
+    }
+
+    pub fn environment(&self, env: EnvironmentId) -> String {
+        format!("{}/v1/environments/{env}", self.base)
+    }
+
+    pub fn domains(&self, env: EnvironmentId) -> String {
+        format!("{}/emailDomains", self.environment(env))
+    }
+
+    pub fn domain(&self, env: EnvironmentId, id: DomainId) -> String {
+        format!("{}/emailDomains/{id}", self.environment(env))
+    }
+
+    pub fn activities(&self, env: EnvironmentId) -> String {
+        format!("{}/activities", self.environment(env))
+    }
+}
+
+const WIRE_TIME: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+
+/// `2024-03-27T11:19:04.923Z`, as PingOne writes times.
+pub fn wire_time(t: OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(WIRE_TIME)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn times_have_millis_and_z() {
+        assert_eq!(
+            wire_time(datetime!(2024-03-27 11:19:04.923 UTC)),
+            "2024-03-27T11:19:04.923Z"
+        );
+    }
+}

@@ -1,0 +1,77 @@
+//! HTTP: routes, extractors, request and response shapes, and the one error mapping.
+
+mod activities;
+mod auth;
+mod body;
+mod email_domains;
+mod environments;
+pub mod errors;
+pub mod hal;
+mod middleware;
+mod system;
+mod token;
+
+use std::sync::Arc;
+
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::service::Service;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Service,
+    pub urls: hal::UrlBuilder,
+    metrics: PrometheusHandle,
+    openapi: Arc<String>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "trustmail",
+        description = "PingOne-compatible trusted email domains. Paths are absolute; send \
+                       `Authorization: Bearer <token>` from `POST /{environmentId}/as/token`."
+    ),
+    components(schemas(errors::P1Error))
+)]
+struct ApiDoc;
+
+/// Every route of the service, and the OpenAPI document generated from the same list.
+pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(environments::routes())
+        .merge(email_domains::routes())
+        .merge(activities::routes())
+        .merge(token::routes())
+        .merge(system::routes())
+        .split_for_parts()
+}
+
+/// The OpenAPI document with `public_url` as its server.
+pub fn openapi(public_url: &str) -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = routes();
+    doc.servers = Some(vec![utoipa::openapi::Server::new(public_url)]);
+    doc
+}
+
+pub fn router(service: Service, public_url: &str) -> Router {
+    let (routes, mut doc) = routes();
+    doc.servers = Some(vec![utoipa::openapi::Server::new(public_url)]);
+    let openapi = doc.to_pretty_json().unwrap_or_else(|_| "{}".into());
+    let state = AppState {
+        service,
+        urls: hal::UrlBuilder::new(public_url),
+        metrics: middleware::metrics_handle(),
+        openapi: Arc::new(openapi),
+    };
+    routes
+        .fallback(middleware::not_found)
+        .with_state(state)
+        .layer(axum::middleware::map_response(
+            middleware::p1_method_not_allowed,
+        ))
+        .layer(axum::middleware::from_fn(middleware::observe))
+}

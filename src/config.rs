@@ -1,0 +1,595 @@
+//! Configuration: built-in defaults, then a TOML file, then `TRUSTMAIL_*` environment variables.
+//! The keys are a public interface (DESIGN.md § Configuration).
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use figment::{
+    Figment,
+    providers::{Format, Serialized, Toml},
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer};
+
+use crate::domain::{Geography, PublicSuffixes, RecordSettings, SendingRegion};
+
+pub const ENV_PREFIX: &str = "TRUSTMAIL_";
+/// Names the configuration file; not itself a configuration key.
+pub const CONFIG_PATH_VAR: &str = "TRUSTMAIL_CONFIG";
+
+/// Every key the file and the environment accept, dotted as in TOML. `regions` is one key:
+/// an array of tables, settable from the environment only as a whole TOML array.
+pub const KNOWN_KEYS: &[&str] = &[
+    "listen",
+    "public_url",
+    "database_url",
+    "limits.domains_per_environment",
+    "limits.trusted_emails_per_domain",
+    "domains.extra_public_suffixes",
+    "dns.resolvers",
+    "dns.timeout_ms",
+    "dns.min_recheck_interval_s",
+    "dns.initial_recheck_interval_s",
+    "dns.active_grace_s",
+    "records.ownership_prefix",
+    "records.environment_prefix",
+    "records.spf_include",
+    "regions",
+    "mail.system_sender",
+    "mail.smtp_url",
+    "dkim.algorithm",
+    "secrets.master_key_file",
+    "dkim_dns.listen",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Base of HAL links; empty means `http://` + the address actually bound.
+    pub public_url: String,
+    pub database_url: SecretString,
+    pub limits: Limits,
+    pub domains: Domains,
+    pub dns: Dns,
+    pub records: Records,
+    #[serde(deserialize_with = "deserialize_regions")]
+    pub regions: Vec<Region>,
+    pub mail: Mail,
+    pub dkim: Dkim,
+    pub secrets: Secrets,
+    pub dkim_dns: DkimDns,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: String::new(),
+            database_url: SecretString::from("sqlite://trustmail.db"),
+            limits: Limits::default(),
+            domains: Domains::default(),
+            dns: Dns::default(),
+            records: Records::default(),
+            regions: vec![Region::named("us-east-1")],
+            mail: Mail::default(),
+            dkim: Dkim::default(),
+            secrets: Secrets::default(),
+            dkim_dns: DkimDns::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub domains_per_environment: u32,
+    pub trusted_emails_per_domain: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            domains_per_environment: 50,
+            trusted_emails_per_domain: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Domains {
+    #[serde(deserialize_with = "string_or_list")]
+    pub extra_public_suffixes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dns {
+    #[serde(deserialize_with = "string_or_list")]
+    pub resolvers: Vec<String>,
+    pub timeout_ms: u64,
+    pub min_recheck_interval_s: u64,
+    pub initial_recheck_interval_s: u64,
+    pub active_grace_s: u64,
+}
+
+impl Default for Dns {
+    fn default() -> Self {
+        Self {
+            resolvers: Vec::new(),
+            timeout_ms: 2000,
+            min_recheck_interval_s: 5,
+            initial_recheck_interval_s: 60,
+            active_grace_s: 259_200,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Records {
+    pub ownership_prefix: String,
+    pub environment_prefix: String,
+    pub spf_include: String,
+}
+
+impl Default for Records {
+    fn default() -> Self {
+        Self {
+            ownership_prefix: "_trustmail".into(),
+            environment_prefix: "_trustmail-environment".into(),
+            spf_include: "spf.trustmail.example".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Region {
+    pub name: String,
+    pub geographies: Vec<Geography>,
+    pub dkim_zone: String,
+    pub mail_from_mx: String,
+    pub smtp_url: SecretString,
+    pub egress_ips: Vec<String>,
+}
+
+impl Region {
+    /// A region with every key derived from its name.
+    pub fn named(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            geographies: Geography::ALL.to_vec(),
+            dkim_zone: format!("dkim.{name}.trustmail.example"),
+            mail_from_mx: format!("feedback.{name}.trustmail.example"),
+            smtp_url: SecretString::from(""),
+            egress_ips: Vec::new(),
+        }
+    }
+}
+
+/// A `[[regions]]` entry as written: only `name` is required.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegionEntry {
+    name: String,
+    #[serde(default, deserialize_with = "optional_string_or_list")]
+    geographies: Option<Vec<String>>,
+    dkim_zone: Option<String>,
+    mail_from_mx: Option<String>,
+    smtp_url: Option<SecretString>,
+    #[serde(default, deserialize_with = "string_or_list")]
+    egress_ips: Vec<String>,
+}
+
+fn deserialize_regions<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Region>, D::Error> {
+    use serde::de::Error;
+    let entries = Vec::<RegionEntry>::deserialize(d)?;
+    entries
+        .into_iter()
+        .map(|entry| {
+            let mut region = Region::named(&entry.name);
+            if let Some(geos) = entry.geographies {
+                region.geographies = geos
+                    .iter()
+                    .map(|g| g.parse::<Geography>().map_err(D::Error::custom))
+                    .collect::<Result<_, _>>()?;
+            }
+            region.dkim_zone = entry.dkim_zone.unwrap_or(region.dkim_zone);
+            region.mail_from_mx = entry.mail_from_mx.unwrap_or(region.mail_from_mx);
+            region.smtp_url = entry.smtp_url.unwrap_or(region.smtp_url);
+            region.egress_ips = entry.egress_ips;
+            Ok(region)
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Mail {
+    pub system_sender: String,
+    /// May carry credentials (`smtp://user:pass@host`).
+    pub smtp_url: SecretString,
+}
+
+impl Default for Mail {
+    fn default() -> Self {
+        Self {
+            system_sender: "no-reply@trustmail.example".into(),
+            smtp_url: SecretString::from(""),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum DkimAlgorithm {
+    #[default]
+    #[serde(rename = "rsa-2048")]
+    Rsa2048,
+    #[serde(rename = "ed25519")]
+    Ed25519,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dkim {
+    pub algorithm: DkimAlgorithm,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Secrets {
+    pub master_key_file: PathBuf,
+}
+
+impl Default for Secrets {
+    fn default() -> Self {
+        Self {
+            master_key_file: PathBuf::from("trustmail.key"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DkimDns {
+    pub listen: String,
+}
+
+/// Environment variables are strings; an array may be a TOML array or comma-separated.
+fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::Many(v) => v,
+        OneOrMany::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}
+
+fn optional_string_or_list<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<String>>, D::Error> {
+    string_or_list(d).map(Some)
+}
+
+impl Config {
+    /// Loads from `file` (if given) and the process environment, then checks values.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// As `load`, with the environment given explicitly (tests).
+    pub fn load_from(
+        file: Option<&std::path::Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let vars: Vec<(String, String)> = vars
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k != CONFIG_PATH_VAR)
+            .collect();
+        for (name, _) in &vars {
+            if env_key(name).is_none() {
+                tracing::warn!(variable = %name, "ignoring unknown TRUSTMAIL_ environment variable");
+            }
+        }
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::invalid(
+                    "--config",
+                    format!("{} is not a readable file", path.display()),
+                ));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        // Env::prefixed reads the process environment itself; feed it our filtered copy instead,
+        // parsed the way figment parses environment values (TOML-like: `[a, b]`, numbers, strings).
+        for (name, raw) in vars {
+            if let Some(key) = env_key(&name) {
+                let value: figment::value::Value = match raw.parse() {
+                    Ok(value) => value,
+                    Err(never) => match never {},
+                };
+                figment = figment.merge(Serialized::global(&key, value));
+            }
+        }
+        let config: Config = figment.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let url = &self.public_url;
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ConfigError::invalid(
+                "public_url",
+                "must start with http:// or https://",
+            ));
+        }
+        let url = self.database_url.expose_secret();
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::invalid(
+                "database_url",
+                "must be sqlite://PATH or postgres://USER@HOST/DB",
+            ));
+        }
+        if self.limits.domains_per_environment == 0 {
+            return Err(ConfigError::invalid(
+                "limits.domains_per_environment",
+                "must be at least 1",
+            ));
+        }
+        if self.limits.trusted_emails_per_domain == 0 {
+            return Err(ConfigError::invalid(
+                "limits.trusted_emails_per_domain",
+                "must be at least 1",
+            ));
+        }
+        for suffix in &self.domains.extra_public_suffixes {
+            if idna::domain_to_ascii(suffix.trim_end_matches('.')).map_or(true, |s| s.is_empty()) {
+                return Err(ConfigError::invalid(
+                    "domains.extra_public_suffixes",
+                    format!("`{suffix}` is not a domain name"),
+                ));
+            }
+        }
+        for resolver in &self.dns.resolvers {
+            if resolver.parse::<SocketAddr>().is_err()
+                && resolver.parse::<std::net::IpAddr>().is_err()
+            {
+                return Err(ConfigError::invalid(
+                    "dns.resolvers",
+                    format!("`{resolver}` is not IP or IP:PORT"),
+                ));
+            }
+        }
+        if self.dns.timeout_ms == 0 {
+            return Err(ConfigError::invalid("dns.timeout_ms", "must be at least 1"));
+        }
+        for (key, value) in [
+            ("records.ownership_prefix", &self.records.ownership_prefix),
+            (
+                "records.environment_prefix",
+                &self.records.environment_prefix,
+            ),
+            ("records.spf_include", &self.records.spf_include),
+        ] {
+            if value.is_empty() || value.contains(char::is_whitespace) {
+                return Err(ConfigError::invalid(key, "must be a non-empty DNS name"));
+            }
+        }
+        if self.regions.is_empty() {
+            return Err(ConfigError::invalid(
+                "regions",
+                "at least one region is needed",
+            ));
+        }
+        for (i, region) in self.regions.iter().enumerate() {
+            let valid_name = !region.name.is_empty()
+                && region
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !valid_name {
+                return Err(ConfigError::invalid(
+                    format!("regions[{i}].name"),
+                    "must match [a-z0-9-]+",
+                ));
+            }
+            if self.regions[..i].iter().any(|r| r.name == region.name) {
+                return Err(ConfigError::invalid(
+                    format!("regions[{i}].name"),
+                    format!("`{}` appears twice", region.name),
+                ));
+            }
+        }
+        for geography in Geography::ALL {
+            if !self
+                .regions
+                .iter()
+                .any(|r| r.geographies.contains(geography))
+            {
+                return Err(ConfigError::invalid(
+                    "regions",
+                    format!("no region serves the {geography} geography"),
+                ));
+            }
+        }
+        if !self.dkim_dns.listen.is_empty() && self.dkim_dns.listen.parse::<SocketAddr>().is_err() {
+            return Err(ConfigError::invalid(
+                "dkim_dns.listen",
+                "must be IP:PORT or empty",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn public_suffixes(&self) -> PublicSuffixes {
+        PublicSuffixes::new(&self.domains.extra_public_suffixes)
+    }
+
+    pub fn record_settings(&self) -> RecordSettings {
+        RecordSettings {
+            ownership_prefix: self.records.ownership_prefix.clone(),
+            environment_prefix: self.records.environment_prefix.clone(),
+            spf_include: self.records.spf_include.clone(),
+        }
+    }
+
+    pub fn sending_regions(&self) -> Vec<SendingRegion> {
+        self.regions
+            .iter()
+            .map(|r| SendingRegion {
+                name: r.name.clone(),
+                geographies: r.geographies.clone(),
+                dkim_zone: r.dkim_zone.clone(),
+                mail_from_mx: r.mail_from_mx.clone(),
+            })
+            .collect()
+    }
+}
+
+/// `TRUSTMAIL_DNS__RESOLVERS` → `dns.resolvers`, when that is a known key.
+fn env_key(variable: &str) -> Option<String> {
+    let key = variable
+        .strip_prefix(ENV_PREFIX)?
+        .to_ascii_lowercase()
+        .replace("__", ".");
+    KNOWN_KEYS.contains(&key.as_str()).then_some(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file(contents: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(contents.as_bytes()).unwrap();
+        f
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_documented_example_sets_every_known_key() {
+        let example = include_str!("../config.example.toml");
+        let f = file(example);
+        let config = Config::load_from(Some(f.path()), vec![]).unwrap();
+        assert_eq!(config.regions[0].name, "us-east-1");
+        let table: toml::Table = example.parse().unwrap();
+        let mut keys = Vec::new();
+        for (k, v) in &table {
+            match v {
+                toml::Value::Table(t) => keys.extend(t.keys().map(|sub| format!("{k}.{sub}"))),
+                _ => keys.push(k.clone()),
+            }
+        }
+        keys.sort();
+        let mut known: Vec<String> = KNOWN_KEYS.iter().map(|s| s.to_string()).collect();
+        known.sort();
+        assert_eq!(keys, known);
+    }
+
+    #[test]
+    fn unknown_file_keys_stop_startup_naming_the_key() {
+        let f = file("[dns]\nresolver = [\"127.0.0.1\"]\n");
+        let err = Config::load_from(Some(f.path()), vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("resolver"), "{err}");
+        let f = file("[[regions]]\nname = \"x\"\ncolour = \"red\"\n");
+        let err = Config::load_from(Some(f.path()), vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let err = Config::load_from(
+            None,
+            vars(&[("TRUSTMAIL_LIMITS__DOMAINS_PER_ENVIRONMENT", "many")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("limits.domains_per_environment"), "{err}");
+        let f = file("[[regions]]\nname = \"Bad_Name\"\n");
+        let err = Config::load_from(Some(f.path()), vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("regions[0].name"), "{err}");
+        let f = file("listen = \"nowhere\"\n");
+        let err = Config::load_from(Some(f.path()), vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_file_and_accepts_both_array_forms() {
+        let f = file("[dns]\ntimeout_ms = 10\n");
+        let config = Config::load_from(
+            Some(f.path()),
+            vars(&[
+                ("TRUSTMAIL_DNS__TIMEOUT_MS", "20"),
+                ("TRUSTMAIL_DNS__RESOLVERS", "127.0.0.1:5353, 127.0.0.2"),
+                (
+                    "TRUSTMAIL_DOMAINS__EXTRA_PUBLIC_SUFFIXES",
+                    "[\"test\", \"example\"]",
+                ),
+                ("TRUSTMAIL_DATABASE_URL", "postgres://u@h/db"),
+                ("TRUSTMAIL_NOT_A_KEY", "ignored"),
+                ("TRUSTMAIL_CONFIG", "ignored-too"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.dns.timeout_ms, 20);
+        assert_eq!(config.dns.resolvers, ["127.0.0.1:5353", "127.0.0.2"]);
+        assert_eq!(config.domains.extra_public_suffixes, ["test", "example"]);
+        assert_eq!(config.database_url.expose_secret(), "postgres://u@h/db");
+    }
+
+    #[test]
+    fn region_keys_default_from_the_name() {
+        let f = file("[[regions]]\nname = \"eu-west-1\"\n");
+        let config = Config::load_from(Some(f.path()), vec![]).unwrap();
+        let r = &config.regions[0];
+        assert_eq!(r.dkim_zone, "dkim.eu-west-1.trustmail.example");
+        assert_eq!(r.mail_from_mx, "feedback.eu-west-1.trustmail.example");
+        assert_eq!(r.geographies, Geography::ALL);
+    }
+}

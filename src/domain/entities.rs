@@ -1,0 +1,80 @@
+//! The stored things, as the rest of the program sees them.
+
+use time::OffsetDateTime;
+
+use super::{
+    ActivityId, ActivityType, ClientId, DomainId, DomainName, EnvironmentId, Geography,
+    ResourceType, Role,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Environment {
+    pub id: EnvironmentId,
+    pub name: String,
+    pub region: Geography,
+    /// The value of every domain's environment TXT record in this environment.
+    pub email_token: String,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub id: ClientId,
+    pub environment_id: EnvironmentId,
+    pub role: Role,
+    /// Argon2 PHC string; the secret itself is never stored.
+    pub secret_hash: String,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailDomain {
+    pub id: DomainId,
+    pub environment_id: EnvironmentId,
+    pub name: DomainName,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// One audit record: who did what to which resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activity {
+    pub id: ActivityId,
+    pub environment_id: EnvironmentId,
+    pub action: ActivityType,
+    pub actor: ClientId,
+    pub resource_type: ResourceType,
+    pub resource_id: String,
+    pub resource_name: String,
+    pub recorded_at: OffsetDateTime,
+}
+
+impl Activity {
+    pub fn new(
+        environment_id: EnvironmentId,
+        action: ActivityType,
+        actor: ClientId,
+        resource_type: ResourceType,
+        resource_id: impl ToString,
+        resource_name: impl Into<String>,
+    ) -> Self {
+        Self {
+            id: ActivityId::new(),
+            environment_id,
+            action,
+            actor,
+            resource_type,
+            resource_id: resource_id.to_string(),
+            resource_name: resource_name.into(),
+            recorded_at: now(),
+        }
+    }
+}
+
+/// Now, at the millisecond precision the store keeps, so values read back compare equal.
+pub fn now() -> OffsetDateTime {
+    let t = OffsetDateTime::now_utc();
+    t.replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
+        .unwrap_or(t)
+}

@@ -1,0 +1,89 @@
+//! Identifiers as newtypes, so an environment id is never passed where a domain id belongs.
+
+use std::{fmt, str::FromStr};
+
+use uuid::Uuid;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $new:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+        #[serde(transparent)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            pub fn new() -> Self {
+                Self(Uuid::$new())
+            }
+
+            pub fn as_uuid(&self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl From<Uuid> for $name {
+            fn from(value: Uuid) -> Self {
+                Self(value)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = uuid::Error;
+
+            /// Accepts only the hyphenated form, as PingOne's clients send it.
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                uuid::fmt::Hyphenated::from_str(s).map(|h| Self(h.into_uuid()))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0.hyphenated(), f)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A tenant.
+    EnvironmentId,
+    new_v4
+);
+id_type!(
+    /// A worker application that obtains tokens.
+    ClientId,
+    new_v4
+);
+id_type!(
+    /// A trusted email domain.
+    DomainId,
+    new_v4
+);
+id_type!(
+    /// An audit activity; v7 so ids sort by creation time.
+    ActivityId,
+    now_v7
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_only_hyphenated_lowercase_output() {
+        let id: DomainId = "0A061690-6D28-42EA-9B4C-4A9DA6E85909".parse().unwrap();
+        assert_eq!(id.to_string(), "0a061690-6d28-42ea-9b4c-4a9da6e85909");
+        assert!(
+            "0a0616906d2842ea9b4c4a9da6e85909"
+                .parse::<DomainId>()
+                .is_err()
+        );
+        assert!("not-a-uuid".parse::<DomainId>().is_err());
+    }
+}

@@ -1,0 +1,63 @@
+//! Pure types and rules: no I/O, no HTTP, no SQL.
+
+/// A wire value that is not one of an enum's names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{value}` is not one of {allowed}")]
+pub struct UnknownValue {
+    pub value: String,
+    pub allowed: &'static str,
+}
+
+/// An enum whose variants travel as fixed strings (JSON, SQL, CLI).
+macro_rules! wire_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(&self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::domain::UnknownValue;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err($crate::domain::UnknownValue {
+                        value: s.to_owned(),
+                        allowed: concat!($($text, " "),+),
+                    }),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+mod domain_name;
+mod entities;
+mod ids;
+mod records;
+mod tenancy;
+mod tokens;
+
+pub use domain_name::{DomainName, DomainNameError, PublicSuffixes};
+pub use entities::{Activity, Client, EmailDomain, Environment, now};
+pub use ids::{ActivityId, ClientId, DomainId, EnvironmentId};
+pub use records::{
+    DKIM_TOKENS_PER_REGION, DnsRecord, RecordKind, RecordSettings, RecordStatus, SendingRegion,
+    build_domain_records, regions_for, spf_value,
+};
+pub use tenancy::{ActivityType, Geography, Permission, ResourceType, Role};
+pub use tokens::{random_base64url, random_lower_alnum};

@@ -1,0 +1,197 @@
+//! The DNS records a trusted domain must publish, per DESIGN.md § Sending regions and records.
+
+use super::{DomainName, Geography, random_base64url, random_lower_alnum};
+
+/// One outbound path the operator runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendingRegion {
+    pub name: String,
+    pub geographies: Vec<Geography>,
+    pub dkim_zone: String,
+    pub mail_from_mx: String,
+}
+
+/// Names and values shared by every domain (`[records]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordSettings {
+    pub ownership_prefix: String,
+    pub environment_prefix: String,
+    pub spf_include: String,
+}
+
+wire_enum!(
+    /// Which record of a domain a row is.
+    RecordKind {
+        Ownership => "OWNERSHIP",
+        Environment => "ENVIRONMENT",
+        Dkim => "DKIM",
+        Spf => "SPF",
+        MailFrom => "MAIL_FROM",
+    }
+);
+
+wire_enum!(
+    /// The two statuses PingOne shows on the wire.
+    RecordStatus {
+        VerificationRequired => "VERIFICATION_REQUIRED",
+        Active => "ACTIVE",
+    }
+);
+
+/// DKIM CNAMEs per region (SES Easy DKIM's shape: one signs, one waits, one retires).
+pub const DKIM_TOKENS_PER_REGION: usize = 3;
+const OWNERSHIP_TOKEN_BYTES: usize = 32;
+const DKIM_TOKEN_LEN: usize = 32;
+
+/// One record as the API shows it: `key` is what the customer types into the DNS panel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsRecord {
+    pub kind: RecordKind,
+    /// The sending region, for the per-region records.
+    pub region: Option<String>,
+    /// Orders the DKIM tokens of one region.
+    pub position: u8,
+    pub key: String,
+    pub record_type: &'static str,
+    pub value: String,
+    pub status: RecordStatus,
+}
+
+impl RecordKind {
+    pub fn record_type(&self) -> &'static str {
+        match self {
+            RecordKind::Ownership | RecordKind::Environment | RecordKind::Spf => "TXT",
+            RecordKind::Dkim => "CNAME",
+            RecordKind::MailFrom => "MX",
+        }
+    }
+}
+
+/// The regions that serve `geography`, in configuration order.
+pub fn regions_for(
+    geography: Geography,
+    regions: &[SendingRegion],
+) -> impl Iterator<Item = &SendingRegion> {
+    regions
+        .iter()
+        .filter(move |r| r.geographies.contains(&geography))
+}
+
+/// Fresh records for a new domain: random ownership and DKIM tokens for each region serving
+/// the environment's geography, the environment record, and SPF.
+pub fn build_domain_records(
+    domain: &DomainName,
+    environment_token: &str,
+    geography: Geography,
+    regions: &[SendingRegion],
+    settings: &RecordSettings,
+) -> Vec<DnsRecord> {
+    let pending = |kind: RecordKind, region: Option<&str>, position, key, value| DnsRecord {
+        kind,
+        region: region.map(str::to_owned),
+        position,
+        key,
+        record_type: kind.record_type(),
+        value,
+        status: RecordStatus::VerificationRequired,
+    };
+    let mut records = Vec::new();
+    for region in regions_for(geography, regions) {
+        records.push(pending(
+            RecordKind::Ownership,
+            Some(&region.name),
+            0,
+            settings.ownership_prefix.clone(),
+            random_base64url(OWNERSHIP_TOKEN_BYTES),
+        ));
+        for position in 0..DKIM_TOKENS_PER_REGION {
+            let token = random_lower_alnum(DKIM_TOKEN_LEN);
+            records.push(pending(
+                RecordKind::Dkim,
+                Some(&region.name),
+                position as u8,
+                format!("{token}._domainkey.{domain}"),
+                format!("{token}.{}", region.dkim_zone),
+            ));
+        }
+    }
+    records.push(pending(
+        RecordKind::Environment,
+        None,
+        0,
+        settings.environment_prefix.clone(),
+        environment_token.to_owned(),
+    ));
+    records.push(pending(
+        RecordKind::Spf,
+        None,
+        0,
+        "@".to_owned(),
+        spf_value(&settings.spf_include),
+    ));
+    records
+}
+
+pub fn spf_value(include: &str) -> String {
+    format!("v=spf1 include:{include} ~all")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::PublicSuffixes;
+
+    fn region(name: &str, geos: &[Geography]) -> SendingRegion {
+        SendingRegion {
+            name: name.into(),
+            geographies: geos.to_vec(),
+            dkim_zone: format!("dkim.{name}.example"),
+            mail_from_mx: format!("mx.{name}.example"),
+        }
+    }
+
+    #[test]
+    fn one_ownership_and_three_dkim_per_serving_region() {
+        let regions = [
+            region("us-east-1", &[Geography::Na, Geography::Ca]),
+            region("eu-west-1", &[Geography::Eu]),
+            region("ca-central-1", &[Geography::Ca]),
+        ];
+        let settings = RecordSettings {
+            ownership_prefix: "_o".into(),
+            environment_prefix: "_e".into(),
+            spf_include: "spf.example".into(),
+        };
+        let domain = DomainName::parse("a.shopco.test", &PublicSuffixes::new(["test"])).unwrap();
+        let records = build_domain_records(&domain, "envtok", Geography::Ca, &regions, &settings);
+        let regions_seen: Vec<_> = records
+            .iter()
+            .filter(|r| r.kind == RecordKind::Ownership)
+            .map(|r| r.region.clone().unwrap())
+            .collect();
+        assert_eq!(regions_seen, ["us-east-1", "ca-central-1"]);
+        let dkim: Vec<_> = records
+            .iter()
+            .filter(|r| r.kind == RecordKind::Dkim)
+            .collect();
+        assert_eq!(dkim.len(), 6);
+        let token = dkim[0].key.split('.').next().unwrap();
+        assert_eq!(dkim[0].key, format!("{token}._domainkey.a.shopco.test"));
+        assert_eq!(dkim[0].value, format!("{token}.dkim.us-east-1.example"));
+        let spf = records.iter().find(|r| r.kind == RecordKind::Spf).unwrap();
+        assert_eq!(
+            (spf.key.as_str(), spf.value.as_str()),
+            ("@", "v=spf1 include:spf.example ~all")
+        );
+        let env = records
+            .iter()
+            .find(|r| r.kind == RecordKind::Environment)
+            .unwrap();
+        assert_eq!((env.key.as_str(), env.value.as_str()), ("_e", "envtok"));
+        assert!(
+            records
+                .iter()
+                .all(|r| r.status == RecordStatus::VerificationRequired)
+        );
+    }
+}

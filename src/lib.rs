@@ -1,0 +1,9 @@
+//! trustmail: a self-hosted, PingOne-compatible trusted email domains service.
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod secrets;
+pub mod service;
+pub mod startup;
+pub mod store;

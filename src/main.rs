@@ -1,0 +1,248 @@
+//! The `trustmail` command: parses the CLI and configuration, then calls the library.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use trustmail::{
+    api::errors::ErrorChain,
+    config::{CONFIG_PATH_VAR, Config},
+    domain::{EnvironmentId, Geography, Role},
+    service::{ADMINISTRATORS, Actor, ServiceError},
+    startup::{Application, open_service, public_url},
+};
+
+/// Exit code when a command is refused (e.g. already initialised).
+const EXIT_REFUSED: u8 = 1;
+/// Exit code for a configuration error.
+const EXIT_CONFIG: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "trustmail",
+    version,
+    about = "PingOne-compatible trusted email domains service"
+)]
+struct Cli {
+    /// TOML configuration file (every key can also be set by TRUSTMAIL_<SECTION>__<KEY>).
+    #[arg(long, global = true, env = CONFIG_PATH_VAR, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API on `listen`; on an empty database, first do what `init` does.
+    Serve,
+    /// Create the Administrators environment and an ORGANIZATION_ADMIN client, once.
+    Init {
+        /// Print one JSON object: environmentId, clientId, clientSecret, tokenUrl.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage environments.
+    #[command(subcommand)]
+    Environment(EnvironmentCommand),
+    /// Manage clients (worker applications).
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+#[derive(Subcommand)]
+enum EnvironmentCommand {
+    /// Create an environment.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Geography: NA, CA, EU or AP.
+        #[arg(long, value_parser = parse_geography)]
+        region: Geography,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List environments.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Create a client and print its secret (shown only now).
+    Create {
+        /// The environment the client lives in.
+        #[arg(long, value_name = "ID")]
+        environment: EnvironmentId,
+        /// ORGANIZATION_ADMIN, ENVIRONMENT_ADMIN or READ_ONLY.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_geography(s: &str) -> Result<Geography, String> {
+    s.parse()
+        .map_err(|e: trustmail::domain::UnknownValue| e.to_string())
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse()
+        .map_err(|e: trustmail::domain::UnknownValue| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("trustmail: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("trustmail: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("trustmail: {}", ErrorChain(e.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn run(command: Command, config: Config) -> Result<ExitCode, BoxError> {
+    let configured_url = public_url(&config, config.listen);
+    match command {
+        Command::Serve => {
+            let mut app = Application::build(config).await?;
+            if let Some(credentials) = app.take_bootstrap_credentials() {
+                println!("{}", serde_json::to_string(&credentials)?);
+                eprintln!(
+                    "trustmail: created the {ADMINISTRATORS} environment and an ORGANIZATION_ADMIN client; \
+                     the secret above is shown only once"
+                );
+            }
+            app.run_until_stopped().await?;
+        }
+        Command::Init { json } => {
+            let service = open_service(&config, &configured_url).await?;
+            let Some(credentials) = service.bootstrap(&configured_url).await? else {
+                eprintln!("trustmail: already initialised; nothing was created");
+                return Ok(ExitCode::from(EXIT_REFUSED));
+            };
+            if json {
+                println!("{}", serde_json::to_string(&credentials)?);
+            } else {
+                println!("environment:   {}", credentials.environment_id);
+                println!("client id:     {}", credentials.client_id);
+                println!(
+                    "client secret: {}  (shown only now)",
+                    credentials.client_secret
+                );
+                println!("token URL:     {}", credentials.token_url);
+            }
+        }
+        Command::Environment(EnvironmentCommand::Create { name, region, json }) => {
+            let service = open_service(&config, &configured_url).await?;
+            let Some(actor) = cli_actor(&service).await? else {
+                return refuse_uninitialised();
+            };
+            let environment = match service.create_environment(&actor, &name, region).await {
+                Ok(environment) => environment,
+                Err(
+                    e @ (ServiceError::InvalidValue { .. } | ServiceError::RequiredValue { .. }),
+                ) => {
+                    eprintln!("trustmail: {e}");
+                    return Ok(ExitCode::from(EXIT_REFUSED));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "id": environment.id, "name": environment.name,
+                        "region": environment.region.as_str(),
+                    })
+                );
+            } else {
+                println!(
+                    "{}  {}  {}",
+                    environment.id, environment.region, environment.name
+                );
+            }
+        }
+        Command::Environment(EnvironmentCommand::List { json }) => {
+            let service = open_service(&config, &configured_url).await?;
+            let environments = service.store().list_environments().await?;
+            if json {
+                let list: Vec<_> = environments
+                    .iter()
+                    .map(|e| serde_json::json!({"id": e.id, "name": e.name, "region": e.region.as_str()}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(list));
+            } else {
+                for e in environments {
+                    println!("{}  {}  {}", e.id, e.region, e.name);
+                }
+            }
+        }
+        Command::Client(ClientCommand::Create {
+            environment,
+            role,
+            json,
+        }) => {
+            let service = open_service(&config, &configured_url).await?;
+            let client = match service.create_client(environment, role).await {
+                Ok(client) => client,
+                Err(ServiceError::NotFound) => {
+                    eprintln!("trustmail: no environment {environment}");
+                    return Ok(ExitCode::from(EXIT_REFUSED));
+                }
+                Err(e @ ServiceError::InvalidValue { .. }) => {
+                    eprintln!("trustmail: {e}");
+                    return Ok(ExitCode::from(EXIT_REFUSED));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if json {
+                println!("{}", serde_json::to_string(&client)?);
+            } else {
+                println!("client id:     {}", client.client_id);
+                println!("client secret: {}  (shown only now)", client.client_secret);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The CLI acts as the operator: an organization administrator of Administrators.
+async fn cli_actor(service: &trustmail::service::Service) -> Result<Option<Actor>, BoxError> {
+    let admin = service.store().operator_client().await?;
+    Ok(admin.map(|client| Actor {
+        client_id: client.id,
+        environment_id: client.environment_id,
+        role: client.role,
+    }))
+}
+
+fn refuse_uninitialised() -> Result<ExitCode, BoxError> {
+    eprintln!("trustmail: not initialised; run `trustmail init` first");
+    Ok(ExitCode::from(EXIT_REFUSED))
+}

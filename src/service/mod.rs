@@ -1,0 +1,108 @@
+//! Use cases. Handlers parse input, call one of these, and map the result; permissions are
+//! checked by the caller (`api::auth`), existence and rules here.
+
+mod access;
+mod cache;
+mod domains;
+mod environments;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use crate::{
+    config::{Config, Limits},
+    domain::{PublicSuffixes, RecordSettings, SendingRegion},
+    secrets::MasterKey,
+    store::{Store, StoreError},
+};
+
+pub use access::{ADMINISTRATORS, Credentials, NewClient, token_url};
+pub use tokens::{Actor, TokenError, TokenService};
+
+/// What a use case can refuse, in the vocabulary of the API's error codes.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("the requested resource was not found")]
+    NotFound,
+    #[error("{target}: {message}")]
+    InvalidValue { target: String, message: String },
+    #[error("{target} is required")]
+    RequiredValue { target: String },
+    #[error("{target}: {message}")]
+    Uniqueness { target: String, message: String },
+    #[error("{target}: {message}")]
+    SizeLimit {
+        target: String,
+        maximum: u32,
+        message: String,
+    },
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+}
+
+/// The settings use cases read, taken from `Config` once.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub public_suffixes: PublicSuffixes,
+    pub regions: Vec<SendingRegion>,
+    pub records: RecordSettings,
+    pub limits: Limits,
+}
+
+impl Settings {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            public_suffixes: config.public_suffixes(),
+            regions: config.sending_regions(),
+            records: config.record_settings(),
+            limits: config.limits.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Service {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    tokens: TokenService,
+    settings: Settings,
+    cache: cache::ReadCache,
+}
+
+impl Service {
+    pub async fn new(
+        store: Store,
+        master_key: Arc<MasterKey>,
+        settings: Settings,
+        public_url: String,
+    ) -> Result<Self, ServiceError> {
+        let tokens = TokenService::load(store.clone(), master_key, public_url).await?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                tokens,
+                settings,
+                cache: cache::ReadCache::default(),
+            }),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn tokens(&self) -> &TokenService {
+        &self.inner.tokens
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+}

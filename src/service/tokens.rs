@@ -1,0 +1,264 @@
+//! Client secrets (Argon2) and access tokens (EdDSA JWTs any replica can verify).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+};
+
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use aws_lc_rs::{
+    rand::SystemRandom,
+    signature::{Ed25519KeyPair, KeyPair},
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::{
+    domain::{ClientId, EnvironmentId, Role, now},
+    secrets::MasterKey,
+    store::{Store, StoreError, StoredSigningKey},
+};
+
+/// Access tokens live an hour, as PingOne's do.
+pub const TOKEN_LIFETIME_S: i64 = 3600;
+const SEALING_PURPOSE: &str = "token-signing-key";
+/// Verified tokens kept in memory; past this the cache starts over (a bound, not a policy).
+const VERIFIED_CACHE_CAPACITY: usize = 10_000;
+
+/// Who is calling, from a verified token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub client_id: ClientId,
+    pub environment_id: EnvironmentId,
+    pub role: Role,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is malformed, badly signed or expired")]
+    Invalid,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("signing key: {0}")]
+    Key(String),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    iss: String,
+    sub: String,
+    env: String,
+    role: String,
+    iat: i64,
+    exp: i64,
+    jti: String,
+}
+
+struct SigningKey {
+    kid: String,
+    encoding: EncodingKey,
+}
+
+struct Keys {
+    signing: SigningKey,
+    verifying: HashMap<String, DecodingKey>,
+    /// JWKS entries, in store order.
+    public: Vec<(String, Vec<u8>)>,
+}
+
+pub struct TokenService {
+    store: Store,
+    master_key: Arc<MasterKey>,
+    keys: RwLock<Arc<Keys>>,
+    verified: RwLock<HashMap<String, (Actor, i64)>>,
+    public_url: String,
+}
+
+impl TokenService {
+    /// Loads the signing keys, creating the first one when the store has none.
+    pub async fn load(
+        store: Store,
+        master_key: Arc<MasterKey>,
+        public_url: String,
+    ) -> Result<Self, TokenError> {
+        let mut stored = store.list_signing_keys().await?;
+        if stored.is_empty() {
+            store
+                .insert_signing_key(&generate_key(&master_key)?)
+                .await?;
+            // Re-read: a replica starting at the same moment may have won; all sign with the oldest.
+            stored = store.list_signing_keys().await?;
+        }
+        let keys = build_keys(&stored, &master_key)?;
+        Ok(Self {
+            store,
+            master_key,
+            keys: RwLock::new(Arc::new(keys)),
+            verified: RwLock::new(HashMap::new()),
+            public_url,
+        })
+    }
+
+    fn keys(&self) -> Arc<Keys> {
+        match self.keys.read() {
+            Ok(keys) => keys.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn issue(&self, actor: &Actor) -> Result<String, TokenError> {
+        self.issue_at(actor, now())
+    }
+
+    /// A token as if issued at `issued_at` (tests use this to make expired tokens).
+    pub fn issue_at(&self, actor: &Actor, issued_at: OffsetDateTime) -> Result<String, TokenError> {
+        let keys = self.keys();
+        let iat = issued_at.unix_timestamp();
+        let claims = Claims {
+            iss: format!("{}/{}/as", self.public_url, actor.environment_id),
+            sub: actor.client_id.to_string(),
+            env: actor.environment_id.to_string(),
+            role: actor.role.as_str().to_owned(),
+            iat,
+            exp: iat + TOKEN_LIFETIME_S,
+            jti: uuid::Uuid::new_v4().to_string(),
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(keys.signing.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &keys.signing.encoding)
+            .map_err(|e| TokenError::Key(e.to_string()))
+    }
+
+    /// Checks signature and expiry; a token seen before is answered from memory until it expires.
+    pub async fn verify(&self, token: &str) -> Result<Actor, TokenError> {
+        let now_s = now().unix_timestamp();
+        if let Ok(cache) = self.verified.read()
+            && let Some((actor, exp)) = cache.get(token)
+        {
+            return if *exp > now_s {
+                Ok(actor.clone())
+            } else {
+                Err(TokenError::Invalid)
+            };
+        }
+        let kid = jsonwebtoken::decode_header(token)
+            .map_err(|_| TokenError::Invalid)?
+            .kid
+            .ok_or(TokenError::Invalid)?;
+        if !self.keys().verifying.contains_key(&kid) {
+            // A key another replica added since we loaded ours.
+            self.reload().await?;
+        }
+        let keys = self.keys();
+        let key = keys.verifying.get(&kid).ok_or(TokenError::Invalid)?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.leeway = 0;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)
+            .map_err(|_| TokenError::Invalid)?
+            .claims;
+        let actor = Actor {
+            client_id: claims.sub.parse().map_err(|_| TokenError::Invalid)?,
+            environment_id: claims.env.parse().map_err(|_| TokenError::Invalid)?,
+            role: claims.role.parse().map_err(|_| TokenError::Invalid)?,
+        };
+        if let Ok(mut cache) = self.verified.write() {
+            if cache.len() >= VERIFIED_CACHE_CAPACITY {
+                cache.clear();
+            }
+            cache.insert(token.to_owned(), (actor.clone(), claims.exp));
+        }
+        Ok(actor)
+    }
+
+    async fn reload(&self) -> Result<(), TokenError> {
+        let stored = self.store.list_signing_keys().await?;
+        let keys = build_keys(&stored, &self.master_key)?;
+        if let Ok(mut slot) = self.keys.write() {
+            *slot = Arc::new(keys);
+        }
+        Ok(())
+    }
+
+    /// The JSON Web Key Set of every verifying key.
+    pub fn jwks(&self) -> serde_json::Value {
+        let keys = self.keys();
+        let keys: Vec<_> = keys
+            .public
+            .iter()
+            .map(|(kid, public)| {
+                serde_json::json!({
+                    "kty": "OKP",
+                    "crv": "Ed25519",
+                    "use": "sig",
+                    "alg": "EdDSA",
+                    "kid": kid,
+                    "x": URL_SAFE_NO_PAD.encode(public),
+                })
+            })
+            .collect();
+        serde_json::json!({ "keys": keys })
+    }
+}
+
+fn generate_key(master_key: &MasterKey) -> Result<StoredSigningKey, TokenError> {
+    let key_err = |e: &dyn std::fmt::Display| TokenError::Key(e.to_string());
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|e| key_err(&e))?;
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|e| key_err(&e))?;
+    Ok(StoredSigningKey {
+        kid: uuid::Uuid::new_v4().to_string(),
+        algorithm: "EdDSA".into(),
+        sealed_private_key: master_key
+            .seal(SEALING_PURPOSE, pkcs8.as_ref())
+            .map_err(|e| key_err(&e))?,
+        public_key: URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
+        created_at: now(),
+    })
+}
+
+fn build_keys(stored: &[StoredSigningKey], master_key: &MasterKey) -> Result<Keys, TokenError> {
+    let first = stored
+        .first()
+        .ok_or_else(|| TokenError::Key("no signing key in the store".into()))?;
+    let pkcs8 = master_key
+        .open(SEALING_PURPOSE, &first.sealed_private_key)
+        .map_err(|e| TokenError::Key(e.to_string()))?;
+    let mut verifying = HashMap::new();
+    let mut public = Vec::new();
+    for key in stored {
+        let raw = URL_SAFE_NO_PAD
+            .decode(&key.public_key)
+            .map_err(|e| TokenError::Key(e.to_string()))?;
+        verifying.insert(key.kid.clone(), DecodingKey::from_ed_der(&raw));
+        public.push((key.kid.clone(), raw));
+    }
+    Ok(Keys {
+        signing: SigningKey {
+            kid: first.kid.clone(),
+            encoding: EncodingKey::from_ed_der(&pkcs8),
+        },
+        verifying,
+        public,
+    })
+}
+
+/// A new client secret: 256 random bits, shown once, stored only as its Argon2 hash.
+pub fn new_client_secret() -> String {
+    crate::domain::random_base64url(32)
+}
+
+pub fn hash_secret(secret: &str) -> Result<String, TokenError> {
+    Argon2::default()
+        .hash_password(secret.as_bytes())
+        .map(|hash| hash.to_string())
+        .map_err(|e| TokenError::Key(e.to_string()))
+}
+
+pub fn verify_secret(hash: &str, secret: &str) -> bool {
+    Argon2::default()
+        .verify_password(secret.as_bytes(), hash)
+        .is_ok()
+}

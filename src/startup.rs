@@ -1,0 +1,151 @@
+//! Wiring: configuration in, a running server out. Tests build it on port 0.
+
+use std::{future::Future, sync::Arc};
+
+use axum::Router;
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+
+use crate::{
+    api,
+    config::Config,
+    secrets::{MasterKey, SecretsError},
+    service::{Credentials, Service, ServiceError, Settings},
+    store::{Store, StoreError},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot open the database")]
+    Store(#[from] StoreError),
+    #[error("cannot load the master key")]
+    Secrets(#[from] SecretsError),
+    #[error("cannot start the service")]
+    Service(#[from] ServiceError),
+    #[error("cannot listen on {address}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
+}
+
+/// The store, keys and use cases, without a listener (the CLI's commands use this).
+pub async fn open_service(config: &Config, public_url: &str) -> Result<Service, StartupError> {
+    let store = Store::connect(config.database_url.expose_secret()).await?;
+    let master_key = Arc::new(MasterKey::load_or_create(&config.secrets.master_key_file)?);
+    Ok(Service::new(
+        store,
+        master_key,
+        Settings::from_config(config),
+        public_url.to_owned(),
+    )
+    .await?)
+}
+
+/// `public_url` as configured, else `http://` + the address bound.
+pub fn public_url(config: &Config, bound: std::net::SocketAddr) -> String {
+    if config.public_url.is_empty() {
+        format!("http://{bound}")
+    } else {
+        config.public_url.trim_end_matches('/').to_owned()
+    }
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    port: u16,
+    public_url: String,
+    service: Service,
+    bootstrap: Option<Credentials>,
+}
+
+impl Application {
+    /// Binds `config.listen`, opens the store, and on an empty database creates the first
+    /// administrator (see `take_bootstrap_credentials`).
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    address: config.listen.to_string(),
+                    source,
+                })?;
+        let bound = listener.local_addr().map_err(|source| StartupError::Bind {
+            address: config.listen.to_string(),
+            source,
+        })?;
+        let public_url = public_url(&config, bound);
+        let service = open_service(&config, &public_url).await?;
+        let bootstrap = service.bootstrap(&public_url).await?;
+        let router = api::router(service.clone(), &public_url);
+        Ok(Self {
+            listener,
+            router,
+            port: bound.port(),
+            public_url,
+            service,
+            bootstrap,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    pub fn service(&self) -> &Service {
+        &self.service
+    }
+
+    /// The credentials made on an empty database, once.
+    pub fn take_bootstrap_credentials(&mut self) -> Option<Credentials> {
+        self.bootstrap.take()
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        tracing::info!(url = %self.public_url, "trustmail listening");
+        let store = self.service.store().clone();
+        let served = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        store.close().await;
+        served
+    }
+
+    /// Serves until SIGINT or SIGTERM.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

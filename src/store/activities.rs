@@ -1,0 +1,44 @@
+use super::{RowExt, Store, StoreError};
+use crate::domain::{Activity, EnvironmentId};
+
+impl Store {
+    /// One page of an environment's activities, newest first, and how many there are in all.
+    pub async fn list_activities(
+        &self,
+        environment_id: EnvironmentId,
+        limit: u32,
+        offset: u32,
+    ) -> Result<(Vec<Activity>, i64), StoreError> {
+        let total = sqlx::query("SELECT COUNT(*) AS n FROM activities WHERE environment_id = $1")
+            .bind(environment_id.to_string())
+            .fetch_one(&self.pool)
+            .await?
+            .int("n")?;
+        let rows = sqlx::query(
+            "SELECT id, environment_id, action_type, actor_client_id, resource_type, \
+             resource_id, resource_name, recorded_at FROM activities \
+             WHERE environment_id = $1 ORDER BY recorded_at DESC, id DESC LIMIT $2 OFFSET $3",
+        )
+        .bind(environment_id.to_string())
+        .bind(i64::from(limit))
+        .bind(i64::from(offset))
+        .fetch_all(&self.pool)
+        .await?;
+        let activities = rows
+            .iter()
+            .map(|row| {
+                Ok(Activity {
+                    id: row.parsed("id")?,
+                    environment_id: row.parsed("environment_id")?,
+                    action: row.parsed("action_type")?,
+                    actor: row.parsed("actor_client_id")?,
+                    resource_type: row.parsed("resource_type")?,
+                    resource_id: row.text("resource_id")?,
+                    resource_name: row.text("resource_name")?,
+                    recorded_at: row.time("recorded_at")?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok((activities, total))
+    }
+}

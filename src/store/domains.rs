@@ -1,0 +1,212 @@
+use sqlx::any::AnyRow;
+
+use super::{RowExt, Store, StoreError, insert_activity, millis};
+use crate::domain::{
+    Activity, DnsRecord, DomainId, DomainName, EmailDomain, EnvironmentId, RecordKind,
+};
+
+macro_rules! domain_columns {
+    () => {
+        "id, environment_id, domain_name, created_at, updated_at"
+    };
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateDomainError {
+    #[error("the environment does not exist")]
+    EnvironmentNotFound,
+    #[error("the domain already exists in the environment")]
+    Duplicate,
+    #[error("the environment already has {maximum} domains")]
+    LimitReached { maximum: u32 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for CreateDomainError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Store(e.into())
+    }
+}
+
+impl Store {
+    /// Inserts a domain with its records, unless its name is taken or the environment is full.
+    /// Concurrent creates in one environment are serialised by the environment row.
+    pub async fn create_domain(
+        &self,
+        domain: &EmailDomain,
+        records: &[DnsRecord],
+        maximum: u32,
+        activity: &Activity,
+    ) -> Result<(), CreateDomainError> {
+        let environment_id = domain.environment_id.to_string();
+        let mut tx = self.pool.begin().await?;
+        let locked =
+            sqlx::query("UPDATE environments SET lock_version = lock_version + 1 WHERE id = $1")
+                .bind(&environment_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if locked == 0 {
+            return Err(CreateDomainError::EnvironmentNotFound);
+        }
+        let taken = sqlx::query(
+            "SELECT COUNT(*) AS n FROM email_domains WHERE environment_id = $1 AND domain_name = $2",
+        )
+        .bind(&environment_id)
+        .bind(domain.name.as_str())
+        .fetch_one(&mut *tx)
+        .await?
+        .int("n")?;
+        if taken > 0 {
+            return Err(CreateDomainError::Duplicate);
+        }
+        let count =
+            sqlx::query("SELECT COUNT(*) AS n FROM email_domains WHERE environment_id = $1")
+                .bind(&environment_id)
+                .fetch_one(&mut *tx)
+                .await?
+                .int("n")?;
+        if count >= i64::from(maximum) {
+            return Err(CreateDomainError::LimitReached { maximum });
+        }
+        sqlx::query(
+            "INSERT INTO email_domains (id, environment_id, domain_name, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(domain.id.to_string())
+        .bind(&environment_id)
+        .bind(domain.name.as_str())
+        .bind(millis(domain.created_at))
+        .bind(millis(domain.updated_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match e {
+            sqlx::Error::Database(ref db) if db.is_unique_violation() => {
+                CreateDomainError::Duplicate
+            }
+            other => other.into(),
+        })?;
+        for record in records {
+            sqlx::query(
+                "INSERT INTO dns_records (domain_id, record, region, position, record_key, \
+                 record_type, record_value, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(domain.id.to_string())
+            .bind(record.kind.as_str())
+            .bind(record.region.as_deref().unwrap_or(""))
+            .bind(i64::from(record.position))
+            .bind(&record.key)
+            .bind(record.record_type)
+            .bind(&record.value)
+            .bind(record.status.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        insert_activity(&mut tx, activity).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn list_domains(
+        &self,
+        environment_id: EnvironmentId,
+    ) -> Result<Vec<EmailDomain>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            domain_columns!(),
+            " FROM email_domains WHERE environment_id = $1 \
+             ORDER BY created_at, id"
+        ))
+        .bind(environment_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(domain_from_row).collect()
+    }
+
+    pub async fn get_domain(
+        &self,
+        environment_id: EnvironmentId,
+        id: DomainId,
+    ) -> Result<Option<EmailDomain>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            domain_columns!(),
+            " FROM email_domains WHERE id = $1 AND environment_id = $2"
+        ))
+        .bind(id.to_string())
+        .bind(environment_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(domain_from_row).transpose()
+    }
+
+    /// Deletes the domain and its records; false if it is not in the environment.
+    pub async fn delete_domain(
+        &self,
+        environment_id: EnvironmentId,
+        id: DomainId,
+        activity: &Activity,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let deleted =
+            sqlx::query("DELETE FROM email_domains WHERE id = $1 AND environment_id = $2")
+                .bind(id.to_string())
+                .bind(environment_id.to_string())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if deleted == 0 {
+            return Ok(false);
+        }
+        insert_activity(&mut tx, activity).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// A domain's records of one kind, in region then position order of creation.
+    pub async fn domain_records(
+        &self,
+        id: DomainId,
+        kinds: &[RecordKind],
+    ) -> Result<Vec<DnsRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT record, region, position, record_key, record_value, status \
+             FROM dns_records WHERE domain_id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut records = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let kind: RecordKind = row.parsed("record")?;
+            if !kinds.contains(&kind) {
+                continue;
+            }
+            let region = row.text("region")?;
+            records.push(DnsRecord {
+                kind,
+                region: (!region.is_empty()).then_some(region),
+                position: u8::try_from(row.int("position")?).map_err(|e| StoreError::Corrupt {
+                    column: "position",
+                    reason: e.to_string(),
+                })?,
+                key: row.text("record_key")?,
+                record_type: kind.record_type(),
+                value: row.text("record_value")?,
+                status: row.parsed("status")?,
+            });
+        }
+        Ok(records)
+    }
+}
+
+fn domain_from_row(row: &AnyRow) -> Result<EmailDomain, StoreError> {
+    Ok(EmailDomain {
+        id: row.parsed("id")?,
+        environment_id: row.parsed("environment_id")?,
+        name: DomainName::from_trusted(row.text("domain_name")?),
+        created_at: row.time("created_at")?,
+        updated_at: row.time("updated_at")?,
+    })
+}

@@ -1,0 +1,200 @@
+//! Persistence: one sqlx code path for SQLite and PostgreSQL (the `Any` driver, portable SQL).
+//!
+//! Every change and its audit activity commit in one transaction. Writes that check a limit
+//! start by updating the environment row, which serialises them per environment on both
+//! backends (a row lock on PostgreSQL, the write lock on SQLite).
+
+mod activities;
+mod auth;
+mod domains;
+mod environments;
+
+use std::{str::FromStr, time::Duration};
+
+use sqlx::{
+    AnyPool, Executor, Row,
+    any::{AnyPoolOptions, AnyRow},
+};
+use time::OffsetDateTime;
+
+use crate::domain::{Activity, UnknownValue};
+
+pub use auth::StoredSigningKey;
+pub use domains::CreateDomainError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored value is corrupt: column `{column}`: {reason}")]
+    Corrupt {
+        column: &'static str,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects (creating a SQLite file if needed) and brings the schema up to date.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (url, backend) = if url.starts_with("sqlite:") {
+            (sqlite_url(url), Backend::Sqlite)
+        } else {
+            (url.to_owned(), Backend::Postgres)
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL for concurrent readers; FULL so a 201 means the row survives
+                        // power loss; foreign keys make deletes cascade.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A cheap round trip, for readiness.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// `sqlite://trustmail.db` → create the file when missing, relative to the working directory.
+fn sqlite_url(url: &str) -> String {
+    if url.contains("mode=") || url.contains(":memory:") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
+
+async fn insert_activity(tx: &mut Tx<'_>, activity: &Activity) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO activities (id, environment_id, action_type, actor_client_id, \
+         resource_type, resource_id, resource_name, result_status, recorded_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(activity.id.to_string())
+    .bind(activity.environment_id.to_string())
+    .bind(activity.action.as_str())
+    .bind(activity.actor.to_string())
+    .bind(activity.resource_type.as_str())
+    .bind(&activity.resource_id)
+    .bind(&activity.resource_name)
+    .bind("SUCCESS")
+    .bind(millis(activity.recorded_at))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn millis(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Typed column reads that turn bad stored data into `StoreError::Corrupt`, never a panic.
+trait RowExt {
+    fn text(&self, column: &'static str) -> Result<String, StoreError>;
+    fn int(&self, column: &'static str) -> Result<i64, StoreError>;
+    fn time(&self, column: &'static str) -> Result<OffsetDateTime, StoreError>;
+    fn parsed<T>(&self, column: &'static str) -> Result<T, StoreError>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display;
+}
+
+impl RowExt for AnyRow {
+    fn text(&self, column: &'static str) -> Result<String, StoreError> {
+        Ok(self.try_get::<String, _>(column)?)
+    }
+
+    fn int(&self, column: &'static str) -> Result<i64, StoreError> {
+        Ok(self.try_get::<i64, _>(column)?)
+    }
+
+    fn time(&self, column: &'static str) -> Result<OffsetDateTime, StoreError> {
+        let ms = self.int(column)?;
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).map_err(|e| {
+            StoreError::Corrupt {
+                column,
+                reason: e.to_string(),
+            }
+        })
+    }
+
+    fn parsed<T>(&self, column: &'static str) -> Result<T, StoreError>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        self.text(column)?
+            .parse()
+            .map_err(|e: T::Err| StoreError::Corrupt {
+                column,
+                reason: e.to_string(),
+            })
+    }
+}
+
+impl From<UnknownValue> for StoreError {
+    fn from(e: UnknownValue) -> Self {
+        StoreError::Corrupt {
+            column: "enum",
+            reason: e.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_url;
+
+    #[test]
+    fn sqlite_urls_create_the_file() {
+        assert_eq!(sqlite_url("sqlite://t.db"), "sqlite://t.db?mode=rwc");
+        assert_eq!(
+            sqlite_url("sqlite://t.db?x=1"),
+            "sqlite://t.db?x=1&mode=rwc"
+        );
+        assert_eq!(sqlite_url("sqlite://t.db?mode=ro"), "sqlite://t.db?mode=ro");
+    }
+}
