@@ -1,0 +1,284 @@
+//! `TestApp`: a trustmail on port 0 with its own database, and shortcuts for the API.
+
+use reqwest::{Method, Response, StatusCode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::{sync::oneshot, task::JoinHandle};
+use trustmail::{
+    config::Config,
+    domain::Role,
+    service::{Credentials, Service},
+    startup::Application,
+};
+
+/// Where a test's data lives.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite,
+    /// A fresh database on the server at `TEST_POSTGRES_URL`.
+    Postgres(String),
+}
+
+/// The PostgreSQL backend when `TEST_POSTGRES_URL` is set; otherwise says it skips.
+pub async fn postgres(test: &str) -> Option<Db> {
+    let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
+        eprintln!("skipping {test} on PostgreSQL: TEST_POSTGRES_URL is not set");
+        return None;
+    };
+    sqlx::any::install_default_drivers();
+    let name = format!("trustmail_test_{}", uuid::Uuid::new_v4().simple());
+    let pool = sqlx::AnyPool::connect(&admin_url)
+        .await
+        .expect("TEST_POSTGRES_URL does not accept connections");
+    // The name is ours (a UUID), not input: safe to splice.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(base, _)| base.to_owned())
+        .unwrap();
+    Some(Db::Postgres(format!("{base}/{name}")))
+}
+
+/// Every backend a store test must pass on.
+pub async fn backends(test: &str) -> Vec<Db> {
+    let mut dbs = vec![Db::Sqlite];
+    dbs.extend(postgres(test).await);
+    dbs
+}
+
+pub struct TestApp {
+    pub url: String,
+    pub service: Service,
+    pub http: reqwest::Client,
+    pub admin: Credentials,
+    pub admin_token: String,
+    pub config: Config,
+    pub dir: TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+pub fn test_config(dir: &std::path::Path, db: &Db) -> Config {
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: match db {
+            Db::Sqlite => format!("sqlite://{}", dir.join("trustmail.db").display()),
+            Db::Postgres(url) => url.clone(),
+        }
+        .into(),
+        ..Config::default()
+    };
+    config.secrets.master_key_file = dir.join("master.key");
+    config.domains.extra_public_suffixes = vec!["test".into()];
+    config
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_on(Db::Sqlite, |_| {}).await
+    }
+
+    pub async fn spawn_on(db: Db, tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(dir.path(), &db);
+        tweak(&mut config);
+        Self::start(config, dir, None).await
+    }
+
+    /// Starts a server on an existing data directory (restart tests).
+    async fn start(config: Config, dir: TempDir, admin: Option<(Credentials, String)>) -> Self {
+        let mut app = Application::build(config.clone())
+            .await
+            .expect("app builds");
+        let url = app.public_url().to_owned();
+        let service = app.service().clone();
+        let fresh = app.take_bootstrap_credentials();
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until(async {
+            let _ = stopped.await;
+        }));
+        let http = reqwest::Client::new();
+        let (admin, admin_token) = match (fresh, admin) {
+            (Some(credentials), _) => {
+                let token = fetch_token(&http, &credentials.token_url, &credentials).await;
+                (credentials, token)
+            }
+            (None, Some(previous)) => previous,
+            (None, None) => panic!("a fresh database must bootstrap"),
+        };
+        Self {
+            url,
+            service,
+            http,
+            admin,
+            admin_token,
+            config,
+            dir,
+            shutdown: Some(shutdown),
+            server: Some(server),
+        }
+    }
+
+    /// Stops the server (finishing requests in flight) and starts another on the same data.
+    pub async fn restart(mut self) -> Self {
+        self.stop().await;
+        let mut config = self.config.clone();
+        // The same port may be taken by now; the links follow the new one.
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        let admin = (self.admin.clone(), self.admin_token.clone());
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        Self::start(config, dir, Some(admin)).await
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.request(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Response {
+        self.request(Method::POST, path, Some(token), Some(body))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Response {
+        self.request(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// A new environment, created by the organization administrator.
+    pub async fn environment(&self, name: &str) -> String {
+        let response = self
+            .post(
+                "/v1/environments",
+                &self.admin_token,
+                json!({"name": name, "region": "NA"}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// A token for a new client with `role` in `environment`, through the token endpoint.
+    pub async fn token(&self, environment: &str, role: Role) -> String {
+        let client = self
+            .service
+            .create_client(environment.parse().unwrap(), role)
+            .await
+            .unwrap();
+        let credentials = Credentials {
+            environment_id: environment.parse().unwrap(),
+            client_id: client.client_id,
+            client_secret: client.client_secret,
+            token_url: format!("{}/{environment}/as/token", self.url),
+        };
+        fetch_token(&self.http, &credentials.token_url, &credentials).await
+    }
+
+    pub async fn create_domain(&self, environment: &str, token: &str, name: &str) -> Response {
+        self.post(
+            &format!("/v1/environments/{environment}/emailDomains"),
+            token,
+            json!({ "domainName": name }),
+        )
+        .await
+    }
+
+    /// Creates a domain and returns its id.
+    pub async fn domain(&self, environment: &str, name: &str) -> String {
+        let response = self
+            .create_domain(environment, &self.admin_token, name)
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+pub async fn fetch_token(http: &reqwest::Client, url: &str, credentials: &Credentials) -> String {
+    let response = http
+        .post(url)
+        .basic_auth(
+            credentials.client_id.to_string(),
+            Some(&credentials.client_secret),
+        )
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Asserts a P1Error: status, top-level code, and (when given) the first detail's code and target.
+pub async fn assert_p1_error(
+    response: Response,
+    status: StatusCode,
+    code: &str,
+    detail: Option<(&str, &str)>,
+) -> Value {
+    assert_eq!(response.status(), status, "status");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    assert!(response.headers().contains_key("correlation-id"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], code, "{body}");
+    assert!(uuid::Uuid::parse_str(body["id"].as_str().unwrap()).is_ok());
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    match detail {
+        Some((detail_code, target)) => {
+            assert_eq!(body["details"][0]["code"], detail_code, "{body}");
+            assert_eq!(body["details"][0]["target"], target, "{body}");
+            assert!(body["details"][0]["message"].is_string());
+        }
+        None => assert!(body.get("details").is_none(), "{body}"),
+    }
+    body
+}
+
+/// Any id that names nothing (the Terraform provider's own choice).
+pub const UNKNOWN_ID: &str = "9c052a8a-14be-44e4-8f07-2662569994ce";
