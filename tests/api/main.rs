@@ -11,3 +11,4 @@ mod errors;
 mod helpers;
 mod openapi;
 mod restart;
+mod store;
