@@ -229,6 +229,20 @@ pub struct SpfView {
     value: String,
 }
 
+/// The shared start of every status read: permission, domain, then its records of `kinds`.
+async fn read_records(
+    state: &AppState,
+    caller: &Caller,
+    path: &(String, String),
+    kinds: &[RecordKind],
+) -> ApiResult<(EmailDomain, Vec<DnsRecord>)> {
+    let (environment_id, domain_id) = domain_path(caller, path, Permission::Read)?;
+    Ok(state
+        .service
+        .domain_records(environment_id, domain_id, kinds)
+        .await?)
+}
+
 /// `self` and `emailDomain` links of a status sub-resource.
 fn status_links(urls: &UrlBuilder, domain: &EmailDomain, leaf: &str) -> Links {
     let this = urls.domain(domain.environment_id, domain.id);
@@ -257,15 +271,13 @@ async fn read_ownership(
     caller: Caller,
     Path(path): Path<(String, String)>,
 ) -> ApiResult<impl IntoResponse> {
-    let (environment_id, domain_id) = domain_path(&caller, &path, Permission::Read)?;
-    let (domain, records) = state
-        .service
-        .domain_records(
-            environment_id,
-            domain_id,
-            &[RecordKind::Ownership, RecordKind::Environment],
-        )
-        .await?;
+    let (domain, records) = read_records(
+        &state,
+        &caller,
+        &path,
+        &[RecordKind::Ownership, RecordKind::Environment],
+    )
+    .await?;
     let regions = records
         .iter()
         .filter(|r| r.kind == RecordKind::Ownership)
@@ -293,11 +305,7 @@ async fn read_dkim(
     caller: Caller,
     Path(path): Path<(String, String)>,
 ) -> ApiResult<impl IntoResponse> {
-    let (environment_id, domain_id) = domain_path(&caller, &path, Permission::Read)?;
-    let (domain, records) = state
-        .service
-        .domain_records(environment_id, domain_id, &[RecordKind::Dkim])
-        .await?;
+    let (domain, records) = read_records(&state, &caller, &path, &[RecordKind::Dkim]).await?;
     // Records arrive grouped by region, in region order.
     let mut regions: Vec<DkimRegionView> = Vec::new();
     for record in &records {
@@ -337,13 +345,9 @@ async fn read_spf(
     caller: Caller,
     Path(path): Path<(String, String)>,
 ) -> ApiResult<impl IntoResponse> {
-    let (environment_id, domain_id) = domain_path(&caller, &path, Permission::Read)?;
-    let (domain, records) = state
-        .service
-        .domain_records(environment_id, domain_id, &[RecordKind::Spf])
-        .await?;
+    let (domain, records) = read_records(&state, &caller, &path, &[RecordKind::Spf]).await?;
     let spf = records.first().ok_or_else(|| {
-        ApiError::Unexpected(format!("domain {domain_id} has no SPF record").into())
+        ApiError::Unexpected(format!("domain {} has no SPF record", domain.id).into())
     })?;
     Ok(Json(SpfView {
         links: status_links(&state.urls, &domain, "spf"),
