@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# Benchmark: GET one email domain on trustmail against a bare axum route serving a body of the same size.
+#
+#   bench/get_domain.sh
+#
+# Builds release, starts `trustmail serve` on a fresh SQLite database, creates an environment, a domain
+# and a token, measures trustmail's idle RSS (VmRSS after a few requests and 2 s of quiet), then runs
+# wrk (2 threads, 64 connections, 10 s, --latency) against
+#   GET /v1/environments/{envId}/emailDomains/{id}   (with the bearer token)
+# and against examples/bare_axum.rs's GET /baseline (same JSON body size, no auth, no store), and
+# prints req/s for both, the ratio trustmail/baseline, p99 latency for both and the idle RSS.
+# Targets (from the issue): ratio >= 0.6, trustmail p99 <= 5 ms, idle RSS <= 30 MB. The script reports
+# whether each is met; it fails only when the benchmark itself cannot run.
+#
+# Knobs (environment): BENCH_DURATION (default 10s), BENCH_CONNECTIONS (64), BENCH_THREADS (2).
+# trustmail logs with its default filter unless RUST_LOG is set; its log goes to a file in the temp dir.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+DURATION=${BENCH_DURATION:-10s}
+CONNECTIONS=${BENCH_CONNECTIONS:-64}
+THREADS=${BENCH_THREADS:-2}
+
+TARGET_RATIO=0.6
+TARGET_P99_MS=5
+TARGET_RSS_MB=30
+
+section() { printf '\n==== %s ====\n' "$*"; }
+die() {
+	printf 'bench: %s\n' "$*" >&2
+	exit 1
+}
+
+TM_PID=""
+BASE_PID=""
+WORK=""
+cleanup() {
+	local rc=$?
+	for pid in "$TM_PID" "$BASE_PID"; do
+		if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+			kill "$pid" 2>/dev/null || true
+			wait "$pid" 2>/dev/null || true
+		fi
+	done
+	if [ -n "$WORK" ] && [ -d "$WORK" ]; then
+		if [ "$rc" -ne 0 ]; then
+			for f in "$WORK"/*.stderr; do
+				[ -s "$f" ] || continue
+				printf '\n---- last lines of %s ----\n' "$f" >&2
+				tail -n 20 "$f" >&2 || true
+			done
+		fi
+		rm -rf "$WORK"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+
+# ---------------------------------------------------------------------------------------------------
+section "tools and build"
+missing=()
+for tool in wrk curl jq; do
+	command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	apt-get install -y "${missing[@]}" || { apt-get update && apt-get install -y "${missing[@]}"; }
+fi
+for tool in wrk curl jq python3; do
+	command -v "$tool" >/dev/null || die "$tool is needed"
+done
+cargo build --release --bin trustmail --example bare_axum
+TRUSTMAIL=$ROOT/target/release/trustmail
+BARE=$ROOT/target/release/examples/bare_axum
+for bin in "$TRUSTMAIL" "$BARE"; do
+	[ -x "$bin" ] || die "no release binary at $bin"
+done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/trustmail-bench.XXXXXX")
+
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# run_wrk NAME URL [HEADER] -> prints wrk's output, saves it to $WORK/NAME.wrk
+run_wrk() {
+	local name=$1 url=$2
+	shift 2
+	local args=(-t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency)
+	[ $# -gt 0 ] && args+=(-H "$1")
+	wrk "${args[@]}" "$url" | tee "$WORK/$name.wrk"
+	if grep -q 'Non-2xx or 3xx responses' "$WORK/$name.wrk"; then
+		die "$name: wrk saw non-2xx responses; the figures would not measure the intended path"
+	fi
+}
+req_per_s() { awk '/^Requests\/sec:/ { print $2 }' "$WORK/$1.wrk"; }
+p99_ms() { # wrk prints e.g. "99%  812.00us", "1.89ms" or "1.02s"
+	awk '$1 == "99%" {
+		v = $2
+		if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f\n", v / 1000 }
+		else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f\n", v }
+		else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f\n", v * 1000 }
+	}' "$WORK/$1.wrk"
+}
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+met() { # met EXPR-true? -> "met" / "NOT met"
+	if awk "BEGIN { exit !($1) }"; then echo met; else echo "NOT met"; fi
+}
+
+# ---------------------------------------------------------------------------------------------------
+section "trustmail: fresh SQLite database, environment, domain, token"
+env TRUSTMAIL_LISTEN=127.0.0.1:0 \
+	TRUSTMAIL_DATABASE_URL="sqlite://$WORK/trustmail.db" \
+	TRUSTMAIL_SECRETS__MASTER_KEY_FILE="$WORK/master.key" \
+	TRUSTMAIL_DOMAINS__EXTRA_PUBLIC_SUFFIXES=test \
+	TRUSTMAIL_DNS__RESOLVERS=127.0.0.1:9 \
+	"$TRUSTMAIL" serve >"$WORK/trustmail.stdout" 2>"$WORK/trustmail.stderr" </dev/null &
+TM_PID=$!
+for _ in $(seq 1 100); do
+	[ -s "$WORK/trustmail.stdout" ] && break
+	kill -0 "$TM_PID" 2>/dev/null || die "trustmail serve exited before printing its bootstrap JSON"
+	sleep 0.1
+done
+BOOT=$(head -n 1 "$WORK/trustmail.stdout")
+[ -n "$BOOT" ] || die "trustmail serve printed no bootstrap JSON"
+TOKEN_URL=$(jq -er .tokenUrl <<<"$BOOT")
+BASE=$(sed -E 's#^(https?://[^/]+).*#\1#' <<<"$TOKEN_URL")
+for _ in $(seq 1 100); do
+	curl -sf -o /dev/null "$BASE/healthz" && break
+	sleep 0.1
+done
+TOKEN=$(curl -sf -u "$(jq -er .clientId <<<"$BOOT"):$(jq -er .clientSecret <<<"$BOOT")" \
+	-d grant_type=client_credentials "$TOKEN_URL" | jq -er .access_token)
+AUTH="Authorization: Bearer $TOKEN"
+ENV_ID=$(curl -sf -H "$AUTH" -H 'Content-Type: application/json' -d '{"name":"Shop","region":"NA"}' \
+	"$BASE/v1/environments" | jq -er .id)
+DOMAIN_ID=$(curl -sf -H "$AUTH" -H 'Content-Type: application/json' -d '{"domainName":"auth.shopco.test"}' \
+	"$BASE/v1/environments/$ENV_ID/emailDomains" | jq -er .id)
+URL=$BASE/v1/environments/$ENV_ID/emailDomains/$DOMAIN_ID
+
+code=$(curl -s -o "$WORK/domain.json" -w '%{http_code}' -H "$AUTH" "$URL")
+[ "$code" = 200 ] || die "GET $URL answered $code"
+BODY_BYTES=$(wc -c <"$WORK/domain.json")
+echo "GET $URL -> 200, $BODY_BYTES bytes"
+
+# A few requests, then quiet: the idle resident set.
+for _ in $(seq 1 20); do curl -sf -o /dev/null -H "$AUTH" "$URL"; done
+sleep 2
+IDLE_RSS_KB=$(rss_kb "$TM_PID")
+IDLE_RSS_MB=$(awk -v k="$IDLE_RSS_KB" 'BEGIN { printf "%.1f", k / 1024 }')
+echo "idle VmRSS: $IDLE_RSS_KB kB ($IDLE_RSS_MB MB)"
+
+# ---------------------------------------------------------------------------------------------------
+section "wrk: trustmail GET one domain"
+run_wrk trustmail "$URL" "$AUTH"
+LOADED_RSS_MB=$(awk -v k="$(rss_kb "$TM_PID")" 'BEGIN { printf "%.1f", k / 1024 }')
+kill "$TM_PID"
+wait "$TM_PID" 2>/dev/null || true
+TM_PID=""
+
+# ---------------------------------------------------------------------------------------------------
+section "wrk: bare axum baseline ($BODY_BYTES-byte JSON body)"
+BASE_PORT=$(free_port)
+"$BARE" "$BASE_PORT" "$BODY_BYTES" 2>"$WORK/bare_axum.stderr" &
+BASE_PID=$!
+BASE_URL=http://127.0.0.1:$BASE_PORT/baseline
+for _ in $(seq 1 100); do
+	curl -sf -o /dev/null "$BASE_URL" && break
+	kill -0 "$BASE_PID" 2>/dev/null || die "bare_axum exited"
+	sleep 0.1
+done
+got=$(curl -sf "$BASE_URL" | wc -c)
+[ "$got" = "$BODY_BYTES" ] || die "baseline body is $got bytes, expected $BODY_BYTES"
+run_wrk baseline "$BASE_URL"
+kill "$BASE_PID"
+wait "$BASE_PID" 2>/dev/null || true
+BASE_PID=""
+
+# ---------------------------------------------------------------------------------------------------
+TM_RPS=$(req_per_s trustmail)
+BASE_RPS=$(req_per_s baseline)
+TM_P99=$(p99_ms trustmail)
+BASE_P99=$(p99_ms baseline)
+for figure in "$TM_RPS" "$BASE_RPS" "$TM_P99" "$BASE_P99"; do
+	[ -n "$figure" ] || die "could not read wrk's figures"
+done
+RATIO=$(awk -v a="$TM_RPS" -v b="$BASE_RPS" 'BEGIN { printf "%.2f", a / b }')
+
+section "results ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, wrk -t$THREADS -c$CONNECTIONS -d$DURATION)"
+printf '%-34s %12s %12s\n' "" "trustmail" "bare axum"
+printf '%-34s %12s %12s\n' "requests/s" "$TM_RPS" "$BASE_RPS"
+printf '%-34s %12s %12s\n' "p99 latency (ms)" "$TM_P99" "$BASE_P99"
+printf '%-34s %12s\n' "response body (bytes)" "$BODY_BYTES"
+printf '%-34s %12s\n' "RSS after the load (MB)" "$LOADED_RSS_MB"
+echo
+printf 'ratio trustmail/baseline: %s   (target >= %s: %s)\n' "$RATIO" "$TARGET_RATIO" \
+	"$(met "$RATIO >= $TARGET_RATIO")"
+printf 'trustmail p99:            %s ms (target <= %s ms: %s)\n' "$TM_P99" "$TARGET_P99_MS" \
+	"$(met "$TM_P99 <= $TARGET_P99_MS")"
+printf 'trustmail idle RSS:       %s MB (target <= %s MB: %s)\n' "$IDLE_RSS_MB" "$TARGET_RSS_MB" \
+	"$(met "$IDLE_RSS_MB <= $TARGET_RSS_MB")"
