@@ -100,6 +100,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal; they cost time and garble log files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,

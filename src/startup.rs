@@ -113,9 +113,11 @@ impl Application {
     ) -> std::io::Result<()> {
         tracing::info!(url = %self.public_url, "trustmail listening");
         let store = self.service.store().clone();
+        let upkeep = tokio::spawn(api::middleware::metrics_upkeep());
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await;
+        upkeep.abort();
         store.close().await;
         served
     }

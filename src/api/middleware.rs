@@ -1,11 +1,15 @@
 //! Cross-cutting: correlation ids, request logs and metrics, and P1Error bodies for the
 //! responses axum makes itself (unknown route, wrong method).
 
-use std::{sync::OnceLock, time::Instant};
+use std::{
+    collections::HashSet,
+    sync::{OnceLock, RwLock},
+    time::Instant,
+};
 
 use axum::{
     extract::{MatchedPath, Request},
-    http::{HeaderName, HeaderValue, StatusCode, header},
+    http::{HeaderName, HeaderValue, Method, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -38,36 +42,79 @@ pub fn metrics_handle() -> PrometheusHandle {
 /// One span per request carrying its correlation id; request count and latency by route.
 pub async fn observe(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let correlation_id = uuid::Uuid::new_v4().to_string();
+    let mut id_buf = uuid::Uuid::encode_buffer();
+    let correlation_id: &str = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut id_buf);
+    let correlation_header = HeaderValue::from_str(correlation_id).ok();
     let method = request.method().clone();
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
+        .map_or("unmatched", |p| intern(p.as_str()));
     let span = tracing::info_span!(
         "request",
-        correlation_id = %correlation_id,
-        %method,
-        route = %route,
+        correlation_id,
         environment_id = tracing::field::Empty,
         client_id = tracing::field::Empty,
     );
     let mut response = next.run(request).instrument(span.clone()).await;
-    let status = response.status().as_u16();
+    let status = response.status();
     let elapsed = started.elapsed();
-    span.in_scope(|| tracing::info!(status, elapsed_ms = elapsed.as_secs_f64() * 1e3, "request"));
+    // Successful reads are the bulk of the traffic and are counted in the metrics; logging each
+    // at info would cost a third of the throughput. Writes and failures are always logged.
+    let elapsed_ms = elapsed.as_secs_f64() * 1e3;
+    let routine_read = (method == Method::GET || method == Method::HEAD) && status.as_u16() < 400;
+    span.in_scope(|| {
+        if routine_read {
+            tracing::debug!(%method, route, status = status.as_u16(), elapsed_ms, "request");
+        } else {
+            tracing::info!(%method, route, status = status.as_u16(), elapsed_ms, "request");
+        }
+    });
+    // Interned label values: no allocation per request.
     let labels = [
-        ("method", method.to_string()),
+        ("method", intern(method.as_str())),
         ("route", route),
-        ("status", status.to_string()),
+        ("status", intern(status.as_str())),
     ];
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
-    if let Ok(value) = HeaderValue::from_str(&correlation_id) {
+    if let Some(value) = correlation_header {
         response.headers_mut().insert(CORRELATION_ID, value);
     }
     response
+}
+
+/// A `'static` copy of a label value. Values come from a bounded set (routes, methods, status
+/// codes); past `MAX_INTERNED` distinct ones, the rest share one label instead of growing memory.
+fn intern(value: &str) -> &'static str {
+    const MAX_INTERNED: usize = 512;
+    static INTERNED: OnceLock<RwLock<HashSet<&'static str>>> = OnceLock::new();
+    let set = INTERNED.get_or_init(Default::default);
+    if let Some(found) = set.read().ok().and_then(|s| s.get(value).copied()) {
+        return found;
+    }
+    let Ok(mut set) = set.write() else {
+        return "other";
+    };
+    if let Some(found) = set.get(value) {
+        return found;
+    }
+    if set.len() >= MAX_INTERNED {
+        return "other";
+    }
+    let leaked: &'static str = Box::leak(value.to_owned().into_boxed_str());
+    set.insert(leaked);
+    leaked
+}
+
+/// Drains histogram samples into buckets; without it they pile up until the next scrape.
+pub async fn metrics_upkeep() {
+    let handle = metrics_handle();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        handle.run_upkeep();
+    }
 }
 
 pub async fn not_found() -> ApiError {

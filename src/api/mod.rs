@@ -7,7 +7,7 @@ mod email_domains;
 mod environments;
 pub mod errors;
 pub mod hal;
-mod middleware;
+pub mod middleware;
 mod system;
 mod token;
 

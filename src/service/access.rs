@@ -44,7 +44,7 @@ impl Service {
             id: ClientId::new(),
             environment_id: environment.id,
             role: Role::OrganizationAdmin,
-            secret_hash: hash_secret(&secret)?,
+            secret_hash: hash_secret(secret.clone()).await?,
             created_at: now(),
         };
         let activity = Activity::new(
@@ -90,7 +90,7 @@ impl Service {
             id: ClientId::new(),
             environment_id,
             role,
-            secret_hash: hash_secret(&secret)?,
+            secret_hash: hash_secret(secret.clone()).await?,
             created_at: now(),
         };
         self.store().insert_client(&client).await?;
@@ -111,7 +111,9 @@ impl Service {
         let Some(client) = self.store().get_client(client_id).await? else {
             return Ok(None);
         };
-        if client.environment_id != environment_id || !verify_secret(&client.secret_hash, secret) {
+        if client.environment_id != environment_id
+            || !verify_secret(client.secret_hash.clone(), secret.to_owned()).await
+        {
             return Ok(None);
         }
         let token = self.tokens().issue(&Actor {

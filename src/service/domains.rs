@@ -1,6 +1,8 @@
 //! Trusted email domains and their records.
 
-use super::{Actor, Service, ServiceError};
+use std::sync::Arc;
+
+use super::{Actor, Service, ServiceError, cache::DomainSnapshot};
 use crate::{
     domain::{
         Activity, ActivityType, DnsRecord, DomainId, DomainName, EmailDomain, EnvironmentId,
@@ -86,7 +88,7 @@ impl Service {
         &self,
         environment_id: EnvironmentId,
         id: DomainId,
-    ) -> Result<EmailDomain, ServiceError> {
+    ) -> Result<Arc<DomainSnapshot>, ServiceError> {
         self.environment(environment_id).await?;
         if let Some(domain) = self.inner.cache.domain(id) {
             return if domain.environment_id == environment_id {
@@ -95,11 +97,12 @@ impl Service {
                 Err(ServiceError::NotFound)
             };
         }
-        let domain = self
-            .store()
-            .get_domain(environment_id, id)
-            .await?
-            .ok_or(ServiceError::NotFound)?;
+        let domain = Arc::new(DomainSnapshot::new(
+            self.store()
+                .get_domain(environment_id, id)
+                .await?
+                .ok_or(ServiceError::NotFound)?,
+        ));
         self.inner.cache.put_domain(domain.clone());
         Ok(domain)
     }
@@ -137,7 +140,7 @@ impl Service {
         environment_id: EnvironmentId,
         id: DomainId,
         kinds: &[RecordKind],
-    ) -> Result<(EmailDomain, Vec<DnsRecord>), ServiceError> {
+    ) -> Result<(Arc<DomainSnapshot>, Vec<DnsRecord>), ServiceError> {
         let domain = self.domain(environment_id, id).await?;
         let mut records = self.store().domain_records(id, kinds).await?;
         let regions = &self.settings().regions;

@@ -1,5 +1,7 @@
 //! Environments (tenants).
 
+use std::sync::Arc;
+
 use super::{Actor, Service, ServiceError};
 use crate::domain::{
     Activity, ActivityType, Environment, EnvironmentId, Geography, ResourceType, now,
@@ -40,7 +42,7 @@ impl Service {
             Ok(self
                 .environment(actor.environment_id)
                 .await
-                .map(|e| vec![e])
+                .map(|e| vec![Environment::clone(&e)])
                 .or_else(|e| match e {
                     ServiceError::NotFound => Ok(Vec::new()),
                     other => Err(other),
@@ -48,15 +50,16 @@ impl Service {
         }
     }
 
-    pub async fn environment(&self, id: EnvironmentId) -> Result<Environment, ServiceError> {
+    pub async fn environment(&self, id: EnvironmentId) -> Result<Arc<Environment>, ServiceError> {
         if let Some(environment) = self.inner.cache.environment(id) {
             return Ok(environment);
         }
-        let environment = self
-            .store()
-            .get_environment(id)
-            .await?
-            .ok_or(ServiceError::NotFound)?;
+        let environment = Arc::new(
+            self.store()
+                .get_environment(id)
+                .await?
+                .ok_or(ServiceError::NotFound)?,
+        );
         self.inner.cache.put_environment(environment.clone());
         Ok(environment)
     }

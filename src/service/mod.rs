@@ -17,6 +17,7 @@ use crate::{
 };
 
 pub use access::{ADMINISTRATORS, Credentials, NewClient, token_url};
+pub use cache::DomainSnapshot;
 pub use tokens::{Actor, TokenError, TokenService};
 
 /// What a use case can refuse, in the vocabulary of the API's error codes.
