@@ -382,3 +382,35 @@ pub async fn raw_post(
         .await
         .unwrap()
 }
+
+#[tokio::test]
+async fn unexpected_failures_are_an_opaque_500() {
+    let app = TestApp::spawn().await;
+    let env = app.environment("E").await;
+    let domain = app.domain(&env, "a.shopco.test").await;
+    // Break the store under the running service.
+    let db = format!("sqlite://{}", app.dir.path().join("trustmail.db").display());
+    let pool = sqlx::AnyPool::connect(&db).await.unwrap();
+    sqlx::query("DROP TABLE dns_records")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let r = app
+        .get(
+            &format!("/v1/environments/{env}/emailDomains/{domain}/dkim"),
+            &app.admin_token,
+        )
+        .await;
+    let body = assert_p1_error(
+        r,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "UNEXPECTED_ERROR",
+        None,
+    )
+    .await;
+    let text = body.to_string();
+    assert!(
+        !text.contains("dns_records") && !text.contains("sqlite"),
+        "{text}"
+    );
+}
