@@ -2,7 +2,10 @@
 
 pub mod api;
 pub mod config;
+pub mod dns;
 pub mod domain;
+pub mod jobs;
+pub mod mail;
 pub mod secrets;
 pub mod service;
 pub mod startup;

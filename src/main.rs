@@ -3,12 +3,16 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use trustmail::{
     api::errors::ErrorChain,
     config::{CONFIG_PATH_VAR, Config},
     domain::{EnvironmentId, Geography, Role},
+    mail::OutboxId,
     service::{ADMINISTRATORS, Actor, ServiceError},
     startup::{Application, open_service, public_url},
+    store::{OutboxMessage, OutboxStatus, Store},
 };
 
 /// Exit code when a command is refused (e.g. already initialised).
@@ -46,6 +50,9 @@ enum Command {
     /// Manage clients (worker applications).
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Read the outbox: the mail trustmail sends (with no relay configured, it waits here).
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
 }
 
 #[derive(Subcommand)]
@@ -79,6 +86,23 @@ enum ClientCommand {
         role: Role,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum OutboxCommand {
+    /// List messages, newest first: id, status, created time, recipient, subject.
+    List {
+        /// Show at most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one message: its envelope and delivery state, then its full text.
+    Show {
+        /// The message id, as `outbox list` shows it.
+        id: OutboxId,
     },
 }
 
@@ -230,8 +254,90 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, BoxError> {
                 println!("client secret: {}  (shown only now)", client.client_secret);
             }
         }
+        Command::Outbox(command) => return outbox_command(command, &config).await,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `outbox list` / `outbox show`: reads the store only, so it works while `serve` runs.
+async fn outbox_command(command: OutboxCommand, config: &Config) -> Result<ExitCode, BoxError> {
+    let store = Store::connect(config.database_url.expose_secret()).await?;
+    match command {
+        OutboxCommand::List { limit, json } => {
+            let messages = store.list_outbox(limit).await?;
+            if json {
+                let list = messages
+                    .iter()
+                    .map(|m| {
+                        Ok(serde_json::json!({
+                            "id": m.id, "status": m.status.as_str(), "route": m.route.to_string(),
+                            "to": m.envelope_to, "subject": m.subject, "attempts": m.attempts,
+                            "createdAt": rfc3339(m.created_at)?,
+                        }))
+                    })
+                    .collect::<Result<Vec<_>, BoxError>>()?;
+                println!("{}", serde_json::Value::Array(list));
+            } else {
+                for m in &messages {
+                    println!(
+                        "{}  {:<7}  {}  {}  {}",
+                        m.id,
+                        m.status,
+                        rfc3339(m.created_at)?,
+                        m.envelope_to,
+                        m.subject
+                    );
+                }
+            }
+        }
+        OutboxCommand::Show { id } => {
+            let Some(message) = store.get_outbox(id).await? else {
+                eprintln!("trustmail: no outbox message {id}");
+                return Ok(ExitCode::from(EXIT_REFUSED));
+            };
+            print_outbox_message(&message)?;
+        }
+    }
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_outbox_message(m: &OutboxMessage) -> Result<(), BoxError> {
+    let optional_time = |t: Option<OffsetDateTime>| t.map(rfc3339).transpose();
+    let next_attempt = match m.status {
+        OutboxStatus::Pending => Some(m.next_attempt_at),
+        OutboxStatus::Sent | OutboxStatus::Failed => None,
+    };
+    let environment = m.environment_id.map(|id| id.to_string());
+    for (label, value) in [
+        ("id", Some(m.id.to_string())),
+        ("environment", environment),
+        ("route", Some(m.route.to_string())),
+        ("envelope from", Some(m.envelope_from.clone())),
+        ("envelope to", Some(m.envelope_to.clone())),
+        ("status", Some(m.status.to_string())),
+        ("attempts", Some(m.attempts.to_string())),
+        ("next attempt", optional_time(next_attempt)?),
+        ("last error", m.last_error.clone()),
+        ("created", Some(rfc3339(m.created_at)?)),
+        ("sent", optional_time(m.sent_at)?),
+    ] {
+        println!(
+            "{:<14} {}",
+            format!("{label}:"),
+            value.as_deref().unwrap_or("-")
+        );
+    }
+    println!();
+    // The stored text has CRLF line ends, as sent; print it as lines for the terminal.
+    for line in m.message.lines() {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+fn rfc3339(t: OffsetDateTime) -> Result<String, BoxError> {
+    Ok(t.format(&Rfc3339)?)
 }
 
 /// The CLI acts as the operator: an organization administrator of Administrators.

@@ -9,6 +9,8 @@ use tokio::net::TcpListener;
 use crate::{
     api,
     config::Config,
+    jobs::outbox::OutboxDelivery,
+    mail::{RelayConfigError, Relays},
     secrets::{MasterKey, SecretsError},
     service::{Credentials, Service, ServiceError, Settings},
     store::{Store, StoreError},
@@ -22,6 +24,10 @@ pub enum StartupError {
     Secrets(#[from] SecretsError),
     #[error("cannot start the service")]
     Service(#[from] ServiceError),
+    #[error("cannot set up DNS")]
+    Dns(#[from] crate::dns::DnsSetupError),
+    #[error("cannot use the outbound mail relay")]
+    Mail(#[from] RelayConfigError),
     #[error("cannot listen on {address}")]
     Bind {
         address: String,
@@ -33,10 +39,12 @@ pub enum StartupError {
 pub async fn open_service(config: &Config, public_url: &str) -> Result<Service, StartupError> {
     let store = Store::connect(config.database_url.expose_secret()).await?;
     let master_key = Arc::new(MasterKey::load_or_create(&config.secrets.master_key_file)?);
+    let dns = crate::dns::DnsClient::new(&config.dns)?;
     Ok(Service::new(
         store,
         master_key,
         Settings::from_config(config),
+        dns,
         public_url.to_owned(),
     )
     .await?)
@@ -58,6 +66,7 @@ pub struct Application {
     public_url: String,
     service: Service,
     bootstrap: Option<Credentials>,
+    outbox: OutboxDelivery,
 }
 
 impl Application {
@@ -76,7 +85,9 @@ impl Application {
             source,
         })?;
         let public_url = public_url(&config, bound);
+        let relays = Relays::from_config(&config.mail, &config.regions)?;
         let service = open_service(&config, &public_url).await?;
+        let outbox = OutboxDelivery::new(service.store().clone(), relays);
         let bootstrap = service.bootstrap(&public_url).await?;
         let router = api::router(service.clone(), &public_url);
         Ok(Self {
@@ -86,6 +97,7 @@ impl Application {
             public_url,
             service,
             bootstrap,
+            outbox,
         })
     }
 
@@ -114,10 +126,14 @@ impl Application {
         tracing::info!(url = %self.public_url, "trustmail listening");
         let store = self.service.store().clone();
         let upkeep = tokio::spawn(api::middleware::metrics_upkeep());
+        let delivery = self.outbox.spawn();
+        let checks = tokio::spawn(crate::jobs::dns::run_scheduled_checks(self.service.clone()));
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await;
         upkeep.abort();
+        checks.abort();
+        delivery.stop().await;
         store.close().await;
         served
     }

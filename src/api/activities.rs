@@ -45,7 +45,9 @@ pub struct ClientRef {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Actors {
-    client: ClientRef,
+    /// Absent for trustmail's own background work (scheduled DNS checks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client: Option<ClientRef>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -69,6 +71,10 @@ pub struct ActivityView {
     actors: Actors,
     resources: Vec<ResourceRef>,
     result: ResultRef,
+    /// e.g. `{record, region, status}` for `EMAIL_DOMAIN_STATUS_UPDATED`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    details: Option<serde_json::Value>,
 }
 
 impl From<&Activity> for ActivityView {
@@ -80,9 +86,7 @@ impl From<&Activity> for ActivityView {
                 r#type: a.action.to_string(),
             },
             actors: Actors {
-                client: ClientRef {
-                    id: a.actor.to_string(),
-                },
+                client: a.actor.map(|id| ClientRef { id: id.to_string() }),
             },
             resources: vec![ResourceRef {
                 r#type: a.resource_type.to_string(),
@@ -90,6 +94,7 @@ impl From<&Activity> for ActivityView {
                 name: a.resource_name.clone(),
             }],
             result: ResultRef { status: "SUCCESS" },
+            details: a.details.clone(),
         }
     }
 }

@@ -85,7 +85,7 @@ pub struct CreateEmailDomain {
 }
 
 /// `{environmentId}` and `{emailDomainId}` from the path, after the permission check.
-fn domain_path(
+pub(super) fn domain_path(
     caller: &Caller,
     (environment, domain): &(String, String),
     permission: Permission,
@@ -255,7 +255,7 @@ async fn read_records(
     let (environment_id, domain_id) = domain_path(caller, path, Permission::Read)?;
     Ok(state
         .service
-        .domain_records(environment_id, domain_id, kinds)
+        .domain_records(&caller.0, environment_id, domain_id, kinds)
         .await?)
 }
 

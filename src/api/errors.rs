@@ -55,6 +55,10 @@ pub enum ApiError {
     Forbidden,
     NotFound,
     MethodNotAllowed,
+    /// 429 `REQUEST_LIMITED` with `Retry-After`.
+    RequestLimited {
+        retry_after_s: u64,
+    },
     /// 500; the cause is logged, never shown.
     Unexpected(Box<dyn std::error::Error + Send + Sync>),
 }
@@ -113,6 +117,14 @@ impl ApiError {
                     .into(),
                 vec![],
             ),
+            ApiError::RequestLimited { retry_after_s } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "REQUEST_LIMITED",
+                format!(
+                    "The request could not be completed. Too many requests; retry after {retry_after_s} seconds."
+                ),
+                vec![],
+            ),
             ApiError::Unexpected(cause) => {
                 tracing::error!(error = %ErrorChain(cause.as_ref()), "unexpected error");
                 (
@@ -144,6 +156,10 @@ impl std::fmt::Display for ErrorChain<'_> {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let unauthorized = matches!(self, ApiError::Unauthorized);
+        let retry_after = match self {
+            ApiError::RequestLimited { retry_after_s } => Some(retry_after_s),
+            _ => None,
+        };
         let (status, code, message, details) = self.parts();
         let body = P1Error {
             id: uuid::Uuid::new_v4().to_string(),
@@ -152,6 +168,11 @@ impl IntoResponse for ApiError {
             details,
         };
         let mut response = (status, axum::Json(body)).into_response();
+        if let Some(seconds) = retry_after
+            && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
         if unauthorized {
             response
                 .headers_mut()
@@ -185,6 +206,9 @@ impl From<ServiceError> for ApiError {
                 }),
             }),
             ServiceError::InvalidRequest(message) => ApiError::InvalidRequest(message),
+            ServiceError::RateLimited { retry_after_s } => {
+                ApiError::RequestLimited { retry_after_s }
+            }
             e @ (ServiceError::Store(_) | ServiceError::Token(_)) => {
                 ApiError::Unexpected(Box::new(e))
             }

@@ -7,9 +7,11 @@ mod email_domains;
 mod environments;
 pub mod errors;
 pub mod hal;
+mod mail_from;
 pub mod middleware;
 mod system;
 mod token;
+mod verification;
 
 use std::sync::Arc;
 
@@ -44,6 +46,8 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(environments::routes())
         .merge(email_domains::routes())
+        .merge(verification::routes())
+        .merge(mail_from::routes())
         .merge(activities::routes())
         .merge(token::routes())
         .merge(system::routes())

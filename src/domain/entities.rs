@@ -33,6 +33,8 @@ pub struct EmailDomain {
     pub id: DomainId,
     pub environment_id: EnvironmentId,
     pub name: DomainName,
+    /// The custom MAIL FROM domain, once set.
+    pub mail_from: Option<DomainName>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -43,10 +45,13 @@ pub struct Activity {
     pub id: ActivityId,
     pub environment_id: EnvironmentId,
     pub action: ActivityType,
-    pub actor: ClientId,
+    /// The client that acted; `None` for trustmail's own background work.
+    pub actor: Option<ClientId>,
     pub resource_type: ResourceType,
     pub resource_id: String,
     pub resource_name: String,
+    /// Structured details (JSON), e.g. `{record, region, status}` of a status change.
+    pub details: Option<serde_json::Value>,
     pub recorded_at: OffsetDateTime,
 }
 
@@ -54,7 +59,7 @@ impl Activity {
     pub fn new(
         environment_id: EnvironmentId,
         action: ActivityType,
-        actor: ClientId,
+        actor: impl Into<Option<ClientId>>,
         resource_type: ResourceType,
         resource_id: impl ToString,
         resource_name: impl Into<String>,
@@ -63,12 +68,18 @@ impl Activity {
             id: ActivityId::new(),
             environment_id,
             action,
-            actor,
+            actor: actor.into(),
             resource_type,
             resource_id: resource_id.to_string(),
             resource_name: resource_name.into(),
+            details: None,
             recorded_at: now(),
         }
+    }
+
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
     }
 }
 

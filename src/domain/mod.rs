@@ -51,13 +51,19 @@ mod ids;
 mod records;
 mod tenancy;
 mod tokens;
+mod verification;
 
 pub use domain_name::{DomainName, DomainNameError, PublicSuffixes};
 pub use entities::{Activity, Client, EmailDomain, Environment, now};
 pub use ids::{ActivityId, ClientId, DomainId, EnvironmentId};
 pub use records::{
-    DKIM_TOKENS_PER_REGION, DnsRecord, RecordKind, RecordSettings, RecordStatus, SendingRegion,
-    build_domain_records, regions_for, spf_value,
+    DKIM_TOKENS_PER_REGION, DnsRecord, MAIL_FROM_PRIORITY, RecordKind, RecordSettings,
+    RecordStatus, SendingRegion, apex_spf_record, build_domain_records, mail_from_records,
+    ownership_verified, regions_for, spf_value, visible_statuses,
 };
 pub use tenancy::{ActivityType, Geography, Permission, ResourceType, Role};
 pub use tokens::{random_base64url, random_lower_alnum};
+pub use verification::{
+    CheckState, CheckedRecord, Observation, ReasonCode, SPF_LOOKUP_LIMIT, is_spf,
+    merge_spf_include, next_check_delay, next_state, same_name,
+};

@@ -57,6 +57,40 @@ pub struct DnsRecord {
     pub status: RecordStatus,
 }
 
+impl DnsRecord {
+    /// The full name the record lives at: keys of TXT records are relative to the domain,
+    /// `@` is the domain itself, the rest are full names already.
+    pub fn fqdn(&self, domain: &DomainName) -> String {
+        match self.kind {
+            RecordKind::Ownership | RecordKind::Environment => format!("{}.{domain}", self.key),
+            RecordKind::Spf if self.key == "@" => domain.to_string(),
+            _ => self.key.clone(),
+        }
+    }
+}
+
+/// The statuses PingOne shows: one per (record kind, region); a DKIM region is ACTIVE only
+/// when all its tokens are.
+pub fn visible_statuses<'a>(
+    records: impl IntoIterator<Item = &'a DnsRecord>,
+) -> Vec<(RecordKind, Option<String>, RecordStatus)> {
+    let mut out: Vec<(RecordKind, Option<String>, RecordStatus)> = Vec::new();
+    for r in records {
+        match out
+            .iter_mut()
+            .find(|(kind, region, _)| *kind == r.kind && *region == r.region)
+        {
+            Some((_, _, status)) => {
+                if r.status != RecordStatus::Active {
+                    *status = RecordStatus::VerificationRequired;
+                }
+            }
+            None => out.push((r.kind, r.region.clone(), r.status)),
+        }
+    }
+    out
+}
+
 impl RecordKind {
     pub fn record_type(&self) -> &'static str {
         match self {
@@ -122,14 +156,66 @@ pub fn build_domain_records(
         settings.environment_prefix.clone(),
         environment_token.to_owned(),
     ));
-    records.push(pending(
-        RecordKind::Spf,
-        None,
-        0,
-        "@".to_owned(),
-        spf_value(&settings.spf_include),
-    ));
+    records.push(apex_spf_record(settings));
     records
+}
+
+/// The records a custom MAIL FROM domain needs: an MX to the first region (in configuration
+/// order) serving the geography, and the SPF record moved to the MAIL FROM name.
+pub fn mail_from_records(
+    mail_from: &DomainName,
+    geography: Geography,
+    regions: &[SendingRegion],
+    settings: &RecordSettings,
+) -> Option<(DnsRecord, DnsRecord)> {
+    let region = regions_for(geography, regions).next()?;
+    let pending = |kind: RecordKind, value: String| DnsRecord {
+        kind,
+        region: None,
+        position: 0,
+        key: mail_from.to_string(),
+        record_type: kind.record_type(),
+        value,
+        status: RecordStatus::VerificationRequired,
+    };
+    Some((
+        pending(RecordKind::MailFrom, region.mail_from_mx.clone()),
+        pending(RecordKind::Spf, spf_value(&settings.spf_include)),
+    ))
+}
+
+/// The SPF record at the domain itself (when no MAIL FROM domain is set).
+pub fn apex_spf_record(settings: &RecordSettings) -> DnsRecord {
+    DnsRecord {
+        kind: RecordKind::Spf,
+        region: None,
+        position: 0,
+        key: "@".to_owned(),
+        record_type: "TXT",
+        value: spf_value(&settings.spf_include),
+        status: RecordStatus::VerificationRequired,
+    }
+}
+
+/// MX priority of the MAIL FROM record.
+pub const MAIL_FROM_PRIORITY: u16 = 10;
+
+/// A domain counts as verified when its environment record, or every region's ownership
+/// record, is ACTIVE.
+pub fn ownership_verified<'a>(records: impl IntoIterator<Item = &'a DnsRecord>) -> bool {
+    let (mut environment, mut any_ownership, mut all_ownership) = (false, false, true);
+    for r in records {
+        let active = r.status == RecordStatus::Active;
+        match r.kind {
+            RecordKind::Environment => environment |= active,
+            RecordKind::Ownership => {
+                any_ownership = true;
+                all_ownership &= active;
+            }
+            _ => {}
+        }
+    }
+    environment || (any_ownership && all_ownership)
 }
 
 pub fn spf_value(include: &str) -> String {

@@ -30,6 +30,7 @@ wire_enum!(
         EnvironmentDeleted => "ENVIRONMENT_DELETED",
         EmailDomainCreated => "EMAIL_DOMAIN_CREATED",
         EmailDomainDeleted => "EMAIL_DOMAIN_DELETED",
+        EmailDomainStatusUpdated => "EMAIL_DOMAIN_STATUS_UPDATED",
     }
 );
 

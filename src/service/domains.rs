@@ -2,11 +2,16 @@
 
 use std::sync::Arc;
 
-use super::{Actor, Service, ServiceError, cache::DomainSnapshot};
+use super::{
+    Actor, Service, ServiceError,
+    cache::DomainSnapshot,
+    verification::{CheckScope, region_order},
+};
 use crate::{
     domain::{
         Activity, ActivityType, DnsRecord, DomainId, DomainName, EmailDomain, EnvironmentId,
-        RecordKind, ResourceType, build_domain_records, now,
+        RecordKind, ResourceType, apex_spf_record, build_domain_records, mail_from_records, now,
+        ownership_verified,
     },
     store::CreateDomainError,
 };
@@ -31,6 +36,7 @@ impl Service {
             id: DomainId::new(),
             environment_id,
             name,
+            mail_from: None,
             created_at,
             updated_at: created_at,
         };
@@ -134,24 +140,120 @@ impl Service {
         }
     }
 
-    /// The domain's records of the given kinds, regions in configuration order.
+    /// The domain's records of the given kinds, regions in configuration order, re-checked in
+    /// DNS first when their last check is older than `dns.min_recheck_interval_s`.
     pub async fn domain_records(
         &self,
+        actor: &Actor,
         environment_id: EnvironmentId,
         id: DomainId,
         kinds: &[RecordKind],
     ) -> Result<(Arc<DomainSnapshot>, Vec<DnsRecord>), ServiceError> {
         let domain = self.domain(environment_id, id).await?;
-        let mut records = self.store().domain_records(id, kinds).await?;
-        let regions = &self.settings().regions;
-        let region_rank = |r: &DnsRecord| {
-            r.region
-                .as_ref()
-                .and_then(|name| regions.iter().position(|g| &g.name == name))
-                .unwrap_or(usize::MAX)
+        let mut records = self
+            .check_domain(&domain, CheckScope::StaleOf(kinds), Some(actor))
+            .await?;
+        records.retain(|r| kinds.contains(&r.record.kind));
+        region_order(&self.settings().regions, &mut records);
+        Ok((domain, records.into_iter().map(|r| r.record).collect()))
+    }
+
+    /// Sets the custom MAIL FROM domain: a subdomain of the trusted domain, allowed once the
+    /// domain's ownership is verified (re-checked first when stale).
+    pub async fn set_mail_from(
+        &self,
+        actor: &Actor,
+        environment_id: EnvironmentId,
+        id: DomainId,
+        raw: &str,
+    ) -> Result<(Arc<DomainSnapshot>, Vec<DnsRecord>), ServiceError> {
+        const TARGET: &str = "mailFrom.domain";
+        let domain = self.domain(environment_id, id).await?;
+        let environment = self.environment(environment_id).await?;
+        let settings = self.settings();
+        let invalid = |message: String| ServiceError::InvalidValue {
+            target: TARGET.into(),
+            message,
         };
-        records.sort_by_key(|r| (region_rank(r), r.region.clone(), r.position));
+        let mail_from = DomainName::parse(raw, &settings.public_suffixes)
+            .map_err(|e| invalid(e.to_string()))?;
+        if !mail_from
+            .as_str()
+            .strip_suffix(domain.name.as_str())
+            .is_some_and(|head| head.len() > 1 && head.ends_with('.'))
+        {
+            return Err(invalid(format!(
+                "The MAIL FROM domain must be a subdomain of {} (for example bounce.{}).",
+                domain.name, domain.name
+            )));
+        }
+        let records = self
+            .check_domain(
+                &domain,
+                CheckScope::StaleOf(&[RecordKind::Ownership, RecordKind::Environment]),
+                Some(actor),
+            )
+            .await?;
+        if !ownership_verified(records.iter().map(|r| &r.record)) {
+            return Err(invalid(format!(
+                "The ownership of {} is not verified yet: publish its ownership TXT records first.",
+                domain.name
+            )));
+        }
+        let (mx, spf) = mail_from_records(
+            &mail_from,
+            environment.region,
+            &settings.regions,
+            &settings.records,
+        )
+        .ok_or_else(|| invalid("No sending region serves this environment.".into()))?;
+        if !self
+            .store()
+            .set_mail_from(id, Some(&mail_from), &[mx, spf], now())
+            .await?
+        {
+            return Err(ServiceError::NotFound);
+        }
+        self.inner.cache.forget_domain(id);
+        self.mail_from(actor, environment_id, id).await
+    }
+
+    /// The MAIL FROM domain's records (MX, then SPF), re-checked when stale; not found when
+    /// none is set.
+    pub async fn mail_from(
+        &self,
+        actor: &Actor,
+        environment_id: EnvironmentId,
+        id: DomainId,
+    ) -> Result<(Arc<DomainSnapshot>, Vec<DnsRecord>), ServiceError> {
+        let (domain, records) = self
+            .domain_records(
+                actor,
+                environment_id,
+                id,
+                &[RecordKind::MailFrom, RecordKind::Spf],
+            )
+            .await?;
+        if domain.mail_from.is_none() {
+            return Err(ServiceError::NotFound);
+        }
         Ok((domain, records))
+    }
+
+    /// Removes the MAIL FROM domain; SPF moves back to the domain itself.
+    pub async fn delete_mail_from(
+        &self,
+        environment_id: EnvironmentId,
+        id: DomainId,
+    ) -> Result<(), ServiceError> {
+        let domain = self.domain(environment_id, id).await?;
+        if domain.mail_from.is_none() {
+            return Err(ServiceError::NotFound);
+        }
+        let spf = apex_spf_record(&self.settings().records);
+        self.store().set_mail_from(id, None, &[spf], now()).await?;
+        self.inner.cache.forget_domain(id);
+        Ok(())
     }
 
     pub async fn list_activities(

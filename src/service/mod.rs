@@ -6,11 +6,13 @@ mod cache;
 mod domains;
 mod environments;
 pub mod tokens;
+mod verification;
 
 use std::sync::Arc;
 
 use crate::{
     config::{Config, Limits},
+    dns::DnsClient,
     domain::{PublicSuffixes, RecordSettings, SendingRegion},
     secrets::MasterKey,
     store::{Store, StoreError},
@@ -19,6 +21,7 @@ use crate::{
 pub use access::{ADMINISTRATORS, Credentials, NewClient, token_url};
 pub use cache::DomainSnapshot;
 pub use tokens::{Actor, TokenError, TokenService};
+pub use verification::{CheckScope, FORCED_CHECK_INTERVAL, region_order};
 
 /// What a use case can refuse, in the vocabulary of the API's error codes.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +42,8 @@ pub enum ServiceError {
     },
     #[error("{0}")]
     InvalidRequest(String),
+    #[error("too many requests; retry after {retry_after_s} s")]
+    RateLimited { retry_after_s: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -52,6 +57,7 @@ pub struct Settings {
     pub regions: Vec<SendingRegion>,
     pub records: RecordSettings,
     pub limits: Limits,
+    pub dns: crate::config::Dns,
 }
 
 impl Settings {
@@ -61,6 +67,7 @@ impl Settings {
             regions: config.sending_regions(),
             records: config.record_settings(),
             limits: config.limits.clone(),
+            dns: config.dns.clone(),
         }
     }
 }
@@ -75,6 +82,9 @@ struct Inner {
     tokens: TokenService,
     settings: Settings,
     cache: cache::ReadCache,
+    dns: DnsClient,
+    /// Names this process as the holder of leases.
+    instance_id: String,
 }
 
 impl Service {
@@ -82,6 +92,7 @@ impl Service {
         store: Store,
         master_key: Arc<MasterKey>,
         settings: Settings,
+        dns: DnsClient,
         public_url: String,
     ) -> Result<Self, ServiceError> {
         let tokens = TokenService::load(store.clone(), master_key, public_url).await?;
@@ -91,6 +102,8 @@ impl Service {
                 tokens,
                 settings,
                 cache: cache::ReadCache::default(),
+                dns,
+                instance_id: uuid::Uuid::new_v4().to_string(),
             }),
         })
     }

@@ -1,3 +1,5 @@
+use sqlx::Row;
+
 use super::{RowExt, Store, StoreError};
 use crate::domain::{Activity, EnvironmentId};
 
@@ -16,7 +18,7 @@ impl Store {
             .int("n")?;
         let rows = sqlx::query(
             "SELECT id, environment_id, action_type, actor_client_id, resource_type, \
-             resource_id, resource_name, recorded_at FROM activities \
+             resource_id, resource_name, recorded_at, details FROM activities \
              WHERE environment_id = $1 ORDER BY recorded_at DESC, id DESC LIMIT $2 OFFSET $3",
         )
         .bind(environment_id.to_string())
@@ -31,10 +33,19 @@ impl Store {
                     id: row.parsed("id")?,
                     environment_id: row.parsed("environment_id")?,
                     action: row.parsed("action_type")?,
-                    actor: row.parsed("actor_client_id")?,
+                    actor: match row.text("actor_client_id")?.as_str() {
+                        "" => None,
+                        id => Some(id.parse().map_err(|e: uuid::Error| StoreError::Corrupt {
+                            column: "actor_client_id",
+                            reason: e.to_string(),
+                        })?),
+                    },
                     resource_type: row.parsed("resource_type")?,
                     resource_id: row.text("resource_id")?,
                     resource_name: row.text("resource_name")?,
+                    details: row
+                        .try_get::<Option<String>, _>("details")?
+                        .and_then(|d| serde_json::from_str(&d).ok()),
                     recorded_at: row.time("recorded_at")?,
                 })
             })

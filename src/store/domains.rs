@@ -1,4 +1,4 @@
-use sqlx::any::AnyRow;
+use sqlx::{Row, any::AnyRow};
 
 use super::{RowExt, Store, StoreError, insert_activity, millis};
 use crate::domain::{
@@ -7,7 +7,7 @@ use crate::domain::{
 
 macro_rules! domain_columns {
     () => {
-        "id, environment_id, domain_name, created_at, updated_at"
+        "id, environment_id, domain_name, mail_from_domain, created_at, updated_at"
     };
 }
 
@@ -87,22 +87,7 @@ impl Store {
             }
             other => other.into(),
         })?;
-        for record in records {
-            sqlx::query(
-                "INSERT INTO dns_records (domain_id, record, region, position, record_key, \
-                 record_type, record_value, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(domain.id.to_string())
-            .bind(record.kind.as_str())
-            .bind(record.region.as_deref().unwrap_or(""))
-            .bind(i64::from(record.position))
-            .bind(&record.key)
-            .bind(record.record_type)
-            .bind(&record.value)
-            .bind(record.status.as_str())
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_records(&mut tx, domain.id, records, domain.created_at).await?;
         insert_activity(&mut tx, activity).await?;
         tx.commit().await?;
         Ok(())
@@ -201,11 +186,76 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Sets (or with `None`, removes) the MAIL FROM domain: its MX record, and the SPF record
+    /// that moves to it (or back to the domain), both checked afresh.
+    pub async fn set_mail_from(
+        &self,
+        id: DomainId,
+        mail_from: Option<&DomainName>,
+        records: &[DnsRecord],
+        now: time::OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE email_domains SET mail_from_domain = $1, updated_at = $2 WHERE id = $3",
+        )
+        .bind(mail_from.map(|m| m.to_string()))
+        .bind(millis(now))
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "DELETE FROM dns_records WHERE domain_id = $1 AND record IN ('MAIL_FROM', 'SPF')",
+        )
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        insert_records(&mut tx, id, records, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+async fn insert_records(
+    tx: &mut super::Tx<'_>,
+    id: DomainId,
+    records: &[DnsRecord],
+    created_at: time::OffsetDateTime,
+) -> Result<(), StoreError> {
+    for record in records {
+        sqlx::query(
+            "INSERT INTO dns_records (domain_id, record, region, position, record_key, \
+             record_type, record_value, status, created_at, next_check_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+        )
+        .bind(id.to_string())
+        .bind(record.kind.as_str())
+        .bind(record.region.as_deref().unwrap_or(""))
+        .bind(i64::from(record.position))
+        .bind(&record.key)
+        .bind(record.record_type)
+        .bind(&record.value)
+        .bind(record.status.as_str())
+        .bind(millis(created_at))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
 fn domain_from_row(row: &AnyRow) -> Result<EmailDomain, StoreError> {
     Ok(EmailDomain {
         id: row.parsed("id")?,
         environment_id: row.parsed("environment_id")?,
         name: DomainName::from_trusted(row.text("domain_name")?),
+        mail_from: row
+            .try_get::<Option<String>, _>("mail_from_domain")?
+            .map(DomainName::from_trusted),
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
     })

@@ -8,6 +8,8 @@ mod activities;
 mod auth;
 mod domains;
 mod environments;
+mod outbox;
+mod verification;
 
 use std::{str::FromStr, time::Duration};
 
@@ -21,6 +23,7 @@ use crate::domain::{Activity, UnknownValue};
 
 pub use auth::StoredSigningKey;
 pub use domains::CreateDomainError;
+pub use outbox::{MAX_DELIVERY_ATTEMPTS, OutboxMessage, OutboxStatus, retry_delay};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -110,24 +113,25 @@ type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
 async fn insert_activity(tx: &mut Tx<'_>, activity: &Activity) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO activities (id, environment_id, action_type, actor_client_id, \
-         resource_type, resource_id, resource_name, result_status, recorded_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         resource_type, resource_id, resource_name, result_status, recorded_at, details) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(activity.id.to_string())
     .bind(activity.environment_id.to_string())
     .bind(activity.action.as_str())
-    .bind(activity.actor.to_string())
+    .bind(activity.actor.map(|a| a.to_string()).unwrap_or_default())
     .bind(activity.resource_type.as_str())
     .bind(&activity.resource_id)
     .bind(&activity.resource_name)
     .bind("SUCCESS")
     .bind(millis(activity.recorded_at))
+    .bind(activity.details.as_ref().map(|d| d.to_string()))
     .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
-fn millis(t: OffsetDateTime) -> i64 {
+pub(crate) fn millis(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
@@ -136,6 +140,7 @@ trait RowExt {
     fn text(&self, column: &'static str) -> Result<String, StoreError>;
     fn int(&self, column: &'static str) -> Result<i64, StoreError>;
     fn time(&self, column: &'static str) -> Result<OffsetDateTime, StoreError>;
+    fn optional_time(&self, column: &'static str) -> Result<Option<OffsetDateTime>, StoreError>;
     fn parsed<T>(&self, column: &'static str) -> Result<T, StoreError>
     where
         T: FromStr,
@@ -159,6 +164,19 @@ impl RowExt for AnyRow {
                 reason: e.to_string(),
             }
         })
+    }
+
+    fn optional_time(&self, column: &'static str) -> Result<Option<OffsetDateTime>, StoreError> {
+        self.try_get::<Option<i64>, _>(column)?
+            .map(|ms| {
+                OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).map_err(|e| {
+                    StoreError::Corrupt {
+                        column,
+                        reason: e.to_string(),
+                    }
+                })
+            })
+            .transpose()
     }
 
     fn parsed<T>(&self, column: &'static str) -> Result<T, StoreError>

@@ -74,12 +74,30 @@ pub fn test_config(dir: &std::path::Path, db: &Db) -> Config {
     };
     config.secrets.master_key_file = dir.join("master.key");
     config.domains.extra_public_suffixes = vec!["test".into()];
+    // No test reaches the machine's resolvers: a closed local port fails at once. Tests that
+    // need DNS point this at their own server (`TestApp::with_dns`).
+    config.dns.resolvers = vec!["127.0.0.1:9".into()];
+    config.dns.timeout_ms = 500;
     config
 }
 
 impl TestApp {
     pub async fn spawn() -> Self {
         Self::spawn_on(Db::Sqlite, |_| {}).await
+    }
+
+    /// An app whose DNS is `dns`, re-checking on every status read.
+    pub async fn with_dns(
+        dns: &crate::dns_server::TestDns,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
+        let resolver = dns.resolver();
+        Self::spawn_on(Db::Sqlite, move |c| {
+            c.dns.resolvers = vec![resolver];
+            c.dns.min_recheck_interval_s = 0;
+            tweak(c);
+        })
+        .await
     }
 
     pub async fn spawn_on(db: Db, tweak: impl FnOnce(&mut Config)) -> Self {

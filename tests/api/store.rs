@@ -36,6 +36,7 @@ async fn domains_records_and_cascades_round_trip() {
             id: DomainId::new(),
             environment_id: env.id,
             name: name.clone(),
+            mail_from: None,
             created_at: now(),
             updated_at: now(),
         };

@@ -1,0 +1,219 @@
+//! Additions PingOne lacks: `…/verification` (why each record is or is not ACTIVE) and
+//! `…/zoneFile` (every record as BIND zone-file lines).
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::header,
+    response::IntoResponse,
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{
+    AppState,
+    auth::Caller,
+    email_domains::domain_path,
+    errors::{ApiResult, P1Error},
+    hal::{Links, UrlBuilder, wire_time},
+};
+use crate::{
+    domain::{CheckedRecord, EmailDomain, Permission, RecordKind, SPF_LOOKUP_LIMIT},
+    service::region_order,
+};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(read_verification, check_now))
+        .routes(routes!(read_zone_file))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LookupCount {
+    count: u32,
+    limit: u32,
+    over_limit: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordDiagnosis {
+    /// `OWNERSHIP`, `ENVIRONMENT`, `DKIM`, `SPF` or `MAIL_FROM`.
+    record: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    region: Option<String>,
+    /// The full name the record must be published at.
+    name: String,
+    r#type: &'static str,
+    expected: String,
+    /// What DNS returned at the name.
+    observed: Vec<String>,
+    status: &'static str,
+    /// A stable reason code (`OK`, `NOT_FOUND`, `VALUE_MISMATCH`, …).
+    reason: &'static str,
+    message: String,
+    last_checked_at: Option<String>,
+    next_check_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    suggested: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lookups: Option<LookupCount>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerificationView {
+    records: Vec<RecordDiagnosis>,
+    #[serde(rename = "_links")]
+    #[schema(value_type = Object)]
+    links: Links,
+}
+
+fn verification_view(
+    state: &AppState,
+    domain: &EmailDomain,
+    mut records: Vec<CheckedRecord>,
+) -> VerificationView {
+    region_order(&state.service.settings().regions, &mut records);
+    let this = state.urls.domain(domain.environment_id, domain.id);
+    VerificationView {
+        records: records
+            .into_iter()
+            .map(|r| {
+                let spf = r.record.kind == RecordKind::Spf;
+                RecordDiagnosis {
+                    record: r.record.kind.as_str(),
+                    name: r.record.fqdn(&domain.name),
+                    region: r.record.region,
+                    r#type: r.record.record_type,
+                    expected: r.record.value,
+                    observed: r.observed,
+                    status: r.record.status.as_str(),
+                    reason: r.reason.as_str(),
+                    message: if r.message.is_empty() {
+                        "Not checked yet.".to_owned()
+                    } else {
+                        r.message
+                    },
+                    last_checked_at: r.last_checked_at.map(wire_time),
+                    next_check_at: wire_time(r.next_check_at),
+                    suggested: if spf { r.suggested } else { None },
+                    lookups: spf.then(|| {
+                        let count = r.lookups.unwrap_or(0);
+                        LookupCount {
+                            count,
+                            limit: SPF_LOOKUP_LIMIT,
+                            over_limit: count > SPF_LOOKUP_LIMIT,
+                        }
+                    }),
+                }
+            })
+            .collect(),
+        links: Links::from([
+            ("self", UrlBuilder::link(format!("{this}/verification"))),
+            ("emailDomain", UrlBuilder::link(this)),
+        ]),
+    }
+}
+
+#[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/verification",
+    tag = "Trusted Email Domains",
+    params(("environmentId" = String, Path), ("emailDomainId" = String, Path)),
+    responses((status = 200, body = VerificationView), (status = 401, body = P1Error),
+              (status = 403, body = P1Error), (status = 404, body = P1Error)))]
+async fn read_verification(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<(String, String)>,
+) -> ApiResult<impl IntoResponse> {
+    let (environment_id, domain_id) = domain_path(&caller, &path, Permission::Read)?;
+    let domain = state.service.domain(environment_id, domain_id).await?;
+    let records = state.service.verification(&domain).await?;
+    Ok(Json(verification_view(&state, &domain, records)))
+}
+
+#[utoipa::path(post, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/verification",
+    tag = "Trusted Email Domains",
+    params(("environmentId" = String, Path), ("emailDomainId" = String, Path)),
+    responses((status = 200, body = VerificationView), (status = 401, body = P1Error),
+              (status = 403, body = P1Error), (status = 404, body = P1Error),
+              (status = 429, body = P1Error)))]
+async fn check_now(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<(String, String)>,
+) -> ApiResult<impl IntoResponse> {
+    let (environment_id, domain_id) = domain_path(&caller, &path, Permission::Read)?;
+    let domain = state.service.domain(environment_id, domain_id).await?;
+    let records = state.service.force_check(&domain, &caller.0).await?;
+    Ok(Json(verification_view(&state, &domain, records)))
+}
+
+#[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/zoneFile",
+    tag = "Trusted Email Domains",
+    params(("environmentId" = String, Path), ("emailDomainId" = String, Path)),
+    responses((status = 200, description = "BIND zone-file lines", content_type = "text/plain"),
+              (status = 401, body = P1Error), (status = 403, body = P1Error),
+              (status = 404, body = P1Error)))]
+async fn read_zone_file(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<(String, String)>,
+) -> ApiResult<impl IntoResponse> {
+    let (environment_id, domain_id) = domain_path(&caller, &path, Permission::Read)?;
+    let domain = state.service.domain(environment_id, domain_id).await?;
+    let mut records = state.service.verification(&domain).await?;
+    region_order(&state.service.settings().regions, &mut records);
+    let mut zone = format!("; trustmail records for {}\n", domain.name);
+    for r in &records {
+        let name = r.record.fqdn(&domain.name);
+        let data = match r.record.kind {
+            RecordKind::Dkim => format!("CNAME {}.", r.record.value.trim_end_matches('.')),
+            RecordKind::MailFrom => format!("MX 10 {}.", r.record.value.trim_end_matches('.')),
+            _ => format!("TXT {}", zone_txt(&r.record.value)),
+        };
+        zone.push_str(&format!("{name}. 3600 IN {data}\n"));
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], zone))
+}
+
+/// A TXT value as zone-file character strings: quoted, escaped, at most 255 bytes each.
+pub fn zone_txt(value: &str) -> String {
+    value
+        .as_bytes()
+        .chunks(255)
+        .map(|chunk| {
+            let mut quoted = String::from("\"");
+            for &b in chunk {
+                match b {
+                    b'"' | b'\\' => {
+                        quoted.push('\\');
+                        quoted.push(char::from(b));
+                    }
+                    0x20..=0x7e => quoted.push(char::from(b)),
+                    other => quoted.push_str(&format!("\\{other:03}")),
+                }
+            }
+            quoted.push('"');
+            quoted
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::zone_txt;
+
+    #[test]
+    fn long_txt_values_split_into_255_byte_strings() {
+        let value = "a".repeat(300);
+        let out = zone_txt(&value);
+        assert_eq!(
+            out,
+            format!("\"{}\" \"{}\"", "a".repeat(255), "a".repeat(45))
+        );
+        assert_eq!(zone_txt("say \"hi\""), "\"say \\\"hi\\\"\"");
+    }
+}

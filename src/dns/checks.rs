@@ -1,0 +1,421 @@
+//! One check per record kind, each ending in a reason code and a sentence.
+
+use std::{collections::HashSet, future::Future, pin::Pin};
+
+use hickory_resolver::proto::rr::RecordType;
+use mail_auth::{
+    common::parse::TxtRecordParser,
+    spf::{Macro, Mechanism, Spf},
+};
+
+use super::{Answer, DnsClient, Lookup};
+use crate::domain::{
+    Observation, ReasonCode, RecordKind, SPF_LOOKUP_LIMIT, is_spf, merge_spf_include, same_name,
+};
+
+/// What a record must look like in DNS.
+#[derive(Debug, Clone)]
+pub struct Expected<'a> {
+    pub kind: RecordKind,
+    /// The full name the record lives at.
+    pub name: &'a str,
+    /// TXT value, CNAME target or MX exchange.
+    pub value: &'a str,
+    /// `records.spf_include`, for SPF records.
+    pub spf_include: &'a str,
+}
+
+pub async fn check_record(dns: &DnsClient, expected: &Expected<'_>) -> Observation {
+    match expected.kind {
+        RecordKind::Ownership | RecordKind::Environment => check_txt(dns, expected).await,
+        RecordKind::Dkim => check_cname(dns, expected).await,
+        RecordKind::Spf => check_spf(dns, expected).await,
+        RecordKind::MailFrom => check_mx(dns, expected).await,
+    }
+}
+
+fn txts(answers: &[Answer]) -> Vec<String> {
+    answers
+        .iter()
+        .filter_map(|a| match a {
+            Answer::Txt(v) => Some(v.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn cname_targets(answers: &[Answer]) -> Vec<String> {
+    answers
+        .iter()
+        .filter_map(|a| match a {
+            Answer::Cname { target, .. } => Some(target.trim_end_matches('.').to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn quoted(values: &[String]) -> String {
+    values
+        .iter()
+        .map(|v| format!("\"{v}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn dns_error(expected: &Expected<'_>, error: &str) -> Observation {
+    Observation::new(
+        ReasonCode::DnsError,
+        vec![],
+        format!(
+            "Could not look up {} ({error}); the status is unchanged and it will be checked again.",
+            expected.name
+        ),
+    )
+}
+
+/// `DOUBLED_ZONE_SUFFIX` when the record sits at `<name>.<zone>` because a DNS panel
+/// appended the zone to a name that already had it.
+async fn doubled_suffix(
+    dns: &DnsClient,
+    expected: &Expected<'_>,
+    zone: Option<&str>,
+    record_type: RecordType,
+) -> Option<Observation> {
+    let zone = zone?;
+    let name = expected.name.trim_end_matches('.');
+    if zone.is_empty() || !(name == zone || name.ends_with(&format!(".{zone}"))) {
+        return None;
+    }
+    let doubled = format!("{name}.{zone}");
+    let Lookup::Answer(answers) = dns.lookup(&doubled, record_type).await else {
+        return None;
+    };
+    let found = match record_type {
+        RecordType::CNAME => cname_targets(&answers)
+            .iter()
+            .any(|t| same_name(t, expected.value)),
+        _ => txts(&answers)
+            .iter()
+            .any(|v| v == expected.value || is_spf(v)),
+    };
+    let relative = name.strip_suffix(&format!(".{zone}")).unwrap_or(name);
+    found.then(|| {
+        Observation::new(
+            ReasonCode::DoubledZoneSuffix,
+            vec![],
+            format!(
+                "Found the record at {doubled} instead of {name}: the DNS panel added the zone \
+                 name {zone} a second time. Enter the name as \"{relative}\"."
+            ),
+        )
+    })
+}
+
+async fn check_txt(dns: &DnsClient, expected: &Expected<'_>) -> Observation {
+    let (name, value) = (expected.name, expected.value);
+    match dns.lookup(name, RecordType::TXT).await {
+        Lookup::Answer(answers) => {
+            let found = txts(&answers);
+            let cnames = cname_targets(&answers);
+            if found.iter().any(|v| v == value) {
+                Observation::new(
+                    ReasonCode::Ok,
+                    found,
+                    format!("Found the expected TXT record at {name}."),
+                )
+            } else if let Some(target) = cnames.first() {
+                Observation::new(
+                    ReasonCode::CnameConflict,
+                    found,
+                    format!(
+                        "Expected a TXT record \"{value}\" at {name} but {name} is a CNAME to \
+                         {target}, which does not lead to that value."
+                    ),
+                )
+            } else {
+                let message = format!(
+                    "Expected a TXT record \"{value}\" at {name} but found {}.",
+                    quoted(&found)
+                );
+                Observation::new(ReasonCode::ValueMismatch, found, message)
+            }
+        }
+        Lookup::NoData { zone } => doubled_suffix(dns, expected, zone.as_deref(), RecordType::TXT)
+            .await
+            .unwrap_or_else(|| {
+                Observation::new(
+                    ReasonCode::NoRecord,
+                    vec![],
+                    format!("{name} exists but has no TXT record; expected \"{value}\"."),
+                )
+            }),
+        Lookup::NxDomain { zone } => {
+            doubled_suffix(dns, expected, zone.as_deref(), RecordType::TXT)
+                .await
+                .unwrap_or_else(|| {
+                    Observation::new(
+                        ReasonCode::NotFound,
+                        vec![],
+                        format!("{name} does not exist; publish a TXT record \"{value}\" there."),
+                    )
+                })
+        }
+        Lookup::Failed(e) => dns_error(expected, &e),
+    }
+}
+
+async fn check_cname(dns: &DnsClient, expected: &Expected<'_>) -> Observation {
+    let (name, value) = (expected.name, expected.value);
+    match dns.lookup(name, RecordType::CNAME).await {
+        Lookup::Answer(answers) => {
+            let targets = cname_targets(&answers);
+            if targets.iter().any(|t| same_name(t, value)) {
+                Observation::new(
+                    ReasonCode::Ok,
+                    targets,
+                    format!("Found the expected CNAME at {name}."),
+                )
+            } else {
+                let message = format!(
+                    "Expected a CNAME to {value} at {name} but found a CNAME to {}.",
+                    targets.join(", ")
+                );
+                Observation::new(ReasonCode::ValueMismatch, targets, message)
+            }
+        }
+        Lookup::NoData { zone } => {
+            if let Lookup::Answer(answers) = dns.lookup(name, RecordType::TXT).await {
+                let found = txts(&answers);
+                if !found.is_empty() {
+                    let message = format!(
+                        "Expected a CNAME to {value} at {name} but found a TXT record there \
+                         ({}); replace it with the CNAME.",
+                        quoted(&found)
+                    );
+                    return Observation::new(ReasonCode::CnameConflict, found, message);
+                }
+            }
+            doubled_suffix(dns, expected, zone.as_deref(), RecordType::CNAME)
+                .await
+                .unwrap_or_else(|| {
+                    Observation::new(
+                        ReasonCode::NoRecord,
+                        vec![],
+                        format!("Expected a CNAME to {value} at {name} but the name has no CNAME."),
+                    )
+                })
+        }
+        Lookup::NxDomain { zone } => {
+            doubled_suffix(dns, expected, zone.as_deref(), RecordType::CNAME)
+                .await
+                .unwrap_or_else(|| {
+                    Observation::new(
+                        ReasonCode::NotFound,
+                        vec![],
+                        format!(
+                            "Expected a CNAME to {value} at {name} but the name does not exist."
+                        ),
+                    )
+                })
+        }
+        Lookup::Failed(e) => dns_error(expected, &e),
+    }
+}
+
+async fn check_mx(dns: &DnsClient, expected: &Expected<'_>) -> Observation {
+    let (name, value) = (expected.name, expected.value);
+    match dns.lookup(name, RecordType::MX).await {
+        Lookup::Answer(answers) => {
+            let exchanges: Vec<String> = answers
+                .iter()
+                .filter_map(|a| match a {
+                    Answer::Mx { exchange, .. } => Some(exchange.trim_end_matches('.').to_owned()),
+                    _ => None,
+                })
+                .collect();
+            let cnames = cname_targets(&answers);
+            if exchanges.iter().any(|e| same_name(e, value)) {
+                Observation::new(
+                    ReasonCode::Ok,
+                    exchanges,
+                    format!("Found the expected MX at {name}."),
+                )
+            } else if let Some(target) = cnames.first() {
+                Observation::new(
+                    ReasonCode::CnameConflict,
+                    exchanges,
+                    format!(
+                        "Expected an MX to {value} at {name} but {name} is a CNAME to {target}."
+                    ),
+                )
+            } else {
+                let message = format!(
+                    "Expected an MX to {value} at {name} but found {}.",
+                    exchanges.join(", ")
+                );
+                Observation::new(ReasonCode::ValueMismatch, exchanges, message)
+            }
+        }
+        Lookup::NoData { .. } => Observation::new(
+            ReasonCode::NoRecord,
+            vec![],
+            format!("{name} exists but has no MX record; expected one to {value}."),
+        ),
+        Lookup::NxDomain { .. } => Observation::new(
+            ReasonCode::NotFound,
+            vec![],
+            format!("{name} does not exist; publish an MX record to {value} there."),
+        ),
+        Lookup::Failed(e) => dns_error(expected, &e),
+    }
+}
+
+async fn check_spf(dns: &DnsClient, expected: &Expected<'_>) -> Observation {
+    let (name, include) = (expected.name, expected.spf_include);
+    let (found, mut observation) = match dns.lookup(name, RecordType::TXT).await {
+        Lookup::Failed(e) => return dns_error(expected, &e),
+        Lookup::NxDomain { .. } => (
+            vec![],
+            Observation::new(
+                ReasonCode::NotFound,
+                vec![],
+                format!("{name} does not exist; publish the SPF record there."),
+            ),
+        ),
+        Lookup::NoData { .. } => (
+            vec![],
+            Observation::new(
+                ReasonCode::NoRecord,
+                vec![],
+                format!("{name} has no TXT records; publish the SPF record there."),
+            ),
+        ),
+        Lookup::Answer(answers) => {
+            let found = txts(&answers);
+            let spf: Vec<String> = found.iter().filter(|v| is_spf(v)).cloned().collect();
+            let observation = match spf.as_slice() {
+                [] => Observation::new(
+                    ReasonCode::NoRecord,
+                    found.clone(),
+                    format!("{name} has no SPF (v=spf1) record."),
+                ),
+                [only] => match Spf::parse(only.as_bytes()) {
+                    Err(e) => Observation::new(
+                        ReasonCode::SpfInvalid,
+                        found.clone(),
+                        format!("The SPF record at {name} does not parse ({e}): \"{only}\"."),
+                    ),
+                    Ok(parsed) if !includes(&parsed, include) => Observation::new(
+                        ReasonCode::ValueMismatch,
+                        found.clone(),
+                        format!("The SPF record at {name} does not include {include}: \"{only}\"."),
+                    ),
+                    Ok(_) => Observation::new(
+                        ReasonCode::Ok,
+                        found.clone(),
+                        format!("The SPF record at {name} includes {include}."),
+                    ),
+                },
+                several => Observation::new(
+                    ReasonCode::MultipleSpf,
+                    found.clone(),
+                    format!(
+                        "{name} has {} SPF records; receivers treat that as an error. Merge them \
+                         into one.",
+                        several.len()
+                    ),
+                ),
+            };
+            (spf, observation)
+        }
+    };
+    // The advice: the existing record (the first, if several) with our include merged in.
+    let suggested = match found.first() {
+        Some(existing) => merge_spf_include(existing, include),
+        None => crate::domain::spf_value(include),
+    };
+    let lookups = match Spf::parse(suggested.as_bytes()) {
+        Ok(parsed) => count_spf_lookups(dns, &parsed).await,
+        Err(_) => 0,
+    };
+    if observation.reason == ReasonCode::Ok && lookups > SPF_LOOKUP_LIMIT {
+        observation.reason = ReasonCode::SpfTooManyLookups;
+        observation.message = format!(
+            "The SPF record at {name} needs {lookups} DNS lookups; receivers stop at \
+             {SPF_LOOKUP_LIMIT} and fail SPF. Flatten or remove includes."
+        );
+    }
+    observation.suggested = Some(suggested);
+    observation.lookups = Some(lookups);
+    observation
+}
+
+fn literal(m: &Macro) -> Option<String> {
+    match m {
+        Macro::Literal(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+        _ => None,
+    }
+}
+
+fn includes(spf: &Spf, include: &str) -> bool {
+    spf.directives.iter().any(|d| match &d.mechanism {
+        Mechanism::Include { macro_string } => {
+            literal(macro_string).is_some_and(|domain| same_name(&domain, include))
+        }
+        _ => false,
+    })
+}
+
+/// RFC 7208 § 4.6.4: the terms that cost a DNS lookup (include, a, mx, ptr, exists, redirect),
+/// counted through every include and redirect whose target is a plain name.
+pub async fn count_spf_lookups(dns: &DnsClient, spf: &Spf) -> u32 {
+    let mut seen = HashSet::new();
+    count(dns, spf, &mut seen, 0).await
+}
+
+const MAX_SPF_DEPTH: u32 = 10;
+
+fn count<'a>(
+    dns: &'a DnsClient,
+    spf: &'a Spf,
+    seen: &'a mut HashSet<String>,
+    depth: u32,
+) -> Pin<Box<dyn Future<Output = u32> + Send + 'a>> {
+    Box::pin(async move {
+        let mut total = 0;
+        let mut targets = Vec::new();
+        for directive in spf.directives.iter() {
+            match &directive.mechanism {
+                Mechanism::Include { macro_string } => {
+                    total += 1;
+                    targets.extend(literal(macro_string));
+                }
+                Mechanism::A { .. }
+                | Mechanism::Mx { .. }
+                | Mechanism::Ptr { .. }
+                | Mechanism::Exists { .. } => total += 1,
+                _ => {}
+            }
+        }
+        if let Some(redirect) = &spf.redirect {
+            total += 1;
+            targets.extend(literal(redirect));
+        }
+        for target in targets {
+            // Stop once over the limit or too deep, and never follow a loop.
+            if total > SPF_LOOKUP_LIMIT
+                || depth >= MAX_SPF_DEPTH
+                || !seen.insert(target.to_ascii_lowercase())
+            {
+                continue;
+            }
+            if let Lookup::Answer(answers) = dns.lookup(&target, RecordType::TXT).await
+                && let Some(record) = txts(&answers).into_iter().find(|v| is_spf(v))
+                && let Ok(nested) = Spf::parse(record.as_bytes())
+            {
+                total += count(dns, &nested, seen, depth + 1).await;
+            }
+        }
+        total
+    })
+}

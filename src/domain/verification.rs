@@ -1,0 +1,371 @@
+//! Verification rules: reason codes, the re-check schedule, the grace period, SPF advice.
+//! Pure: the DNS answers come in as values, decisions go out.
+
+use time::{Duration, OffsetDateTime};
+
+use super::RecordStatus;
+
+wire_enum!(
+    /// Why a record has the status it has (stable codes, DESIGN.md § Statuses and checks).
+    ReasonCode {
+        NotChecked => "NOT_CHECKED",
+        Ok => "OK",
+        NotFound => "NOT_FOUND",
+        NoRecord => "NO_RECORD",
+        ValueMismatch => "VALUE_MISMATCH",
+        DoubledZoneSuffix => "DOUBLED_ZONE_SUFFIX",
+        CnameConflict => "CNAME_CONFLICT",
+        MultipleSpf => "MULTIPLE_SPF",
+        SpfTooManyLookups => "SPF_TOO_MANY_LOOKUPS",
+        SpfInvalid => "SPF_INVALID",
+        DnsError => "DNS_ERROR",
+        MissingAfterActive => "MISSING_AFTER_ACTIVE",
+    }
+);
+
+/// RFC 7208 § 4.6.4: at most 10 terms that cause DNS lookups.
+pub const SPF_LOOKUP_LIMIT: u32 = 10;
+
+/// What one check of one record found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    pub reason: ReasonCode,
+    /// The values DNS returned at the name (TXT strings joined, CNAME targets, MX exchanges).
+    pub observed: Vec<String>,
+    /// Plain words: what was expected, where, and what was found.
+    pub message: String,
+    /// SPF only: the user's record with our include merged in, and its lookup count.
+    pub suggested: Option<String>,
+    pub lookups: Option<u32>,
+}
+
+impl Observation {
+    pub fn new(reason: ReasonCode, observed: Vec<String>, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            observed,
+            message: message.into(),
+            suggested: None,
+            lookups: None,
+        }
+    }
+}
+
+/// A record with everything its checks have found so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedRecord {
+    pub record: super::DnsRecord,
+    pub reason: ReasonCode,
+    pub message: String,
+    pub observed: Vec<String>,
+    pub suggested: Option<String>,
+    pub lookups: Option<u32>,
+    /// When the record was first asked for (the schedule's origin).
+    pub created_at: OffsetDateTime,
+    pub last_checked_at: Option<OffsetDateTime>,
+    pub next_check_at: OffsetDateTime,
+    pub failing_since: Option<OffsetDateTime>,
+}
+
+impl CheckedRecord {
+    pub fn state(&self) -> CheckState {
+        CheckState {
+            status: self.record.status,
+            reason: self.reason,
+            failing_since: self.failing_since,
+        }
+    }
+
+    /// The record after a check that saw `observation` at `now`.
+    pub fn after_check(
+        &self,
+        observation: Observation,
+        now: OffsetDateTime,
+        grace: Duration,
+        initial_interval: Duration,
+    ) -> CheckedRecord {
+        let state = next_state(&self.state(), &observation, now, grace);
+        let delay = next_check_delay(&state, now - self.created_at, initial_interval);
+        let mut record = self.record.clone();
+        record.status = state.status;
+        // A DNS error keeps what the last real answer showed.
+        let keep_observed = observation.reason == ReasonCode::DnsError;
+        CheckedRecord {
+            record,
+            reason: state.reason,
+            message: if state.reason == ReasonCode::MissingAfterActive {
+                format!(
+                    "{} The record stays ACTIVE until {} (grace period).",
+                    observation.message,
+                    state
+                        .failing_since
+                        .map(|since| since + grace)
+                        .unwrap_or(now + grace)
+                )
+            } else {
+                observation.message
+            },
+            observed: if keep_observed {
+                self.observed.clone()
+            } else {
+                observation.observed
+            },
+            suggested: observation.suggested.or_else(|| self.suggested.clone()),
+            lookups: observation.lookups.or(self.lookups),
+            created_at: self.created_at,
+            last_checked_at: Some(now),
+            next_check_at: now + delay,
+            failing_since: state.failing_since,
+        }
+    }
+}
+
+/// A record's state between checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckState {
+    pub status: RecordStatus,
+    pub reason: ReasonCode,
+    /// When a record that was ACTIVE was first seen missing (the grace period's start).
+    pub failing_since: Option<OffsetDateTime>,
+}
+
+/// The state after `observation`: DNS errors change nothing visible; a record lost after
+/// ACTIVE stays ACTIVE for `grace`, counted from the first failing check.
+pub fn next_state(
+    previous: &CheckState,
+    observation: &Observation,
+    now: OffsetDateTime,
+    grace: Duration,
+) -> CheckState {
+    match observation.reason {
+        ReasonCode::DnsError => CheckState {
+            status: previous.status,
+            reason: ReasonCode::DnsError,
+            failing_since: previous.failing_since,
+        },
+        ReasonCode::Ok => CheckState {
+            status: RecordStatus::Active,
+            reason: ReasonCode::Ok,
+            failing_since: None,
+        },
+        // An SPF record over the lookup limit still publishes our include: it stays usable,
+        // and the diagnosis says what to fix.
+        ReasonCode::SpfTooManyLookups => CheckState {
+            status: RecordStatus::Active,
+            reason: ReasonCode::SpfTooManyLookups,
+            failing_since: None,
+        },
+        failing if previous.status == RecordStatus::Active => {
+            let since = previous.failing_since.unwrap_or(now);
+            if now - since < grace {
+                CheckState {
+                    status: RecordStatus::Active,
+                    reason: ReasonCode::MissingAfterActive,
+                    failing_since: Some(since),
+                }
+            } else {
+                CheckState {
+                    status: RecordStatus::VerificationRequired,
+                    reason: failing,
+                    failing_since: None,
+                }
+            }
+        }
+        failing => CheckState {
+            status: RecordStatus::VerificationRequired,
+            reason: failing,
+            failing_since: None,
+        },
+    }
+}
+
+/// When to look again (DESIGN.md: every `initial` for 15 minutes, then every 15 minutes to an
+/// hour, hourly to 72 hours, daily after; ACTIVE records daily; DNS errors soon).
+pub fn next_check_delay(state: &CheckState, age: Duration, initial: Duration) -> Duration {
+    if state.reason == ReasonCode::DnsError || state.reason == ReasonCode::MissingAfterActive {
+        return initial;
+    }
+    if state.status == RecordStatus::Active {
+        return Duration::DAY;
+    }
+    if age < Duration::minutes(15) {
+        initial
+    } else if age < Duration::HOUR {
+        Duration::minutes(15)
+    } else if age < Duration::hours(72) {
+        Duration::HOUR
+    } else {
+        Duration::DAY
+    }
+}
+
+/// Whether a TXT value is an SPF record (`v=spf1` alone or followed by a space; any case).
+pub fn is_spf(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    bytes.len() >= 6
+        && bytes[..6].eq_ignore_ascii_case(b"v=spf1")
+        && (bytes.len() == 6 || bytes[6] == b' ')
+}
+
+/// The user's SPF record with `include:<include>` added before its `all` term (or a redirect
+/// modifier), keeping every other term as it was.
+pub fn merge_spf_include(existing: &str, include: &str) -> String {
+    let terms: Vec<&str> = existing.split_ascii_whitespace().collect();
+    let wanted = format!("include:{include}");
+    if terms.iter().any(|t| {
+        t.trim_start_matches(['+', '-', '~', '?'])
+            .eq_ignore_ascii_case(&wanted)
+    }) {
+        return terms.join(" ");
+    }
+    let is_tail = |t: &&str| {
+        let t = t
+            .trim_start_matches(['+', '-', '~', '?'])
+            .to_ascii_lowercase();
+        t == "all" || t.starts_with("redirect=")
+    };
+    let position = terms.iter().position(is_tail).unwrap_or(terms.len());
+    let mut merged: Vec<&str> = terms[..position].to_vec();
+    merged.push(&wanted);
+    merged.extend_from_slice(&terms[position..]);
+    if position == terms.len() {
+        merged.push("~all");
+    }
+    merged.join(" ")
+}
+
+/// Names compare ignoring case and one trailing dot.
+pub fn same_name(a: &str, b: &str) -> bool {
+    a.trim_end_matches('.')
+        .eq_ignore_ascii_case(b.trim_end_matches('.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(status: RecordStatus, reason: ReasonCode) -> CheckState {
+        CheckState {
+            status,
+            reason,
+            failing_since: None,
+        }
+    }
+
+    fn seen(reason: ReasonCode) -> Observation {
+        Observation::new(reason, vec![], "")
+    }
+
+    #[test]
+    fn dns_errors_change_nothing_visible() {
+        let now = OffsetDateTime::now_utc();
+        for status in [RecordStatus::Active, RecordStatus::VerificationRequired] {
+            let next = next_state(
+                &state(status, ReasonCode::Ok),
+                &seen(ReasonCode::DnsError),
+                now,
+                Duration::HOUR,
+            );
+            assert_eq!(next.status, status);
+            assert_eq!(next.reason, ReasonCode::DnsError);
+        }
+    }
+
+    #[test]
+    fn a_record_lost_after_active_has_a_grace_period() {
+        let t0 = OffsetDateTime::now_utc();
+        let grace = Duration::hours(72);
+        let active = state(RecordStatus::Active, ReasonCode::Ok);
+        let first = next_state(&active, &seen(ReasonCode::NotFound), t0, grace);
+        assert_eq!(first.status, RecordStatus::Active);
+        assert_eq!(first.reason, ReasonCode::MissingAfterActive);
+        assert_eq!(first.failing_since, Some(t0));
+        // A DNS error in between neither starts nor ends it.
+        let blip = next_state(
+            &first,
+            &seen(ReasonCode::DnsError),
+            t0 + Duration::hours(1),
+            grace,
+        );
+        assert_eq!(blip.failing_since, Some(t0));
+        let later = next_state(
+            &blip,
+            &seen(ReasonCode::NotFound),
+            t0 + Duration::hours(71),
+            grace,
+        );
+        assert_eq!(later.status, RecordStatus::Active);
+        let lost = next_state(
+            &later,
+            &seen(ReasonCode::NotFound),
+            t0 + Duration::hours(72),
+            grace,
+        );
+        assert_eq!(lost.status, RecordStatus::VerificationRequired);
+        assert_eq!(lost.reason, ReasonCode::NotFound);
+        let back = next_state(
+            &first,
+            &seen(ReasonCode::Ok),
+            t0 + Duration::hours(2),
+            grace,
+        );
+        assert_eq!(
+            (back.status, back.failing_since),
+            (RecordStatus::Active, None)
+        );
+    }
+
+    #[test]
+    fn the_schedule_slows_down_with_age() {
+        let pending = state(RecordStatus::VerificationRequired, ReasonCode::NotFound);
+        let initial = Duration::seconds(60);
+        assert_eq!(
+            next_check_delay(&pending, Duration::minutes(5), initial),
+            initial
+        );
+        assert_eq!(
+            next_check_delay(&pending, Duration::minutes(20), initial),
+            Duration::minutes(15)
+        );
+        assert_eq!(
+            next_check_delay(&pending, Duration::hours(5), initial),
+            Duration::HOUR
+        );
+        assert_eq!(
+            next_check_delay(&pending, Duration::hours(80), initial),
+            Duration::DAY
+        );
+        let active = state(RecordStatus::Active, ReasonCode::Ok);
+        assert_eq!(
+            next_check_delay(&active, Duration::minutes(1), initial),
+            Duration::DAY
+        );
+    }
+
+    #[test]
+    fn spf_records_are_recognised_and_merged_before_all() {
+        assert!(is_spf("v=spf1 -all"));
+        assert!(is_spf("V=SPF1"));
+        assert!(!is_spf("v=spf10 -all"));
+        assert!(!is_spf("v=spf2.0/pra"));
+        assert_eq!(
+            merge_spf_include(
+                "v=spf1 ip4:192.0.2.1 include:_spf.google.com -all",
+                "spf.t.example"
+            ),
+            "v=spf1 ip4:192.0.2.1 include:_spf.google.com include:spf.t.example -all"
+        );
+        assert_eq!(
+            merge_spf_include("v=spf1 mx", "x.example"),
+            "v=spf1 mx include:x.example ~all"
+        );
+        assert_eq!(
+            merge_spf_include("v=spf1 redirect=_spf.example.com", "x.example"),
+            "v=spf1 include:x.example redirect=_spf.example.com"
+        );
+        assert_eq!(
+            merge_spf_include("v=spf1 INCLUDE:X.example ~all", "x.example"),
+            "v=spf1 INCLUDE:X.example ~all"
+        );
+    }
+}

@@ -1,0 +1,210 @@
+//! Outbox delivery: every second or so, lease the messages that are due and hand each to its
+//! route's SMTP relay. With no relay for a route its messages stay PENDING in the outbox,
+//! where `trustmail outbox list/show` shows them.
+//!
+//! Delivery is at least once: if the relay accepts a message but the store cannot record it
+//! (or the lease ran out meanwhile), the message is sent again after its lease ends.
+
+use std::time::Duration;
+
+use tokio::{sync::watch, task::JoinHandle};
+use tracing::Instrument;
+
+use super::error_chain;
+use crate::{
+    domain::now,
+    mail::{Relay, Relays},
+    store::{OutboxMessage, OutboxStatus, Store, StoreError, retry_delay},
+};
+
+/// How often the outbox is read for due messages.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a claimed message is ours: several sends' worth, for a batch sent one by one.
+const LEASE: Duration = Duration::from_secs(300);
+/// The most one send may take, whatever the relay does.
+const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+/// Messages claimed per route in one pass.
+const BATCH_SIZE: u32 = 20;
+
+/// How long `DeliveryJob::stop` lets a send in progress finish before abandoning it (its lease
+/// then runs out and the message is sent later).
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+pub struct OutboxDelivery {
+    store: Store,
+    relays: Relays,
+    /// This process's name on the leases it takes.
+    owner: String,
+}
+
+impl OutboxDelivery {
+    pub fn new(store: Store, relays: Relays) -> Self {
+        Self {
+            store,
+            relays,
+            owner: format!(
+                "pid{}-{}",
+                std::process::id(),
+                uuid::Uuid::new_v4().simple()
+            ),
+        }
+    }
+
+    /// Starts delivering in the background until `DeliveryJob::stop`.
+    pub fn spawn(self) -> DeliveryJob {
+        let (stop, stopped) = watch::channel(false);
+        DeliveryJob {
+            stop,
+            task: tokio::spawn(self.run(stopped)),
+        }
+    }
+
+    async fn run(self, mut stopped: watch::Receiver<bool>) {
+        if self.relays.is_empty() {
+            tracing::info!(
+                "no SMTP relay configured: mail stays in the outbox (`trustmail outbox list`)"
+            );
+            // Nothing to deliver; a closed channel also means stop.
+            let _ = stopped.wait_for(|stop| *stop).await;
+            return;
+        }
+        loop {
+            let more_due = match self.deliver_due(&stopped).await {
+                Ok(more_due) => more_due,
+                Err(e) => {
+                    tracing::warn!(error = %error_chain(&e), "outbox delivery pass failed");
+                    false
+                }
+            };
+            if *stopped.borrow() {
+                break;
+            }
+            if !more_due {
+                tokio::select! {
+                    changed = stopped.changed() => if changed.is_err() || *stopped.borrow() { break },
+                    () = tokio::time::sleep(POLL_INTERVAL) => {}
+                }
+            }
+        }
+        self.relays.shutdown().await;
+    }
+
+    /// One pass over the routes that have mail due. True when a batch came back full, so more
+    /// may be waiting.
+    async fn deliver_due(&self, stopped: &watch::Receiver<bool>) -> Result<bool, StoreError> {
+        let mut more_due = false;
+        for route in self.store.due_mail_routes(now()).await? {
+            let Some(relay) = self.relays.for_route(&route) else {
+                continue;
+            };
+            if *stopped.borrow() {
+                break;
+            }
+            let batch = self
+                .store
+                .claim_due_mail(&route, &self.owner, now(), LEASE, BATCH_SIZE)
+                .await?;
+            more_due |= batch.len() >= BATCH_SIZE as usize;
+            for message in batch {
+                // A send started this late could outlive the lease, and by then another
+                // deliverer may have the message: leave it to be claimed again.
+                if message
+                    .leased_until
+                    .is_some_and(|until| now() + SEND_TIMEOUT >= until)
+                {
+                    continue;
+                }
+                let span = tracing::info_span!(
+                    "outbox_delivery",
+                    message_id = %message.id,
+                    route = %message.route,
+                    attempt = message.attempts + 1,
+                );
+                self.deliver(relay, &message).instrument(span).await;
+            }
+        }
+        Ok(more_due)
+    }
+
+    async fn deliver(&self, relay: &Relay, message: &OutboxMessage) {
+        // Region names are few and come from the configuration: a bounded metric label.
+        let route = message.route.to_string();
+        let sent = relay.send(
+            &message.envelope_from,
+            &message.envelope_to,
+            &message.message,
+        );
+        // lettre's text includes its cause; the relay URL and password are never in it.
+        let outcome = match tokio::time::timeout(SEND_TIMEOUT, sent).await {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(_) => Err(format!(
+                "the relay did not finish within {} s",
+                SEND_TIMEOUT.as_secs()
+            )),
+        };
+        match outcome {
+            Ok(()) => {
+                metrics::counter!("outbox_sent_total", "route" => route).increment(1);
+                match self
+                    .store
+                    .mark_mail_sent(message.id, &self.owner, now())
+                    .await
+                {
+                    Ok(true) => tracing::info!("mail delivered"),
+                    Ok(false) => tracing::warn!(
+                        "mail delivered after its lease passed to another deliverer; it may arrive twice"
+                    ),
+                    Err(e) => tracing::error!(
+                        error = %error_chain(&e),
+                        "mail delivered but not recorded; it will be sent again when its lease ends"
+                    ),
+                }
+            }
+            Err(error) => {
+                metrics::counter!("outbox_failed_attempts_total", "route" => route).increment(1);
+                let recorded = self
+                    .store
+                    .record_failed_delivery(message.id, &self.owner, &error, now())
+                    .await;
+                match recorded {
+                    Ok(Some((OutboxStatus::Failed, attempts))) => tracing::error!(
+                        %error, attempts, "mail delivery failed; giving up"
+                    ),
+                    Ok(Some((_, attempts))) => tracing::warn!(
+                        %error,
+                        attempts,
+                        retry_in_s = retry_delay(attempts).as_secs(),
+                        "mail delivery failed; will retry"
+                    ),
+                    Ok(None) => tracing::warn!(
+                        %error, "mail delivery failed after its lease passed to another deliverer"
+                    ),
+                    Err(store_error) => tracing::error!(
+                        %error,
+                        store_error = %error_chain(&store_error),
+                        "mail delivery failed and could not be recorded; retried when its lease ends"
+                    ),
+                }
+            }
+        }
+    }
+}
+
+/// A running delivery loop.
+pub struct DeliveryJob {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl DeliveryJob {
+    /// Asks the loop to stop once its current pass is done, and waits for it (at most
+    /// `STOP_GRACE`; then it is abandoned and its unsent leases simply run out).
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let abort = self.task.abort_handle();
+        if tokio::time::timeout(STOP_GRACE, self.task).await.is_err() {
+            tracing::warn!("outbox delivery did not stop in time; abandoning the send in progress");
+            abort.abort();
+        }
+    }
+}

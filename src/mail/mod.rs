@@ -1,0 +1,335 @@
+//! Outbound mail: what a message is, how it becomes RFC 5322 text, and (in `relay`) how it
+//! reaches an SMTP relay. Every message is written to the outbox first (`store::outbox`) and
+//! delivered by `jobs::outbox`, so a send never blocks or fails a request.
+
+mod relay;
+
+use std::{fmt, str::FromStr};
+
+use lettre::{
+    Message,
+    message::{
+        Mailbox,
+        header::{ContentType, MIME_VERSION_1_0},
+    },
+};
+use uuid::Uuid;
+
+use crate::domain::EnvironmentId;
+
+pub use relay::{DeliveryError, Relay, RelayConfigError, Relays};
+
+/// The subject of the verification-code mail (DESIGN.md § Trusted senders and mail).
+pub const VERIFICATION_SUBJECT: &str = "Your trustmail verification code";
+
+/// One outbox message; v7 so ids sort by creation time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct OutboxId(Uuid);
+
+impl OutboxId {
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+}
+
+impl Default for OutboxId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FromStr for OutboxId {
+    type Err = uuid::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        uuid::fmt::Hyphenated::from_str(s).map(|h| Self(h.into_uuid()))
+    }
+}
+
+impl fmt::Display for OutboxId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0.hyphenated(), f)
+    }
+}
+
+/// Which relay carries a message: `[mail] smtp_url` for system mail (verification codes), or a
+/// sending region's `smtp_url` (falling back to `[mail]`) for customer mail.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum MailRoute {
+    System,
+    Region(String),
+}
+
+const SYSTEM_ROUTE: &str = "system";
+/// Region routes carry a prefix so a region named "system" cannot be mistaken for the system route.
+const REGION_ROUTE_PREFIX: &str = "region:";
+
+impl fmt::Display for MailRoute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MailRoute::System => f.write_str(SYSTEM_ROUTE),
+            MailRoute::Region(name) => write!(f, "{REGION_ROUTE_PREFIX}{name}"),
+        }
+    }
+}
+
+impl FromStr for MailRoute {
+    type Err = crate::domain::UnknownValue;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.strip_prefix(REGION_ROUTE_PREFIX) {
+            _ if s == SYSTEM_ROUTE => Ok(MailRoute::System),
+            Some(name) if !name.is_empty() => Ok(MailRoute::Region(name.to_owned())),
+            _ => Err(crate::domain::UnknownValue {
+                value: s.to_owned(),
+                allowed: "system region:<name>",
+            }),
+        }
+    }
+}
+
+/// A message to send, before it is composed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingMail {
+    pub environment_id: Option<EnvironmentId>,
+    pub route: MailRoute,
+    /// `addr@domain` or `Name <addr@domain>`.
+    pub from: String,
+    pub to: String,
+    pub subject: String,
+    /// The text/plain body (UTF-8).
+    pub text: String,
+}
+
+/// A message composed for the outbox: the stored envelope and the exact text that is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComposedMail {
+    pub id: OutboxId,
+    pub environment_id: Option<EnvironmentId>,
+    pub route: MailRoute,
+    pub envelope_from: String,
+    pub envelope_to: String,
+    pub subject: String,
+    /// RFC 5322 text with CRLF line ends, ASCII only (lettre encodes headers and body).
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    #[error("`{field}` is not one mail address: {value:?}")]
+    InvalidAddress { field: &'static str, value: String },
+    #[error("cannot build the message")]
+    Build(#[from] lettre::error::Error),
+    #[error("the built message is not UTF-8 text")]
+    NotText,
+}
+
+/// Builds the RFC 5322 message (From, To, Subject, Date, Message-ID, MIME text/plain UTF-8).
+/// The Message-ID is `<outbox id@sender's domain>`, so a bounce or a relay log leads back to
+/// the outbox row.
+pub fn compose(mail: &OutgoingMail) -> Result<ComposedMail, ComposeError> {
+    let from = parse_one_mailbox("from", &mail.from)?;
+    let to = parse_one_mailbox("to", &mail.to)?;
+    let id = OutboxId::new();
+    let message = Message::builder()
+        .from(from.clone())
+        .to(to.clone())
+        .subject(mail.subject.as_str())
+        .date_now()
+        .message_id(Some(format!("<{}@{}>", id.0.simple(), from.email.domain())))
+        // Content-Type means MIME, and MIME wants its version header (RFC 2045).
+        .header(MIME_VERSION_1_0)
+        .header(ContentType::TEXT_PLAIN)
+        .body(mail.text.clone())?;
+    let message = String::from_utf8(message.formatted()).map_err(|_| ComposeError::NotText)?;
+    Ok(ComposedMail {
+        id,
+        environment_id: mail.environment_id,
+        route: mail.route.clone(),
+        envelope_from: from.email.to_string(),
+        envelope_to: to.email.to_string(),
+        subject: mail.subject.clone(),
+        message,
+    })
+}
+
+/// lettre's parser stops after the first mailbox and ignores the rest, so a list or trailing
+/// text would slip through: require the whole input to be the one mailbox it found.
+fn parse_one_mailbox(field: &'static str, value: &str) -> Result<Mailbox, ComposeError> {
+    let invalid = || ComposeError::InvalidAddress {
+        field,
+        value: value.to_owned(),
+    };
+    if value.chars().any(char::is_control) {
+        return Err(invalid());
+    }
+    let mailbox: Mailbox = value.parse().map_err(|_| invalid())?;
+    let address = mailbox.email.to_string();
+    let whole = if value.contains('<') {
+        value.trim_end().ends_with(&format!("<{address}>"))
+    } else {
+        value.trim() == address
+    };
+    if whole { Ok(mailbox) } else { Err(invalid()) }
+}
+
+/// The verification-code mail to a trusted sender address: system mail, from
+/// `mail.system_sender`, with the code alone after `Verification code: ` on its own line so an
+/// operator reading `trustmail outbox show` (or a test) finds it at a glance.
+pub fn verification_code_mail(
+    system_sender: &str,
+    environment_id: EnvironmentId,
+    to: &str,
+    code: &str,
+) -> OutgoingMail {
+    OutgoingMail {
+        environment_id: Some(environment_id),
+        route: MailRoute::System,
+        from: system_sender.to_owned(),
+        to: to.to_owned(),
+        subject: VERIFICATION_SUBJECT.to_owned(),
+        // lettre turns these line ends into CRLF.
+        text: format!(
+            "Someone asked to use {to} as a trusted sender address.\n\
+             To confirm it, enter this code. It is valid for 24 hours.\n\
+             \n\
+             Verification code: {code}\n\
+             \n\
+             If you did not ask for this, you can ignore this message.\n"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mail(from: &str, to: &str) -> OutgoingMail {
+        OutgoingMail {
+            environment_id: None,
+            route: MailRoute::System,
+            from: from.into(),
+            to: to.into(),
+            subject: "Hello".into(),
+            text: "Hi there.\r\n".into(),
+        }
+    }
+
+    #[test]
+    fn composes_the_headers_and_the_envelope() {
+        let composed = compose(&mail(
+            "trustmail <no-reply@trustmail.example>",
+            "Ann@Shop.test",
+        ))
+        .unwrap();
+        assert_eq!(composed.envelope_from, "no-reply@trustmail.example");
+        assert_eq!(composed.envelope_to, "Ann@Shop.test");
+        let text = &composed.message;
+        for header in [
+            "From: trustmail <no-reply@trustmail.example>\r\n",
+            "To: Ann@Shop.test\r\n",
+            "Subject: Hello\r\n",
+            "Date: ",
+            "MIME-Version: 1.0\r\n",
+            "Content-Type: text/plain; charset=utf-8\r\n",
+        ] {
+            assert!(text.contains(header), "{header:?} in {text}");
+        }
+        let message_id = format!(
+            "Message-ID: <{}@trustmail.example>\r\n",
+            composed.id.0.simple()
+        );
+        assert!(text.contains(&message_id), "{text}");
+        assert!(text.ends_with("\r\n\r\nHi there.\r\n"), "{text}");
+    }
+
+    #[test]
+    fn refuses_anything_but_one_address_without_panicking() {
+        for bad in [
+            "",
+            "not an address",
+            "a@b.test, c@d.test",
+            "a@b.test junk",
+            "Name <a@b.test> junk",
+            "a@b.test\r\nBcc: victim@x.test",
+            "<>",
+        ] {
+            assert!(
+                matches!(
+                    compose(&mail("x@trustmail.example", bad)),
+                    Err(ComposeError::InvalidAddress { field: "to", .. })
+                ),
+                "{bad:?}"
+            );
+            assert!(compose(&mail(bad, "x@shop.test")).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_subject_cannot_add_headers() {
+        let mut m = mail("x@trustmail.example", "y@shop.test");
+        m.subject = "Hi\r\nBcc: victim@x.test".into();
+        let composed = compose(&m).unwrap();
+        assert!(
+            !composed.message.contains("\r\nBcc:"),
+            "{}",
+            composed.message
+        );
+    }
+
+    #[test]
+    fn non_ascii_text_is_encoded_for_transport() {
+        let mut m = mail("x@trustmail.example", "y@shop.test");
+        m.subject = "Grüße".into();
+        m.text = "Schöne Grüße\r\n".into();
+        let composed = compose(&m).unwrap();
+        assert!(composed.message.is_ascii());
+        assert_eq!(composed.subject, "Grüße");
+    }
+
+    #[test]
+    fn the_verification_mail_carries_the_code_alone_on_its_line() {
+        let environment = EnvironmentId::new();
+        let m = verification_code_mail(
+            "no-reply@trustmail.example",
+            environment,
+            "Ann@shop.test",
+            "k3x9a0bz",
+        );
+        assert_eq!(m.subject, "Your trustmail verification code");
+        assert_eq!(m.route, MailRoute::System);
+        assert_eq!(m.environment_id, Some(environment));
+        let composed = compose(&m).unwrap();
+        assert!(
+            composed
+                .message
+                .lines()
+                .any(|line| line == "Verification code: k3x9a0bz"),
+            "{}",
+            composed.message
+        );
+        assert!(
+            composed
+                .message
+                .contains("Subject: Your trustmail verification code\r\n")
+        );
+    }
+
+    #[test]
+    fn routes_round_trip_and_never_collide() {
+        for route in [
+            MailRoute::System,
+            MailRoute::Region("system".into()),
+            MailRoute::Region("eu-west-1".into()),
+        ] {
+            assert_eq!(route.to_string().parse::<MailRoute>().unwrap(), route);
+        }
+        assert_ne!(
+            MailRoute::Region("system".into()).to_string(),
+            MailRoute::System.to_string()
+        );
+        assert!("region:".parse::<MailRoute>().is_err());
+        assert!("elsewhere".parse::<MailRoute>().is_err());
+    }
+}

@@ -1,0 +1,219 @@
+//! DNS verification: when to check, one check of a domain, and what changed.
+
+use std::{collections::HashMap, time::Duration as StdDuration};
+
+use futures_util::future::join_all;
+use time::Duration;
+
+use super::{Actor, Service, ServiceError};
+use crate::{
+    dns::{Expected, check_record},
+    domain::{
+        Activity, ActivityType, CheckedRecord, EmailDomain, RecordKind, ResourceType, now,
+        visible_statuses,
+    },
+};
+
+/// How long a check may hold a domain before another process may take over.
+const CHECK_LEASE: Duration = Duration::seconds(60);
+/// `POST …/verification` runs at most this often per domain.
+pub const FORCED_CHECK_INTERVAL: StdDuration = StdDuration::from_secs(5);
+
+/// Which records a check looks at.
+#[derive(Debug, Clone, Copy)]
+pub enum CheckScope<'a> {
+    /// These kinds, if their last check is older than `dns.min_recheck_interval_s`.
+    StaleOf(&'a [RecordKind]),
+    /// Records whose scheduled time has come (the background job).
+    Due,
+    /// Every record, now.
+    All,
+}
+
+impl Service {
+    /// Checks the records `scope` selects and saves what changed. Returns every record of the
+    /// domain as it now stands. When another process is checking this domain, answers with the
+    /// state as stored rather than waiting.
+    pub async fn check_domain(
+        &self,
+        domain: &EmailDomain,
+        scope: CheckScope<'_>,
+        actor: Option<&Actor>,
+    ) -> Result<Vec<CheckedRecord>, ServiceError> {
+        let mut records = self.store().checked_records(domain.id).await?;
+        let started = now();
+        let dns = &self.settings().dns;
+        let min_age =
+            Duration::seconds(i64::try_from(dns.min_recheck_interval_s).unwrap_or(i64::MAX));
+        let selected: Vec<usize> = records
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| match scope {
+                CheckScope::StaleOf(kinds) => {
+                    kinds.contains(&r.record.kind)
+                        && r.last_checked_at.is_none_or(|at| started - at >= min_age)
+                }
+                CheckScope::Due => r.next_check_at <= started,
+                CheckScope::All => true,
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if selected.is_empty() {
+            return Ok(records);
+        }
+        let owner = self.inner.instance_id.as_str();
+        if !self
+            .store()
+            .lease_domain_check(domain.id, owner, started, started + CHECK_LEASE)
+            .await?
+        {
+            return Ok(records);
+        }
+        let outcome = self
+            .run_checks(domain, &mut records, &selected, actor)
+            .await;
+        self.store().release_domain_check(domain.id, owner).await?;
+        outcome?;
+        Ok(records)
+    }
+
+    async fn run_checks(
+        &self,
+        domain: &EmailDomain,
+        records: &mut [CheckedRecord],
+        selected: &[usize],
+        actor: Option<&Actor>,
+    ) -> Result<(), ServiceError> {
+        let settings = self.settings();
+        let spf_include = settings.records.spf_include.as_str();
+        let names: Vec<String> = selected
+            .iter()
+            .map(|&i| records[i].record.fqdn(&domain.name))
+            .collect();
+        let observations = join_all(selected.iter().zip(&names).map(|(&i, name)| {
+            let record = &records[i].record;
+            let expected = Expected {
+                kind: record.kind,
+                name,
+                value: &record.value,
+                spf_include,
+            };
+            async move { check_record(&self.inner.dns, &expected).await }
+        }))
+        .await;
+        let checked_at = now();
+        let grace =
+            Duration::seconds(i64::try_from(settings.dns.active_grace_s).unwrap_or(i64::MAX));
+        let initial =
+            Duration::seconds(i64::try_from(settings.dns.initial_recheck_interval_s).unwrap_or(60));
+        let before: HashMap<_, _> = visible_statuses(records.iter().map(|r| &r.record))
+            .into_iter()
+            .map(|(kind, region, status)| ((kind, region), status))
+            .collect();
+        let mut changed = Vec::with_capacity(selected.len());
+        for (&i, observation) in selected.iter().zip(observations) {
+            metrics::counter!("dns_checks_total", "reason" => observation.reason.as_str())
+                .increment(1);
+            records[i] = records[i].after_check(observation, checked_at, grace, initial);
+            changed.push(records[i].clone());
+        }
+        let activities: Vec<Activity> = visible_statuses(records.iter().map(|r| &r.record))
+            .into_iter()
+            .filter(|(kind, region, status)| before.get(&(*kind, region.clone())) != Some(status))
+            .map(|(kind, region, status)| {
+                tracing::info!(domain = %domain.name, record = kind.as_str(), ?region, status = status.as_str(), "record status changed");
+                Activity::new(
+                    domain.environment_id,
+                    ActivityType::EmailDomainStatusUpdated,
+                    actor.map(|a| a.client_id),
+                    ResourceType::EmailDomain,
+                    domain.id,
+                    domain.name.as_str(),
+                )
+                .with_details(serde_json::json!({
+                    "record": kind.as_str(),
+                    "region": region,
+                    "status": status.as_str(),
+                }))
+            })
+            .collect();
+        self.store()
+            .save_checks(domain.id, &changed, &activities)
+            .await?;
+        Ok(())
+    }
+
+    /// The records as stored, for the diagnosis GET (which checks nothing).
+    pub async fn verification(
+        &self,
+        domain: &EmailDomain,
+    ) -> Result<Vec<CheckedRecord>, ServiceError> {
+        Ok(self.store().checked_records(domain.id).await?)
+    }
+
+    /// `POST …/verification`: checks everything now, at most once per `FORCED_CHECK_INTERVAL`.
+    pub async fn force_check(
+        &self,
+        domain: &EmailDomain,
+        actor: &Actor,
+    ) -> Result<Vec<CheckedRecord>, ServiceError> {
+        let interval_ms = i64::try_from(FORCED_CHECK_INTERVAL.as_millis()).unwrap_or(5000);
+        if let Err(wait_ms) = self
+            .store()
+            .claim_forced_check(domain.id, now(), interval_ms)
+            .await?
+        {
+            return Err(ServiceError::RateLimited {
+                retry_after_s: u64::try_from((wait_ms + 999) / 1000).unwrap_or(1).max(1),
+            });
+        }
+        self.check_domain(domain, CheckScope::All, Some(actor))
+            .await
+    }
+
+    /// One pass of the background job: checks up to `batch` domains whose records are due.
+    /// Returns how many domains it checked.
+    pub async fn check_due_domains(&self, batch: u32) -> Result<usize, ServiceError> {
+        let due = self.store().due_domains(now(), batch).await?;
+        let domains = join_all(due.iter().map(|&(environment_id, id)| async move {
+            let domain = self.store().get_domain(environment_id, id).await?;
+            match domain {
+                Some(domain) => self
+                    .check_domain(&domain, CheckScope::Due, None)
+                    .await
+                    .map(|_| 1),
+                None => Ok(0),
+            }
+        }))
+        .await;
+        let mut checked = 0;
+        for result in domains {
+            match result {
+                Ok(n) => checked += n,
+                Err(e) => tracing::warn!(error = %e, "scheduled DNS check failed"),
+            }
+        }
+        Ok(checked)
+    }
+}
+
+/// Sorts records as the API shows them: by kind (ownership, environment, DKIM, SPF, MAIL
+/// FROM), then regions in configuration order, then position.
+pub fn region_order(regions: &[crate::domain::SendingRegion], records: &mut [CheckedRecord]) {
+    let rank = |r: &CheckedRecord| {
+        r.record
+            .region
+            .as_ref()
+            .and_then(|name| regions.iter().position(|g| &g.name == name))
+            .unwrap_or(usize::MAX)
+    };
+    let kind_rank = |r: &CheckedRecord| RecordKind::ALL.iter().position(|k| *k == r.record.kind);
+    records.sort_by_key(|r| {
+        (
+            kind_rank(r),
+            rank(r),
+            r.record.region.clone(),
+            r.record.position,
+        )
+    });
+}

@@ -1,0 +1,350 @@
+//! The outbox: one row per message, delivered by `jobs::outbox`.
+//!
+//! Replicas share the table. A deliverer first reads candidate ids, then leases each with a
+//! conditional UPDATE that only one writer can win (PostgreSQL re-checks the WHERE clause on
+//! the locked row; SQLite serialises writes), so no SKIP LOCKED is needed. Every later change
+//! checks the lease owner, so a deliverer whose lease ran out cannot overwrite the next one.
+
+use std::{fmt, str::FromStr, time::Duration};
+
+use sqlx::{Row, any::AnyRow};
+use time::OffsetDateTime;
+
+use super::{RowExt, Store, StoreError, Tx, millis};
+use crate::{
+    domain::{EnvironmentId, UnknownValue},
+    mail::{ComposedMail, MailRoute, OutboxId},
+};
+
+/// Attempts before a message is given up (status FAILED).
+pub const MAX_DELIVERY_ATTEMPTS: u32 = 10;
+const FIRST_RETRY_DELAY: Duration = Duration::from_secs(30);
+const LONGEST_RETRY_DELAY: Duration = Duration::from_secs(3600);
+/// Relay errors are kept for the operator; a relay's whole transcript is not.
+const MAX_ERROR_CHARS: usize = 2000;
+
+/// How long to wait after the `failed_attempts`-th failure: 30 s, doubling, at most 1 h.
+pub fn retry_delay(failed_attempts: u32) -> Duration {
+    let doublings = failed_attempts.saturating_sub(1).min(16);
+    (FIRST_RETRY_DELAY * 2u32.pow(doublings)).min(LONGEST_RETRY_DELAY)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxStatus {
+    Pending,
+    Sent,
+    /// Given up after `MAX_DELIVERY_ATTEMPTS`.
+    Failed,
+}
+
+impl OutboxStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "PENDING",
+            OutboxStatus::Sent => "SENT",
+            OutboxStatus::Failed => "FAILED",
+        }
+    }
+}
+
+impl FromStr for OutboxStatus {
+    type Err = UnknownValue;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "PENDING" => Ok(OutboxStatus::Pending),
+            "SENT" => Ok(OutboxStatus::Sent),
+            "FAILED" => Ok(OutboxStatus::Failed),
+            _ => Err(UnknownValue {
+                value: s.to_owned(),
+                allowed: "PENDING SENT FAILED",
+            }),
+        }
+    }
+}
+
+impl fmt::Display for OutboxStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A stored message and where its delivery stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    pub id: OutboxId,
+    pub environment_id: Option<EnvironmentId>,
+    pub route: MailRoute,
+    pub envelope_from: String,
+    pub envelope_to: String,
+    pub subject: String,
+    pub message: String,
+    pub status: OutboxStatus,
+    pub attempts: u32,
+    pub next_attempt_at: OffsetDateTime,
+    pub lease_owner: Option<String>,
+    pub leased_until: Option<OffsetDateTime>,
+    pub last_error: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub sent_at: Option<OffsetDateTime>,
+}
+
+macro_rules! outbox_columns {
+    () => {
+        "id, environment_id, route, envelope_from, envelope_to, subject, message, status, \
+         attempts, next_attempt_at, lease_owner, leased_until, last_error, created_at, sent_at"
+    };
+}
+
+/// Queues `mail` inside the caller's transaction, so the write that causes a message (a new
+/// trusted sender, a resend) and the message commit or roll back together.
+pub(crate) async fn insert_outbox(
+    tx: &mut Tx<'_>,
+    mail: &ComposedMail,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    sqlx::query(concat!(
+        "INSERT INTO outbox (",
+        outbox_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, NULL, NULL, NULL, $9, NULL)"
+    ))
+    .bind(mail.id.to_string())
+    .bind(mail.environment_id.map(|id| id.to_string()))
+    .bind(mail.route.to_string())
+    .bind(&mail.envelope_from)
+    .bind(&mail.envelope_to)
+    .bind(&mail.subject)
+    .bind(&mail.message)
+    .bind(OutboxStatus::Pending.as_str())
+    .bind(millis(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Queues one message on its own.
+    pub async fn enqueue_mail(&self, mail: &ComposedMail) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        insert_outbox(&mut tx, mail, crate::domain::now()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The newest `limit` messages, newest first.
+    pub async fn list_outbox(&self, limit: u32) -> Result<Vec<OutboxMessage>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            outbox_columns!(),
+            " FROM outbox ORDER BY created_at DESC, id DESC LIMIT $1"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(outbox_from_row).collect()
+    }
+
+    pub async fn get_outbox(&self, id: OutboxId) -> Result<Option<OutboxMessage>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            outbox_columns!(),
+            " FROM outbox WHERE id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(outbox_from_row).transpose()
+    }
+
+    /// The routes that have messages due at `now`, leased or not.
+    pub async fn due_mail_routes(&self, now: OffsetDateTime) -> Result<Vec<MailRoute>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT route FROM outbox WHERE status = $1 AND next_attempt_at <= $2",
+        )
+        .bind(OutboxStatus::Pending.as_str())
+        .bind(millis(now))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|row| row.parsed("route")).collect()
+    }
+
+    /// Leases up to `limit` messages of `route` that are due at `now` to `owner` until
+    /// `now + lease`, oldest due first. A message is leased by one owner at a time.
+    pub async fn claim_due_mail(
+        &self,
+        route: &MailRoute,
+        owner: &str,
+        now: OffsetDateTime,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        let now_ms = millis(now);
+        let candidates = sqlx::query(
+            "SELECT id FROM outbox WHERE route = $1 AND status = $2 AND next_attempt_at <= $3 \
+             AND (leased_until IS NULL OR leased_until < $3) \
+             ORDER BY next_attempt_at, id LIMIT $4",
+        )
+        .bind(route.to_string())
+        .bind(OutboxStatus::Pending.as_str())
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut claimed = Vec::with_capacity(candidates.len());
+        for candidate in &candidates {
+            let id = candidate.text("id")?;
+            // Repeats the SELECT's conditions: whoever updates the row first wins it.
+            let won = sqlx::query(
+                "UPDATE outbox SET lease_owner = $1, leased_until = $2 \
+                 WHERE id = $3 AND status = $4 AND next_attempt_at <= $5 \
+                 AND (leased_until IS NULL OR leased_until < $5)",
+            )
+            .bind(owner)
+            .bind(millis(now + lease))
+            .bind(&id)
+            .bind(OutboxStatus::Pending.as_str())
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+                == 1;
+            if !won {
+                continue;
+            }
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                outbox_columns!(),
+                " FROM outbox WHERE id = $1 AND lease_owner = $2"
+            ))
+            .bind(&id)
+            .bind(owner)
+            .fetch_optional(&self.pool)
+            .await?;
+            claimed.extend(row.as_ref().map(outbox_from_row).transpose()?);
+        }
+        Ok(claimed)
+    }
+
+    /// Records a delivery. False when `owner` no longer holds the lease (nothing changes).
+    pub async fn mark_mail_sent(
+        &self,
+        id: OutboxId,
+        owner: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE outbox SET status = $1, attempts = attempts + 1, sent_at = $2, \
+             last_error = NULL, lease_owner = NULL, leased_until = NULL \
+             WHERE id = $3 AND lease_owner = $4 AND status = $5",
+        )
+        .bind(OutboxStatus::Sent.as_str())
+        .bind(millis(now))
+        .bind(id.to_string())
+        .bind(owner)
+        .bind(OutboxStatus::Pending.as_str())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+
+    /// Records a failed attempt: the message is retried after `retry_delay`, or FAILED once it
+    /// has had `MAX_DELIVERY_ATTEMPTS`. Returns the new status and attempt count, or `None`
+    /// when `owner` no longer holds the lease (nothing changes).
+    pub async fn record_failed_delivery(
+        &self,
+        id: OutboxId,
+        owner: &str,
+        error: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<(OutboxStatus, u32)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT attempts FROM outbox WHERE id = $1 AND lease_owner = $2 AND status = $3",
+        )
+        .bind(id.to_string())
+        .bind(owner)
+        .bind(OutboxStatus::Pending.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let before = attempts_from(row.int("attempts")?)?;
+        let attempts = before.saturating_add(1);
+        let status = if attempts >= MAX_DELIVERY_ATTEMPTS {
+            OutboxStatus::Failed
+        } else {
+            OutboxStatus::Pending
+        };
+        let error: String = error.chars().take(MAX_ERROR_CHARS).collect();
+        // `attempts = $before` makes this a compare-and-set with the read above.
+        let updated = sqlx::query(
+            "UPDATE outbox SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4, \
+             lease_owner = NULL, leased_until = NULL \
+             WHERE id = $5 AND lease_owner = $6 AND attempts = $7 AND status = $8",
+        )
+        .bind(status.as_str())
+        .bind(i64::from(attempts))
+        .bind(millis(now + retry_delay(attempts)))
+        .bind(error)
+        .bind(id.to_string())
+        .bind(owner)
+        .bind(i64::from(before))
+        .bind(OutboxStatus::Pending.as_str())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok((updated == 1).then_some((status, attempts)))
+    }
+}
+
+fn attempts_from(stored: i64) -> Result<u32, StoreError> {
+    u32::try_from(stored).map_err(|e| StoreError::Corrupt {
+        column: "attempts",
+        reason: e.to_string(),
+    })
+}
+
+fn outbox_from_row(row: &AnyRow) -> Result<OutboxMessage, StoreError> {
+    let environment_id = row
+        .try_get::<Option<String>, _>("environment_id")?
+        .map(|id| {
+            id.parse().map_err(|e: uuid::Error| StoreError::Corrupt {
+                column: "environment_id",
+                reason: e.to_string(),
+            })
+        })
+        .transpose()?;
+    Ok(OutboxMessage {
+        id: row.parsed("id")?,
+        environment_id,
+        route: row.parsed("route")?,
+        envelope_from: row.text("envelope_from")?,
+        envelope_to: row.text("envelope_to")?,
+        subject: row.text("subject")?,
+        message: row.text("message")?,
+        status: row.parsed("status")?,
+        attempts: attempts_from(row.int("attempts")?)?,
+        next_attempt_at: row.time("next_attempt_at")?,
+        lease_owner: row.try_get::<Option<String>, _>("lease_owner")?,
+        leased_until: row.optional_time("leased_until")?,
+        last_error: row.try_get::<Option<String>, _>("last_error")?,
+        created_at: row.time("created_at")?,
+        sent_at: row.optional_time("sent_at")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_from_30_seconds_to_an_hour() {
+        let delays: Vec<u64> = (1..=MAX_DELIVERY_ATTEMPTS)
+            .map(|n| retry_delay(n).as_secs())
+            .collect();
+        assert_eq!(delays, [30, 60, 120, 240, 480, 960, 1920, 3600, 3600, 3600]);
+        assert_eq!(retry_delay(u32::MAX).as_secs(), 3600);
+        assert_eq!(retry_delay(0).as_secs(), 30);
+    }
+}

@@ -1,0 +1,179 @@
+//! An in-process authoritative DNS server (hickory-server) for the zones `test.` and
+//! `shopco.test.`, whose records a test changes while trustmail runs.
+
+use std::{
+    net::SocketAddr,
+    str::FromStr,
+    sync::{Arc, Mutex, RwLock},
+    time::Duration,
+};
+
+use hickory_proto::rr::{
+    LowerName, Name, RData, Record, RecordType,
+    rdata::{CNAME, MX, NS, SOA, TXT},
+};
+use hickory_server::{
+    Server,
+    net::runtime::Time,
+    server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
+    store::in_memory::InMemoryZoneHandler,
+    zone_handler::{AxfrPolicy, Catalog, ZoneType},
+};
+
+const ZONES: [&str; 2] = ["shopco.test.", "test."];
+
+/// Answers from whichever catalog is current; a change builds a new one and swaps it in.
+struct Swappable(RwLock<Arc<Catalog>>);
+
+#[async_trait::async_trait]
+impl RequestHandler for Swappable {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        response_handle: R,
+    ) -> ResponseInfo {
+        let catalog = self.0.read().unwrap().clone();
+        catalog
+            .handle_request::<R, T>(request, response_handle)
+            .await
+    }
+}
+
+pub struct TestDns {
+    pub addr: SocketAddr,
+    records: Mutex<Vec<Record>>,
+    handler: Arc<Swappable>,
+    server: Mutex<Option<Server<ArcHandler>>>,
+}
+
+/// `Server` wants the handler by value.
+pub struct ArcHandler(Arc<Swappable>);
+
+#[async_trait::async_trait]
+impl RequestHandler for ArcHandler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        response_handle: R,
+    ) -> ResponseInfo {
+        self.0
+            .handle_request::<R, T>(request, response_handle)
+            .await
+    }
+}
+
+fn name(s: &str) -> Name {
+    let fqdn = if s.ends_with('.') {
+        s.to_owned()
+    } else {
+        format!("{s}.")
+    };
+    Name::from_str(&fqdn).unwrap()
+}
+
+impl TestDns {
+    /// Serves on 127.0.0.1, UDP and TCP on the same port.
+    pub async fn start() -> Arc<Self> {
+        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = udp.local_addr().unwrap();
+        let tcp = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let handler = Arc::new(Swappable(RwLock::new(Arc::new(Catalog::new()))));
+        let mut server = Server::new(ArcHandler(handler.clone()));
+        server.register_socket(udp);
+        server.register_listener(tcp, Duration::from_secs(5), 4096);
+        let dns = Arc::new(Self {
+            addr,
+            records: Mutex::new(Vec::new()),
+            handler,
+            server: Mutex::new(Some(server)),
+        });
+        dns.rebuild();
+        dns
+    }
+
+    /// Stops answering (queries then fail as a dead server's would).
+    pub async fn stop(&self) {
+        let server = self.server.lock().unwrap().take();
+        if let Some(mut server) = server {
+            server.shutdown_gracefully().await.unwrap();
+        }
+    }
+
+    pub fn resolver(&self) -> String {
+        self.addr.to_string()
+    }
+
+    fn add(&self, record: Record) {
+        self.records.lock().unwrap().push(record);
+        self.rebuild();
+    }
+
+    /// A TXT record made of `strings` (several strings model a long, split value).
+    pub fn add_txt(&self, at: &str, strings: &[&str]) {
+        let txt = TXT::new(strings.iter().map(|s| s.to_string()).collect());
+        self.add(Record::from_rdata(name(at), 60, RData::TXT(txt)));
+    }
+
+    pub fn add_cname(&self, at: &str, target: &str) {
+        self.add(Record::from_rdata(
+            name(at),
+            60,
+            RData::CNAME(CNAME(name(target))),
+        ));
+    }
+
+    pub fn add_mx(&self, at: &str, preference: u16, exchange: &str) {
+        self.add(Record::from_rdata(
+            name(at),
+            60,
+            RData::MX(MX::new(preference, name(exchange))),
+        ));
+    }
+
+    /// Removes every record of `record_type` at `at`.
+    pub fn remove(&self, at: &str, record_type: RecordType) {
+        let at = name(at);
+        self.records
+            .lock()
+            .unwrap()
+            .retain(|r| !(r.name.eq_case(&at) || r.name == at) || r.record_type() != record_type);
+        self.rebuild();
+    }
+
+    fn rebuild(&self) {
+        let records = self.records.lock().unwrap().clone();
+        let mut catalog = Catalog::new();
+        for zone in ZONES {
+            let origin = name(zone);
+            let mut handler = InMemoryZoneHandler::<
+                hickory_server::net::runtime::TokioRuntimeProvider,
+            >::empty(
+                origin.clone(), ZoneType::Primary, AxfrPolicy::Deny
+            );
+            let ns = name(&format!("ns1.{zone}"));
+            let soa = SOA::new(
+                ns.clone(),
+                name(&format!("hostmaster.{zone}")),
+                1,
+                3600,
+                600,
+                86400,
+                60,
+            );
+            handler.upsert_mut(Record::from_rdata(origin.clone(), 60, RData::SOA(soa)), 1);
+            handler.upsert_mut(Record::from_rdata(origin.clone(), 60, RData::NS(NS(ns))), 1);
+            for record in &records {
+                // Each record goes to the most specific zone that contains it.
+                let owner = ZONES
+                    .iter()
+                    .find(|z| name(z).zone_of(&record.name))
+                    .copied();
+                if owner == Some(zone) {
+                    handler.upsert_mut(record.clone(), 1);
+                }
+            }
+            catalog.upsert(LowerName::new(&origin), vec![Arc::new(handler)]);
+        }
+        *self.handler.0.write().unwrap() = Arc::new(catalog);
+    }
+}

@@ -1,0 +1,348 @@
+//! The outbox: queueing, leasing across deliverers, retries and SMTP delivery.
+
+use std::{collections::HashSet, future::Future, time::Duration};
+
+use time::OffsetDateTime;
+use trustmail::{
+    domain::{Activity, ActivityType, EnvironmentId, Geography, ResourceType, now},
+    mail::{ComposedMail, MailRoute, OutboxId, OutgoingMail, compose, verification_code_mail},
+    service::Actor,
+    store::{MAX_DELIVERY_ATTEMPTS, OutboxMessage, OutboxStatus, Store, retry_delay},
+};
+
+use crate::{
+    helpers::{TestApp, backends},
+    smtp_sink::SmtpSink,
+};
+
+const SENDER: &str = "no-reply@trustmail.example";
+const LEASE: Duration = Duration::from_secs(300);
+
+pub fn code_mail(environment: Option<EnvironmentId>, to: &str, code: &str) -> ComposedMail {
+    let mut mail = verification_code_mail(SENDER, EnvironmentId::new(), to, code);
+    mail.environment_id = environment;
+    compose(&mail).unwrap()
+}
+
+/// Up to 10 messages of `route` due at `at`, leased to `owner`.
+async fn claim(
+    store: &Store,
+    route: &MailRoute,
+    owner: &str,
+    at: OffsetDateTime,
+) -> Vec<OutboxMessage> {
+    store
+        .claim_due_mail(route, owner, at, LEASE, 10)
+        .await
+        .unwrap()
+}
+
+/// Polls `check` until it gives a value (the delivery job runs on its own clock).
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    for _ in 0..300 {
+        if let Some(value) = check().await {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn queued_mail_is_listed_and_shown_and_waits_without_a_relay() {
+    for db in backends("queued_mail_is_listed_and_shown_and_waits_without_a_relay").await {
+        let app = TestApp::spawn_on(db.clone(), |_| {}).await;
+        let store = app.service.store();
+        let first = code_mail(None, "first@shop.test", "aaaa1111");
+        let mail = code_mail(Some(app.admin.environment_id), "Ann@shop.test", "k3x9a0bz");
+        store.enqueue_mail(&first).await.unwrap();
+        store.enqueue_mail(&mail).await.unwrap();
+
+        let listed = store.list_outbox(10).await.unwrap();
+        let ids: Vec<OutboxId> = listed.iter().map(|m| m.id).collect();
+        assert_eq!(ids, [mail.id, first.id], "newest first on {db:?}");
+        assert_eq!(store.list_outbox(1).await.unwrap().len(), 1);
+
+        let shown = store.get_outbox(mail.id).await.unwrap().unwrap();
+        assert_eq!(shown, listed[0]);
+        assert_eq!(shown.environment_id, Some(app.admin.environment_id));
+        assert_eq!(shown.route, MailRoute::System);
+        assert_eq!(shown.envelope_from, SENDER);
+        assert_eq!(shown.envelope_to, "Ann@shop.test");
+        assert_eq!(shown.subject, "Your trustmail verification code");
+        assert_eq!(shown.message, mail.message);
+        assert!(
+            shown
+                .message
+                .lines()
+                .any(|l| l == "Verification code: k3x9a0bz")
+        );
+        assert_eq!(shown.status, OutboxStatus::Pending);
+        assert_eq!(shown.attempts, 0);
+        assert_eq!(shown.next_attempt_at, shown.created_at);
+        assert_eq!((shown.lease_owner, shown.leased_until), (None, None));
+        assert_eq!((shown.last_error, shown.sent_at), (None, None));
+        assert!(store.get_outbox(OutboxId::new()).await.unwrap().is_none());
+
+        // With no relay the delivery job leaves everything where it is.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let after = store.get_outbox(mail.id).await.unwrap().unwrap();
+        assert_eq!((after.status, after.attempts), (OutboxStatus::Pending, 0));
+    }
+}
+
+#[tokio::test]
+async fn deleting_an_environment_deletes_its_mail() {
+    for db in backends("deleting_an_environment_deletes_its_mail").await {
+        let app = TestApp::spawn_on(db, |_| {}).await;
+        let actor = Actor {
+            client_id: app.admin.client_id,
+            environment_id: app.admin.environment_id,
+            role: trustmail::domain::Role::OrganizationAdmin,
+        };
+        let env = app
+            .service
+            .create_environment(&actor, "Shop", Geography::Eu)
+            .await
+            .unwrap();
+        let store = app.service.store();
+        let theirs = code_mail(Some(env.id), "a@shop.test", "aaaa1111");
+        let system = code_mail(None, "b@shop.test", "bbbb2222");
+        store.enqueue_mail(&theirs).await.unwrap();
+        store.enqueue_mail(&system).await.unwrap();
+        let activity = Activity::new(
+            actor.environment_id,
+            ActivityType::EnvironmentDeleted,
+            actor.client_id,
+            ResourceType::Environment,
+            env.id,
+            "Shop",
+        );
+        assert!(store.delete_environment(env.id, &activity).await.unwrap());
+        assert!(store.get_outbox(theirs.id).await.unwrap().is_none());
+        assert!(store.get_outbox(system.id).await.unwrap().is_some());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_deliverers_never_claim_the_same_message() {
+    for db in backends("concurrent_deliverers_never_claim_the_same_message").await {
+        let app = TestApp::spawn_on(db.clone(), |_| {}).await;
+        let store = app.service.store().clone();
+        let mut queued = HashSet::new();
+        for i in 0..40 {
+            let mail = code_mail(None, &format!("r{i}@shop.test"), "aaaa1111");
+            store.enqueue_mail(&mail).await.unwrap();
+            queued.insert(mail.id);
+        }
+        let at = now() + Duration::from_millis(10);
+        let deliverers: Vec<_> = (0..4)
+            .map(|n| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let owner = format!("deliverer-{n}");
+                    let mut mine = Vec::new();
+                    loop {
+                        let batch = store
+                            .claim_due_mail(&MailRoute::System, &owner, at, LEASE, 3)
+                            .await
+                            .unwrap();
+                        if batch.is_empty() {
+                            return mine;
+                        }
+                        for message in batch {
+                            assert_eq!(message.lease_owner.as_deref(), Some(owner.as_str()));
+                            mine.push(message.id);
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut claimed = HashSet::new();
+        for deliverer in deliverers {
+            for id in deliverer.await.unwrap() {
+                assert!(claimed.insert(id), "{id} claimed twice on {db:?}");
+            }
+        }
+        assert_eq!(claimed, queued, "{db:?}");
+        // Nothing is left to claim while the leases last, for anyone.
+        let again = store
+            .claim_due_mail(&MailRoute::System, "late", at, LEASE, 100)
+            .await
+            .unwrap();
+        assert!(again.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn leases_expire_and_only_their_owner_records_the_outcome() {
+    for db in backends("leases_expire_and_only_their_owner_records_the_outcome").await {
+        let app = TestApp::spawn_on(db.clone(), |_| {}).await;
+        let store = app.service.store();
+        let mail = code_mail(None, "a@shop.test", "aaaa1111");
+        store.enqueue_mail(&mail).await.unwrap();
+        let t0 = now() + Duration::from_millis(10);
+        let system = MailRoute::System;
+        let claimed = claim(store, &system, "a", t0).await;
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].leased_until, Some(t0 + LEASE));
+        // Another route's deliverer sees nothing.
+        let other = MailRoute::Region("eu".into());
+        assert!(claim(store, &other, "b", t0).await.is_empty());
+
+        assert!(!store.mark_mail_sent(mail.id, "b", t0).await.unwrap());
+        let refused = store
+            .record_failed_delivery(mail.id, "b", "x", t0)
+            .await
+            .unwrap();
+        assert_eq!(refused, None);
+        let during = t0 + Duration::from_secs(1);
+        assert!(claim(store, &system, "b", during).await.is_empty());
+
+        let expired = t0 + LEASE + Duration::from_millis(1);
+        let taken = claim(store, &system, "b", expired).await;
+        assert_eq!(taken.len(), 1, "{db:?}");
+        assert!(!store.mark_mail_sent(mail.id, "a", expired).await.unwrap());
+        assert!(store.mark_mail_sent(mail.id, "b", expired).await.unwrap());
+        let sent = store.get_outbox(mail.id).await.unwrap().unwrap();
+        assert_eq!((sent.status, sent.attempts), (OutboxStatus::Sent, 1));
+        assert_eq!(sent.sent_at, Some(expired));
+        assert_eq!((sent.lease_owner, sent.leased_until), (None, None));
+        let later = expired + LEASE * 2;
+        assert!(claim(store, &system, "c", later).await.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn failed_attempts_back_off_then_give_up() {
+    for db in backends("failed_attempts_back_off_then_give_up").await {
+        let app = TestApp::spawn_on(db.clone(), |_| {}).await;
+        let store = app.service.store();
+        let mail = code_mail(None, "a@shop.test", "aaaa1111");
+        store.enqueue_mail(&mail).await.unwrap();
+        let route = MailRoute::System;
+        let mut at = now() + Duration::from_millis(10);
+        for attempt in 1..=MAX_DELIVERY_ATTEMPTS {
+            let claimed = claim(store, &route, "me", at).await;
+            assert_eq!(claimed.len(), 1, "attempt {attempt} on {db:?}");
+            assert_eq!(claimed[0].attempts, attempt - 1);
+            let error = format!("421 try later ({attempt})");
+            let (status, attempts) = store
+                .record_failed_delivery(mail.id, "me", &error, at)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(attempts, attempt);
+            let row = store.get_outbox(mail.id).await.unwrap().unwrap();
+            assert_eq!(row.last_error.as_deref(), Some(error.as_str()));
+            assert_eq!((row.lease_owner, row.leased_until), (None, None));
+            if attempt < MAX_DELIVERY_ATTEMPTS {
+                assert_eq!(status, OutboxStatus::Pending);
+                let due = at + retry_delay(attempt);
+                assert_eq!(row.next_attempt_at, due);
+                let early = due - Duration::from_millis(1);
+                let none = claim(store, &route, "me", early).await;
+                assert!(none.is_empty(), "claimed before its retry time");
+                at = due;
+            } else {
+                assert_eq!(status, OutboxStatus::Failed);
+                assert_eq!(row.status, OutboxStatus::Failed);
+            }
+        }
+        let far = at + Duration::from_secs(86_400 * 30);
+        assert!(claim(store, &route, "me", far).await.is_empty());
+        assert!(store.due_mail_routes(far).await.unwrap().is_empty());
+        // Long relay transcripts are cut, not stored whole.
+        let other = code_mail(None, "b@shop.test", "bbbb2222");
+        store.enqueue_mail(&other).await.unwrap();
+        let later = now() + Duration::from_millis(10);
+        claim(store, &route, "me", later).await;
+        store
+            .record_failed_delivery(other.id, "me", &"x".repeat(10_000), later)
+            .await
+            .unwrap();
+        let row = store.get_outbox(other.id).await.unwrap().unwrap();
+        assert_eq!(row.last_error.unwrap().len(), 2000);
+    }
+}
+
+#[tokio::test]
+async fn mail_is_delivered_through_the_relay() {
+    for db in backends("mail_is_delivered_through_the_relay").await {
+        let mut sink = SmtpSink::start().await;
+        let url = sink.url();
+        let mut app = TestApp::spawn_on(db.clone(), |c| c.mail.smtp_url = url.into()).await;
+        let store = app.service.store().clone();
+        let mail = code_mail(Some(app.admin.environment_id), "Ann@shop.test", "k3x9a0bz");
+        store.enqueue_mail(&mail).await.unwrap();
+
+        let received = sink.next_mail(Duration::from_secs(15)).await;
+        assert_eq!(received.from, SENDER);
+        assert_eq!(received.to, ["Ann@shop.test"]);
+        assert_eq!(received.data.trim_end(), mail.message.trim_end());
+        assert!(
+            received
+                .data
+                .lines()
+                .any(|l| l == "Verification code: k3x9a0bz")
+        );
+        let sent = eventually("the row to be SENT", || async {
+            let row = store.get_outbox(mail.id).await.unwrap().unwrap();
+            (row.status == OutboxStatus::Sent).then_some(row)
+        })
+        .await;
+        assert_eq!(sent.attempts, 1, "{db:?}");
+        assert!(sent.sent_at.is_some());
+        assert_eq!((sent.lease_owner, sent.last_error), (None, None));
+
+        // A region with no relay of its own sends through [mail].
+        let mut regional = OutgoingMail {
+            route: MailRoute::Region("us-east-1".into()),
+            ..verification_code_mail(SENDER, app.admin.environment_id, "b@shop.test", "x")
+        };
+        regional.subject = "Regional".into();
+        let regional = compose(&regional).unwrap();
+        store.enqueue_mail(&regional).await.unwrap();
+        let received = sink.next_mail(Duration::from_secs(15)).await;
+        assert_eq!(received.to, ["b@shop.test"]);
+        assert!(received.data.contains("Subject: Regional\r\n"));
+        // Each message went out once.
+        app.stop().await;
+        assert!(sink.try_next_mail().is_none());
+    }
+}
+
+#[tokio::test]
+async fn a_relay_that_refuses_leaves_the_message_pending_with_its_error() {
+    for db in backends("a_relay_that_refuses_leaves_the_message_pending_with_its_error").await {
+        // A port that was just free: connections to it are refused.
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let url = format!("smtp://relay-user:hunter2@127.0.0.1:{port}");
+        let app = TestApp::spawn_on(db.clone(), |c| c.mail.smtp_url = url.into()).await;
+        let store = app.service.store();
+        let mail = code_mail(None, "a@shop.test", "aaaa1111");
+        store.enqueue_mail(&mail).await.unwrap();
+        let row = eventually("a failed attempt", || async {
+            let row = store.get_outbox(mail.id).await.unwrap().unwrap();
+            (row.attempts >= 1).then_some(row)
+        })
+        .await;
+        assert_eq!(
+            (row.status, row.attempts),
+            (OutboxStatus::Pending, 1),
+            "{db:?}"
+        );
+        let error = row.last_error.unwrap();
+        assert!(!error.is_empty());
+        assert!(!error.contains("hunter2"), "{error}");
+        assert!(row.next_attempt_at >= row.created_at + retry_delay(1));
+        assert_eq!(row.lease_owner, None);
+    }
+}
