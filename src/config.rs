@@ -443,6 +443,8 @@ impl Config {
                 ));
             }
         }
+        crate::mail::relay::Relays::from_config(&self.mail, &self.regions)
+            .map_err(|e| ConfigError::invalid(e.key, e.reason))?;
         if !self.dkim_dns.listen.is_empty() && self.dkim_dns.listen.parse::<SocketAddr>().is_err() {
             return Err(ConfigError::invalid(
                 "dkim_dns.listen",

@@ -25,7 +25,7 @@ pub async fn run_scheduled_checks(service: Service) {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %super::error_chain(&e), "scheduled DNS checks failed")
+                    tracing::warn!(error = %crate::error_chain::ErrorChain(&e), "scheduled DNS checks failed")
                 }
             }
             break;

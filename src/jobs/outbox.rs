@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::{sync::watch, task::JoinHandle};
 use tracing::Instrument;
 
-use super::error_chain;
+use crate::error_chain::ErrorChain;
 use crate::{
     domain::now,
     mail::{Relay, Relays},
@@ -72,7 +72,7 @@ impl OutboxDelivery {
             let more_due = match self.deliver_due(&stopped).await {
                 Ok(more_due) => more_due,
                 Err(e) => {
-                    tracing::warn!(error = %error_chain(&e), "outbox delivery pass failed");
+                    tracing::warn!(error = %ErrorChain(&e), "outbox delivery pass failed");
                     false
                 }
             };
@@ -155,7 +155,7 @@ impl OutboxDelivery {
                         "mail delivered after its lease passed to another deliverer; it may arrive twice"
                     ),
                     Err(e) => tracing::error!(
-                        error = %error_chain(&e),
+                        error = %ErrorChain(&e),
                         "mail delivered but not recorded; it will be sent again when its lease ends"
                     ),
                 }
@@ -181,7 +181,7 @@ impl OutboxDelivery {
                     ),
                     Err(store_error) => tracing::error!(
                         %error,
-                        store_error = %error_chain(&store_error),
+                        store_error = %ErrorChain(&store_error),
                         "mail delivery failed and could not be recorded; retried when its lease ends"
                     ),
                 }

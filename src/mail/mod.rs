@@ -2,7 +2,7 @@
 //! reaches an SMTP relay. Every message is written to the outbox first (`store::outbox`) and
 //! delivered by `jobs::outbox`, so a send never blocks or fails a request.
 
-mod relay;
+pub mod relay;
 
 use std::{fmt, str::FromStr};
 

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use super::{RowExt, Store, StoreError, Tx, millis};
 use crate::{
-    domain::{EnvironmentId, UnknownValue},
+    domain::UnknownValue,
     mail::{ComposedMail, MailRoute, OutboxId},
 };
 
@@ -69,16 +69,19 @@ impl fmt::Display for OutboxStatus {
     }
 }
 
+impl std::ops::Deref for OutboxMessage {
+    type Target = ComposedMail;
+
+    fn deref(&self) -> &ComposedMail {
+        &self.mail
+    }
+}
+
 /// A stored message and where its delivery stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxMessage {
-    pub id: OutboxId,
-    pub environment_id: Option<EnvironmentId>,
-    pub route: MailRoute,
-    pub envelope_from: String,
-    pub envelope_to: String,
-    pub subject: String,
-    pub message: String,
+    /// What was queued; its fields read through `Deref`.
+    pub mail: ComposedMail,
     pub status: OutboxStatus,
     pub attempts: u32,
     pub next_attempt_at: OffsetDateTime,
@@ -316,13 +319,15 @@ fn outbox_from_row(row: &AnyRow) -> Result<OutboxMessage, StoreError> {
         })
         .transpose()?;
     Ok(OutboxMessage {
-        id: row.parsed("id")?,
-        environment_id,
-        route: row.parsed("route")?,
-        envelope_from: row.text("envelope_from")?,
-        envelope_to: row.text("envelope_to")?,
-        subject: row.text("subject")?,
-        message: row.text("message")?,
+        mail: ComposedMail {
+            id: row.parsed("id")?,
+            environment_id,
+            route: row.parsed("route")?,
+            envelope_from: row.text("envelope_from")?,
+            envelope_to: row.text("envelope_to")?,
+            subject: row.text("subject")?,
+            message: row.text("message")?,
+        },
         status: row.parsed("status")?,
         attempts: attempts_from(row.int("attempts")?)?,
         next_attempt_at: row.time("next_attempt_at")?,

@@ -21,7 +21,7 @@ fn an_unusable_relay_url_stops_startup_without_showing_it() {
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2), "a configuration error");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("mail.smtp_url"), "{stderr}");
     assert!(!stderr.contains("hunter2"), "{stderr}");
