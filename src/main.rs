@@ -10,6 +10,7 @@ use trustmail::{
     config::{CONFIG_PATH_VAR, Config},
     domain::{EnvironmentId, Geography, Role},
     mail::OutboxId,
+    secrets::MasterKey,
     service::{ADMINISTRATORS, Actor, ServiceError},
     startup::{Application, open_service, public_url},
     store::{OutboxMessage, OutboxStatus, Store},
@@ -261,7 +262,11 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, BoxError> {
 
 /// `outbox list` / `outbox show`: reads the store only, so it works while `serve` runs.
 async fn outbox_command(command: OutboxCommand, config: &Config) -> Result<ExitCode, BoxError> {
-    let store = Store::connect(config.database_url.expose_secret()).await?;
+    // Queued mail is sealed at rest: the master key opens it.
+    let master_key = MasterKey::load_or_create(&config.secrets.master_key_file)?;
+    let store = Store::connect(config.database_url.expose_secret())
+        .await?
+        .sealing_with(std::sync::Arc::new(master_key));
     match command {
         OutboxCommand::List { limit, json } => {
             let messages = store.list_outbox(limit).await?;

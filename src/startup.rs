@@ -37,8 +37,10 @@ pub enum StartupError {
 
 /// The store, keys and use cases, without a listener (the CLI's commands use this).
 pub async fn open_service(config: &Config, public_url: &str) -> Result<Service, StartupError> {
-    let store = Store::connect(config.database_url.expose_secret()).await?;
     let master_key = Arc::new(MasterKey::load_or_create(&config.secrets.master_key_file)?);
+    let store = Store::connect(config.database_url.expose_secret())
+        .await?
+        .sealing_with(master_key.clone());
     let dns = crate::dns::DnsClient::new(&config.dns)?;
     Ok(Service::new(
         store,

@@ -39,6 +39,12 @@ pub struct IdRef {
     id: String,
 }
 
+impl IdRef {
+    pub fn new(id: String) -> Self {
+        Self { id }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EmailDomainView {

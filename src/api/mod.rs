@@ -11,6 +11,7 @@ mod mail_from;
 pub mod middleware;
 mod system;
 mod token;
+mod trusted_emails;
 mod verification;
 
 use std::sync::Arc;
@@ -48,6 +49,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(email_domains::routes())
         .merge(verification::routes())
         .merge(mail_from::routes())
+        .merge(trusted_emails::routes())
         .merge(activities::routes())
         .merge(token::routes())
         .merge(system::routes())

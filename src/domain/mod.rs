@@ -49,6 +49,7 @@ mod domain_name;
 mod entities;
 mod ids;
 mod records;
+mod senders;
 mod tenancy;
 mod tokens;
 mod verification;
@@ -60,6 +61,10 @@ pub use records::{
     DKIM_TOKENS_PER_REGION, DnsRecord, MAIL_FROM_PRIORITY, RecordKind, RecordSettings,
     RecordStatus, SendingRegion, apex_spf_record, build_domain_records, mail_from_records,
     ownership_verified, regions_for, spf_value, visible_statuses,
+};
+pub use senders::{
+    CODE_LIFETIME, MAX_CODE_ATTEMPTS, PendingCode, RESEND_INTERVAL, SenderAddress,
+    SenderAddressError, TrustedEmail, TrustedEmailId, new_verification_code, normalize_code,
 };
 pub use tenancy::{ActivityType, Geography, Permission, ResourceType, Role};
 pub use tokens::{random_base64url, random_lower_alnum};

@@ -31,6 +31,10 @@ wire_enum!(
         EmailDomainCreated => "EMAIL_DOMAIN_CREATED",
         EmailDomainDeleted => "EMAIL_DOMAIN_DELETED",
         EmailDomainStatusUpdated => "EMAIL_DOMAIN_STATUS_UPDATED",
+        TrustedEmailCreated => "TRUSTED_EMAIL_CREATED",
+        TrustedEmailDeleted => "TRUSTED_EMAIL_DELETED",
+        TrustedEmailSendCode => "TRUSTED_EMAIL_SEND_CODE",
+        TrustedEmailActive => "TRUSTED_EMAIL_ACTIVE",
     }
 );
 

@@ -6,6 +6,7 @@ mod cache;
 mod domains;
 mod environments;
 pub mod tokens;
+mod trusted_emails;
 mod verification;
 
 use std::sync::Arc;
@@ -58,6 +59,8 @@ pub struct Settings {
     pub records: RecordSettings,
     pub limits: Limits,
     pub dns: crate::config::Dns,
+    /// `mail.system_sender`: From of verification-code mail.
+    pub mail_sender: String,
 }
 
 impl Settings {
@@ -68,6 +71,7 @@ impl Settings {
             records: config.record_settings(),
             limits: config.limits.clone(),
             dns: config.dns.clone(),
+            mail_sender: config.mail.system_sender.clone(),
         }
     }
 }

@@ -9,9 +9,10 @@ mod auth;
 mod domains;
 mod environments;
 mod outbox;
+mod trusted_emails;
 mod verification;
 
-use std::{str::FromStr, time::Duration};
+use std::{str::FromStr, sync::Arc, time::Duration};
 
 use sqlx::{
     AnyPool, Executor, Row,
@@ -19,11 +20,15 @@ use sqlx::{
 };
 use time::OffsetDateTime;
 
-use crate::domain::{Activity, UnknownValue};
+use crate::{
+    domain::{Activity, UnknownValue},
+    secrets::MasterKey,
+};
 
 pub use auth::StoredSigningKey;
 pub use domains::CreateDomainError;
 pub use outbox::{MAX_DELIVERY_ATTEMPTS, OutboxMessage, OutboxStatus, retry_delay};
+pub use trusted_emails::{CodeDelivery, CreateTrustedEmailError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -31,6 +36,8 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("a sealed value could not be opened")]
+    Sealed(#[from] crate::secrets::SecretsError),
     #[error("stored value is corrupt: column `{column}`: {reason}")]
     Corrupt {
         column: &'static str,
@@ -48,6 +55,8 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Seals queued mail at rest (it can carry verification codes).
+    sealer: Option<Arc<MasterKey>>,
 }
 
 impl Store {
@@ -79,7 +88,17 @@ impl Store {
             .connect(&url)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            sealer: None,
+        })
+    }
+
+    /// Seals the text of queued mail with `key` from now on (older plain rows still read).
+    pub fn sealing_with(mut self, key: Arc<MasterKey>) -> Self {
+        self.sealer = Some(key);
+        self
     }
 
     pub fn backend(&self) -> Backend {

@@ -104,6 +104,7 @@ macro_rules! outbox_columns {
 pub(crate) async fn insert_outbox(
     tx: &mut Tx<'_>,
     mail: &ComposedMail,
+    stored_message: &str,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
     sqlx::query(concat!(
@@ -117,7 +118,7 @@ pub(crate) async fn insert_outbox(
     .bind(&mail.envelope_from)
     .bind(&mail.envelope_to)
     .bind(&mail.subject)
-    .bind(&mail.message)
+    .bind(stored_message)
     .bind(OutboxStatus::Pending.as_str())
     .bind(millis(now))
     .execute(&mut **tx)
@@ -129,7 +130,13 @@ impl Store {
     /// Queues one message on its own.
     pub async fn enqueue_mail(&self, mail: &ComposedMail) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        insert_outbox(&mut tx, mail, crate::domain::now()).await?;
+        insert_outbox(
+            &mut tx,
+            mail,
+            &self.seal_mail(&mail.message)?,
+            crate::domain::now(),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -144,7 +151,7 @@ impl Store {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(outbox_from_row).collect()
+        rows.iter().map(|row| self.open_row(row)).collect()
     }
 
     pub async fn get_outbox(&self, id: OutboxId) -> Result<Option<OutboxMessage>, StoreError> {
@@ -156,7 +163,7 @@ impl Store {
         .bind(id.to_string())
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(outbox_from_row).transpose()
+        row.as_ref().map(|row| self.open_row(row)).transpose()
     }
 
     /// The routes that have messages due at `now`, leased or not.
@@ -223,7 +230,7 @@ impl Store {
             .bind(owner)
             .fetch_optional(&self.pool)
             .await?;
-            claimed.extend(row.as_ref().map(outbox_from_row).transpose()?);
+            claimed.extend(row.as_ref().map(|row| self.open_row(row)).transpose()?);
         }
         Ok(claimed)
     }
@@ -306,6 +313,39 @@ fn attempts_from(stored: i64) -> Result<u32, StoreError> {
         column: "attempts",
         reason: e.to_string(),
     })
+}
+
+/// Marks a sealed message text, so rows written before sealing still read.
+const SEALED_PREFIX: &str = "sealed:";
+const SEALING_PURPOSE: &str = "outbox-message";
+
+impl Store {
+    /// The message text as stored: sealed under the master key when one is set.
+    pub(crate) fn seal_mail(&self, message: &str) -> Result<String, StoreError> {
+        match &self.sealer {
+            Some(key) => Ok(format!(
+                "{SEALED_PREFIX}{}",
+                key.seal(SEALING_PURPOSE, message.as_bytes())?
+            )),
+            None => Ok(message.to_owned()),
+        }
+    }
+
+    fn open_row(&self, row: &AnyRow) -> Result<OutboxMessage, StoreError> {
+        let mut message = outbox_from_row(row)?;
+        if let Some(sealed) = message.mail.message.strip_prefix(SEALED_PREFIX) {
+            let key = self.sealer.as_ref().ok_or(StoreError::Corrupt {
+                column: "message",
+                reason: "sealed, but no master key is loaded".into(),
+            })?;
+            let plain = key.open(SEALING_PURPOSE, sealed)?;
+            message.mail.message = String::from_utf8(plain).map_err(|e| StoreError::Corrupt {
+                column: "message",
+                reason: e.to_string(),
+            })?;
+        }
+        Ok(message)
+    }
 }
 
 fn outbox_from_row(row: &AnyRow) -> Result<OutboxMessage, StoreError> {

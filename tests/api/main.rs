@@ -16,4 +16,5 @@ mod outbox_cli;
 mod restart;
 mod smtp_sink;
 mod store;
+mod trusted_emails;
 mod verification;

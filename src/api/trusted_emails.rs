@@ -1,0 +1,253 @@
+//! `…/emailDomains/{emailDomainId}/trustedEmails`: contract §1.9–1.12.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::StatusCode,
+    response::IntoResponse,
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{
+    AppState,
+    auth::Caller,
+    body::RawBody,
+    email_domains::{IdRef, domain_path},
+    errors::{ApiError, ApiResult, P1Error},
+    hal::{Links, Page, UrlBuilder, wire_time},
+};
+use crate::domain::{DomainId, EnvironmentId, Permission, TrustedEmail, TrustedEmailId};
+
+/// Selects "activate" on `POST …/trustedEmails/{id}`.
+pub const ACTIVATE: &str = "application/vnd.pingidentity.trustedemail.activate+json";
+/// Selects "send the code again" on `POST …/trustedEmails/{id}`.
+pub const SEND_CODE: &str = "application/vnd.pingidentity.trustedemail.sendverificationcode+json";
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_trusted_email, list_trusted_emails))
+        .routes(routes!(
+            read_trusted_email,
+            delete_trusted_email,
+            act_on_trusted_email
+        ))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustedEmailView {
+    #[serde(rename = "_links")]
+    #[schema(value_type = Object)]
+    links: Links,
+    id: String,
+    environment: IdRef,
+    domain: IdRef,
+    email_address: String,
+    /// `VERIFICATION_REQUIRED` or `ACTIVE`.
+    status: &'static str,
+    created_at: String,
+    updated_at: String,
+    domain_id: String,
+}
+
+impl TrustedEmailView {
+    fn new(email: &TrustedEmail, urls: &UrlBuilder) -> Self {
+        let domain = urls.domain(email.environment_id, email.domain_id);
+        Self {
+            links: Links::from([
+                (
+                    "self",
+                    UrlBuilder::link(format!("{domain}/trustedEmails/{}", email.id)),
+                ),
+                (
+                    "environment",
+                    UrlBuilder::link(urls.environment(email.environment_id)),
+                ),
+                ("emailDomain", UrlBuilder::link(domain)),
+            ]),
+            id: email.id.to_string(),
+            environment: IdRef::new(email.environment_id.to_string()),
+            domain: IdRef::new(email.domain_id.to_string()),
+            email_address: email.address.to_string(),
+            status: email.status.as_str(),
+            created_at: wire_time(email.created_at),
+            updated_at: wire_time(email.updated_at),
+            domain_id: email.domain_id.to_string(),
+        }
+    }
+}
+
+/// Request body of a trusted address create.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateTrustedEmail {
+    /// An address in the trusted domain, e.g. `noreply@auth.shopco.com`.
+    email_address: String,
+}
+
+fn trusted_email_path(
+    caller: &Caller,
+    (environment, domain, id): &(String, String, String),
+    permission: Permission,
+) -> ApiResult<(EnvironmentId, DomainId, TrustedEmailId)> {
+    let (environment_id, domain_id) =
+        domain_path(caller, &(environment.clone(), domain.clone()), permission)?;
+    let id = id.parse().map_err(|_| ApiError::NotFound)?;
+    Ok((environment_id, domain_id, id))
+}
+
+#[utoipa::path(post, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/trustedEmails",
+    tag = "Trusted Email Addresses",
+    params(("environmentId" = String, Path), ("emailDomainId" = String, Path)),
+    request_body = CreateTrustedEmail,
+    responses((status = 201, body = TrustedEmailView), (status = 200, body = TrustedEmailView),
+              (status = 400, body = P1Error), (status = 401, body = P1Error),
+              (status = 403, body = P1Error), (status = 404, body = P1Error)))]
+async fn create_trusted_email(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<(String, String)>,
+    body: RawBody,
+) -> ApiResult<impl IntoResponse> {
+    let (environment_id, domain_id) = domain_path(&caller, &path, Permission::Write)?;
+    state.service.domain(environment_id, domain_id).await?;
+    let body = body.json_object()?;
+    let address = body.required_str("emailAddress")?;
+    let (email, created) = state
+        .service
+        .create_trusted_email(&caller.0, environment_id, domain_id, address)
+        .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(TrustedEmailView::new(&email, &state.urls))))
+}
+
+#[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/trustedEmails",
+    tag = "Trusted Email Addresses",
+    params(("environmentId" = String, Path), ("emailDomainId" = String, Path)),
+    responses((status = 200, description = "`_embedded.trustedEmails`"),
+              (status = 401, body = P1Error), (status = 403, body = P1Error),
+              (status = 404, body = P1Error)))]
+async fn list_trusted_emails(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<(String, String)>,
+) -> ApiResult<impl IntoResponse> {
+    let (environment_id, domain_id) = domain_path(&caller, &path, Permission::Read)?;
+    let (domain, emails) = state
+        .service
+        .list_trusted_emails(environment_id, domain_id)
+        .await?;
+    let views: Vec<_> = emails
+        .iter()
+        .map(|e| TrustedEmailView::new(e, &state.urls))
+        .collect();
+    let count = views.len() as i64;
+    let this = format!(
+        "{}/trustedEmails",
+        state.urls.domain(environment_id, domain.id)
+    );
+    Ok(Json(Page::new(
+        "trustedEmails",
+        views,
+        count,
+        Links::from([("self", UrlBuilder::link(this))]),
+    )))
+}
+
+#[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/trustedEmails/{trustedEmailId}",
+    tag = "Trusted Email Addresses",
+    params(("environmentId" = String, Path), ("emailDomainId" = String, Path), ("trustedEmailId" = String, Path)),
+    responses((status = 200, body = TrustedEmailView), (status = 401, body = P1Error),
+              (status = 403, body = P1Error), (status = 404, body = P1Error)))]
+async fn read_trusted_email(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<(String, String, String)>,
+) -> ApiResult<impl IntoResponse> {
+    let (environment_id, domain_id, id) = trusted_email_path(&caller, &path, Permission::Read)?;
+    let (email, _) = state
+        .service
+        .trusted_email(environment_id, domain_id, id)
+        .await?;
+    Ok(Json(TrustedEmailView::new(&email, &state.urls)))
+}
+
+#[utoipa::path(delete, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/trustedEmails/{trustedEmailId}",
+    tag = "Trusted Email Addresses",
+    params(("environmentId" = String, Path), ("emailDomainId" = String, Path), ("trustedEmailId" = String, Path)),
+    responses((status = 204), (status = 401, body = P1Error), (status = 403, body = P1Error),
+              (status = 404, body = P1Error)))]
+async fn delete_trusted_email(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<(String, String, String)>,
+) -> ApiResult<impl IntoResponse> {
+    let (environment_id, domain_id, id) = trusted_email_path(&caller, &path, Permission::Write)?;
+    state
+        .service
+        .delete_trusted_email(&caller.0, environment_id, domain_id, id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Body of an activation.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivateTrustedEmail {
+    /// The 8-character code from the mail.
+    verification_code: String,
+}
+
+#[utoipa::path(post, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/trustedEmails/{trustedEmailId}",
+    tag = "Trusted Email Addresses",
+    params(("environmentId" = String, Path), ("emailDomainId" = String, Path), ("trustedEmailId" = String, Path)),
+    request_body(content = ActivateTrustedEmail, content_type = "application/vnd.pingidentity.trustedEmail.activate+json",
+                 description = "Activate with the emailed code; with `application/vnd.pingidentity.trustedEmail.sendVerificationCode+json` and no body, send a new code"),
+    responses((status = 200, body = TrustedEmailView), (status = 400, body = P1Error),
+              (status = 401, body = P1Error), (status = 403, body = P1Error),
+              (status = 404, body = P1Error), (status = 429, body = P1Error)))]
+async fn act_on_trusted_email(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<(String, String, String)>,
+    body: RawBody,
+) -> ApiResult<impl IntoResponse> {
+    let (environment_id, domain_id, id) = trusted_email_path(&caller, &path, Permission::Write)?;
+    state
+        .service
+        .trusted_email(environment_id, domain_id, id)
+        .await?;
+    let email = match body.media_type().as_deref() {
+        Some(ACTIVATE) => {
+            let body = body.object()?;
+            let code = body.required_str("verificationCode")?;
+            state
+                .service
+                .activate_trusted_email(&caller.0, environment_id, domain_id, id, code)
+                .await?
+        }
+        Some(SEND_CODE) => {
+            state
+                .service
+                .resend_code(&caller.0, environment_id, domain_id, id)
+                .await?
+        }
+        _ => {
+            return Err(ApiError::InvalidRequest(
+                "The request could not be completed. Use Content-Type \
+                 application/vnd.pingidentity.trustedEmail.activate+json or \
+                 application/vnd.pingidentity.trustedEmail.sendVerificationCode+json."
+                    .into(),
+            ));
+        }
+    };
+    Ok(Json(TrustedEmailView::new(&email, &state.urls)))
+}

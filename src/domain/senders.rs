@@ -1,0 +1,206 @@
+//! Trusted sender addresses and their verification codes.
+
+use std::{fmt, str::FromStr};
+
+use time::{Duration, OffsetDateTime};
+
+use super::{DomainId, DomainName, EnvironmentId, RecordStatus, random_lower_alnum};
+
+/// How long an emailed code works.
+pub const CODE_LIFETIME: Duration = Duration::DAY;
+/// Wrong codes allowed before the code is locked until a resend.
+pub const MAX_CODE_ATTEMPTS: u32 = 5;
+/// A code is sent at most this often per address.
+pub const RESEND_INTERVAL: Duration = Duration::MINUTE;
+const CODE_LEN: usize = 8;
+const MAX_LOCAL_PART: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TrustedEmailId(uuid::Uuid);
+
+impl TrustedEmailId {
+    pub fn new() -> Self {
+        Self(uuid::Uuid::new_v4())
+    }
+}
+
+impl Default for TrustedEmailId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FromStr for TrustedEmailId {
+    type Err = uuid::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        uuid::fmt::Hyphenated::from_str(s).map(|h| Self(h.into_uuid()))
+    }
+}
+
+impl fmt::Display for TrustedEmailId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0.hyphenated(), f)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SenderAddressError {
+    #[error("The email address must look like name@{0}.")]
+    Syntax(String),
+    #[error("The email address must be in the trusted domain {0}.")]
+    OtherDomain(String),
+}
+
+/// An address in a trusted domain: the local part keeps its case, the domain is the trusted
+/// domain's canonical name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SenderAddress {
+    local: String,
+    domain: DomainName,
+}
+
+impl SenderAddress {
+    pub fn parse(
+        raw: &str,
+        trusted: &DomainName,
+        suffixes: &super::PublicSuffixes,
+    ) -> Result<Self, SenderAddressError> {
+        let syntax = || SenderAddressError::Syntax(trusted.to_string());
+        let (local, domain) = raw.rsplit_once('@').ok_or_else(syntax)?;
+        // Dot-atom local parts only: no quoted strings, no comments (RFC 5322 § 3.4.1).
+        let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
+        let valid_local = !local.is_empty()
+            && local.len() <= MAX_LOCAL_PART
+            && local
+                .split('.')
+                .all(|atom| !atom.is_empty() && atom.chars().all(atext));
+        if !valid_local || domain.starts_with('[') {
+            return Err(syntax());
+        }
+        let domain = DomainName::parse(domain, suffixes).map_err(|_| syntax())?;
+        if &domain != trusted {
+            return Err(SenderAddressError::OtherDomain(trusted.to_string()));
+        }
+        Ok(Self {
+            local: local.to_owned(),
+            domain,
+        })
+    }
+
+    /// Rebuilds an address read back from the store.
+    pub fn from_trusted(stored: &str) -> Self {
+        let (local, domain) = stored.rsplit_once('@').unwrap_or((stored, ""));
+        Self {
+            local: local.to_owned(),
+            domain: DomainName::from_trusted(domain.to_owned()),
+        }
+    }
+
+    /// The form duplicates are compared in.
+    pub fn key(&self) -> String {
+        self.to_string().to_ascii_lowercase()
+    }
+}
+
+impl fmt::Display for SenderAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.local, self.domain)
+    }
+}
+
+/// A fresh code: 8 characters of `[a-z0-9]`.
+pub fn new_verification_code() -> String {
+    random_lower_alnum(CODE_LEN)
+}
+
+/// A code as typed: trimmed and lowercased; `None` when it cannot be a code at all.
+pub fn normalize_code(raw: &str) -> Option<String> {
+    let code = raw.trim().to_ascii_lowercase();
+    (code.len() == CODE_LEN
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+    .then_some(code)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedEmail {
+    pub id: TrustedEmailId,
+    pub environment_id: EnvironmentId,
+    pub domain_id: DomainId,
+    pub address: SenderAddress,
+    pub status: RecordStatus,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// The hashed code of an address waiting for activation.
+#[derive(Debug, Clone)]
+pub struct PendingCode {
+    pub hash: String,
+    pub sent_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub failed_attempts: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::PublicSuffixes;
+
+    fn parse(raw: &str) -> Result<String, SenderAddressError> {
+        let suffixes = PublicSuffixes::new(["test"]);
+        let trusted = DomainName::parse("auth.shopco.test", &suffixes).unwrap();
+        SenderAddress::parse(raw, &trusted, &suffixes).map(|a| a.to_string())
+    }
+
+    #[test]
+    fn the_local_part_keeps_its_case_and_the_domain_is_canonical() {
+        assert_eq!(
+            parse("NoReply@Auth.ShopCo.TEST").unwrap(),
+            "NoReply@auth.shopco.test"
+        );
+        assert_eq!(
+            parse("a.b+tag@auth.shopco.test.").unwrap(),
+            "a.b+tag@auth.shopco.test"
+        );
+    }
+
+    #[test]
+    fn only_plain_addresses_in_the_trusted_domain() {
+        for bad in [
+            "",
+            "@auth.shopco.test",
+            "a@",
+            "noat",
+            "\"q\"@auth.shopco.test",
+            "a..b@auth.shopco.test",
+            ".a@auth.shopco.test",
+            "a b@auth.shopco.test",
+            "a@[127.0.0.1]",
+        ] {
+            assert!(
+                matches!(parse(bad), Err(SenderAddressError::Syntax(_))),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            parse("a@other.shopco.test"),
+            Err(SenderAddressError::OtherDomain(_))
+        ));
+        assert!(matches!(
+            parse("a@shopco.test"),
+            Err(SenderAddressError::OtherDomain(_))
+        ));
+    }
+
+    #[test]
+    fn codes_are_eight_lowercase_alphanumerics() {
+        let code = new_verification_code();
+        assert_eq!(normalize_code(&code.to_uppercase()), Some(code));
+        assert_eq!(normalize_code(" avu0w4lt "), Some("avu0w4lt".into()));
+        assert_eq!(normalize_code("short"), None);
+        assert_eq!(normalize_code("avu0w4l!"), None);
+    }
+}

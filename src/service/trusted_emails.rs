@@ -1,0 +1,298 @@
+//! Trusted sender addresses: created in a verified domain, ACTIVE at once when the environment
+//! record is in DNS, otherwise activated with a code mailed through the outbox.
+
+use std::sync::Arc;
+
+use super::{
+    Actor, Service, ServiceError,
+    cache::DomainSnapshot,
+    tokens::{hash_secret, verify_secret},
+    verification::CheckScope,
+};
+use crate::{
+    domain::{
+        Activity, ActivityType, CODE_LIFETIME, DomainId, EnvironmentId, MAX_CODE_ATTEMPTS,
+        PendingCode, RESEND_INTERVAL, RecordKind, RecordStatus, ResourceType, SenderAddress,
+        TrustedEmail, TrustedEmailId, new_verification_code, normalize_code, now,
+        ownership_verified,
+    },
+    mail::{ComposedMail, compose, verification_code_mail},
+    store::{CodeDelivery, CreateTrustedEmailError},
+};
+
+const ADDRESS: &str = "emailAddress";
+const CODE: &str = "verificationCode";
+
+fn invalid(target: &str, message: impl Into<String>) -> ServiceError {
+    ServiceError::InvalidValue {
+        target: target.into(),
+        message: message.into(),
+    }
+}
+
+fn activity(email: &TrustedEmail, action: ActivityType, actor: &Actor) -> Activity {
+    Activity::new(
+        email.environment_id,
+        action,
+        actor.client_id,
+        ResourceType::TrustedEmail,
+        email.id,
+        email.address.to_string(),
+    )
+}
+
+impl Service {
+    /// Creates the address: `Ok((email, true))` when new, `Ok((existing, false))` when it
+    /// already existed (nothing is sent again).
+    pub async fn create_trusted_email(
+        &self,
+        actor: &Actor,
+        environment_id: EnvironmentId,
+        domain_id: DomainId,
+        raw: &str,
+    ) -> Result<(TrustedEmail, bool), ServiceError> {
+        let domain = self.domain(environment_id, domain_id).await?;
+        let settings = self.settings();
+        let address = SenderAddress::parse(raw, &domain.name, &settings.public_suffixes)
+            .map_err(|e| invalid(ADDRESS, e.to_string()))?;
+        if let Some(existing) = self
+            .store()
+            .list_trusted_emails(domain_id)
+            .await?
+            .into_iter()
+            .find(|e| e.address.key() == address.key())
+        {
+            return Ok((existing, false));
+        }
+        let records = self
+            .check_domain(
+                &domain,
+                CheckScope::StaleOf(&[RecordKind::Ownership, RecordKind::Environment]),
+                Some(actor),
+            )
+            .await?;
+        if !ownership_verified(records.iter().map(|r| &r.record)) {
+            return Err(invalid(
+                "trustedEmail",
+                "The domain of the given email address is not verified.",
+            ));
+        }
+        let environment_active = records.iter().any(|r| {
+            r.record.kind == RecordKind::Environment && r.record.status == RecordStatus::Active
+        });
+        let created_at = now();
+        let email = TrustedEmail {
+            id: TrustedEmailId::new(),
+            environment_id,
+            domain_id,
+            address,
+            status: if environment_active {
+                RecordStatus::Active
+            } else {
+                RecordStatus::VerificationRequired
+            },
+            created_at,
+            updated_at: created_at,
+        };
+        let mut activities = vec![activity(&email, ActivityType::TrustedEmailCreated, actor)];
+        let delivery = if environment_active {
+            activities.push(activity(&email, ActivityType::TrustedEmailActive, actor));
+            None
+        } else {
+            activities.push(activity(&email, ActivityType::TrustedEmailSendCode, actor));
+            Some(self.new_code(&email).await?)
+        };
+        let maximum = settings.limits.trusted_emails_per_domain;
+        let result = self
+            .store()
+            .create_trusted_email(
+                &email,
+                delivery
+                    .as_ref()
+                    .map(|(code, mail)| CodeDelivery { code, mail }),
+                maximum,
+                &activities,
+            )
+            .await;
+        match result {
+            Ok(()) => Ok((email, true)),
+            Err(CreateTrustedEmailError::Exists(existing)) => Ok((*existing, false)),
+            Err(CreateTrustedEmailError::DomainNotFound) => Err(ServiceError::NotFound),
+            Err(CreateTrustedEmailError::LimitReached { maximum }) => {
+                Err(ServiceError::SizeLimit {
+                    target: ADDRESS.into(),
+                    maximum,
+                    message: format!(
+                        "A trusted email domain can have at most {maximum} trusted email addresses."
+                    ),
+                })
+            }
+            Err(CreateTrustedEmailError::Store(e)) => Err(e.into()),
+        }
+    }
+
+    /// A fresh code, hashed, and its mail.
+    async fn new_code(
+        &self,
+        email: &TrustedEmail,
+    ) -> Result<(PendingCode, ComposedMail), ServiceError> {
+        let code = new_verification_code();
+        let sent_at = now();
+        let mail = compose(&verification_code_mail(
+            &self.settings().mail_sender,
+            email.environment_id,
+            &email.address.to_string(),
+            &code,
+        ))
+        .map_err(|e| invalid(ADDRESS, e.to_string()))?;
+        Ok((
+            PendingCode {
+                hash: hash_secret(code).await?,
+                sent_at,
+                expires_at: sent_at + CODE_LIFETIME,
+                failed_attempts: 0,
+            },
+            mail,
+        ))
+    }
+
+    pub async fn list_trusted_emails(
+        &self,
+        environment_id: EnvironmentId,
+        domain_id: DomainId,
+    ) -> Result<(Arc<DomainSnapshot>, Vec<TrustedEmail>), ServiceError> {
+        let domain = self.domain(environment_id, domain_id).await?;
+        Ok((domain, self.store().list_trusted_emails(domain_id).await?))
+    }
+
+    pub async fn trusted_email(
+        &self,
+        environment_id: EnvironmentId,
+        domain_id: DomainId,
+        id: TrustedEmailId,
+    ) -> Result<(TrustedEmail, Option<PendingCode>), ServiceError> {
+        self.domain(environment_id, domain_id).await?;
+        self.store()
+            .get_trusted_email(domain_id, id)
+            .await?
+            .ok_or(ServiceError::NotFound)
+    }
+
+    pub async fn delete_trusted_email(
+        &self,
+        actor: &Actor,
+        environment_id: EnvironmentId,
+        domain_id: DomainId,
+        id: TrustedEmailId,
+    ) -> Result<(), ServiceError> {
+        let (email, _) = self.trusted_email(environment_id, domain_id, id).await?;
+        let deleted = self
+            .store()
+            .delete_trusted_email(
+                domain_id,
+                id,
+                &activity(&email, ActivityType::TrustedEmailDeleted, actor),
+            )
+            .await?;
+        if deleted {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound)
+        }
+    }
+
+    /// Sends a new code (at most once a minute); the old one stops working.
+    pub async fn resend_code(
+        &self,
+        actor: &Actor,
+        environment_id: EnvironmentId,
+        domain_id: DomainId,
+        id: TrustedEmailId,
+    ) -> Result<TrustedEmail, ServiceError> {
+        let (email, _) = self.trusted_email(environment_id, domain_id, id).await?;
+        if email.status == RecordStatus::Active {
+            return Err(invalid(
+                ADDRESS,
+                "The address is already ACTIVE; there is no code to send.",
+            ));
+        }
+        let (code, mail) = self.new_code(&email).await?;
+        let interval_ms = i64::try_from(RESEND_INTERVAL.whole_milliseconds()).unwrap_or(60_000);
+        let sent = self
+            .store()
+            .replace_code(
+                id,
+                CodeDelivery {
+                    code: &code,
+                    mail: &mail,
+                },
+                interval_ms,
+                &activity(&email, ActivityType::TrustedEmailSendCode, actor),
+            )
+            .await?;
+        match sent {
+            Ok(()) => Ok(email),
+            Err(wait_ms) => Err(ServiceError::RateLimited {
+                retry_after_s: u64::try_from((wait_ms + 999) / 1000).unwrap_or(1).max(1),
+            }),
+        }
+    }
+
+    /// Activates the address with its emailed code. Wrong, expired and locked codes are all
+    /// `INVALID_VALUE` on `verificationCode`; five wrong tries lock the code until a resend.
+    pub async fn activate_trusted_email(
+        &self,
+        actor: &Actor,
+        environment_id: EnvironmentId,
+        domain_id: DomainId,
+        id: TrustedEmailId,
+        raw_code: &str,
+    ) -> Result<TrustedEmail, ServiceError> {
+        let (mut email, pending) = self.trusted_email(environment_id, domain_id, id).await?;
+        if email.status == RecordStatus::Active {
+            return Ok(email);
+        }
+        let wrong = || {
+            invalid(
+                CODE,
+                "The verification code is wrong, expired or locked; request a new one.",
+            )
+        };
+        let Some(pending) = pending else {
+            return Err(wrong());
+        };
+        if pending.expires_at <= now() {
+            return Err(invalid(
+                CODE,
+                "The verification code has expired; request a new one.",
+            ));
+        }
+        // Spend a try before comparing, so parallel guesses cannot exceed the limit.
+        if !self
+            .store()
+            .spend_code_attempt(id, MAX_CODE_ATTEMPTS)
+            .await?
+        {
+            return Err(invalid(CODE, "Too many wrong codes; request a new one."));
+        }
+        let matches = match normalize_code(raw_code) {
+            Some(code) => verify_secret(pending.hash, code).await,
+            None => false,
+        };
+        if !matches {
+            tracing::info!(trusted_email = %email.id, "wrong verification code");
+            return Err(wrong());
+        }
+        let activated_at = now();
+        self.store()
+            .activate_trusted_email(
+                id,
+                activated_at,
+                &activity(&email, ActivityType::TrustedEmailActive, actor),
+            )
+            .await?;
+        email.status = RecordStatus::Active;
+        email.updated_at = activated_at;
+        Ok(email)
+    }
+}
