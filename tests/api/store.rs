@@ -150,3 +150,62 @@ fn activity_for(domain: &EmailDomain, actor: trustmail::domain::ClientId) -> Act
         domain.name.as_str(),
     )
 }
+
+#[tokio::test]
+async fn one_process_at_a_time_holds_a_domains_check_lease() {
+    for db in backends("one_process_at_a_time_holds_a_domains_check_lease").await {
+        let app = TestApp::spawn_on(db.clone(), |_| {}).await;
+        let env = app.environment("Lease").await;
+        let domain: DomainId = app.domain(&env, "l.shopco.test").await.parse().unwrap();
+        let store = app.service.store();
+        let t0 = now();
+        let until = t0 + time::Duration::minutes(1);
+        assert!(
+            store
+                .lease_domain_check(domain, "replica-a", t0, until)
+                .await
+                .unwrap(),
+            "{db:?}"
+        );
+        assert!(
+            !store
+                .lease_domain_check(domain, "replica-b", t0, until)
+                .await
+                .unwrap(),
+            "{db:?}"
+        );
+        // Only the holder releases it; an expired lease can be taken over.
+        store
+            .release_domain_check(domain, "replica-b")
+            .await
+            .unwrap();
+        assert!(
+            !store
+                .lease_domain_check(domain, "replica-b", t0, until)
+                .await
+                .unwrap()
+        );
+        let later = until + time::Duration::seconds(1);
+        assert!(
+            store
+                .lease_domain_check(
+                    domain,
+                    "replica-b",
+                    later,
+                    later + time::Duration::minutes(1)
+                )
+                .await
+                .unwrap()
+        );
+        store
+            .release_domain_check(domain, "replica-b")
+            .await
+            .unwrap();
+        assert!(
+            store
+                .lease_domain_check(domain, "replica-a", later, later)
+                .await
+                .unwrap()
+        );
+    }
+}

@@ -543,3 +543,20 @@ async fn mail_from_needs_a_verified_domain_and_moves_spf() {
     assert_eq!(spf["key"], "@");
     assert_eq!(spf["status"], "VERIFICATION_REQUIRED");
 }
+
+#[tokio::test]
+async fn a_truncated_udp_answer_is_read_again_over_tcp() {
+    let f = Fixture::new(|_| {}).await;
+    let (ownership, _) = f.ownership_value().await;
+    // Unrelated TXT records large enough that the answer cannot fit a UDP datagram.
+    let filler = "x".repeat(250);
+    for i in 0..12 {
+        f.dns
+            .add_txt("_trustmail.a.shopco.test", &[&format!("{i}{filler}")]);
+    }
+    f.dns.add_txt("_trustmail.a.shopco.test", &[&ownership]);
+    let records = f.check_now().await;
+    let own = find(&records, "OWNERSHIP");
+    assert_eq!(own["reason"], "OK", "{own}");
+    assert_eq!(own["observed"].as_array().unwrap().len(), 13);
+}
