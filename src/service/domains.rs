@@ -187,13 +187,7 @@ impl Service {
                 domain.name, domain.name
             )));
         }
-        let records = self
-            .check_domain(
-                &domain,
-                CheckScope::StaleOf(&[RecordKind::Ownership, RecordKind::Environment]),
-                Some(actor),
-            )
-            .await?;
+        let records = self.fresh_ownership(&domain, actor).await?;
         if !ownership_verified(records.iter().map(|r| &r.record)) {
             return Err(invalid(format!(
                 "The ownership of {} is not verified yet: publish its ownership TXT records first.",

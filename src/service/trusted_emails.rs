@@ -7,7 +7,6 @@ use super::{
     Actor, Service, ServiceError,
     cache::DomainSnapshot,
     tokens::{hash_secret, verify_secret},
-    verification::CheckScope,
 };
 use crate::{
     domain::{
@@ -64,13 +63,7 @@ impl Service {
         {
             return Ok((existing, false));
         }
-        let records = self
-            .check_domain(
-                &domain,
-                CheckScope::StaleOf(&[RecordKind::Ownership, RecordKind::Environment]),
-                Some(actor),
-            )
-            .await?;
+        let records = self.fresh_ownership(&domain, actor).await?;
         if !ownership_verified(records.iter().map(|r| &r.record)) {
             return Err(invalid(
                 "trustedEmail",

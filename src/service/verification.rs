@@ -143,6 +143,21 @@ impl Service {
         Ok(())
     }
 
+    /// The ownership and environment records, re-checked when stale: writes that need a
+    /// verified domain (MAIL FROM, trusted senders) start here, so "publish, then ask" works.
+    pub(super) async fn fresh_ownership(
+        &self,
+        domain: &EmailDomain,
+        actor: &Actor,
+    ) -> Result<Vec<CheckedRecord>, ServiceError> {
+        self.check_domain(
+            domain,
+            CheckScope::StaleOf(&[RecordKind::Ownership, RecordKind::Environment]),
+            Some(actor),
+        )
+        .await
+    }
+
     /// The records as stored, for the diagnosis GET (which checks nothing).
     pub async fn verification(
         &self,
