@@ -9,8 +9,8 @@ use super::{Actor, Service, ServiceError};
 use crate::{
     dns::{Expected, check_record},
     domain::{
-        Activity, ActivityType, CheckedRecord, EmailDomain, RecordKind, ResourceType, now,
-        visible_statuses,
+        Activity, ActivityType, CheckedRecord, DomainId, EmailDomain, RecordKind, ResourceType,
+        now, visible_statuses,
     },
 };
 
@@ -18,6 +18,12 @@ use crate::{
 const CHECK_LEASE: Duration = Duration::seconds(60);
 /// `POST …/verification` runs at most this often per domain.
 pub const FORCED_CHECK_INTERVAL: StdDuration = StdDuration::from_secs(5);
+
+/// What one check of one domain changed.
+struct CheckOutcome {
+    changed: Vec<CheckedRecord>,
+    activities: Vec<Activity>,
+}
 
 /// Which records a check looks at.
 #[derive(Debug, Clone, Copy)]
@@ -42,48 +48,60 @@ impl Service {
     ) -> Result<Vec<CheckedRecord>, ServiceError> {
         let mut records = self.store().checked_records(domain.id).await?;
         let started = now();
-        let dns = &self.settings().dns;
-        let min_age =
-            Duration::seconds(i64::try_from(dns.min_recheck_interval_s).unwrap_or(i64::MAX));
-        let selected: Vec<usize> = records
+        let selected = self.select(&records, scope, started);
+        if selected.is_empty() {
+            return Ok(records);
+        }
+        let owner = self.inner.instance_id.as_str();
+        let leased = self
+            .store()
+            .lease_domain_checks(&[domain.id], owner, started, started + CHECK_LEASE)
+            .await?;
+        if leased.is_empty() {
+            return Ok(records);
+        }
+        let outcome = self.observe(domain, &mut records, &selected, actor).await;
+        // Results, activities and the lease's release commit together.
+        self.store()
+            .save_checks(&[(domain.id, outcome.changed)], &outcome.activities, owner)
+            .await?;
+        Ok(records)
+    }
+
+    /// The records `scope` picks, by index.
+    fn select(
+        &self,
+        records: &[CheckedRecord],
+        scope: CheckScope<'_>,
+        at: time::OffsetDateTime,
+    ) -> Vec<usize> {
+        let min_age = Duration::seconds(
+            i64::try_from(self.settings().dns.min_recheck_interval_s).unwrap_or(i64::MAX),
+        );
+        records
             .iter()
             .enumerate()
             .filter(|(_, r)| match scope {
                 CheckScope::StaleOf(kinds) => {
                     kinds.contains(&r.record.kind)
-                        && r.last_checked_at.is_none_or(|at| started - at >= min_age)
+                        && r.last_checked_at
+                            .is_none_or(|checked| at - checked >= min_age)
                 }
-                CheckScope::Due => r.next_check_at <= started,
+                CheckScope::Due => r.next_check_at <= at,
                 CheckScope::All => true,
             })
             .map(|(i, _)| i)
-            .collect();
-        if selected.is_empty() {
-            return Ok(records);
-        }
-        let owner = self.inner.instance_id.as_str();
-        if !self
-            .store()
-            .lease_domain_check(domain.id, owner, started, started + CHECK_LEASE)
-            .await?
-        {
-            return Ok(records);
-        }
-        let outcome = self
-            .run_checks(domain, &mut records, &selected, actor)
-            .await;
-        self.store().release_domain_check(domain.id, owner).await?;
-        outcome?;
-        Ok(records)
+            .collect()
     }
 
-    async fn run_checks(
+    /// Looks up the selected records, applies what DNS said, and names the visible changes.
+    async fn observe(
         &self,
         domain: &EmailDomain,
         records: &mut [CheckedRecord],
         selected: &[usize],
         actor: Option<&Actor>,
-    ) -> Result<(), ServiceError> {
+    ) -> CheckOutcome {
         let settings = self.settings();
         let spf_include = settings.records.spf_include.as_str();
         let names: Vec<String> = selected
@@ -137,10 +155,10 @@ impl Service {
                 }))
             })
             .collect();
-        self.store()
-            .save_checks(domain.id, &changed, &activities)
-            .await?;
-        Ok(())
+        CheckOutcome {
+            changed,
+            activities,
+        }
     }
 
     /// The ownership and environment records, re-checked when stale: writes that need a
@@ -186,29 +204,53 @@ impl Service {
             .await
     }
 
-    /// One pass of the background job: checks up to `batch` domains whose records are due.
-    /// Returns how many domains it checked.
+    /// One pass of the background job: leases up to `batch` domains whose records are due,
+    /// checks them all concurrently, and saves every result (releasing the leases) in one
+    /// transaction. Returns how many domains it checked.
     pub async fn check_due_domains(&self, batch: u32) -> Result<usize, ServiceError> {
-        let due = self.store().due_domains(now(), batch).await?;
-        let domains = join_all(due.iter().map(|&(environment_id, id)| async move {
-            let domain = self.store().get_domain(environment_id, id).await?;
-            match domain {
-                Some(domain) => self
-                    .check_domain(&domain, CheckScope::Due, None)
-                    .await
-                    .map(|_| 1),
-                None => Ok(0),
+        let started = now();
+        let due: Vec<DomainId> = self
+            .store()
+            .due_domains(started, batch)
+            .await?
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let owner = self.inner.instance_id.as_str();
+        let leased = self
+            .store()
+            .lease_domain_checks(&due, owner, started, started + CHECK_LEASE)
+            .await?;
+        let domains = self.store().domains_by_id(&leased).await?;
+        let mut records = self.store().checked_records_of(&leased).await?;
+        let outcomes = join_all(domains.iter().map(|domain| {
+            let mut mine = records.remove(&domain.id).unwrap_or_default();
+            async move {
+                let selected = self.select(&mine, CheckScope::Due, started);
+                let outcome = self.observe(domain, &mut mine, &selected, None).await;
+                (domain.id, outcome)
             }
         }))
         .await;
-        let mut checked = 0;
-        for result in domains {
-            match result {
-                Ok(n) => checked += n,
-                Err(e) => tracing::warn!(error = %e, "scheduled DNS check failed"),
+        let mut activities = Vec::new();
+        let mut changed: Vec<(DomainId, Vec<CheckedRecord>)> = Vec::with_capacity(leased.len());
+        for (id, outcome) in outcomes {
+            activities.extend(outcome.activities);
+            changed.push((id, outcome.changed));
+        }
+        // Leased domains deleted meanwhile are released too.
+        for id in &leased {
+            if !changed.iter().any(|(done, _)| done == id) {
+                changed.push((*id, Vec::new()));
             }
         }
-        Ok(checked)
+        self.store()
+            .save_checks(&changed, &activities, owner)
+            .await?;
+        Ok(domains.len())
     }
 }
 

@@ -160,52 +160,29 @@ async fn one_process_at_a_time_holds_a_domains_check_lease() {
         let store = app.service.store();
         let t0 = now();
         let until = t0 + time::Duration::minutes(1);
-        assert!(
+        let lease = |owner: &'static str, at, until| async move {
             store
-                .lease_domain_check(domain, "replica-a", t0, until)
+                .lease_domain_checks(&[domain], owner, at, until)
                 .await
-                .unwrap(),
-            "{db:?}"
-        );
-        assert!(
-            !store
-                .lease_domain_check(domain, "replica-b", t0, until)
+                .unwrap()
+        };
+        let release = |owner: &'static str| async move {
+            store
+                .save_checks(&[(domain, vec![])], &[], owner)
                 .await
-                .unwrap(),
-            "{db:?}"
-        );
+                .unwrap()
+        };
+        assert_eq!(lease("replica-a", t0, until).await, [domain], "{db:?}");
+        assert!(lease("replica-b", t0, until).await.is_empty(), "{db:?}");
         // Only the holder releases it; an expired lease can be taken over.
-        store
-            .release_domain_check(domain, "replica-b")
-            .await
-            .unwrap();
-        assert!(
-            !store
-                .lease_domain_check(domain, "replica-b", t0, until)
-                .await
-                .unwrap()
-        );
+        release("replica-b").await;
+        assert!(lease("replica-b", t0, until).await.is_empty());
         let later = until + time::Duration::seconds(1);
-        assert!(
-            store
-                .lease_domain_check(
-                    domain,
-                    "replica-b",
-                    later,
-                    later + time::Duration::minutes(1)
-                )
-                .await
-                .unwrap()
+        assert_eq!(
+            lease("replica-b", later, later + time::Duration::minutes(1)).await,
+            [domain]
         );
-        store
-            .release_domain_check(domain, "replica-b")
-            .await
-            .unwrap();
-        assert!(
-            store
-                .lease_domain_check(domain, "replica-a", later, later)
-                .await
-                .unwrap()
-        );
+        release("replica-b").await;
+        assert_eq!(lease("replica-a", later, later).await, [domain]);
     }
 }
