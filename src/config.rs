@@ -443,8 +443,13 @@ impl Config {
                 ));
             }
         }
-        crate::mail::relay::Relays::from_config(&self.mail, &self.regions)
-            .map_err(|e| ConfigError::invalid(e.key, e.reason))?;
+        use crate::mail::relay::Relay;
+        Relay::check_url(&self.mail.smtp_url)
+            .map_err(|reason| ConfigError::invalid("mail.smtp_url", reason))?;
+        for (i, region) in self.regions.iter().enumerate() {
+            Relay::check_url(&region.smtp_url)
+                .map_err(|reason| ConfigError::invalid(format!("regions[{i}].smtp_url"), reason))?;
+        }
         if !self.dkim_dns.listen.is_empty() && self.dkim_dns.listen.parse::<SocketAddr>().is_err() {
             return Err(ConfigError::invalid(
                 "dkim_dns.listen",

@@ -101,6 +101,8 @@ impl CheckedRecord {
                         .failing_since
                         .map(|since| since + grace)
                         .unwrap_or(now + grace)
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default()
                 )
             } else {
                 observation.message

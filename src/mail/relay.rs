@@ -51,6 +51,18 @@ impl Relay {
         }))
     }
 
+    /// Whether `url` is a relay URL lettre accepts, without building its connection pool (so it
+    /// works outside the runtime, where configuration is checked).
+    pub fn check_url(url: &SecretString) -> Result<(), String> {
+        let url = url.expose_secret().trim();
+        if url.is_empty() {
+            return Ok(());
+        }
+        AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
     /// Sends the stored message as it is, with the stored envelope.
     pub async fn send(
         &self,

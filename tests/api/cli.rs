@@ -133,6 +133,31 @@ fn config_is_global_and_bad_config_exits_2_naming_the_key() {
 }
 
 #[test]
+fn a_configured_relay_is_checked_before_the_runtime_starts() {
+    let cli = Cli::new();
+    let out = Command::new(env!("CARGO_BIN_EXE_trustmail"))
+        .args(["init", "--json"])
+        .env_clear()
+        .env(
+            "TRUSTMAIL_DATABASE_URL",
+            format!("sqlite://{}", cli.dir.path().join("t.db").display()),
+        )
+        .env(
+            "TRUSTMAIL_SECRETS__MASTER_KEY_FILE",
+            cli.dir.path().join("k"),
+        )
+        .env("TRUSTMAIL_MAIL__SMTP_URL", "smtp://127.0.0.1:2525")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn every_command_has_help() {
     let cli = Cli::new();
     for args in [

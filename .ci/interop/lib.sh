@@ -1,0 +1,106 @@
+# Shared shell helpers for the interop run (.ci/interop/run.sh) and bench/dns_sweep.sh: free ports,
+# Debian packages, and an authoritative BIND 9 on loopback configured as ../shared/TESTING.md says.
+# Source it; the caller defines die() and stops BIND in its own EXIT trap (bind_stop).
+# shellcheck shell=bash
+
+BIND_PID=""
+BIND_PORT=""
+
+# apt_install PKG... : installs Debian packages, running apt-get update only when the first try fails.
+apt_install() {
+	apt-get install -y --no-install-recommends "$@" ||
+		{ apt-get update && apt-get install -y --no-install-recommends "$@"; }
+}
+
+# ensure_bind: named, nsupdate and dig, from Debian's packages when named is missing.
+ensure_bind() {
+	command -v named >/dev/null || apt_install bind9 bind9-dnsutils
+	local tool
+	for tool in named nsupdate dig; do
+		command -v "$tool" >/dev/null || die "$tool is needed (apt-get install bind9 bind9-dnsutils)"
+	done
+}
+
+# free_port: a loopback port free for both TCP and UDP right now (DNS needs both). The kernel picks it.
+free_port() {
+	python3 - <<'EOF'
+import socket
+for _ in range(50):
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    tcp.bind(("127.0.0.1", 0))
+    port = tcp.getsockname()[1]
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        udp.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        udp.close()
+        tcp.close()
+    print(port)
+    break
+else:
+    raise SystemExit("no port free for both TCP and UDP")
+EOF
+}
+
+# bind_start DIR [ZONE...]: named authoritative on 127.0.0.1:<free port> (sets BIND_PORT, BIND_PID), serving
+# `test.` (read-only: DMARC lookups walk up to it), `shopco.test.` and each ZONE, both open to nsupdate from
+# 127.0.0.1. DIR must be a fresh directory (a stale .jnl journal gives stale answers). Records in
+# DIR/<zone>.records (zone-file lines, absolute names) are appended to that zone's file before start.
+# named's log is DIR/named.stderr.
+bind_start() {
+	local dir=$1 zone
+	shift
+	local zones=(test shopco.test "$@")
+	BIND_PORT=$(free_port)
+	{
+		cat <<EOF
+options { directory "$dir"; pid-file none; session-keyfile none;
+          listen-on port $BIND_PORT { 127.0.0.1; }; listen-on-v6 { none; };
+          recursion no; dnssec-validation no; notify no; };
+controls { };
+zone "test" { type primary; file "test.zone"; };
+EOF
+		for zone in "${zones[@]:1}"; do
+			printf 'zone "%s" { type primary; file "%s.zone"; allow-update { 127.0.0.1; }; };\n' "$zone" "$zone"
+		done
+	} >"$dir/named.conf"
+	for zone in "${zones[@]}"; do
+		{
+			# shellcheck disable=SC2016 # $TTL is zone-file syntax, not a shell variable
+			printf '$TTL 60\n@ IN SOA ns1.%s. hostmaster.%s. 1 3600 600 86400 60\n' "$zone" "$zone"
+			printf '@ IN NS ns1\nns1 IN A 127.0.0.1\n'
+			if [ -f "$dir/$zone.records" ]; then cat "$dir/$zone.records"; fi
+		} >"$dir/$zone.zone"
+	done
+	named -g -c "$dir/named.conf" >"$dir/named.stdout" 2>"$dir/named.stderr" </dev/null &
+	BIND_PID=$!
+	local tries
+	for zone in "${zones[@]}"; do
+		for tries in $(seq 1 100); do
+			dig +short +time=1 +tries=1 -p "$BIND_PORT" @127.0.0.1 SOA "$zone." 2>/dev/null | grep -q . && break
+			kill -0 "$BIND_PID" 2>/dev/null || die "named exited at start (log: $dir/named.stderr)"
+			[ "$tries" -lt 100 ] || die "named did not serve $zone. within 10 s (log: $dir/named.stderr)"
+			sleep 0.1
+		done
+	done
+	echo "named pid $BIND_PID on 127.0.0.1:$BIND_PORT, zones: ${zones[*]}"
+}
+
+bind_stop() {
+	if [ -n "$BIND_PID" ] && kill -0 "$BIND_PID" 2>/dev/null; then
+		kill "$BIND_PID" 2>/dev/null || true
+		wait "$BIND_PID" 2>/dev/null || true
+	fi
+	BIND_PID=""
+}
+
+# nsupdate_send ZONE: sends the `update add|delete …` lines read from stdin to BIND as one update.
+nsupdate_send() {
+	{
+		printf 'server 127.0.0.1 %s\nzone %s\n' "$BIND_PORT" "$1"
+		cat
+		printf 'send\n'
+	} | nsupdate
+}

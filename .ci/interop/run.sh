@@ -1,0 +1,335 @@
+#!/usr/bin/env bash
+# Interop run: trustmail against real programs nobody here wrote (../shared/TESTING.md § Interop).
+#
+#   .ci/interop/run.sh          (called by .ci/run after its release build; runs alone too)
+#
+# BIND 9 is authoritative for test. and shopco.test. on a free loopback port and takes nsupdate from
+# 127.0.0.1; aiosmtpd is the SMTP relay and keeps every message in a folder (mail_sink.py);
+# `trustmail serve` resolves through BIND and sends through aiosmtpd. Then, for a.shopco.test:
+#   every record starts VERIFICATION_REQUIRED; everything in …/zoneFile but the environment TXT is
+#   published with nsupdate and ownership, DKIM and SPF go ACTIVE while the environment record does not;
+#   a trusted sender gets its code by mail and is activated with it; once the environment TXT is
+#   published a second sender is ACTIVE at once; the ownership TXT deleted shows MISSING_AFTER_ACTIVE
+#   while its status stays ACTIVE.
+# Each check is a step; the run goes on past a failed step when later steps do not need it, names every
+# failed step at the end and exits 1. Scratch files go in .ci/build/interop.*; kept when a step failed.
+#
+# Knobs (environment): TRUSTMAIL (binary to test; default: build target/release/trustmail).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+ROOT=$PWD
+BUILD=$ROOT/.ci/build
+VENV=$BUILD/venv
+mkdir -p "$BUILD"
+
+AIOSMTPD_VERSION=1.4.6
+DOMAIN=a.shopco.test
+SYSTEM_SENDER=interop@trustmail.test
+FIRST_SENDER=noreply@$DOMAIN
+SECOND_SENDER=alerts@$DOMAIN
+
+section() { printf '\n-------- interop: %s --------\n' "$*"; }
+die() {
+	printf 'interop: %s\n' "$*" >&2
+	exit 1
+}
+
+# shellcheck source=.ci/interop/lib.sh
+. "$ROOT/.ci/interop/lib.sh"
+
+# ---------------------------------------------------------------------------------------------------
+# Clean-up: BIND, aiosmtpd and trustmail are stopped whatever happens.
+TM_PID=""
+SMTP_PID=""
+WORK=""
+FAILED_STEPS=()
+cleanup() {
+	local rc=$?
+	for pid in "$TM_PID" "$SMTP_PID"; do
+		if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+			kill "$pid" 2>/dev/null || true
+			wait "$pid" 2>/dev/null || true
+		fi
+	done
+	bind_stop
+	if [ -n "$WORK" ] && [ -d "$WORK" ]; then
+		if [ "$rc" -ne 0 ]; then
+			for f in "$WORK"/*.stderr "$WORK"/bind/named.stderr; do
+				[ -s "$f" ] || continue
+				# The first lines hold a panic's message, the last ones where a log ended.
+				printf '\n---- first and last lines of %s ----\n' "$f" >&2
+				if [ "$(wc -l <"$f")" -gt 40 ]; then
+					head -n 5 "$f" >&2
+					printf '[…]\n' >&2
+				fi
+				tail -n 30 "$f" >&2 || true
+			done
+			printf '\ninterop: scratch files kept in %s\n' "$WORK" >&2
+		else
+			rm -rf "$WORK"
+		fi
+	fi
+	if [ ${#FAILED_STEPS[@]} -gt 0 ]; then
+		printf '\ninterop: FAILED steps:\n' >&2
+		printf '  - %s\n' "${FAILED_STEPS[@]}" >&2
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+
+# step NAME FUNCTION: runs FUNCTION in a subshell with errexit, so any failing command ends the step (a
+# function called from a condition would run with errexit off). A failure is recorded, not fatal: after a
+# step the later ones need, require_passed stops the run.
+LAST_STEP_PASSED=""
+step() {
+	local rc
+	section "$1"
+	set +e
+	(
+		set -e
+		"$2"
+	)
+	rc=$?
+	set -e
+	LAST_STEP_PASSED=$([ "$rc" -eq 0 ] && echo yes || echo no)
+	if [ "$rc" -ne 0 ]; then
+		FAILED_STEPS+=("$1")
+		printf 'interop: step FAILED: %s\n' "$1" >&2
+	fi
+}
+require_passed() { # the steps after the last one need it
+	[ "$LAST_STEP_PASSED" = yes ] || die "stopping: the remaining steps need the failed one"
+}
+
+# ---------------------------------------------------------------------------------------------------
+section "tools: curl, jq, BIND 9, aiosmtpd, trustmail"
+missing=()
+for tool in curl jq; do
+	command -v "$tool" >/dev/null || missing+=("$tool")
+done
+[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+ensure_bind
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+aiosmtpd_version() { "$VENV/bin/python" -c 'import aiosmtpd; print(aiosmtpd.__version__)' 2>/dev/null || true; }
+if [ "$(aiosmtpd_version)" != "$AIOSMTPD_VERSION" ]; then
+	"$VENV/bin/pip" install --quiet --disable-pip-version-check "aiosmtpd==$AIOSMTPD_VERSION"
+fi
+echo "$(named -v); aiosmtpd $(aiosmtpd_version)"
+if [ -z "${TRUSTMAIL:-}" ]; then
+	cargo build --release --bin trustmail
+	TRUSTMAIL=$ROOT/target/release/trustmail
+fi
+[ -x "$TRUSTMAIL" ] || die "no trustmail binary at $TRUSTMAIL"
+
+WORK=$(mktemp -d "$BUILD/interop.XXXXXX")
+mkdir "$WORK/bind" "$WORK/mail"
+
+# ---------------------------------------------------------------------------------------------------
+section "BIND 9: authoritative for test. and shopco.test."
+bind_start "$WORK/bind"
+
+# ---------------------------------------------------------------------------------------------------
+section "aiosmtpd: SMTP relay writing every message to $WORK/mail"
+SMTP_PORT=$(free_port)
+# No __pycache__ next to mail_sink.py: the folder is part of the repository.
+PYTHONPATH=$ROOT/.ci/interop PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python" -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" \
+	-c mail_sink.MailSink "$WORK/mail" >"$WORK/aiosmtpd.stdout" 2>"$WORK/aiosmtpd.stderr" </dev/null &
+SMTP_PID=$!
+for tries in $(seq 1 100); do
+	(exec 3<>"/dev/tcp/127.0.0.1/$SMTP_PORT") 2>/dev/null && break
+	kill -0 "$SMTP_PID" 2>/dev/null || die "aiosmtpd exited at start"
+	[ "$tries" -lt 100 ] || die "aiosmtpd did not listen on 127.0.0.1:$SMTP_PORT within 10 s"
+	sleep 0.1
+done
+echo "aiosmtpd pid $SMTP_PID on 127.0.0.1:$SMTP_PORT"
+
+# ---------------------------------------------------------------------------------------------------
+section "trustmail serve: resolvers = BIND, smtp_url = aiosmtpd"
+env TRUSTMAIL_LISTEN=127.0.0.1:0 \
+	TRUSTMAIL_DATABASE_URL="sqlite://$WORK/trustmail.db" \
+	TRUSTMAIL_SECRETS__MASTER_KEY_FILE="$WORK/master.key" \
+	TRUSTMAIL_DOMAINS__EXTRA_PUBLIC_SUFFIXES=test \
+	TRUSTMAIL_DNS__RESOLVERS="127.0.0.1:$BIND_PORT" \
+	TRUSTMAIL_DNS__TIMEOUT_MS=1000 \
+	TRUSTMAIL_DNS__MIN_RECHECK_INTERVAL_S=0 \
+	TRUSTMAIL_MAIL__SMTP_URL="smtp://127.0.0.1:$SMTP_PORT" \
+	TRUSTMAIL_MAIL__SYSTEM_SENDER="$SYSTEM_SENDER" \
+	"$TRUSTMAIL" serve >"$WORK/trustmail.stdout" 2>"$WORK/trustmail.stderr" </dev/null &
+TM_PID=$!
+for tries in $(seq 1 100); do
+	[ -s "$WORK/trustmail.stdout" ] && break
+	kill -0 "$TM_PID" 2>/dev/null || die "trustmail serve exited before printing its bootstrap JSON"
+	[ "$tries" -lt 100 ] || die "trustmail serve printed no bootstrap JSON within 10 s"
+	sleep 0.1
+done
+BOOT=$(head -n 1 "$WORK/trustmail.stdout")
+TOKEN_URL=$(jq -er .tokenUrl <<<"$BOOT")
+BASE=$(sed -E 's#^(https?://[^/]+).*#\1#' <<<"$TOKEN_URL")
+for _ in $(seq 1 100); do
+	curl -sf -o /dev/null "$BASE/healthz" && break
+	sleep 0.1
+done
+curl -sf -o /dev/null "$BASE/healthz" || die "GET $BASE/healthz is not 200"
+TOKEN=$(curl -sf -u "$(jq -er .clientId <<<"$BOOT"):$(jq -er .clientSecret <<<"$BOOT")" \
+	-d grant_type=client_credentials "$TOKEN_URL" | jq -er .access_token)
+AUTH="Authorization: Bearer $TOKEN"
+echo "trustmail pid $TM_PID at $BASE"
+
+# call METHOD PATH STATUS [BODY [CONTENT_TYPE]] -> the response body; dies unless the answer is STATUS.
+call() {
+	local method=$1 path=$2 want=$3 out code
+	local args=(-s -X "$method" -H "$AUTH" -w '\n%{http_code}')
+	[ $# -lt 4 ] || args+=(-H "Content-Type: ${5:-application/json}" --data-binary "$4")
+	out=$(curl "${args[@]}" "$BASE$path") || die "$method $path: curl failed"
+	code=${out##*$'\n'}
+	[ "$code" = "$want" ] || die "$method $path answered $code, expected $want: ${out%$'\n'*}"
+	printf '%s' "${out%$'\n'*}"
+}
+
+# status_is TRIES WANT PATH FILTER: GETs PATH (a status GET re-checks DNS here) until every value the jq
+# FILTER picks equals WANT, at most TRIES times 0.1 s apart.
+status_is() {
+	local tries=$1 want=$2 path=$3 filter=$4 body values
+	for _ in $(seq 1 "$tries"); do
+		body=$(call GET "$path" 200)
+		values=$(jq -r "$filter" <<<"$body")
+		if [ -n "$values" ] && ! grep -qvx -- "$want" <<<"$values"; then
+			echo "GET …${path##*/}: $filter = $want"
+			return 0
+		fi
+		sleep 0.1
+	done
+	die "GET $path: expected $filter = $want (tries: $tries), last answer: $body"
+}
+
+# mail_to ADDRESS: the numbers (0001, …) of the messages received for ADDRESS, one a line.
+mail_to() {
+	local meta
+	for meta in "$WORK"/mail/*.json; do
+		[ -e "$meta" ] || continue
+		if jq -e --arg to "$1" 'any(.rcpt_tos[]; . == $to)' "$meta" >/dev/null; then
+			basename "$meta" .json
+		fi
+	done
+}
+
+ENV_ID=$(call POST /v1/environments 201 '{"name":"Interop","region":"NA"}' | jq -er .id)
+DOMAIN_ID=$(call POST "/v1/environments/$ENV_ID/emailDomains" 201 "{\"domainName\":\"$DOMAIN\"}" | jq -er .id)
+D=/v1/environments/$ENV_ID/emailDomains/$DOMAIN_ID
+echo "environment $ENV_ID, domain $DOMAIN ($DOMAIN_ID)"
+
+# ---------------------------------------------------------------------------------------------------
+before_publishing() {
+	status_is 1 VERIFICATION_REQUIRED "$D/ownership" '.regions[].status'
+	status_is 1 VERIFICATION_REQUIRED "$D/ownership" '.environmentDnsRecord.status'
+	status_is 1 VERIFICATION_REQUIRED "$D/dkim" '.regions[].status'
+	status_is 1 VERIFICATION_REQUIRED "$D/spf" '.status'
+}
+step "(1) nothing published: ownership, environment record, DKIM and SPF are VERIFICATION_REQUIRED" before_publishing
+require_passed
+
+publish_all_but_environment() {
+	local zone
+	zone=$(call GET "$D/zoneFile" 200)
+	printf '%s\n' "$zone" | tee "$WORK/zoneFile.txt"
+	grep -v '^;' "$WORK/zoneFile.txt" | grep . >"$WORK/records.txt"
+	grep '^_trustmail-environment\.' "$WORK/records.txt" >"$WORK/environment.txt" ||
+		die "…/zoneFile has no _trustmail-environment record"
+	grep -v '^_trustmail-environment\.' "$WORK/records.txt" >"$WORK/others.txt" ||
+		die "…/zoneFile has nothing but the environment record"
+	sed 's/^/update add /' "$WORK/others.txt" | nsupdate_send shopco.test
+	echo "published $(wc -l <"$WORK/others.txt") records with nsupdate"
+	status_is 50 ACTIVE "$D/ownership" '.regions[].status'
+	status_is 50 ACTIVE "$D/dkim" '.regions[].status'
+	status_is 50 ACTIVE "$D/spf" '.status'
+	status_is 1 VERIFICATION_REQUIRED "$D/ownership" '.environmentDnsRecord.status'
+}
+step "(2) publish every record but the environment TXT: ownership, DKIM, SPF ACTIVE; environment record not" \
+	publish_all_but_environment
+require_passed
+
+sender_with_code() {
+	local created id code number='' subject from
+	created=$(call POST "$D/trustedEmails" 201 "{\"emailAddress\":\"$FIRST_SENDER\"}")
+	echo "$created"
+	[ "$(jq -r .status <<<"$created")" = VERIFICATION_REQUIRED ] ||
+		die "POST …/trustedEmails: expected status VERIFICATION_REQUIRED, got: $created"
+	id=$(jq -er .id <<<"$created")
+	for _ in $(seq 1 150); do
+		number=$(mail_to "$FIRST_SENDER" | head -n 1)
+		[ -z "$number" ] || break
+		sleep 0.1
+	done
+	[ -n "$number" ] || die "no mail for $FIRST_SENDER reached aiosmtpd within 15 s"
+	cat "$WORK/mail/$number.json"
+	echo
+	subject=$(jq -r .subject "$WORK/mail/$number.json")
+	from=$(jq -r .from "$WORK/mail/$number.json")
+	[ "$subject" = "Your trustmail verification code" ] || die "mail $number: unexpected Subject: $subject"
+	[[ $from == *"$SYSTEM_SENDER"* ]] || die "mail $number: From is not $SYSTEM_SENDER: $from"
+	code=$(sed -nE 's/.*Verification code: ([a-z0-9]{8}).*/\1/p' "$WORK/mail/$number.txt" | head -n 1)
+	[ -n "$code" ] || die "mail $number has no 'Verification code: <8 of [a-z0-9]>' line: $(cat "$WORK/mail/$number.txt")"
+	echo "code from mail $number: $code"
+	call POST "$D/trustedEmails/$id" 200 "{\"verificationCode\":\"$code\"}" \
+		application/vnd.pingidentity.trustedEmail.activate+json | tee "$WORK/activated.json"
+	echo
+	[ "$(jq -r .status "$WORK/activated.json")" = ACTIVE ] || die "activate: expected status ACTIVE"
+	status_is 1 ACTIVE "$D/trustedEmails/$id" '.status'
+}
+step "(3) trusted sender $FIRST_SENDER: VERIFICATION_REQUIRED, code mailed through aiosmtpd, activated" \
+	sender_with_code
+
+publish_environment() {
+	sed 's/^/update add /' "$WORK/environment.txt" | nsupdate_send shopco.test
+	echo "published: $(cat "$WORK/environment.txt")"
+	status_is 50 ACTIVE "$D/ownership" '.environmentDnsRecord.status'
+}
+step "(4) publish the environment TXT: environment record ACTIVE" publish_environment
+require_passed
+
+sender_active_at_once() {
+	local created
+	created=$(call POST "$D/trustedEmails" 201 "{\"emailAddress\":\"$SECOND_SENDER\"}")
+	echo "$created"
+	date +%s >"$WORK/second_sender.created"
+	[ "$(jq -r .status <<<"$created")" = ACTIVE ] || die "POST …/trustedEmails: expected status ACTIVE, got: $created"
+}
+step "(5) trusted sender $SECOND_SENDER with the environment record ACTIVE: 201 ACTIVE at once" \
+	sender_active_at_once
+
+ownership_removed() {
+	local name checked ownership
+	name=$(awk '{ print $1; exit }' <(grep '^_trustmail\.' "$WORK/others.txt"))
+	[ -n "$name" ] || die "…/zoneFile had no _trustmail ownership record"
+	printf 'update delete %s TXT\n' "$name" | nsupdate_send shopco.test
+	echo "deleted the TXT records at $name"
+	checked=$(call POST "$D/verification" 200)
+	ownership=$(jq -c '[.records[] | select(.record == "OWNERSHIP")]' <<<"$checked")
+	echo "$ownership"
+	jq -e 'length > 0 and all(.[]; .reason == "MISSING_AFTER_ACTIVE" and .status == "ACTIVE")' \
+		<<<"$ownership" >/dev/null || die "expected every OWNERSHIP record MISSING_AFTER_ACTIVE and ACTIVE"
+	status_is 1 MISSING_AFTER_ACTIVE "$D/verification" '.records[] | select(.record == "OWNERSHIP") | .reason'
+	status_is 1 ACTIVE "$D/ownership" '.regions[].status'
+}
+step "(6) delete the ownership TXT: POST …/verification says MISSING_AFTER_ACTIVE, status stays ACTIVE" \
+	ownership_removed
+
+no_code_for_active_sender() {
+	local created_at
+	if [ ! -s "$WORK/second_sender.created" ]; then
+		echo "skipped: step (5) did not create $SECOND_SENDER"
+		return 0
+	fi
+	# The outbox is read every second: 2 s after the create, a code mail would have arrived.
+	created_at=$(cat "$WORK/second_sender.created")
+	while [ "$(date +%s)" -le $((created_at + 2)) ]; do sleep 0.2; done
+	[ -z "$(mail_to "$SECOND_SENDER")" ] || die "a message went to $SECOND_SENDER, which was ACTIVE at once"
+	echo "no mail to $SECOND_SENDER; $(find "$WORK/mail" -name '*.json' | wc -l) message(s) in all"
+}
+step "(7) no code mailed to $SECOND_SENDER" no_code_for_active_sender
+
+# ---------------------------------------------------------------------------------------------------
+kill -0 "$TM_PID" 2>/dev/null || die "trustmail serve died during the run"
+[ ${#FAILED_STEPS[@]} -eq 0 ] || exit 1
+section "passed"
