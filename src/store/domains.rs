@@ -1,9 +1,7 @@
 use sqlx::{Row, any::AnyRow};
 
 use super::{RowExt, Store, StoreError, insert_activity, millis};
-use crate::domain::{
-    Activity, DnsRecord, DomainId, DomainName, EmailDomain, EnvironmentId, RecordKind,
-};
+use crate::domain::{Activity, DnsRecord, DomainId, DomainName, EmailDomain, EnvironmentId};
 
 macro_rules! domain_columns {
     () => {
@@ -169,42 +167,6 @@ impl Store {
         insert_activity(&mut tx, activity).await?;
         tx.commit().await?;
         Ok(true)
-    }
-
-    /// A domain's records of one kind, in region then position order of creation.
-    pub async fn domain_records(
-        &self,
-        id: DomainId,
-        kinds: &[RecordKind],
-    ) -> Result<Vec<DnsRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT record, region, position, record_key, record_value, status \
-             FROM dns_records WHERE domain_id = $1",
-        )
-        .bind(id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        let mut records = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let kind: RecordKind = row.parsed("record")?;
-            if !kinds.contains(&kind) {
-                continue;
-            }
-            let region = row.text("region")?;
-            records.push(DnsRecord {
-                kind,
-                region: (!region.is_empty()).then_some(region),
-                position: u8::try_from(row.int("position")?).map_err(|e| StoreError::Corrupt {
-                    column: "position",
-                    reason: e.to_string(),
-                })?,
-                key: row.text("record_key")?,
-                record_type: kind.record_type(),
-                value: row.text("record_value")?,
-                status: row.parsed("status")?,
-            });
-        }
-        Ok(records)
     }
 }
 

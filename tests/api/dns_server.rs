@@ -71,12 +71,23 @@ fn name(s: &str) -> Name {
     Name::from_str(&fqdn).unwrap()
 }
 
+/// A UDP socket and a TCP listener on the same free port: the kernel picks the UDP port, and
+/// that port may be taken for TCP (another test's connection), so try again until both bind.
+async fn bind_udp_and_tcp() -> (tokio::net::UdpSocket, tokio::net::TcpListener, SocketAddr) {
+    for _ in 0..100 {
+        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = udp.local_addr().unwrap();
+        if let Ok(tcp) = tokio::net::TcpListener::bind(addr).await {
+            return (udp, tcp, addr);
+        }
+    }
+    panic!("no port free for both UDP and TCP on 127.0.0.1");
+}
+
 impl TestDns {
     /// Serves on 127.0.0.1, UDP and TCP on the same port.
     pub async fn start() -> Arc<Self> {
-        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = udp.local_addr().unwrap();
-        let tcp = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let (udp, tcp, addr) = bind_udp_and_tcp().await;
         let handler = Arc::new(Swappable(RwLock::new(Arc::new(Catalog::new()))));
         let mut server = Server::new(ArcHandler(handler.clone()));
         server.register_socket(udp);

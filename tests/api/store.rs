@@ -3,7 +3,7 @@
 use trustmail::{
     domain::{
         Activity, ActivityType, DomainId, DomainName, EmailDomain, Geography, PublicSuffixes,
-        RecordKind, ResourceType, now,
+        ResourceType, now,
     },
     store::CreateDomainError,
 };
@@ -65,18 +65,13 @@ async fn domains_records_and_cascades_round_trip() {
             "{db:?}"
         );
 
-        let mut stored = store
-            .domain_records(
-                domain.id,
-                &[
-                    RecordKind::Ownership,
-                    RecordKind::Environment,
-                    RecordKind::Dkim,
-                    RecordKind::Spf,
-                ],
-            )
+        let mut stored: Vec<_> = store
+            .checked_records(domain.id)
             .await
-            .unwrap();
+            .unwrap()
+            .into_iter()
+            .map(|r| r.record)
+            .collect();
         let mut expected = records.clone();
         let key =
             |r: &trustmail::domain::DnsRecord| (r.kind.as_str(), r.region.clone(), r.position);
@@ -130,11 +125,7 @@ async fn domains_records_and_cascades_round_trip() {
         assert!(deleted);
         assert!(store.get_domain(env.id, domain.id).await.unwrap().is_none());
         assert!(
-            store
-                .domain_records(domain.id, &[RecordKind::Dkim])
-                .await
-                .unwrap()
-                .is_empty(),
+            store.checked_records(domain.id).await.unwrap().is_empty(),
             "{db:?}"
         );
     }
