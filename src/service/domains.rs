@@ -58,7 +58,13 @@ impl Service {
         let maximum = settings.limits.domains_per_environment;
         match self
             .store()
-            .create_domain(&domain, &records, maximum, &activity)
+            .create_domain(
+                &domain,
+                &records,
+                self.first_check_at(created_at),
+                maximum,
+                &activity,
+            )
             .await
         {
             Ok(()) => Ok(domain),
@@ -201,9 +207,16 @@ impl Service {
             &settings.records,
         )
         .ok_or_else(|| invalid("No sending region serves this environment.".into()))?;
+        let at = now();
         if !self
             .store()
-            .set_mail_from(id, Some(&mail_from), &[mx, spf], now())
+            .set_mail_from(
+                id,
+                Some(&mail_from),
+                &[mx, spf],
+                at,
+                self.first_check_at(at),
+            )
             .await?
         {
             return Err(ServiceError::NotFound);
@@ -245,7 +258,10 @@ impl Service {
             return Err(ServiceError::NotFound);
         }
         let spf = apex_spf_record(&self.settings().records);
-        self.store().set_mail_from(id, None, &[spf], now()).await?;
+        let at = now();
+        self.store()
+            .set_mail_from(id, None, &[spf], at, self.first_check_at(at))
+            .await?;
         self.inner.cache.forget_domain(id);
         Ok(())
     }

@@ -68,6 +68,15 @@ impl Service {
         Ok(records)
     }
 
+    /// When the background job first looks at records created at `created_at`: one
+    /// `dns.initial_recheck_interval_s` later (a status read checks sooner, on demand).
+    pub(super) fn first_check_at(&self, created_at: time::OffsetDateTime) -> time::OffsetDateTime {
+        created_at
+            + Duration::seconds(
+                i64::try_from(self.settings().dns.initial_recheck_interval_s).unwrap_or(60),
+            )
+    }
+
     /// The records `scope` picks, by index.
     fn select(
         &self,

@@ -34,6 +34,7 @@ impl Store {
         &self,
         domain: &EmailDomain,
         records: &[DnsRecord],
+        first_check_at: time::OffsetDateTime,
         maximum: u32,
         activity: &Activity,
     ) -> Result<(), CreateDomainError> {
@@ -85,7 +86,14 @@ impl Store {
             }
             other => other.into(),
         })?;
-        insert_records(&mut tx, domain.id, records, domain.created_at).await?;
+        insert_records(
+            &mut tx,
+            domain.id,
+            records,
+            domain.created_at,
+            first_check_at,
+        )
+        .await?;
         insert_activity(&mut tx, activity).await?;
         tx.commit().await?;
         Ok(())
@@ -179,6 +187,7 @@ impl Store {
         mail_from: Option<&DomainName>,
         records: &[DnsRecord],
         now: time::OffsetDateTime,
+        first_check_at: time::OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
@@ -199,7 +208,7 @@ impl Store {
         .bind(id.to_string())
         .execute(&mut *tx)
         .await?;
-        insert_records(&mut tx, id, records, now).await?;
+        insert_records(&mut tx, id, records, now, first_check_at).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -210,12 +219,13 @@ async fn insert_records(
     id: DomainId,
     records: &[DnsRecord],
     created_at: time::OffsetDateTime,
+    first_check_at: time::OffsetDateTime,
 ) -> Result<(), StoreError> {
     for record in records {
         sqlx::query(
             "INSERT INTO dns_records (domain_id, record, region, position, record_key, \
              record_type, record_value, status, created_at, next_check_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(id.to_string())
         .bind(record.kind.as_str())
@@ -226,6 +236,7 @@ async fn insert_records(
         .bind(&record.value)
         .bind(record.status.as_str())
         .bind(millis(created_at))
+        .bind(millis(first_check_at))
         .execute(&mut **tx)
         .await?;
     }

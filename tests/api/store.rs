@@ -56,7 +56,7 @@ async fn domains_records_and_cascades_round_trip() {
             name.as_str(),
         );
         store
-            .create_domain(&domain, &records, 2, &activity)
+            .create_domain(&domain, &records, now(), 2, &activity)
             .await
             .unwrap();
         assert_eq!(
@@ -85,7 +85,7 @@ async fn domains_records_and_cascades_round_trip() {
             ..domain.clone()
         };
         let err = store
-            .create_domain(&twin, &[], 2, &activity_for(&twin, admin))
+            .create_domain(&twin, &[], now(), 2, &activity_for(&twin, admin))
             .await
             .unwrap_err();
         assert!(
@@ -99,7 +99,7 @@ async fn domains_records_and_cascades_round_trip() {
             ..domain.clone()
         };
         let err = store
-            .create_domain(&stray, &[], 2, &activity_for(&stray, admin))
+            .create_domain(&stray, &[], now(), 2, &activity_for(&stray, admin))
             .await
             .unwrap_err();
         assert!(
