@@ -265,8 +265,8 @@ async fn read_records(
         .await?)
 }
 
-/// `self` and `emailDomain` links of a status sub-resource.
-fn status_links(urls: &UrlBuilder, domain: &EmailDomain, leaf: &str) -> Links {
+/// `self` and `emailDomain` links of a domain's sub-resource (status, diagnosis, MAIL FROM).
+pub(super) fn status_links(urls: &UrlBuilder, domain: &EmailDomain, leaf: &str) -> Links {
     let this = urls.domain(domain.environment_id, domain.id);
     Links::from([
         ("self", UrlBuilder::link(format!("{this}/{leaf}"))),

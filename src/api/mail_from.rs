@@ -15,7 +15,7 @@ use super::{
     AppState,
     auth::Caller,
     body::RawBody,
-    email_domains::domain_path,
+    email_domains::{domain_path, status_links},
     errors::{ApiError, ApiResult, P1Error},
     hal::{Links, UrlBuilder},
 };
@@ -63,13 +63,11 @@ fn view(state: &AppState, domain: &EmailDomain, records: &[DnsRecord]) -> ApiRes
         .ok_or_else(|| {
             ApiError::Unexpected(format!("domain {} has no MAIL FROM record", domain.id).into())
         })?;
+    let mut links = status_links(&state.urls, domain, "mailFromDomain");
     let this = state.urls.domain(domain.environment_id, domain.id);
+    links.insert("spf", UrlBuilder::link(format!("{this}/spf")));
     Ok(MailFromView {
-        links: Links::from([
-            ("self", UrlBuilder::link(format!("{this}/mailFromDomain"))),
-            ("emailDomain", UrlBuilder::link(this.clone())),
-            ("spf", UrlBuilder::link(format!("{this}/spf"))),
-        ]),
+        links,
         mail_from: MailFromName {
             domain: mx.key.clone(),
         },

@@ -14,9 +14,9 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     AppState,
     auth::Caller,
-    email_domains::domain_path,
+    email_domains::{domain_path, status_links},
     errors::{ApiResult, P1Error},
-    hal::{Links, UrlBuilder, wire_time},
+    hal::{Links, wire_time},
 };
 use crate::{
     domain::{CheckedRecord, EmailDomain, Permission, RecordKind, SPF_LOOKUP_LIMIT},
@@ -76,7 +76,6 @@ fn verification_view(
     mut records: Vec<CheckedRecord>,
 ) -> VerificationView {
     region_order(&state.service.settings().regions, &mut records);
-    let this = state.urls.domain(domain.environment_id, domain.id);
     VerificationView {
         records: records
             .into_iter()
@@ -110,10 +109,7 @@ fn verification_view(
                 }
             })
             .collect(),
-        links: Links::from([
-            ("self", UrlBuilder::link(format!("{this}/verification"))),
-            ("emailDomain", UrlBuilder::link(this)),
-        ]),
+        links: status_links(&state.urls, domain, "verification"),
     }
 }
 

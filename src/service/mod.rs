@@ -51,6 +51,15 @@ pub enum ServiceError {
     Token(#[from] TokenError),
 }
 
+impl ServiceError {
+    /// 429 with `Retry-After`: `wait_ms` rounded up to whole seconds, at least one.
+    pub fn retry_after_ms(wait_ms: i64) -> Self {
+        Self::RateLimited {
+            retry_after_s: u64::try_from((wait_ms + 999) / 1000).unwrap_or(1).max(1),
+        }
+    }
+}
+
 /// The settings use cases read, taken from `Config` once.
 #[derive(Debug, Clone)]
 pub struct Settings {

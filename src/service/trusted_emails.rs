@@ -225,9 +225,7 @@ impl Service {
             .await?;
         match sent {
             Ok(()) => Ok(email),
-            Err(wait_ms) => Err(ServiceError::RateLimited {
-                retry_after_s: u64::try_from((wait_ms + 999) / 1000).unwrap_or(1).max(1),
-            }),
+            Err(wait_ms) => Err(ServiceError::retry_after_ms(wait_ms)),
         }
     }
 

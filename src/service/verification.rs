@@ -205,9 +205,7 @@ impl Service {
             .claim_forced_check(domain.id, now(), interval_ms)
             .await?
         {
-            return Err(ServiceError::RateLimited {
-                retry_after_s: u64::try_from((wait_ms + 999) / 1000).unwrap_or(1).max(1),
-            });
+            return Err(ServiceError::retry_after_ms(wait_ms));
         }
         self.check_domain(domain, CheckScope::All, Some(actor))
             .await
@@ -218,13 +216,7 @@ impl Service {
     /// transaction. Returns how many domains it checked.
     pub async fn check_due_domains(&self, batch: u32) -> Result<usize, ServiceError> {
         let started = now();
-        let due: Vec<DomainId> = self
-            .store()
-            .due_domains(started, batch)
-            .await?
-            .into_iter()
-            .map(|(_, id)| id)
-            .collect();
+        let due = self.store().due_domains(started, batch).await?;
         if due.is_empty() {
             return Ok(0);
         }

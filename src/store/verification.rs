@@ -6,7 +6,7 @@ use sqlx::{Row, any::AnyRow};
 use time::OffsetDateTime;
 
 use super::{RowExt, Store, StoreError, insert_activity, millis};
-use crate::domain::{Activity, CheckedRecord, DnsRecord, DomainId, EnvironmentId, RecordKind};
+use crate::domain::{Activity, CheckedRecord, DnsRecord, DomainId, RecordKind};
 
 /// `$from, $from+1, …`: `n` numbered placeholders for an `IN (…)` list.
 pub(super) fn placeholders(from: usize, n: usize) -> String {
@@ -187,20 +187,18 @@ impl Store {
         &self,
         now: OffsetDateTime,
         limit: u32,
-    ) -> Result<Vec<(EnvironmentId, DomainId)>, StoreError> {
+    ) -> Result<Vec<DomainId>, StoreError> {
         let rows = sqlx::query(
-            "SELECT d.environment_id AS environment_id, d.id AS id, MIN(r.next_check_at) AS due \
+            "SELECT d.id AS id, MIN(r.next_check_at) AS due \
              FROM dns_records r JOIN email_domains d ON d.id = r.domain_id \
              WHERE r.next_check_at <= $1 AND d.check_lease_until < $1 \
-             GROUP BY d.environment_id, d.id ORDER BY due LIMIT $2",
+             GROUP BY d.id ORDER BY due LIMIT $2",
         )
         .bind(millis(now))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| Ok((row.parsed("environment_id")?, row.parsed("id")?)))
-            .collect()
+        rows.iter().map(|row| row.parsed("id")).collect()
     }
 
     /// Records a forced check at `now` unless one ran within `interval_ms`; otherwise how many
