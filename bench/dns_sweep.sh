@@ -37,12 +37,9 @@ PERF=${BENCH_PERF:-0}
 
 TARGET_RATIO=0.5
 
-section() { printf '\n==== %s ====\n' "$*"; }
-die() {
-	printf 'bench: %s\n' "$*" >&2
-	exit 1
-}
-
+LOG_TAG=bench
+# shellcheck source=.ci/lib.sh
+. "$ROOT/.ci/lib.sh"
 # shellcheck source=.ci/interop/lib.sh
 . "$ROOT/.ci/interop/lib.sh"
 
@@ -53,11 +50,7 @@ cleanup() {
 	bind_stop
 	if [ -n "$WORK" ] && [ -d "$WORK" ]; then
 		if [ "$rc" -ne 0 ]; then
-			for f in "$WORK"/*.stderr "$WORK"/bind/named.stderr; do
-				[ -s "$f" ] || continue
-				printf '\n---- last lines of %s ----\n' "$f" >&2
-				tail -n 20 "$f" >&2 || true
-			done
+			show_logs 20 "$WORK"/*.stderr "$WORK"/bind/named.stderr
 		fi
 		rm -rf "$WORK"
 	fi
@@ -69,10 +62,7 @@ trap cleanup EXIT
 # ---------------------------------------------------------------------------------------------------
 section "tools and build"
 ensure_bind
-command -v dnsperf >/dev/null || apt_install dnsperf
-for tool in dnsperf python3; do
-	command -v "$tool" >/dev/null || die "$tool is needed"
-done
+need_commands dnsperf python3
 if [ "$PERF" = 1 ]; then
 	command -v perf >/dev/null || apt_install linux-perf
 	command -v perf >/dev/null || die "perf is needed for BENCH_PERF=1"
@@ -112,10 +102,6 @@ field() { # field NAME FILE -> the value of NAME= on the RESULT line
 	awk -v k="$1" '$1 == "RESULT" { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' "$2"
 }
 dnsperf_qps() { awk '/Queries per second:/ { print $4 }' "$1"; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-met() { # met EXPR-true? -> "met" / "NOT met"
-	if awk "BEGIN { exit !($1) }"; then echo met; else echo "NOT met"; fi
-}
 
 run_sweep() { # run_sweep NAME [--lookups-only] -> prints the example's lines, saves them to $WORK/NAME.out
 	local name=$1

@@ -27,30 +27,20 @@ TARGET_RATIO=0.6
 TARGET_P99_MS=5
 TARGET_RSS_MB=30
 
-section() { printf '\n==== %s ====\n' "$*"; }
-die() {
-	printf 'bench: %s\n' "$*" >&2
-	exit 1
-}
+LOG_TAG=bench
+# shellcheck source=.ci/lib.sh
+. "$ROOT/.ci/lib.sh"
 
 TM_PID=""
 BASE_PID=""
 WORK=""
 cleanup() {
 	local rc=$?
-	for pid in "$TM_PID" "$BASE_PID"; do
-		if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-			kill "$pid" 2>/dev/null || true
-			wait "$pid" 2>/dev/null || true
-		fi
-	done
+	stop_pid "$TM_PID"
+	stop_pid "$BASE_PID"
 	if [ -n "$WORK" ] && [ -d "$WORK" ]; then
 		if [ "$rc" -ne 0 ]; then
-			for f in "$WORK"/*.stderr; do
-				[ -s "$f" ] || continue
-				printf '\n---- last lines of %s ----\n' "$f" >&2
-				tail -n 20 "$f" >&2 || true
-			done
+			show_logs 20 "$WORK"/*.stderr
 		fi
 		rm -rf "$WORK"
 	fi
@@ -60,16 +50,7 @@ trap cleanup EXIT
 
 # ---------------------------------------------------------------------------------------------------
 section "tools and build"
-missing=()
-for tool in wrk curl jq; do
-	command -v "$tool" >/dev/null || missing+=("$tool")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	apt-get install -y "${missing[@]}" || { apt-get update && apt-get install -y "${missing[@]}"; }
-fi
-for tool in wrk curl jq python3; do
-	command -v "$tool" >/dev/null || die "$tool is needed"
-done
+need_commands wrk curl jq python3
 cargo build --release --bin trustmail --example bare_axum
 TRUSTMAIL=$ROOT/target/release/trustmail
 BARE=$ROOT/target/release/examples/bare_axum
@@ -78,10 +59,6 @@ for bin in "$TRUSTMAIL" "$BARE"; do
 done
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/trustmail-bench.XXXXXX")
-
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # run_wrk NAME URL [HEADER] -> prints wrk's output, saves it to $WORK/NAME.wrk
 run_wrk() {
@@ -104,35 +81,10 @@ p99_ms() { # wrk prints e.g. "99%  812.00us", "1.89ms" or "1.02s"
 	}' "$WORK/$1.wrk"
 }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
-met() { # met EXPR-true? -> "met" / "NOT met"
-	if awk "BEGIN { exit !($1) }"; then echo met; else echo "NOT met"; fi
-}
 
 # ---------------------------------------------------------------------------------------------------
 section "trustmail: fresh SQLite database, environment, domain, token"
-env TRUSTMAIL_LISTEN=127.0.0.1:0 \
-	TRUSTMAIL_DATABASE_URL="sqlite://$WORK/trustmail.db" \
-	TRUSTMAIL_SECRETS__MASTER_KEY_FILE="$WORK/master.key" \
-	TRUSTMAIL_DOMAINS__EXTRA_PUBLIC_SUFFIXES=test \
-	TRUSTMAIL_DNS__RESOLVERS=127.0.0.1:9 \
-	"$TRUSTMAIL" serve >"$WORK/trustmail.stdout" 2>"$WORK/trustmail.stderr" </dev/null &
-TM_PID=$!
-for _ in $(seq 1 100); do
-	[ -s "$WORK/trustmail.stdout" ] && break
-	kill -0 "$TM_PID" 2>/dev/null || die "trustmail serve exited before printing its bootstrap JSON"
-	sleep 0.1
-done
-BOOT=$(head -n 1 "$WORK/trustmail.stdout")
-[ -n "$BOOT" ] || die "trustmail serve printed no bootstrap JSON"
-TOKEN_URL=$(jq -er .tokenUrl <<<"$BOOT")
-BASE=$(sed -E 's#^(https?://[^/]+).*#\1#' <<<"$TOKEN_URL")
-for _ in $(seq 1 100); do
-	curl -sf -o /dev/null "$BASE/healthz" && break
-	sleep 0.1
-done
-TOKEN=$(curl -sf -u "$(jq -er .clientId <<<"$BOOT"):$(jq -er .clientSecret <<<"$BOOT")" \
-	-d grant_type=client_credentials "$TOKEN_URL" | jq -er .access_token)
-AUTH="Authorization: Bearer $TOKEN"
+trustmail_start "$WORK" TRUSTMAIL_DNS__RESOLVERS=127.0.0.1:9
 ENV_ID=$(curl -sf -H "$AUTH" -H 'Content-Type: application/json' -d '{"name":"Shop","region":"NA"}' \
 	"$BASE/v1/environments" | jq -er .id)
 DOMAIN_ID=$(curl -sf -H "$AUTH" -H 'Content-Type: application/json' -d '{"domainName":"auth.shopco.test"}' \
@@ -185,14 +137,13 @@ for round in $(seq 1 "$ROUNDS"); do
 	ratios+=("$(awk -v a="${tm_rps_all[-1]}" -v b="${base_rps_all[-1]}" 'BEGIN { printf "%.3f", a / b }')")
 done
 LOADED_RSS_MB=$(awk -v k="$(rss_kb "$TM_PID")" 'BEGIN { printf "%.1f", k / 1024 }')
-for pid in "$TM_PID" "$BASE_PID"; do
-	kill "$pid"
-	wait "$pid" 2>/dev/null || true
-done
+kill -0 "$TM_PID" 2>/dev/null || die "trustmail serve died during the runs"
+kill -0 "$BASE_PID" 2>/dev/null || die "bare_axum died during the runs"
+stop_pid "$TM_PID"
+stop_pid "$BASE_PID"
 TM_PID=""
 BASE_PID=""
 
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 TM_RPS=$(median "${tm_rps_all[@]}")
 BASE_RPS=$(median "${base_rps_all[@]}")
 TM_P99=$(median "${tm_p99_all[@]}")

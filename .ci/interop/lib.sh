@@ -1,16 +1,13 @@
-# Shared shell helpers for the interop run (.ci/interop/run.sh) and bench/dns_sweep.sh: free ports,
-# Debian packages, and an authoritative BIND 9 on loopback configured as ../shared/TESTING.md says.
-# Source it; the caller defines die() and stops BIND in its own EXIT trap (bind_stop).
+# BIND helpers for the interop run (.ci/interop/run.sh) and bench/dns_sweep.sh: an authoritative BIND 9
+# on loopback configured as ../shared/TESTING.md says. Source it; it sources ../lib.sh (die, stop_pid,
+# apt_install, free_port). The caller stops BIND in its own EXIT trap (bind_stop).
 # shellcheck shell=bash
+
+# shellcheck source=.ci/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 BIND_PID=""
 BIND_PORT=""
-
-# apt_install PKG... : installs Debian packages, running apt-get update only when the first try fails.
-apt_install() {
-	apt-get install -y --no-install-recommends "$@" ||
-		{ apt-get update && apt-get install -y --no-install-recommends "$@"; }
-}
 
 # ensure_bind: named, nsupdate and dig, from Debian's packages when named is missing.
 ensure_bind() {
@@ -19,29 +16,6 @@ ensure_bind() {
 	for tool in named nsupdate dig; do
 		command -v "$tool" >/dev/null || die "$tool is needed (apt-get install bind9 bind9-dnsutils)"
 	done
-}
-
-# free_port: a loopback port free for both TCP and UDP right now (DNS needs both). The kernel picks it.
-free_port() {
-	python3 - <<'EOF'
-import socket
-for _ in range(50):
-    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    tcp.bind(("127.0.0.1", 0))
-    port = tcp.getsockname()[1]
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        udp.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    finally:
-        udp.close()
-        tcp.close()
-    print(port)
-    break
-else:
-    raise SystemExit("no port free for both TCP and UDP")
-EOF
 }
 
 # bind_start DIR [ZONE...]: named authoritative on 127.0.0.1:<free port> (sets BIND_PORT, BIND_PID), serving
@@ -88,11 +62,9 @@ EOF
 	echo "named pid $BIND_PID on 127.0.0.1:$BIND_PORT, zones: ${zones[*]}"
 }
 
+# bind_stop: stops named if bind_start started it.
 bind_stop() {
-	if [ -n "$BIND_PID" ] && kill -0 "$BIND_PID" 2>/dev/null; then
-		kill "$BIND_PID" 2>/dev/null || true
-		wait "$BIND_PID" 2>/dev/null || true
-	fi
+	stop_pid "$BIND_PID"
 	BIND_PID=""
 }
 

@@ -29,12 +29,9 @@ SYSTEM_SENDER=interop@trustmail.test
 FIRST_SENDER=noreply@$DOMAIN
 SECOND_SENDER=alerts@$DOMAIN
 
-section() { printf '\n-------- interop: %s --------\n' "$*"; }
-die() {
-	printf 'interop: %s\n' "$*" >&2
-	exit 1
-}
-
+LOG_TAG=interop
+# shellcheck source=.ci/lib.sh
+. "$ROOT/.ci/lib.sh"
 # shellcheck source=.ci/interop/lib.sh
 . "$ROOT/.ci/interop/lib.sh"
 
@@ -46,32 +43,21 @@ WORK=""
 FAILED_STEPS=()
 cleanup() {
 	local rc=$?
-	for pid in "$TM_PID" "$SMTP_PID"; do
-		if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-			kill "$pid" 2>/dev/null || true
-			wait "$pid" 2>/dev/null || true
-		fi
-	done
+	stop_pid "$TM_PID"
+	stop_pid "$SMTP_PID"
 	bind_stop
 	if [ -n "$WORK" ] && [ -d "$WORK" ]; then
 		if [ "$rc" -ne 0 ]; then
-			for f in "$WORK"/*.stderr "$WORK"/bind/named.stderr; do
-				[ -s "$f" ] || continue
-				# The first lines hold a panic's message, the last ones where a log ended.
-				printf '\n---- first and last lines of %s ----\n' "$f" >&2
-				if [ "$(wc -l <"$f")" -gt 40 ]; then
-					head -n 5 "$f" >&2
-					printf '[…]\n' >&2
-				fi
-				tail -n 30 "$f" >&2 || true
-			done
-			printf '\ninterop: scratch files kept in %s\n' "$WORK" >&2
+			show_logs 30 "$WORK"/*.stderr "$WORK"/bind/named.stderr
+			printf '\n' >&2
+			note "scratch files kept in $WORK"
 		else
 			rm -rf "$WORK"
 		fi
 	fi
 	if [ ${#FAILED_STEPS[@]} -gt 0 ]; then
-		printf '\ninterop: FAILED steps:\n' >&2
+		printf '\n' >&2
+		note "FAILED steps:"
 		printf '  - %s\n' "${FAILED_STEPS[@]}" >&2
 	fi
 	exit "$rc"
@@ -95,7 +81,7 @@ step() {
 	LAST_STEP_PASSED=$([ "$rc" -eq 0 ] && echo yes || echo no)
 	if [ "$rc" -ne 0 ]; then
 		FAILED_STEPS+=("$1")
-		printf 'interop: step FAILED: %s\n' "$1" >&2
+		note "step FAILED: $1"
 	fi
 }
 require_passed() { # the steps after the last one need it
@@ -104,11 +90,7 @@ require_passed() { # the steps after the last one need it
 
 # ---------------------------------------------------------------------------------------------------
 section "tools: curl, jq, BIND 9, aiosmtpd, trustmail"
-missing=()
-for tool in curl jq; do
-	command -v "$tool" >/dev/null || missing+=("$tool")
-done
-[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+need_commands curl jq
 ensure_bind
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 aiosmtpd_version() { "$VENV/bin/python" -c 'import aiosmtpd; print(aiosmtpd.__version__)' 2>/dev/null || true; }
@@ -146,35 +128,12 @@ echo "aiosmtpd pid $SMTP_PID on 127.0.0.1:$SMTP_PORT"
 
 # ---------------------------------------------------------------------------------------------------
 section "trustmail serve: resolvers = BIND, smtp_url = aiosmtpd"
-env TRUSTMAIL_LISTEN=127.0.0.1:0 \
-	TRUSTMAIL_DATABASE_URL="sqlite://$WORK/trustmail.db" \
-	TRUSTMAIL_SECRETS__MASTER_KEY_FILE="$WORK/master.key" \
-	TRUSTMAIL_DOMAINS__EXTRA_PUBLIC_SUFFIXES=test \
+trustmail_start "$WORK" \
 	TRUSTMAIL_DNS__RESOLVERS="127.0.0.1:$BIND_PORT" \
 	TRUSTMAIL_DNS__TIMEOUT_MS=1000 \
 	TRUSTMAIL_DNS__MIN_RECHECK_INTERVAL_S=0 \
 	TRUSTMAIL_MAIL__SMTP_URL="smtp://127.0.0.1:$SMTP_PORT" \
-	TRUSTMAIL_MAIL__SYSTEM_SENDER="$SYSTEM_SENDER" \
-	"$TRUSTMAIL" serve >"$WORK/trustmail.stdout" 2>"$WORK/trustmail.stderr" </dev/null &
-TM_PID=$!
-for tries in $(seq 1 100); do
-	[ -s "$WORK/trustmail.stdout" ] && break
-	kill -0 "$TM_PID" 2>/dev/null || die "trustmail serve exited before printing its bootstrap JSON"
-	[ "$tries" -lt 100 ] || die "trustmail serve printed no bootstrap JSON within 10 s"
-	sleep 0.1
-done
-BOOT=$(head -n 1 "$WORK/trustmail.stdout")
-TOKEN_URL=$(jq -er .tokenUrl <<<"$BOOT")
-BASE=$(sed -E 's#^(https?://[^/]+).*#\1#' <<<"$TOKEN_URL")
-for _ in $(seq 1 100); do
-	curl -sf -o /dev/null "$BASE/healthz" && break
-	sleep 0.1
-done
-curl -sf -o /dev/null "$BASE/healthz" || die "GET $BASE/healthz is not 200"
-TOKEN=$(curl -sf -u "$(jq -er .clientId <<<"$BOOT"):$(jq -er .clientSecret <<<"$BOOT")" \
-	-d grant_type=client_credentials "$TOKEN_URL" | jq -er .access_token)
-AUTH="Authorization: Bearer $TOKEN"
-echo "trustmail pid $TM_PID at $BASE"
+	TRUSTMAIL_MAIL__SYSTEM_SENDER="$SYSTEM_SENDER"
 
 # call METHOD PATH STATUS [BODY [CONTENT_TYPE]] -> the response body; dies unless the answer is STATUS.
 call() {
