@@ -167,10 +167,10 @@ async fn setup(
             .await?;
         for _ in 0..per_environment {
             let domain = service
-                .create_domain(&actor, environment.id, &format!("d{count}.shopco.test"))
+                .create_domain(&actor, &environment, &format!("d{count}.shopco.test"))
                 .await?;
             count += 1;
-            for checked in service.store().checked_records(domain.id).await? {
+            for checked in service.verification(&domain).await? {
                 let record = &checked.record;
                 let name = record.fqdn(&domain.name);
                 let (rtype, rdata) = match record.kind {
@@ -205,6 +205,19 @@ async fn setup(
     Ok(())
 }
 
+/// Every domain of every environment, as the operator sees them.
+async fn all_domains(service: &Service) -> anyhow::Result<Vec<EmailDomain>> {
+    let operator = service
+        .operator()
+        .await?
+        .context("the database has no operator; run setup first")?;
+    let mut domains = Vec::new();
+    for environment in service.list_environments(&operator).await? {
+        domains.extend(service.list_domains(&environment).await?);
+    }
+    Ok(domains)
+}
+
 /// One sweep: through `Service::check_domain`, or with `client` the record checks alone.
 async fn sweep(
     service: &Service,
@@ -212,15 +225,12 @@ async fn sweep(
     concurrency: usize,
     queries_so_far: impl Fn() -> u64,
 ) -> anyhow::Result<()> {
-    let mut domains: Vec<EmailDomain> = Vec::new();
-    for environment in service.store().list_environments().await? {
-        domains.extend(service.store().list_domains(environment.id).await?);
-    }
+    let domains = all_domains(service).await?;
     let mut work = Vec::with_capacity(domains.len());
     for domain in &domains {
         // The lookups-only mode reads the records up front so that no store work is timed.
         let records = match client {
-            Some(_) => service.store().checked_records(domain.id).await?,
+            Some(_) => service.verification(domain).await?,
             None => Vec::new(),
         };
         work.push((domain.clone(), records));
@@ -329,12 +339,10 @@ async fn scheduled_sweep(
         .map(|(after, before)| after - before);
     let queries = queries_so_far() - queries_before;
     let (mut records, mut active) = (0usize, 0usize);
-    for environment in service.store().list_environments().await? {
-        for domain in service.store().list_domains(environment.id).await? {
-            for r in service.store().checked_records(domain.id).await? {
-                records += 1;
-                active += usize::from(r.record.status == RecordStatus::Active);
-            }
+    for domain in all_domains(service).await? {
+        for r in service.verification(&domain).await? {
+            records += 1;
+            active += usize::from(r.record.status == RecordStatus::Active);
         }
     }
     let cpu = cpu.map_or_else(|| "unknown".to_owned(), |c| format!("{c:.2}"));

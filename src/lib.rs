@@ -1,6 +1,7 @@
 //! trustmail: a self-hosted, PingOne-compatible trusted email domains service.
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod dns;
 pub mod domain;

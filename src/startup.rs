@@ -37,19 +37,25 @@ pub enum StartupError {
 
 /// The store, keys and use cases, without a listener (the CLI's commands use this).
 pub async fn open_service(config: &Config, public_url: &str) -> Result<Service, StartupError> {
+    Ok(open(config, public_url).await?.0)
+}
+
+/// The use cases and the store under them (the server's jobs and shutdown need the store too).
+async fn open(config: &Config, public_url: &str) -> Result<(Service, Store), StartupError> {
     let master_key = Arc::new(MasterKey::load_or_create(&config.secrets.master_key_file)?);
     let store = Store::connect(config.database_url.expose_secret())
         .await?
         .sealing_with(master_key.clone());
     let dns = crate::dns::DnsClient::new(&config.dns)?;
-    Ok(Service::new(
-        store,
+    let service = Service::new(
+        store.clone(),
         master_key,
         Settings::from_config(config),
         dns,
         public_url.to_owned(),
     )
-    .await?)
+    .await?;
+    Ok((service, store))
 }
 
 /// `public_url` as configured, else `http://` + the address bound.
@@ -67,6 +73,7 @@ pub struct Application {
     port: u16,
     public_url: String,
     service: Service,
+    store: Store,
     bootstrap: Option<Credentials>,
     outbox: OutboxDelivery,
 }
@@ -88,8 +95,8 @@ impl Application {
         })?;
         let public_url = public_url(&config, bound);
         let relays = Relays::from_config(&config.mail, &config.regions)?;
-        let service = open_service(&config, &public_url).await?;
-        let outbox = OutboxDelivery::new(service.store().clone(), relays);
+        let (service, store) = open(&config, &public_url).await?;
+        let outbox = OutboxDelivery::new(store.clone(), relays);
         let bootstrap = service.bootstrap(&public_url).await?;
         let router = api::router(service.clone(), &public_url);
         Ok(Self {
@@ -98,6 +105,7 @@ impl Application {
             port: bound.port(),
             public_url,
             service,
+            store,
             bootstrap,
             outbox,
         })
@@ -115,6 +123,12 @@ impl Application {
         &self.service
     }
 
+    /// The store under the service (tests inspect it; nothing in the program reads it past
+    /// the service).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// The credentials made on an empty database, once.
     pub fn take_bootstrap_credentials(&mut self) -> Option<Credentials> {
         self.bootstrap.take()
@@ -126,7 +140,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(url = %self.public_url, "trustmail listening");
-        let store = self.service.store().clone();
+        let store = self.store;
         let upkeep = tokio::spawn(api::middleware::metrics_upkeep());
         let delivery = self.outbox.spawn();
         let checks = tokio::spawn(crate::jobs::dns::run_scheduled_checks(self.service.clone()));

@@ -2,7 +2,7 @@
 
 use axum::{
     Json,
-    extract::{Path, Query, State},
+    extract::{Query, State},
     response::IntoResponse,
 };
 use serde::{Deserialize, Serialize};
@@ -12,8 +12,9 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     AppState,
     auth::Caller,
-    errors::{ApiError, ApiResult, P1Error},
+    errors::{ApiError, ApiResult, P1Error, ResourceErrors},
     hal::{Links, Page, UrlBuilder, wire_time},
+    path::EnvironmentPath,
 };
 use crate::domain::{Activity, Permission};
 
@@ -116,25 +117,23 @@ fn parse_bound(raw: Option<&str>, name: &str, default: u32, min: u32, max: u32) 
 }
 
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/activities", tag = "Activities",
-    params(("environmentId" = String, Path), PageQuery),
+    params(EnvironmentPath, PageQuery),
     responses((status = 200, description = "`_embedded.activities`, newest first"),
-              (status = 400, body = P1Error), (status = 401, body = P1Error),
-              (status = 403, body = P1Error), (status = 404, body = P1Error)))]
+              (status = 400, body = P1Error), ResourceErrors))]
 async fn list_activities(
     State(state): State<AppState>,
     caller: Caller,
-    Path(environment): Path<String>,
+    path: EnvironmentPath,
     Query(query): Query<PageQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    let environment_id = caller.authorize(&environment, Permission::Read)?;
-    state.service.environment(environment_id).await?;
+    let environment = path.load(&state, &caller, Permission::Read).await?;
     let limit = parse_bound(query.limit.as_deref(), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
     let offset = parse_bound(query.offset.as_deref(), "offset", 0, 0, u32::MAX)?;
     let (activities, count) = state
         .service
-        .list_activities(environment_id, limit, offset)
+        .list_activities(&environment, limit, offset)
         .await?;
-    let base = state.urls.activities(environment_id);
+    let base = state.urls.activities(environment.id);
     let mut links = Links::from([(
         "self",
         UrlBuilder::link(format!("{base}?limit={limit}&offset={offset}")),

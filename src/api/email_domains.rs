@@ -3,7 +3,7 @@
 use axum::{
     Json,
     body::Bytes,
-    extract::{Path, State},
+    extract::State,
     http::{StatusCode, header},
     response::IntoResponse,
 };
@@ -15,15 +15,16 @@ use super::{
     AppState,
     auth::Caller,
     body::RawBody,
-    errors::{ApiError, ApiResult, P1Error},
-    hal::{Links, Page, UrlBuilder, wire_time},
+    errors::{ApiError, ApiResult, P1Error, ResourceErrors},
+    hal::{IdRef, Links, Page, UrlBuilder, wire_time},
+    path::{DomainPath, EnvironmentPath},
 };
 use std::sync::Arc;
 
-use crate::domain::{
-    DnsRecord, DomainId, EmailDomain, EnvironmentId, Permission, RecordKind, RecordStatus,
+use crate::{
+    domain::{DnsRecord, EmailDomain, Permission, RecordKind, RecordStatus},
+    service::DomainSnapshot,
 };
-use crate::service::DomainSnapshot;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -32,17 +33,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(read_ownership))
         .routes(routes!(read_dkim))
         .routes(routes!(read_spf))
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct IdRef {
-    id: String,
-}
-
-impl IdRef {
-    pub fn new(id: String) -> Self {
-        Self { id }
-    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -71,9 +61,7 @@ impl EmailDomainView {
                 ("spf", UrlBuilder::link(format!("{this}/spf"))),
             ]),
             id: domain.id.to_string(),
-            environment: IdRef {
-                id: env.to_string(),
-            },
+            environment: IdRef::new(env),
             domain_name: domain.name.to_string(),
             created_at: wire_time(domain.created_at),
             updated_at: wire_time(domain.updated_at),
@@ -90,36 +78,22 @@ pub struct CreateEmailDomain {
     domain_name: String,
 }
 
-/// `{environmentId}` and `{emailDomainId}` from the path, after the permission check.
-pub(super) fn domain_path(
-    caller: &Caller,
-    (environment, domain): &(String, String),
-    permission: Permission,
-) -> ApiResult<(EnvironmentId, DomainId)> {
-    let environment_id = caller.authorize(environment, permission)?;
-    let domain_id = domain.parse().map_err(|_| ApiError::NotFound)?;
-    Ok((environment_id, domain_id))
-}
-
 #[utoipa::path(post, path = "/v1/environments/{environmentId}/emailDomains",
-    tag = "Trusted Email Domains", params(("environmentId" = String, Path)),
-    request_body = CreateEmailDomain,
+    tag = "Trusted Email Domains", params(EnvironmentPath), request_body = CreateEmailDomain,
     responses((status = 201, body = EmailDomainView), (status = 400, body = P1Error),
-              (status = 401, body = P1Error), (status = 403, body = P1Error),
-              (status = 404, body = P1Error)))]
+              ResourceErrors))]
 async fn create_domain(
     State(state): State<AppState>,
     caller: Caller,
-    Path(environment): Path<String>,
+    path: EnvironmentPath,
     body: RawBody,
 ) -> ApiResult<impl IntoResponse> {
-    let environment_id = caller.authorize(&environment, Permission::Write)?;
-    state.service.environment(environment_id).await?;
+    let environment = path.load(&state, &caller, Permission::Write).await?;
     let body = body.json_object()?;
     let name = body.required_str("domainName")?;
     let domain = state
         .service
-        .create_domain(&caller.0, environment_id, name)
+        .create_domain(&caller.0, &environment, name)
         .await?;
     tracing::info!(domain_id = %domain.id, domain = %domain.name, "email domain created");
     Ok((
@@ -129,17 +103,15 @@ async fn create_domain(
 }
 
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains",
-    tag = "Trusted Email Domains", params(("environmentId" = String, Path)),
-    responses((status = 200, description = "`_embedded.emailDomains`"),
-              (status = 401, body = P1Error), (status = 403, body = P1Error),
-              (status = 404, body = P1Error)))]
+    tag = "Trusted Email Domains", params(EnvironmentPath),
+    responses((status = 200, description = "`_embedded.emailDomains`"), ResourceErrors))]
 async fn list_domains(
     State(state): State<AppState>,
     caller: Caller,
-    Path(environment): Path<String>,
+    path: EnvironmentPath,
 ) -> ApiResult<impl IntoResponse> {
-    let environment_id = caller.authorize(&environment, Permission::Read)?;
-    let domains = state.service.list_domains(environment_id).await?;
+    let environment = path.load(&state, &caller, Permission::Read).await?;
+    let domains = state.service.list_domains(&environment).await?;
     let views: Vec<_> = domains
         .iter()
         .map(|d| EmailDomainView::new(d, &state.urls))
@@ -149,22 +121,19 @@ async fn list_domains(
         "emailDomains",
         views,
         count,
-        Links::from([("self", UrlBuilder::link(state.urls.domains(environment_id)))]),
+        Links::from([("self", UrlBuilder::link(state.urls.domains(environment.id)))]),
     )))
 }
 
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}",
-    tag = "Trusted Email Domains",
-    params(("environmentId" = String, Path), ("emailDomainId" = String, Path)),
-    responses((status = 200, body = EmailDomainView), (status = 401, body = P1Error),
-              (status = 403, body = P1Error), (status = 404, body = P1Error)))]
+    tag = "Trusted Email Domains", params(DomainPath),
+    responses((status = 200, body = EmailDomainView), ResourceErrors))]
 async fn read_domain(
     State(state): State<AppState>,
     caller: Caller,
-    Path(path): Path<(String, String)>,
+    path: DomainPath,
 ) -> ApiResult<impl IntoResponse> {
-    let (environment_id, domain_id) = domain_path(&caller, &path, Permission::Read)?;
-    let domain = state.service.domain(environment_id, domain_id).await?;
+    let domain = path.load(&state, &caller, Permission::Read).await?;
     // The hottest read: serialised once per cached snapshot, then served as bytes.
     let body = match domain.rendered() {
         Some(body) => body,
@@ -181,20 +150,15 @@ async fn read_domain(
 }
 
 #[utoipa::path(delete, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}",
-    tag = "Trusted Email Domains",
-    params(("environmentId" = String, Path), ("emailDomainId" = String, Path)),
-    responses((status = 204), (status = 401, body = P1Error), (status = 403, body = P1Error),
-              (status = 404, body = P1Error)))]
+    tag = "Trusted Email Domains", params(DomainPath),
+    responses((status = 204), ResourceErrors))]
 async fn delete_domain(
     State(state): State<AppState>,
     caller: Caller,
-    Path(path): Path<(String, String)>,
+    path: DomainPath,
 ) -> ApiResult<impl IntoResponse> {
-    let (environment_id, domain_id) = domain_path(&caller, &path, Permission::Write)?;
-    state
-        .service
-        .delete_domain(&caller.0, environment_id, domain_id)
-        .await?;
+    let domain = path.load(&state, &caller, Permission::Write).await?;
+    state.service.delete_domain(&caller.0, &domain).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -251,27 +215,19 @@ pub struct SpfView {
     value: String,
 }
 
-/// The shared start of every status read: permission, domain, then its records of `kinds`.
+/// The shared start of every status read: the domain, then its records of `kinds`.
 async fn read_records(
     state: &AppState,
     caller: &Caller,
-    path: &(String, String),
+    path: DomainPath,
     kinds: &[RecordKind],
 ) -> ApiResult<(Arc<DomainSnapshot>, Vec<DnsRecord>)> {
-    let (environment_id, domain_id) = domain_path(caller, path, Permission::Read)?;
-    Ok(state
+    let domain = path.load(state, caller, Permission::Read).await?;
+    let records = state
         .service
-        .domain_records(&caller.0, environment_id, domain_id, kinds)
-        .await?)
-}
-
-/// `self` and `emailDomain` links of a domain's sub-resource (status, diagnosis, MAIL FROM).
-pub(super) fn status_links(urls: &UrlBuilder, domain: &EmailDomain, leaf: &str) -> Links {
-    let this = urls.domain(domain.environment_id, domain.id);
-    Links::from([
-        ("self", UrlBuilder::link(format!("{this}/{leaf}"))),
-        ("emailDomain", UrlBuilder::link(this)),
-    ])
+        .domain_records(&caller.0, &domain, kinds)
+        .await?;
+    Ok((domain, records))
 }
 
 fn txt_view(record: &DnsRecord) -> TxtRecordView {
@@ -284,19 +240,17 @@ fn txt_view(record: &DnsRecord) -> TxtRecordView {
 }
 
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/ownership",
-    tag = "Trusted Email Domains",
-    params(("environmentId" = String, Path), ("emailDomainId" = String, Path)),
-    responses((status = 200, body = OwnershipView), (status = 401, body = P1Error),
-              (status = 403, body = P1Error), (status = 404, body = P1Error)))]
+    tag = "Trusted Email Domains", params(DomainPath),
+    responses((status = 200, body = OwnershipView), ResourceErrors))]
 async fn read_ownership(
     State(state): State<AppState>,
     caller: Caller,
-    Path(path): Path<(String, String)>,
+    path: DomainPath,
 ) -> ApiResult<impl IntoResponse> {
     let (domain, records) = read_records(
         &state,
         &caller,
-        &path,
+        path,
         &[RecordKind::Ownership, RecordKind::Environment],
     )
     .await?;
@@ -310,7 +264,7 @@ async fn read_ownership(
         .find(|r| r.kind == RecordKind::Environment)
         .map(txt_view);
     Ok(Json(OwnershipView {
-        links: status_links(&state.urls, &domain, "ownership"),
+        links: state.urls.domain_leaf_links(&domain, "ownership"),
         r#type: "TXT",
         regions,
         environment_dns_record,
@@ -318,16 +272,14 @@ async fn read_ownership(
 }
 
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/dkim",
-    tag = "Trusted Email Domains",
-    params(("environmentId" = String, Path), ("emailDomainId" = String, Path)),
-    responses((status = 200, body = DkimView), (status = 401, body = P1Error),
-              (status = 403, body = P1Error), (status = 404, body = P1Error)))]
+    tag = "Trusted Email Domains", params(DomainPath),
+    responses((status = 200, body = DkimView), ResourceErrors))]
 async fn read_dkim(
     State(state): State<AppState>,
     caller: Caller,
-    Path(path): Path<(String, String)>,
+    path: DomainPath,
 ) -> ApiResult<impl IntoResponse> {
-    let (domain, records) = read_records(&state, &caller, &path, &[RecordKind::Dkim]).await?;
+    let (domain, records) = read_records(&state, &caller, path, &[RecordKind::Dkim]).await?;
     // Records arrive grouped by region, in region order.
     let mut regions: Vec<DkimRegionView> = Vec::new();
     for record in &records {
@@ -351,28 +303,26 @@ async fn read_dkim(
         }
     }
     Ok(Json(DkimView {
-        links: status_links(&state.urls, &domain, "dkim"),
+        links: state.urls.domain_leaf_links(&domain, "dkim"),
         r#type: "CNAME",
         regions,
     }))
 }
 
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/spf",
-    tag = "Trusted Email Domains",
-    params(("environmentId" = String, Path), ("emailDomainId" = String, Path)),
-    responses((status = 200, body = SpfView), (status = 401, body = P1Error),
-              (status = 403, body = P1Error), (status = 404, body = P1Error)))]
+    tag = "Trusted Email Domains", params(DomainPath),
+    responses((status = 200, body = SpfView), ResourceErrors))]
 async fn read_spf(
     State(state): State<AppState>,
     caller: Caller,
-    Path(path): Path<(String, String)>,
+    path: DomainPath,
 ) -> ApiResult<impl IntoResponse> {
-    let (domain, records) = read_records(&state, &caller, &path, &[RecordKind::Spf]).await?;
+    let (domain, records) = read_records(&state, &caller, path, &[RecordKind::Spf]).await?;
     let spf = records.first().ok_or_else(|| {
         ApiError::Unexpected(format!("domain {} has no SPF record", domain.id).into())
     })?;
     Ok(Json(SpfView {
-        links: status_links(&state.urls, &domain, "spf"),
+        links: state.urls.domain_leaf_links(&domain, "spf"),
         r#type: "TXT",
         status: spf.status.to_string(),
         key: spf.key.clone(),

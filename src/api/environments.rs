@@ -1,11 +1,6 @@
 //! `/v1/environments`: tenants.
 
-use axum::{
-    Json,
-    extract::{Path, State},
-    http::StatusCode,
-    response::IntoResponse,
-};
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -14,8 +9,9 @@ use super::{
     AppState,
     auth::Caller,
     body::RawBody,
-    errors::{ApiError, ApiResult, P1Error},
+    errors::{ApiError, ApiResult, P1Error, ResourceErrors},
     hal::{Links, Page, UrlBuilder, wire_time},
+    path::EnvironmentPath,
 };
 use crate::domain::{Environment, Geography, Permission};
 
@@ -112,29 +108,29 @@ async fn list_environments(
 }
 
 #[utoipa::path(get, path = "/v1/environments/{environmentId}", tag = "Environments",
-    params(("environmentId" = String, Path)),
-    responses((status = 200, body = EnvironmentView), (status = 401, body = P1Error),
-              (status = 403, body = P1Error), (status = 404, body = P1Error)))]
+    params(EnvironmentPath), responses((status = 200, body = EnvironmentView), ResourceErrors))]
 async fn read_environment(
     State(state): State<AppState>,
     caller: Caller,
-    Path(environment): Path<String>,
+    path: EnvironmentPath,
 ) -> ApiResult<impl IntoResponse> {
-    let id = caller.authorize(&environment, Permission::Read)?;
-    let environment = state.service.environment(id).await?;
+    let environment = path.load(&state, &caller, Permission::Read).await?;
     Ok(Json(EnvironmentView::new(&environment, &state.urls)))
 }
 
 #[utoipa::path(delete, path = "/v1/environments/{environmentId}", tag = "Environments",
-    params(("environmentId" = String, Path)),
-    responses((status = 204), (status = 401, body = P1Error), (status = 403, body = P1Error),
-              (status = 404, body = P1Error)))]
+    params(EnvironmentPath), responses((status = 204), ResourceErrors))]
 async fn delete_environment(
     State(state): State<AppState>,
     caller: Caller,
-    Path(environment): Path<String>,
+    path: EnvironmentPath,
 ) -> ApiResult<impl IntoResponse> {
-    let id = caller.authorize(&environment, Permission::ManageEnvironments)?;
-    state.service.delete_environment(&caller.0, id).await?;
+    let environment = path
+        .load(&state, &caller, Permission::ManageEnvironments)
+        .await?;
+    state
+        .service
+        .delete_environment(&caller.0, &environment)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

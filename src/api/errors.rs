@@ -1,11 +1,17 @@
 //! The one mapping from failures to PingOne's P1Error bodies (DESIGN.md § Errors).
 
+use std::collections::BTreeMap;
+
 use axum::{
+    extract::rejection::PathRejection,
     http::{HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
+    response::IntoResponse,
 };
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{
+    ToSchema,
+    openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, response::Response},
+};
 
 pub use crate::error_chain::ErrorChain;
 use crate::service::ServiceError;
@@ -140,7 +146,7 @@ impl ApiError {
 }
 
 impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+    fn into_response(self) -> axum::response::Response {
         let unauthorized = matches!(self, ApiError::Unauthorized);
         let retry_after = match self {
             ApiError::RequestLimited { retry_after_s } => Some(retry_after_s),
@@ -202,4 +208,38 @@ impl From<ServiceError> for ApiError {
     }
 }
 
+/// A path whose parameters cannot be read (not UTF-8) names nothing that exists.
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        match rejection {
+            PathRejection::FailedToDeserializePathParams(_) => ApiError::NotFound,
+            other => ApiError::Unexpected(Box::new(other)),
+        }
+    }
+}
+
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// For the OpenAPI document: the P1Error answers every route under an environment shares
+/// (401 no valid token, 403 not allowed, 404 no such resource). Routes list only what is theirs.
+pub struct ResourceErrors;
+
+impl utoipa::IntoResponses for ResourceErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        ["401", "403", "404"]
+            .into_iter()
+            .map(|status| (status.to_owned(), p1_error_response().into()))
+            .collect()
+    }
+}
+
+fn p1_error_response() -> Response {
+    ResponseBuilder::new()
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("P1Error")))
+                .build(),
+        )
+        .build()
+}

@@ -6,7 +6,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use crate::domain::{DomainId, EnvironmentId};
+use crate::domain::{DomainId, EmailDomain, EnvironmentId};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Link {
@@ -15,6 +15,18 @@ pub struct Link {
 
 /// `_links`: relation name → link.
 pub type Links = BTreeMap<&'static str, Link>;
+
+/// `{"id": …}`: how a resource names its parent (`environment`, `domain`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IdRef {
+    id: String,
+}
+
+impl IdRef {
+    pub fn new(id: impl ToString) -> Self {
+        Self { id: id.to_string() }
+    }
+}
 
 /// A collection page: `_embedded.<key>`, `count` (all matching) and `size` (this page).
 #[derive(Debug, Serialize)]
@@ -78,6 +90,23 @@ impl UrlBuilder {
 
     pub fn activities(&self, env: EnvironmentId) -> String {
         format!("{}/activities", self.environment(env))
+    }
+
+    /// `…/emailDomains/{id}/{leaf}`: one of a domain's sub-resources.
+    pub fn domain_leaf(&self, domain: &EmailDomain, leaf: &str) -> String {
+        format!("{}/{leaf}", self.domain(domain.environment_id, domain.id))
+    }
+
+    /// `self` and `emailDomain` links of a domain's sub-resource (status, diagnosis, MAIL FROM,
+    /// the trusted email list).
+    pub fn domain_leaf_links(&self, domain: &EmailDomain, leaf: &str) -> Links {
+        Links::from([
+            ("self", Self::link(self.domain_leaf(domain, leaf))),
+            (
+                "emailDomain",
+                Self::link(self.domain(domain.environment_id, domain.id)),
+            ),
+        ])
     }
 }
 

@@ -1,12 +1,7 @@
 //! `…/emailDomains/{emailDomainId}/mailFromDomain`: contract §1.8 (PUT, GET) and DELETE (an
 //! addition).
 
-use axum::{
-    Json,
-    extract::{Path, State},
-    http::StatusCode,
-    response::IntoResponse,
-};
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -15,9 +10,9 @@ use super::{
     AppState,
     auth::Caller,
     body::RawBody,
-    email_domains::{domain_path, status_links},
-    errors::{ApiError, ApiResult, P1Error},
+    errors::{ApiError, ApiResult, P1Error, ResourceErrors},
     hal::{Links, UrlBuilder},
+    path::DomainPath,
 };
 use crate::domain::{DnsRecord, EmailDomain, MAIL_FROM_PRIORITY, Permission, RecordKind};
 
@@ -63,9 +58,11 @@ fn view(state: &AppState, domain: &EmailDomain, records: &[DnsRecord]) -> ApiRes
         .ok_or_else(|| {
             ApiError::Unexpected(format!("domain {} has no MAIL FROM record", domain.id).into())
         })?;
-    let mut links = status_links(&state.urls, domain, "mailFromDomain");
-    let this = state.urls.domain(domain.environment_id, domain.id);
-    links.insert("spf", UrlBuilder::link(format!("{this}/spf")));
+    let mut links = state.urls.domain_leaf_links(domain, "mailFromDomain");
+    links.insert(
+        "spf",
+        UrlBuilder::link(state.urls.domain_leaf(domain, "spf")),
+    );
     Ok(MailFromView {
         links,
         mail_from: MailFromName {
@@ -80,61 +77,48 @@ fn view(state: &AppState, domain: &EmailDomain, records: &[DnsRecord]) -> ApiRes
 }
 
 #[utoipa::path(put, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/mailFromDomain",
-    tag = "Trusted Email Domains",
-    params(("environmentId" = String, Path), ("emailDomainId" = String, Path)),
+    tag = "Trusted Email Domains", params(DomainPath),
     request_body = SetMailFrom,
     responses((status = 200, body = MailFromView), (status = 400, body = P1Error),
-              (status = 401, body = P1Error), (status = 403, body = P1Error),
-              (status = 404, body = P1Error)))]
+              ResourceErrors))]
 async fn put_mail_from(
     State(state): State<AppState>,
     caller: Caller,
-    Path(path): Path<(String, String)>,
+    path: DomainPath,
     body: RawBody,
 ) -> ApiResult<impl IntoResponse> {
-    let (environment_id, domain_id) = domain_path(&caller, &path, Permission::Write)?;
-    state.service.domain(environment_id, domain_id).await?;
+    let domain = path.load(&state, &caller, Permission::Write).await?;
     let body = body.json_object()?;
     let name = body.required_str_at(&["mailFrom", "domain"], "mailFrom.domain")?;
-    let (domain, records) = state
+    let records = state
         .service
-        .set_mail_from(&caller.0, environment_id, domain_id, name)
+        .set_mail_from(&caller.0, &domain, name)
         .await?;
     Ok(Json(view(&state, &domain, &records)?))
 }
 
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/mailFromDomain",
-    tag = "Trusted Email Domains",
-    params(("environmentId" = String, Path), ("emailDomainId" = String, Path)),
-    responses((status = 200, body = MailFromView), (status = 401, body = P1Error),
-              (status = 403, body = P1Error), (status = 404, body = P1Error)))]
+    tag = "Trusted Email Domains", params(DomainPath),
+    responses((status = 200, body = MailFromView), ResourceErrors))]
 async fn read_mail_from(
     State(state): State<AppState>,
     caller: Caller,
-    Path(path): Path<(String, String)>,
+    path: DomainPath,
 ) -> ApiResult<impl IntoResponse> {
-    let (environment_id, domain_id) = domain_path(&caller, &path, Permission::Read)?;
-    let (domain, records) = state
-        .service
-        .mail_from(&caller.0, environment_id, domain_id)
-        .await?;
+    let domain = path.load(&state, &caller, Permission::Read).await?;
+    let records = state.service.mail_from(&caller.0, &domain).await?;
     Ok(Json(view(&state, &domain, &records)?))
 }
 
 #[utoipa::path(delete, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/mailFromDomain",
-    tag = "Trusted Email Domains",
-    params(("environmentId" = String, Path), ("emailDomainId" = String, Path)),
-    responses((status = 204), (status = 401, body = P1Error), (status = 403, body = P1Error),
-              (status = 404, body = P1Error)))]
+    tag = "Trusted Email Domains", params(DomainPath),
+    responses((status = 204), ResourceErrors))]
 async fn delete_mail_from(
     State(state): State<AppState>,
     caller: Caller,
-    Path(path): Path<(String, String)>,
+    path: DomainPath,
 ) -> ApiResult<impl IntoResponse> {
-    let (environment_id, domain_id) = domain_path(&caller, &path, Permission::Write)?;
-    state
-        .service
-        .delete_mail_from(environment_id, domain_id)
-        .await?;
+    let domain = path.load(&state, &caller, Permission::Write).await?;
+    state.service.delete_mail_from(&domain).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,8 +9,9 @@ pub mod errors;
 pub mod hal;
 mod mail_from;
 pub mod middleware;
+mod oauth;
+mod path;
 mod system;
-mod token;
 mod trusted_emails;
 mod verification;
 
@@ -51,7 +52,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(mail_from::routes())
         .merge(trusted_emails::routes())
         .merge(activities::routes())
-        .merge(token::routes())
+        .merge(oauth::routes())
         .merge(system::routes())
         .split_for_parts()
 }

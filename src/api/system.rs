@@ -8,7 +8,7 @@ use axum::{
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::AppState;
+use super::{AppState, errors::ErrorChain};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -21,10 +21,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
     responses((status = 200, description = "Ready: the store answers"),
               (status = 503, description = "The store does not answer")))]
 async fn healthz(State(state): State<AppState>) -> Response {
-    match state.service.store().ping().await {
+    match state.service.ready().await {
         Ok(()) => Json(serde_json::json!({ "status": "UP" })).into_response(),
         Err(e) => {
-            tracing::warn!(error = %e, "health check: store unreachable");
+            tracing::warn!(error = %ErrorChain(&e), "health check: store unreachable");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(serde_json::json!({ "status": "DOWN" })),

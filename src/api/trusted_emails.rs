@@ -1,11 +1,6 @@
 //! `…/emailDomains/{emailDomainId}/trustedEmails`: contract §1.9–1.12.
 
-use axum::{
-    Json,
-    extract::{Path, State},
-    http::StatusCode,
-    response::IntoResponse,
-};
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -14,11 +9,14 @@ use super::{
     AppState,
     auth::Caller,
     body::RawBody,
-    email_domains::{IdRef, domain_path},
-    errors::{ApiError, ApiResult, P1Error},
-    hal::{Links, Page, UrlBuilder, wire_time},
+    errors::{ApiError, ApiResult, P1Error, ResourceErrors},
+    hal::{IdRef, Links, Page, UrlBuilder, wire_time},
+    path::{DomainPath, TrustedEmailPath},
 };
-use crate::domain::{DomainId, EnvironmentId, Permission, TrustedEmail, TrustedEmailId};
+use crate::{
+    domain::{Permission, TrustedEmail},
+    service::Created,
+};
 
 /// Selects "activate" on `POST …/trustedEmails/{id}`.
 pub const ACTIVATE: &str = "application/vnd.pingidentity.trustedemail.activate+json";
@@ -68,8 +66,8 @@ impl TrustedEmailView {
                 ("emailDomain", UrlBuilder::link(domain)),
             ]),
             id: email.id.to_string(),
-            environment: IdRef::new(email.environment_id.to_string()),
-            domain: IdRef::new(email.domain_id.to_string()),
+            environment: IdRef::new(email.environment_id),
+            domain: IdRef::new(email.domain_id),
             email_address: email.address.to_string(),
             status: email.status.as_str(),
             created_at: wire_time(email.created_at),
@@ -88,71 +86,49 @@ pub struct CreateTrustedEmail {
     email_address: String,
 }
 
-fn trusted_email_path(
-    caller: &Caller,
-    (environment, domain, id): &(String, String, String),
-    permission: Permission,
-) -> ApiResult<(EnvironmentId, DomainId, TrustedEmailId)> {
-    let (environment_id, domain_id) =
-        domain_path(caller, &(environment.clone(), domain.clone()), permission)?;
-    let id = id.parse().map_err(|_| ApiError::NotFound)?;
-    Ok((environment_id, domain_id, id))
-}
-
 #[utoipa::path(post, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/trustedEmails",
     tag = "Trusted Email Addresses",
-    params(("environmentId" = String, Path), ("emailDomainId" = String, Path)),
+    params(DomainPath),
     request_body = CreateTrustedEmail,
     responses((status = 201, body = TrustedEmailView), (status = 200, body = TrustedEmailView),
-              (status = 400, body = P1Error), (status = 401, body = P1Error),
-              (status = 403, body = P1Error), (status = 404, body = P1Error)))]
+              (status = 400, body = P1Error), ResourceErrors))]
 async fn create_trusted_email(
     State(state): State<AppState>,
     caller: Caller,
-    Path(path): Path<(String, String)>,
+    path: DomainPath,
     body: RawBody,
 ) -> ApiResult<impl IntoResponse> {
-    let (environment_id, domain_id) = domain_path(&caller, &path, Permission::Write)?;
-    state.service.domain(environment_id, domain_id).await?;
+    let domain = path.load(&state, &caller, Permission::Write).await?;
     let body = body.json_object()?;
     let address = body.required_str("emailAddress")?;
-    let (email, created) = state
+    let (status, email) = match state
         .service
-        .create_trusted_email(&caller.0, environment_id, domain_id, address)
-        .await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
+        .create_trusted_email(&caller.0, &domain, address)
+        .await?
+    {
+        Created::New(email) => (StatusCode::CREATED, email),
+        Created::Existing(email) => (StatusCode::OK, email),
     };
     Ok((status, Json(TrustedEmailView::new(&email, &state.urls))))
 }
 
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/trustedEmails",
     tag = "Trusted Email Addresses",
-    params(("environmentId" = String, Path), ("emailDomainId" = String, Path)),
-    responses((status = 200, description = "`_embedded.trustedEmails`"),
-              (status = 401, body = P1Error), (status = 403, body = P1Error),
-              (status = 404, body = P1Error)))]
+    params(DomainPath),
+    responses((status = 200, description = "`_embedded.trustedEmails`"), ResourceErrors))]
 async fn list_trusted_emails(
     State(state): State<AppState>,
     caller: Caller,
-    Path(path): Path<(String, String)>,
+    path: DomainPath,
 ) -> ApiResult<impl IntoResponse> {
-    let (environment_id, domain_id) = domain_path(&caller, &path, Permission::Read)?;
-    let (domain, emails) = state
-        .service
-        .list_trusted_emails(environment_id, domain_id)
-        .await?;
+    let domain = path.load(&state, &caller, Permission::Read).await?;
+    let emails = state.service.list_trusted_emails(&domain).await?;
     let views: Vec<_> = emails
         .iter()
         .map(|e| TrustedEmailView::new(e, &state.urls))
         .collect();
     let count = views.len() as i64;
-    let this = format!(
-        "{}/trustedEmails",
-        state.urls.domain(environment_id, domain.id)
-    );
+    let this = state.urls.domain_leaf(&domain, "trustedEmails");
     Ok(Json(Page::new(
         "trustedEmails",
         views,
@@ -163,36 +139,30 @@ async fn list_trusted_emails(
 
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/trustedEmails/{trustedEmailId}",
     tag = "Trusted Email Addresses",
-    params(("environmentId" = String, Path), ("emailDomainId" = String, Path), ("trustedEmailId" = String, Path)),
-    responses((status = 200, body = TrustedEmailView), (status = 401, body = P1Error),
-              (status = 403, body = P1Error), (status = 404, body = P1Error)))]
+    params(TrustedEmailPath),
+    responses((status = 200, body = TrustedEmailView), ResourceErrors))]
 async fn read_trusted_email(
     State(state): State<AppState>,
     caller: Caller,
-    Path(path): Path<(String, String, String)>,
+    path: TrustedEmailPath,
 ) -> ApiResult<impl IntoResponse> {
-    let (environment_id, domain_id, id) = trusted_email_path(&caller, &path, Permission::Read)?;
-    let (email, _) = state
-        .service
-        .trusted_email(environment_id, domain_id, id)
-        .await?;
+    let email = path.load(&state, &caller, Permission::Read).await?;
     Ok(Json(TrustedEmailView::new(&email, &state.urls)))
 }
 
 #[utoipa::path(delete, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/trustedEmails/{trustedEmailId}",
     tag = "Trusted Email Addresses",
-    params(("environmentId" = String, Path), ("emailDomainId" = String, Path), ("trustedEmailId" = String, Path)),
-    responses((status = 204), (status = 401, body = P1Error), (status = 403, body = P1Error),
-              (status = 404, body = P1Error)))]
+    params(TrustedEmailPath),
+    responses((status = 204), ResourceErrors))]
 async fn delete_trusted_email(
     State(state): State<AppState>,
     caller: Caller,
-    Path(path): Path<(String, String, String)>,
+    path: TrustedEmailPath,
 ) -> ApiResult<impl IntoResponse> {
-    let (environment_id, domain_id, id) = trusted_email_path(&caller, &path, Permission::Write)?;
+    let email = path.load(&state, &caller, Permission::Write).await?;
     state
         .service
-        .delete_trusted_email(&caller.0, environment_id, domain_id, id)
+        .delete_trusted_email(&caller.0, &email)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -208,38 +178,28 @@ pub struct ActivateTrustedEmail {
 
 #[utoipa::path(post, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/trustedEmails/{trustedEmailId}",
     tag = "Trusted Email Addresses",
-    params(("environmentId" = String, Path), ("emailDomainId" = String, Path), ("trustedEmailId" = String, Path)),
+    params(TrustedEmailPath),
     request_body(content = ActivateTrustedEmail, content_type = "application/vnd.pingidentity.trustedEmail.activate+json",
                  description = "Activate with the emailed code; with `application/vnd.pingidentity.trustedEmail.sendVerificationCode+json` and no body, send a new code"),
     responses((status = 200, body = TrustedEmailView), (status = 400, body = P1Error),
-              (status = 401, body = P1Error), (status = 403, body = P1Error),
-              (status = 404, body = P1Error), (status = 429, body = P1Error)))]
+              (status = 429, body = P1Error), ResourceErrors))]
 async fn act_on_trusted_email(
     State(state): State<AppState>,
     caller: Caller,
-    Path(path): Path<(String, String, String)>,
+    path: TrustedEmailPath,
     body: RawBody,
 ) -> ApiResult<impl IntoResponse> {
-    let (environment_id, domain_id, id) = trusted_email_path(&caller, &path, Permission::Write)?;
-    state
-        .service
-        .trusted_email(environment_id, domain_id, id)
-        .await?;
+    let email = path.load(&state, &caller, Permission::Write).await?;
     let email = match body.media_type().as_deref() {
         Some(ACTIVATE) => {
             let body = body.object()?;
             let code = body.required_str("verificationCode")?;
             state
                 .service
-                .activate_trusted_email(&caller.0, environment_id, domain_id, id, code)
+                .activate_trusted_email(&caller.0, &email, code)
                 .await?
         }
-        Some(SEND_CODE) => {
-            state
-                .service
-                .resend_code(&caller.0, environment_id, domain_id, id)
-                .await?
-        }
+        Some(SEND_CODE) => state.service.resend_code(&caller.0, &email).await?,
         _ => {
             return Err(ApiError::InvalidRequest(
                 "The request could not be completed. Use Content-Type \

@@ -1,12 +1,7 @@
 //! Additions PingOne lacks: `…/verification` (why each record is or is not ACTIVE) and
 //! `…/zoneFile` (every record as BIND zone-file lines).
 
-use axum::{
-    Json,
-    extract::{Path, State},
-    http::header,
-    response::IntoResponse,
-};
+use axum::{Json, extract::State, http::header, response::IntoResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -14,13 +9,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     AppState,
     auth::Caller,
-    email_domains::{domain_path, status_links},
-    errors::{ApiResult, P1Error},
+    errors::{ApiResult, P1Error, ResourceErrors},
     hal::{Links, wire_time},
+    path::DomainPath,
 };
-use crate::{
-    domain::{CheckedRecord, EmailDomain, Permission, RecordKind, SPF_LOOKUP_LIMIT},
-    service::region_order,
+use crate::domain::{
+    CheckedRecord, EmailDomain, Permission, RecordKind, SPF_LOOKUP_LIMIT, region_order,
 };
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -109,56 +103,47 @@ fn verification_view(
                 }
             })
             .collect(),
-        links: status_links(&state.urls, domain, "verification"),
+        links: state.urls.domain_leaf_links(domain, "verification"),
     }
 }
 
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/verification",
-    tag = "Trusted Email Domains",
-    params(("environmentId" = String, Path), ("emailDomainId" = String, Path)),
-    responses((status = 200, body = VerificationView), (status = 401, body = P1Error),
-              (status = 403, body = P1Error), (status = 404, body = P1Error)))]
+    tag = "Trusted Email Domains", params(DomainPath),
+    responses((status = 200, body = VerificationView), ResourceErrors))]
 async fn read_verification(
     State(state): State<AppState>,
     caller: Caller,
-    Path(path): Path<(String, String)>,
+    path: DomainPath,
 ) -> ApiResult<impl IntoResponse> {
-    let (environment_id, domain_id) = domain_path(&caller, &path, Permission::Read)?;
-    let domain = state.service.domain(environment_id, domain_id).await?;
+    let domain = path.load(&state, &caller, Permission::Read).await?;
     let records = state.service.verification(&domain).await?;
     Ok(Json(verification_view(&state, &domain, records)))
 }
 
 #[utoipa::path(post, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/verification",
-    tag = "Trusted Email Domains",
-    params(("environmentId" = String, Path), ("emailDomainId" = String, Path)),
-    responses((status = 200, body = VerificationView), (status = 401, body = P1Error),
-              (status = 403, body = P1Error), (status = 404, body = P1Error),
-              (status = 429, body = P1Error)))]
+    tag = "Trusted Email Domains", params(DomainPath),
+    responses((status = 200, body = VerificationView), (status = 429, body = P1Error),
+              ResourceErrors))]
 async fn check_now(
     State(state): State<AppState>,
     caller: Caller,
-    Path(path): Path<(String, String)>,
+    path: DomainPath,
 ) -> ApiResult<impl IntoResponse> {
-    let (environment_id, domain_id) = domain_path(&caller, &path, Permission::Read)?;
-    let domain = state.service.domain(environment_id, domain_id).await?;
+    let domain = path.load(&state, &caller, Permission::Read).await?;
     let records = state.service.force_check(&domain, &caller.0).await?;
     Ok(Json(verification_view(&state, &domain, records)))
 }
 
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/zoneFile",
-    tag = "Trusted Email Domains",
-    params(("environmentId" = String, Path), ("emailDomainId" = String, Path)),
+    tag = "Trusted Email Domains", params(DomainPath),
     responses((status = 200, description = "BIND zone-file lines", content_type = "text/plain"),
-              (status = 401, body = P1Error), (status = 403, body = P1Error),
-              (status = 404, body = P1Error)))]
+              ResourceErrors))]
 async fn read_zone_file(
     State(state): State<AppState>,
     caller: Caller,
-    Path(path): Path<(String, String)>,
+    path: DomainPath,
 ) -> ApiResult<impl IntoResponse> {
-    let (environment_id, domain_id) = domain_path(&caller, &path, Permission::Read)?;
-    let domain = state.service.domain(environment_id, domain_id).await?;
+    let domain = path.load(&state, &caller, Permission::Read).await?;
     let mut records = state.service.verification(&domain).await?;
     region_order(&state.service.settings().regions, &mut records);
     let mut zone = format!("; trustmail records for {}\n", domain.name);

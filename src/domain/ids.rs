@@ -1,55 +1,5 @@
 //! Identifiers as newtypes, so an environment id is never passed where a domain id belongs.
 
-use std::{fmt, str::FromStr};
-
-use uuid::Uuid;
-
-macro_rules! id_type {
-    ($(#[$doc:meta])* $name:ident, $new:ident) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-        #[serde(transparent)]
-        pub struct $name(Uuid);
-
-        impl $name {
-            pub fn new() -> Self {
-                Self(Uuid::$new())
-            }
-
-            pub fn as_uuid(&self) -> Uuid {
-                self.0
-            }
-        }
-
-        impl Default for $name {
-            fn default() -> Self {
-                Self::new()
-            }
-        }
-
-        impl From<Uuid> for $name {
-            fn from(value: Uuid) -> Self {
-                Self(value)
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = uuid::Error;
-
-            /// Accepts only the hyphenated form, as PingOne's clients send it.
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                uuid::fmt::Hyphenated::from_str(s).map(|h| Self(h.into_uuid()))
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt::Display::fmt(&self.0.hyphenated(), f)
-            }
-        }
-    };
-}
-
 id_type!(
     /// A tenant.
     EnvironmentId,
@@ -63,6 +13,11 @@ id_type!(
 id_type!(
     /// A trusted email domain.
     DomainId,
+    new_v4
+);
+id_type!(
+    /// A trusted sender address of a domain.
+    TrustedEmailId,
     new_v4
 );
 id_type!(

@@ -8,12 +8,15 @@ pub struct UnknownValue {
     pub allowed: &'static str,
 }
 
-/// An enum whose variants travel as fixed strings (JSON, SQL, CLI).
+/// An enum whose variants travel as fixed strings (JSON, SQL, CLI): `as_str`, `FromStr` (so
+/// clap parses it too), `Display` and `ALL`.
 macro_rules! wire_enum {
-    ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+    ($(#[$doc:meta])* $name:ident {
+        $($(#[$variant_doc:meta])* $variant:ident => $text:literal),+ $(,)?
+    }) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name { $($variant),+ }
+        pub enum $name { $($(#[$variant_doc])* $variant),+ }
 
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
@@ -44,31 +47,81 @@ macro_rules! wire_enum {
         }
     };
 }
+pub(crate) use wire_enum;
+
+/// An identifier as a UUID newtype, so an environment id is never passed where a domain id
+/// belongs. `$new` is the UUID version's constructor: `new_v4`, or `now_v7` for ids that sort
+/// by creation time. Parses only the hyphenated form, as PingOne's clients send it.
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $new:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+        #[serde(transparent)]
+        pub struct $name(uuid::Uuid);
+
+        impl $name {
+            pub fn new() -> Self {
+                Self(uuid::Uuid::$new())
+            }
+
+            pub fn as_uuid(&self) -> uuid::Uuid {
+                self.0
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl From<uuid::Uuid> for $name {
+            fn from(value: uuid::Uuid) -> Self {
+                Self(value)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = uuid::Error;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                uuid::fmt::Hyphenated::from_str(s).map(|h| Self(h.into_uuid()))
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Display::fmt(&self.0.hyphenated(), f)
+            }
+        }
+    };
+}
+pub(crate) use id_type;
 
 mod domain_name;
 mod entities;
 mod ids;
+mod random;
 mod records;
-mod senders;
 mod tenancy;
-mod tokens;
+mod trusted_emails;
 mod verification;
 
 pub use domain_name::{DomainName, DomainNameError, PublicSuffixes};
 pub use entities::{Activity, Client, EmailDomain, Environment, now};
-pub use ids::{ActivityId, ClientId, DomainId, EnvironmentId};
+pub use ids::{ActivityId, ClientId, DomainId, EnvironmentId, TrustedEmailId};
+pub use random::{random_base64url, random_lower_alnum};
 pub use records::{
     DKIM_TOKENS_PER_REGION, DnsRecord, MAIL_FROM_PRIORITY, RecordKind, RecordSettings,
     RecordStatus, SendingRegion, apex_spf_record, build_domain_records, mail_from_records,
     ownership_verified, regions_for, spf_value, visible_statuses,
 };
-pub use senders::{
-    CODE_LIFETIME, MAX_CODE_ATTEMPTS, PendingCode, RESEND_INTERVAL, SenderAddress,
-    SenderAddressError, TrustedEmail, TrustedEmailId, new_verification_code, normalize_code,
-};
 pub use tenancy::{ActivityType, Geography, Permission, ResourceType, Role};
-pub use tokens::{random_base64url, random_lower_alnum};
+pub use trusted_emails::{
+    CODE_LIFETIME, MAX_CODE_ATTEMPTS, PendingCode, RESEND_INTERVAL, SenderAddress,
+    SenderAddressError, TrustedEmail, TrustedEmailStatus, new_verification_code, normalize_code,
+};
 pub use verification::{
     CheckState, CheckedRecord, Observation, ReasonCode, SPF_LOOKUP_LIMIT, is_spf,
-    merge_spf_include, next_check_delay, next_state, same_name,
+    merge_spf_include, next_check_delay, next_state, region_order, same_name,
 };

@@ -3,7 +3,7 @@
 
 use time::{Duration, OffsetDateTime};
 
-use super::RecordStatus;
+use super::{RecordKind, RecordStatus, SendingRegion};
 
 wire_enum!(
     /// Why a record has the status it has (stable codes, DESIGN.md § Statuses and checks).
@@ -240,6 +240,27 @@ pub fn merge_spf_include(existing: &str, include: &str) -> String {
 pub fn same_name(a: &str, b: &str) -> bool {
     a.trim_end_matches('.')
         .eq_ignore_ascii_case(b.trim_end_matches('.'))
+}
+
+/// Sorts records as the API shows them: by kind (ownership, environment, DKIM, SPF, MAIL
+/// FROM), then regions in configuration order, then position.
+pub fn region_order(regions: &[SendingRegion], records: &mut [CheckedRecord]) {
+    let rank = |r: &CheckedRecord| {
+        r.record
+            .region
+            .as_ref()
+            .and_then(|name| regions.iter().position(|g| &g.name == name))
+            .unwrap_or(usize::MAX)
+    };
+    let kind_rank = |r: &CheckedRecord| RecordKind::ALL.iter().position(|k| *k == r.record.kind);
+    records.sort_by_key(|r| {
+        (
+            kind_rank(r),
+            rank(r),
+            r.record.region.clone(),
+            r.record.position,
+        )
+    });
 }
 
 #[cfg(test)]

@@ -13,7 +13,6 @@ use lettre::{
         header::{ContentType, MIME_VERSION_1_0},
     },
 };
-use uuid::Uuid;
 
 use crate::domain::EnvironmentId;
 
@@ -22,36 +21,11 @@ pub use relay::{DeliveryError, Relay, RelayConfigError, Relays};
 /// The subject of the verification-code mail (DESIGN.md § Trusted senders and mail).
 pub const VERIFICATION_SUBJECT: &str = "Your trustmail verification code";
 
-/// One outbox message; v7 so ids sort by creation time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(transparent)]
-pub struct OutboxId(Uuid);
-
-impl OutboxId {
-    pub fn new() -> Self {
-        Self(Uuid::now_v7())
-    }
-}
-
-impl Default for OutboxId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl FromStr for OutboxId {
-    type Err = uuid::Error;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        uuid::fmt::Hyphenated::from_str(s).map(|h| Self(h.into_uuid()))
-    }
-}
-
-impl fmt::Display for OutboxId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0.hyphenated(), f)
-    }
-}
+crate::domain::id_type!(
+    /// One outbox message; v7 so ids sort by creation time.
+    OutboxId,
+    now_v7
+);
 
 /// Which relay carries a message: `[mail] smtp_url` for system mail (verification codes), or a
 /// sending region's `smtp_url` (falling back to `[mail]`) for customer mail.

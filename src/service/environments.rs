@@ -67,9 +67,9 @@ impl Service {
     pub async fn delete_environment(
         &self,
         actor: &Actor,
-        id: EnvironmentId,
+        environment: &Environment,
     ) -> Result<(), ServiceError> {
-        let environment = self.environment(id).await?;
+        let id = environment.id;
         if id == actor.environment_id {
             return Err(ServiceError::InvalidRequest(
                 "An environment cannot be deleted by a client that lives in it.".into(),

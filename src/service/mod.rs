@@ -1,11 +1,12 @@
 //! Use cases. Handlers parse input, call one of these, and map the result; permissions are
 //! checked by the caller (`api::auth`), existence and rules here.
 
-mod access;
+mod activities;
+mod auth;
 mod cache;
-mod domains;
+mod email_domains;
 mod environments;
-pub mod tokens;
+mod outbox;
 mod trusted_emails;
 mod verification;
 
@@ -19,10 +20,12 @@ use crate::{
     store::{Store, StoreError},
 };
 
-pub use access::{ADMINISTRATORS, Credentials, NewClient, token_url};
+pub use auth::{
+    ADMINISTRATORS, Actor, Credentials, NewClient, TOKEN_LIFETIME_S, TokenError, TokenService,
+    token_url,
+};
 pub use cache::DomainSnapshot;
-pub use tokens::{Actor, TokenError, TokenService};
-pub use verification::{CheckScope, FORCED_CHECK_INTERVAL, region_order};
+pub use verification::{CheckScope, FORCED_CHECK_INTERVAL};
 
 /// What a use case can refuse, in the vocabulary of the API's error codes.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +59,22 @@ impl ServiceError {
     pub fn retry_after_ms(wait_ms: i64) -> Self {
         Self::RateLimited {
             retry_after_s: u64::try_from((wait_ms + 999) / 1000).unwrap_or(1).max(1),
+        }
+    }
+}
+
+/// What a create did: made the resource, or found it already there (PingOne answers 201 and
+/// 200 respectively).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created<T> {
+    New(T),
+    Existing(T),
+}
+
+impl<T> Created<T> {
+    pub fn into_inner(self) -> T {
+        match self {
+            Created::New(value) | Created::Existing(value) => value,
         }
     }
 }
@@ -121,8 +140,14 @@ impl Service {
         })
     }
 
-    pub fn store(&self) -> &Store {
+    /// Use cases reach the store through here; nothing outside `service` does.
+    fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Ready to serve: the store answers a round trip.
+    pub async fn ready(&self) -> Result<(), ServiceError> {
+        Ok(self.store().ping().await?)
     }
 
     pub fn tokens(&self) -> &TokenService {

@@ -1,22 +1,19 @@
 //! Trusted sender addresses: created in a verified domain, ACTIVE at once when the environment
 //! record is in DNS, otherwise activated with a code mailed through the outbox.
 
-use std::sync::Arc;
-
 use super::{
-    Actor, Service, ServiceError,
-    cache::DomainSnapshot,
-    tokens::{hash_secret, verify_secret},
+    Actor, Created, Service, ServiceError,
+    auth::{hash_secret, verify_secret},
 };
 use crate::{
     domain::{
-        Activity, ActivityType, CODE_LIFETIME, DomainId, EnvironmentId, MAX_CODE_ATTEMPTS,
-        PendingCode, RESEND_INTERVAL, RecordKind, RecordStatus, ResourceType, SenderAddress,
-        TrustedEmail, TrustedEmailId, new_verification_code, normalize_code, now,
+        Activity, ActivityType, CODE_LIFETIME, EmailDomain, MAX_CODE_ATTEMPTS, PendingCode,
+        RESEND_INTERVAL, RecordKind, RecordStatus, ResourceType, SenderAddress, TrustedEmail,
+        TrustedEmailId, TrustedEmailStatus, new_verification_code, normalize_code, now,
         ownership_verified,
     },
     mail::{ComposedMail, compose, verification_code_mail},
-    store::{CodeDelivery, CreateTrustedEmailError},
+    store::{CodeDelivery, CreateTrustedEmailError, Throttle},
 };
 
 const ADDRESS: &str = "emailAddress";
@@ -41,29 +38,27 @@ fn activity(email: &TrustedEmail, action: ActivityType, actor: &Actor) -> Activi
 }
 
 impl Service {
-    /// Creates the address: `Ok((email, true))` when new, `Ok((existing, false))` when it
-    /// already existed (nothing is sent again).
+    /// Creates the address; an address that already exists is answered as it is, and nothing
+    /// is sent again.
     pub async fn create_trusted_email(
         &self,
         actor: &Actor,
-        environment_id: EnvironmentId,
-        domain_id: DomainId,
+        domain: &EmailDomain,
         raw: &str,
-    ) -> Result<(TrustedEmail, bool), ServiceError> {
-        let domain = self.domain(environment_id, domain_id).await?;
+    ) -> Result<Created<TrustedEmail>, ServiceError> {
         let settings = self.settings();
         let address = SenderAddress::parse(raw, &domain.name, &settings.public_suffixes)
             .map_err(|e| invalid(ADDRESS, e.to_string()))?;
         if let Some(existing) = self
             .store()
-            .list_trusted_emails(domain_id)
+            .list_trusted_emails(domain.id)
             .await?
             .into_iter()
             .find(|e| e.address.key() == address.key())
         {
-            return Ok((existing, false));
+            return Ok(Created::Existing(existing));
         }
-        let records = self.fresh_ownership(&domain, actor).await?;
+        let records = self.fresh_ownership(domain, actor).await?;
         if !ownership_verified(records.iter().map(|r| &r.record)) {
             return Err(invalid(
                 "trustedEmail",
@@ -76,13 +71,13 @@ impl Service {
         let created_at = now();
         let email = TrustedEmail {
             id: TrustedEmailId::new(),
-            environment_id,
-            domain_id,
+            environment_id: domain.environment_id,
+            domain_id: domain.id,
             address,
             status: if environment_active {
-                RecordStatus::Active
+                TrustedEmailStatus::Active
             } else {
-                RecordStatus::VerificationRequired
+                TrustedEmailStatus::VerificationRequired
             },
             created_at,
             updated_at: created_at,
@@ -108,8 +103,8 @@ impl Service {
             )
             .await;
         match result {
-            Ok(()) => Ok((email, true)),
-            Err(CreateTrustedEmailError::Exists(existing)) => Ok((*existing, false)),
+            Ok(()) => Ok(Created::New(email)),
+            Err(CreateTrustedEmailError::Exists(existing)) => Ok(Created::Existing(*existing)),
             Err(CreateTrustedEmailError::DomainNotFound) => Err(ServiceError::NotFound),
             Err(CreateTrustedEmailError::LimitReached { maximum }) => {
                 Err(ServiceError::SizeLimit {
@@ -151,40 +146,36 @@ impl Service {
 
     pub async fn list_trusted_emails(
         &self,
-        environment_id: EnvironmentId,
-        domain_id: DomainId,
-    ) -> Result<(Arc<DomainSnapshot>, Vec<TrustedEmail>), ServiceError> {
-        let domain = self.domain(environment_id, domain_id).await?;
-        Ok((domain, self.store().list_trusted_emails(domain_id).await?))
+        domain: &EmailDomain,
+    ) -> Result<Vec<TrustedEmail>, ServiceError> {
+        Ok(self.store().list_trusted_emails(domain.id).await?)
     }
 
+    /// The address, if it belongs to `domain`.
     pub async fn trusted_email(
         &self,
-        environment_id: EnvironmentId,
-        domain_id: DomainId,
+        domain: &EmailDomain,
         id: TrustedEmailId,
-    ) -> Result<(TrustedEmail, Option<PendingCode>), ServiceError> {
-        self.domain(environment_id, domain_id).await?;
-        self.store()
-            .get_trusted_email(domain_id, id)
+    ) -> Result<TrustedEmail, ServiceError> {
+        let (email, _code) = self
+            .store()
+            .get_trusted_email(domain.id, id)
             .await?
-            .ok_or(ServiceError::NotFound)
+            .ok_or(ServiceError::NotFound)?;
+        Ok(email)
     }
 
     pub async fn delete_trusted_email(
         &self,
         actor: &Actor,
-        environment_id: EnvironmentId,
-        domain_id: DomainId,
-        id: TrustedEmailId,
+        email: &TrustedEmail,
     ) -> Result<(), ServiceError> {
-        let (email, _) = self.trusted_email(environment_id, domain_id, id).await?;
         let deleted = self
             .store()
             .delete_trusted_email(
-                domain_id,
-                id,
-                &activity(&email, ActivityType::TrustedEmailDeleted, actor),
+                email.domain_id,
+                email.id,
+                &activity(email, ActivityType::TrustedEmailDeleted, actor),
             )
             .await?;
         if deleted {
@@ -198,34 +189,31 @@ impl Service {
     pub async fn resend_code(
         &self,
         actor: &Actor,
-        environment_id: EnvironmentId,
-        domain_id: DomainId,
-        id: TrustedEmailId,
+        email: &TrustedEmail,
     ) -> Result<TrustedEmail, ServiceError> {
-        let (email, _) = self.trusted_email(environment_id, domain_id, id).await?;
-        if email.status == RecordStatus::Active {
+        if email.status == TrustedEmailStatus::Active {
             return Err(invalid(
                 ADDRESS,
                 "The address is already ACTIVE; there is no code to send.",
             ));
         }
-        let (code, mail) = self.new_code(&email).await?;
+        let (code, mail) = self.new_code(email).await?;
         let interval_ms = i64::try_from(RESEND_INTERVAL.whole_milliseconds()).unwrap_or(60_000);
         let sent = self
             .store()
             .replace_code(
-                id,
+                email.id,
                 CodeDelivery {
                     code: &code,
                     mail: &mail,
                 },
                 interval_ms,
-                &activity(&email, ActivityType::TrustedEmailSendCode, actor),
+                &activity(email, ActivityType::TrustedEmailSendCode, actor),
             )
             .await?;
         match sent {
-            Ok(()) => Ok(email),
-            Err(wait_ms) => Err(ServiceError::retry_after_ms(wait_ms)),
+            Throttle::Done => Ok(email.clone()),
+            Throttle::TooSoon { wait_ms } => Err(ServiceError::retry_after_ms(wait_ms)),
         }
     }
 
@@ -234,13 +222,16 @@ impl Service {
     pub async fn activate_trusted_email(
         &self,
         actor: &Actor,
-        environment_id: EnvironmentId,
-        domain_id: DomainId,
-        id: TrustedEmailId,
+        email: &TrustedEmail,
         raw_code: &str,
     ) -> Result<TrustedEmail, ServiceError> {
-        let (mut email, pending) = self.trusted_email(environment_id, domain_id, id).await?;
-        if email.status == RecordStatus::Active {
+        // Re-read: the code's hash and tries are never part of a resolved address.
+        let (mut email, pending) = self
+            .store()
+            .get_trusted_email(email.domain_id, email.id)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        if email.status == TrustedEmailStatus::Active {
             return Ok(email);
         }
         let wrong = || {
@@ -261,7 +252,7 @@ impl Service {
         // Spend a try before comparing, so parallel guesses cannot exceed the limit.
         if !self
             .store()
-            .spend_code_attempt(id, MAX_CODE_ATTEMPTS)
+            .spend_code_attempt(email.id, MAX_CODE_ATTEMPTS)
             .await?
         {
             return Err(invalid(CODE, "Too many wrong codes; request a new one."));
@@ -275,14 +266,25 @@ impl Service {
             return Err(wrong());
         }
         let activated_at = now();
-        self.store()
+        let activated = self
+            .store()
             .activate_trusted_email(
-                id,
+                email.id,
                 activated_at,
                 &activity(&email, ActivityType::TrustedEmailActive, actor),
             )
             .await?;
-        email.status = RecordStatus::Active;
+        if !activated {
+            // A parallel request with the right code won, or the address was deleted: answer
+            // with what is stored now.
+            return self
+                .store()
+                .get_trusted_email(email.domain_id, email.id)
+                .await?
+                .map(|(email, _)| email)
+                .ok_or(ServiceError::NotFound);
+        }
+        email.status = TrustedEmailStatus::Active;
         email.updated_at = activated_at;
         Ok(email)
     }

@@ -12,6 +12,7 @@ use crate::{
         Activity, ActivityType, CheckedRecord, DomainId, EmailDomain, RecordKind, ResourceType,
         now, visible_statuses,
     },
+    store::Throttle,
 };
 
 /// How long a check may hold a domain before another process may take over.
@@ -200,11 +201,11 @@ impl Service {
         actor: &Actor,
     ) -> Result<Vec<CheckedRecord>, ServiceError> {
         let interval_ms = i64::try_from(FORCED_CHECK_INTERVAL.as_millis()).unwrap_or(5000);
-        if let Err(wait_ms) = self
+        let claim = self
             .store()
             .claim_forced_check(domain.id, now(), interval_ms)
-            .await?
-        {
+            .await?;
+        if let Throttle::TooSoon { wait_ms } = claim {
             return Err(ServiceError::retry_after_ms(wait_ms));
         }
         self.check_domain(domain, CheckScope::All, Some(actor))
@@ -253,25 +254,4 @@ impl Service {
             .await?;
         Ok(domains.len())
     }
-}
-
-/// Sorts records as the API shows them: by kind (ownership, environment, DKIM, SPF, MAIL
-/// FROM), then regions in configuration order, then position.
-pub fn region_order(regions: &[crate::domain::SendingRegion], records: &mut [CheckedRecord]) {
-    let rank = |r: &CheckedRecord| {
-        r.record
-            .region
-            .as_ref()
-            .and_then(|name| regions.iter().position(|g| &g.name == name))
-            .unwrap_or(usize::MAX)
-    };
-    let kind_rank = |r: &CheckedRecord| RecordKind::ALL.iter().position(|k| *k == r.record.kind);
-    records.sort_by_key(|r| {
-        (
-            kind_rank(r),
-            rank(r),
-            r.record.region.clone(),
-            r.record.position,
-        )
-    });
 }

@@ -6,7 +6,7 @@
 
 mod activities;
 mod auth;
-mod domains;
+mod email_domains;
 mod environments;
 mod outbox;
 mod trusted_emails;
@@ -26,7 +26,7 @@ use crate::{
 };
 
 pub use auth::StoredSigningKey;
-pub use domains::CreateDomainError;
+pub use email_domains::CreateDomainError;
 pub use outbox::{MAX_DELIVERY_ATTEMPTS, OutboxMessage, OutboxStatus, retry_delay};
 pub use trusted_emails::{CodeDelivery, CreateTrustedEmailError};
 
@@ -43,6 +43,16 @@ pub enum StoreError {
         column: &'static str,
         reason: String,
     },
+}
+
+/// The outcome of a write allowed at most once per interval (a code resend, a forced check).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Throttle {
+    /// The write went ahead.
+    Done,
+    /// Refused: the last one was too recent; the next may go in `wait_ms` milliseconds.
+    TooSoon { wait_ms: i64 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +157,14 @@ async fn insert_activity(tx: &mut Tx<'_>, activity: &Activity) -> Result<(), Sto
     .bind(activity.details.as_ref().map(|d| d.to_string()))
     .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+/// Every activity of one change, in the change's transaction.
+async fn insert_activities(tx: &mut Tx<'_>, activities: &[Activity]) -> Result<(), StoreError> {
+    for activity in activities {
+        insert_activity(tx, activity).await?;
+    }
     Ok(())
 }
 

@@ -5,14 +5,14 @@
 //! the locked row; SQLite serialises writes), so no SKIP LOCKED is needed. Every later change
 //! checks the lease owner, so a deliverer whose lease ran out cannot overwrite the next one.
 
-use std::{fmt, str::FromStr, time::Duration};
+use std::time::Duration;
 
 use sqlx::{Row, any::AnyRow};
 use time::OffsetDateTime;
 
 use super::{RowExt, Store, StoreError, Tx, millis};
 use crate::{
-    domain::UnknownValue,
+    domain::wire_enum,
     mail::{ComposedMail, MailRoute, OutboxId},
 };
 
@@ -29,45 +29,15 @@ pub fn retry_delay(failed_attempts: u32) -> Duration {
     (FIRST_RETRY_DELAY * 2u32.pow(doublings)).min(LONGEST_RETRY_DELAY)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutboxStatus {
-    Pending,
-    Sent,
-    /// Given up after `MAX_DELIVERY_ATTEMPTS`.
-    Failed,
-}
-
-impl OutboxStatus {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            OutboxStatus::Pending => "PENDING",
-            OutboxStatus::Sent => "SENT",
-            OutboxStatus::Failed => "FAILED",
-        }
+wire_enum!(
+    /// Where a message's delivery stands.
+    OutboxStatus {
+        Pending => "PENDING",
+        Sent => "SENT",
+        /// Given up after `MAX_DELIVERY_ATTEMPTS`.
+        Failed => "FAILED",
     }
-}
-
-impl FromStr for OutboxStatus {
-    type Err = UnknownValue;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "PENDING" => Ok(OutboxStatus::Pending),
-            "SENT" => Ok(OutboxStatus::Sent),
-            "FAILED" => Ok(OutboxStatus::Failed),
-            _ => Err(UnknownValue {
-                value: s.to_owned(),
-                allowed: "PENDING SENT FAILED",
-            }),
-        }
-    }
-}
-
-impl fmt::Display for OutboxStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+);
 
 impl std::ops::Deref for OutboxMessage {
     type Target = ComposedMail;

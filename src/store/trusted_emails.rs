@@ -4,7 +4,10 @@
 use sqlx::{Row, any::AnyRow};
 use time::OffsetDateTime;
 
-use super::{RowExt, Store, StoreError, Tx, insert_activity, millis, outbox::insert_outbox};
+use super::{
+    RowExt, Store, StoreError, Throttle, insert_activities, insert_activity, millis,
+    outbox::insert_outbox,
+};
 use crate::{
     domain::{Activity, DomainId, PendingCode, SenderAddress, TrustedEmail, TrustedEmailId},
     mail::ComposedMail,
@@ -107,7 +110,7 @@ impl Store {
             )
             .await?;
         }
-        insert_all(&mut tx, activities).await?;
+        insert_activities(&mut tx, activities).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -168,14 +171,14 @@ impl Store {
     }
 
     /// Replaces the code (and resets its tries) unless one was sent less than `interval_ms`
-    /// ago; `Err(ms)` says how long until a new one may go.
+    /// ago.
     pub async fn replace_code(
         &self,
         id: TrustedEmailId,
         delivery: CodeDelivery<'_>,
         interval_ms: i64,
         activity: &Activity,
-    ) -> Result<Result<(), i64>, StoreError> {
+    ) -> Result<Throttle, StoreError> {
         let now = millis(delivery.code.sent_at);
         let mut tx = self.pool.begin().await?;
         let replaced = sqlx::query(
@@ -198,7 +201,9 @@ impl Store {
                 .await?
                 .and_then(|row| row.try_get::<Option<i64>, _>("code_sent_at").ok().flatten())
                 .unwrap_or(now);
-            return Ok(Err((last + interval_ms - now).max(1)));
+            return Ok(Throttle::TooSoon {
+                wait_ms: (last + interval_ms - now).max(1),
+            });
         }
         insert_outbox(
             &mut tx,
@@ -209,7 +214,7 @@ impl Store {
         .await?;
         insert_activity(&mut tx, activity).await?;
         tx.commit().await?;
-        Ok(Ok(()))
+        Ok(Throttle::Done)
     }
 
     /// Spends one of the code's tries; false when none are left (the code is locked).
@@ -253,13 +258,6 @@ impl Store {
         tx.commit().await?;
         Ok(activated == 1)
     }
-}
-
-async fn insert_all(tx: &mut Tx<'_>, activities: &[Activity]) -> Result<(), StoreError> {
-    for activity in activities {
-        insert_activity(tx, activity).await?;
-    }
-    Ok(())
 }
 
 fn trusted_email_from_row(row: &AnyRow) -> Result<(TrustedEmail, Option<PendingCode>), StoreError> {

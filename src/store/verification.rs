@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use sqlx::{Row, any::AnyRow};
 use time::OffsetDateTime;
 
-use super::{RowExt, Store, StoreError, insert_activity, millis};
+use super::{RowExt, Store, StoreError, Throttle, insert_activities, millis};
 use crate::domain::{Activity, CheckedRecord, DnsRecord, DomainId, RecordKind};
 
 /// `$from, $from+1, …`: `n` numbered placeholders for an `IN (…)` list.
@@ -175,9 +175,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        for activity in activities {
-            insert_activity(&mut tx, activity).await?;
-        }
+        insert_activities(&mut tx, activities).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -201,14 +199,13 @@ impl Store {
         rows.iter().map(|row| row.parsed("id")).collect()
     }
 
-    /// Records a forced check at `now` unless one ran within `interval_ms`; otherwise how many
-    /// milliseconds remain.
+    /// Records a forced check at `now` unless one ran within `interval_ms`.
     pub async fn claim_forced_check(
         &self,
         id: DomainId,
         now: OffsetDateTime,
         interval_ms: i64,
-    ) -> Result<Result<(), i64>, StoreError> {
+    ) -> Result<Throttle, StoreError> {
         let now_ms = millis(now);
         let claimed = sqlx::query(
             "UPDATE email_domains SET forced_check_at = $1 WHERE id = $2 AND forced_check_at <= $3",
@@ -220,7 +217,7 @@ impl Store {
         .await?
         .rows_affected();
         if claimed == 1 {
-            return Ok(Ok(()));
+            return Ok(Throttle::Done);
         }
         let last = sqlx::query("SELECT forced_check_at FROM email_domains WHERE id = $1")
             .bind(id.to_string())
@@ -229,6 +226,8 @@ impl Store {
             .map(|row| row.int("forced_check_at"))
             .transpose()?
             .unwrap_or(now_ms);
-        Ok(Err((last + interval_ms - now_ms).max(1)))
+        Ok(Throttle::TooSoon {
+            wait_ms: (last + interval_ms - now_ms).max(1),
+        })
     }
 }

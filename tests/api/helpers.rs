@@ -9,6 +9,7 @@ use trustmail::{
     domain::Role,
     service::{Credentials, Service},
     startup::Application,
+    store::Store,
 };
 
 /// Where a test's data lives.
@@ -53,6 +54,7 @@ pub async fn backends(test: &str) -> Vec<Db> {
 pub struct TestApp {
     pub url: String,
     pub service: Service,
+    store: Store,
     pub http: reqwest::Client,
     pub admin: Credentials,
     pub admin_token: String,
@@ -82,6 +84,11 @@ pub fn test_config(dir: &std::path::Path, db: &Db) -> Config {
 }
 
 impl TestApp {
+    /// The app's store, for tests that look under the API.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     pub async fn spawn() -> Self {
         Self::spawn_on(Db::Sqlite, |_| {}).await
     }
@@ -114,6 +121,7 @@ impl TestApp {
             .expect("app builds");
         let url = app.public_url().to_owned();
         let service = app.service().clone();
+        let store = app.store().clone();
         let fresh = app.take_bootstrap_credentials();
         let (shutdown, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async {
@@ -131,6 +139,7 @@ impl TestApp {
         Self {
             url,
             service,
+            store,
             http,
             admin,
             admin_token,

@@ -2,16 +2,12 @@
 
 use std::sync::Arc;
 
-use super::{
-    Actor, Service, ServiceError,
-    cache::DomainSnapshot,
-    verification::{CheckScope, region_order},
-};
+use super::{Actor, Service, ServiceError, cache::DomainSnapshot, verification::CheckScope};
 use crate::{
     domain::{
-        Activity, ActivityType, DnsRecord, DomainId, DomainName, EmailDomain, EnvironmentId,
-        RecordKind, ResourceType, apex_spf_record, build_domain_records, mail_from_records, now,
-        ownership_verified,
+        Activity, ActivityType, DnsRecord, DomainId, DomainName, EmailDomain, Environment,
+        EnvironmentId, RecordKind, ResourceType, apex_spf_record, build_domain_records,
+        mail_from_records, now, ownership_verified, region_order,
     },
     store::CreateDomainError,
 };
@@ -20,10 +16,10 @@ impl Service {
     pub async fn create_domain(
         &self,
         actor: &Actor,
-        environment_id: EnvironmentId,
+        environment: &Environment,
         raw_name: &str,
     ) -> Result<EmailDomain, ServiceError> {
-        let environment = self.environment(environment_id).await?;
+        let environment_id = environment.id;
         let settings = self.settings();
         let name = DomainName::parse(raw_name, &settings.public_suffixes).map_err(|e| {
             ServiceError::InvalidValue {
@@ -89,13 +85,13 @@ impl Service {
 
     pub async fn list_domains(
         &self,
-        environment_id: EnvironmentId,
+        environment: &Environment,
     ) -> Result<Vec<EmailDomain>, ServiceError> {
-        self.environment(environment_id).await?;
-        Ok(self.store().list_domains(environment_id).await?)
+        Ok(self.store().list_domains(environment.id).await?)
     }
 
-    /// The domain, if it exists in that environment (another environment's is not found).
+    /// The domain, if it exists in that environment (another environment's is not found). The
+    /// API resolves a path's domain here once; every other use case takes the result.
     pub async fn domain(
         &self,
         environment_id: EnvironmentId,
@@ -122,23 +118,21 @@ impl Service {
     pub async fn delete_domain(
         &self,
         actor: &Actor,
-        environment_id: EnvironmentId,
-        id: DomainId,
+        domain: &EmailDomain,
     ) -> Result<(), ServiceError> {
-        let domain = self.domain(environment_id, id).await?;
         let activity = Activity::new(
-            environment_id,
+            domain.environment_id,
             ActivityType::EmailDomainDeleted,
             actor.client_id,
             ResourceType::EmailDomain,
-            id,
+            domain.id,
             domain.name.as_str(),
         );
         let deleted = self
             .store()
-            .delete_domain(environment_id, id, &activity)
+            .delete_domain(domain.environment_id, domain.id, &activity)
             .await?;
-        self.inner.cache.forget_domain(id);
+        self.inner.cache.forget_domain(domain.id);
         if deleted {
             Ok(())
         } else {
@@ -151,17 +145,15 @@ impl Service {
     pub async fn domain_records(
         &self,
         actor: &Actor,
-        environment_id: EnvironmentId,
-        id: DomainId,
+        domain: &EmailDomain,
         kinds: &[RecordKind],
-    ) -> Result<(Arc<DomainSnapshot>, Vec<DnsRecord>), ServiceError> {
-        let domain = self.domain(environment_id, id).await?;
+    ) -> Result<Vec<DnsRecord>, ServiceError> {
         let mut records = self
-            .check_domain(&domain, CheckScope::StaleOf(kinds), Some(actor))
+            .check_domain(domain, CheckScope::StaleOf(kinds), Some(actor))
             .await?;
         records.retain(|r| kinds.contains(&r.record.kind));
         region_order(&self.settings().regions, &mut records);
-        Ok((domain, records.into_iter().map(|r| r.record).collect()))
+        Ok(records.into_iter().map(|r| r.record).collect())
     }
 
     /// Sets the custom MAIL FROM domain: a subdomain of the trusted domain, allowed once the
@@ -169,13 +161,11 @@ impl Service {
     pub async fn set_mail_from(
         &self,
         actor: &Actor,
-        environment_id: EnvironmentId,
-        id: DomainId,
+        domain: &EmailDomain,
         raw: &str,
-    ) -> Result<(Arc<DomainSnapshot>, Vec<DnsRecord>), ServiceError> {
+    ) -> Result<Vec<DnsRecord>, ServiceError> {
         const TARGET: &str = "mailFrom.domain";
-        let domain = self.domain(environment_id, id).await?;
-        let environment = self.environment(environment_id).await?;
+        let environment = self.environment(domain.environment_id).await?;
         let settings = self.settings();
         let invalid = |message: String| ServiceError::InvalidValue {
             target: TARGET.into(),
@@ -193,7 +183,7 @@ impl Service {
                 domain.name, domain.name
             )));
         }
-        let records = self.fresh_ownership(&domain, actor).await?;
+        let records = self.fresh_ownership(domain, actor).await?;
         if !ownership_verified(records.iter().map(|r| &r.record)) {
             return Err(invalid(format!(
                 "The ownership of {} is not verified yet: publish its ownership TXT records first.",
@@ -208,21 +198,23 @@ impl Service {
         )
         .ok_or_else(|| invalid("No sending region serves this environment.".into()))?;
         let at = now();
-        if !self
+        let set = self
             .store()
             .set_mail_from(
-                id,
+                domain.id,
                 Some(&mail_from),
                 &[mx, spf],
                 at,
                 self.first_check_at(at),
             )
-            .await?
-        {
+            .await?;
+        self.inner.cache.forget_domain(domain.id);
+        if !set {
+            // Deleted meanwhile.
             return Err(ServiceError::NotFound);
         }
-        self.inner.cache.forget_domain(id);
-        self.mail_from(actor, environment_id, id).await
+        let updated = self.domain(domain.environment_id, domain.id).await?;
+        self.mail_from(actor, &updated).await
     }
 
     /// The MAIL FROM domain's records (MX, then SPF), re-checked when stale; not found when
@@ -230,52 +222,31 @@ impl Service {
     pub async fn mail_from(
         &self,
         actor: &Actor,
-        environment_id: EnvironmentId,
-        id: DomainId,
-    ) -> Result<(Arc<DomainSnapshot>, Vec<DnsRecord>), ServiceError> {
-        let (domain, records) = self
-            .domain_records(
-                actor,
-                environment_id,
-                id,
-                &[RecordKind::MailFrom, RecordKind::Spf],
-            )
-            .await?;
+        domain: &EmailDomain,
+    ) -> Result<Vec<DnsRecord>, ServiceError> {
         if domain.mail_from.is_none() {
             return Err(ServiceError::NotFound);
         }
-        Ok((domain, records))
+        self.domain_records(actor, domain, &[RecordKind::MailFrom, RecordKind::Spf])
+            .await
     }
 
     /// Removes the MAIL FROM domain; SPF moves back to the domain itself.
-    pub async fn delete_mail_from(
-        &self,
-        environment_id: EnvironmentId,
-        id: DomainId,
-    ) -> Result<(), ServiceError> {
-        let domain = self.domain(environment_id, id).await?;
+    pub async fn delete_mail_from(&self, domain: &EmailDomain) -> Result<(), ServiceError> {
         if domain.mail_from.is_none() {
             return Err(ServiceError::NotFound);
         }
         let spf = apex_spf_record(&self.settings().records);
         let at = now();
-        self.store()
-            .set_mail_from(id, None, &[spf], at, self.first_check_at(at))
-            .await?;
-        self.inner.cache.forget_domain(id);
-        Ok(())
-    }
-
-    pub async fn list_activities(
-        &self,
-        environment_id: EnvironmentId,
-        limit: u32,
-        offset: u32,
-    ) -> Result<(Vec<Activity>, i64), ServiceError> {
-        self.environment(environment_id).await?;
-        Ok(self
+        let cleared = self
             .store()
-            .list_activities(environment_id, limit, offset)
-            .await?)
+            .set_mail_from(domain.id, None, &[spf], at, self.first_check_at(at))
+            .await?;
+        self.inner.cache.forget_domain(domain.id);
+        if cleared {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound)
+        }
     }
 }

@@ -15,7 +15,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{AppState, body::RawBody, errors::ApiResult};
 use crate::{
     domain::{ClientId, EnvironmentId},
-    service::tokens::TOKEN_LIFETIME_S,
+    service::TOKEN_LIFETIME_S,
 };
 
 pub fn routes() -> OpenApiRouter<AppState> {

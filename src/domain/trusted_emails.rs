@@ -1,10 +1,10 @@
 //! Trusted sender addresses and their verification codes.
 
-use std::{fmt, str::FromStr};
+use std::fmt;
 
 use time::{Duration, OffsetDateTime};
 
-use super::{DomainId, DomainName, EnvironmentId, RecordStatus, random_lower_alnum};
+use super::{DomainId, DomainName, EnvironmentId, TrustedEmailId, random_lower_alnum};
 
 /// How long an emailed code works.
 pub const CODE_LIFETIME: Duration = Duration::DAY;
@@ -15,34 +15,13 @@ pub const RESEND_INTERVAL: Duration = Duration::MINUTE;
 const CODE_LEN: usize = 8;
 const MAX_LOCAL_PART: usize = 64;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TrustedEmailId(uuid::Uuid);
-
-impl TrustedEmailId {
-    pub fn new() -> Self {
-        Self(uuid::Uuid::new_v4())
+wire_enum!(
+    /// Whether an address may send: it waits for its emailed code until it is ACTIVE.
+    TrustedEmailStatus {
+        VerificationRequired => "VERIFICATION_REQUIRED",
+        Active => "ACTIVE",
     }
-}
-
-impl Default for TrustedEmailId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl FromStr for TrustedEmailId {
-    type Err = uuid::Error;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        uuid::fmt::Hyphenated::from_str(s).map(|h| Self(h.into_uuid()))
-    }
-}
-
-impl fmt::Display for TrustedEmailId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0.hyphenated(), f)
-    }
-}
+);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SenderAddressError {
@@ -130,7 +109,7 @@ pub struct TrustedEmail {
     pub environment_id: EnvironmentId,
     pub domain_id: DomainId,
     pub address: SenderAddress,
-    pub status: RecordStatus,
+    pub status: TrustedEmailStatus,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }

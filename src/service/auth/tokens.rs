@@ -1,11 +1,10 @@
-//! Client secrets (Argon2) and access tokens (EdDSA JWTs any replica can verify).
+//! Access tokens: EdDSA JWTs that any replica can verify, signed with a key sealed in the store.
 
 use std::{
     collections::HashMap,
     sync::{Arc, RwLock},
 };
 
-use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use aws_lc_rs::{
     rand::SystemRandom,
     signature::{Ed25519KeyPair, KeyPair},
@@ -243,42 +242,4 @@ fn build_keys(stored: &[StoredSigningKey], master_key: &MasterKey) -> Result<Key
         verifying,
         public,
     })
-}
-
-/// A new client secret: 256 random bits, shown once, stored only as its Argon2 hash.
-pub fn new_client_secret() -> String {
-    crate::domain::random_base64url(32)
-}
-
-/// Client secrets are 256 random bits, not passwords: there is no dictionary to slow down, so a
-/// 4 MiB memory cost (Argon2id's default is 19 MiB) keeps token issuing cheap and the process
-/// small without weakening them.
-fn hasher() -> Argon2<'static> {
-    argon2::Params::new(4 * 1024, 2, 1, None).map_or_else(
-        |_| Argon2::default(),
-        |params| Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params),
-    )
-}
-
-/// Hashes off the async workers: Argon2 is deliberately slow.
-pub async fn hash_secret(secret: String) -> Result<String, TokenError> {
-    tokio::task::spawn_blocking(move || {
-        hasher()
-            .hash_password(secret.as_bytes())
-            .map(|hash| hash.to_string())
-            .map_err(|e| TokenError::Key(e.to_string()))
-    })
-    .await
-    .map_err(|e| TokenError::Key(e.to_string()))?
-}
-
-/// Verifies off the async workers; the parameters come from the stored hash.
-pub async fn verify_secret(hash: String, secret: String) -> bool {
-    tokio::task::spawn_blocking(move || {
-        hasher()
-            .verify_password(secret.as_bytes(), hash.as_str())
-            .is_ok()
-    })
-    .await
-    .unwrap_or(false)
 }

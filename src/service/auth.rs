@@ -1,15 +1,17 @@
-//! Clients, tokens and the first administrator.
+//! Who may call: clients, their secrets (Argon2), access tokens (`tokens`) and the first
+//! administrator.
 
+mod tokens;
+
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use serde::Serialize;
 
-use super::{
-    Actor, Service, ServiceError,
-    environments::new_environment,
-    tokens::{hash_secret, new_client_secret, verify_secret},
-};
+use super::{Service, ServiceError, environments::new_environment};
 use crate::domain::{
     Activity, ActivityType, Client, ClientId, EnvironmentId, Geography, ResourceType, Role, now,
 };
+
+pub use tokens::{Actor, TOKEN_LIFETIME_S, TokenError, TokenService};
 
 /// The name of the environment `init` creates.
 pub const ADMINISTRATORS: &str = "Administrators";
@@ -70,6 +72,15 @@ impl Service {
         }))
     }
 
+    /// Who the CLI acts as: the first organization administrator; `None` before `init`.
+    pub async fn operator(&self) -> Result<Option<Actor>, ServiceError> {
+        Ok(self.store().operator_client().await?.map(|client| Actor {
+            client_id: client.id,
+            environment_id: client.environment_id,
+            role: client.role,
+        }))
+    }
+
     /// A new client in `environment_id`. Organization administrators live in Administrators.
     pub async fn create_client(
         &self,
@@ -127,4 +138,42 @@ impl Service {
 
 pub fn token_url(public_url: &str, environment_id: EnvironmentId) -> String {
     format!("{public_url}/{environment_id}/as/token")
+}
+
+/// A new client secret: 256 random bits, shown once, stored only as its Argon2 hash.
+pub fn new_client_secret() -> String {
+    crate::domain::random_base64url(32)
+}
+
+/// Client secrets are 256 random bits, not passwords: there is no dictionary to slow down, so a
+/// 4 MiB memory cost (Argon2id's default is 19 MiB) keeps token issuing cheap and the process
+/// small without weakening them.
+fn hasher() -> Argon2<'static> {
+    argon2::Params::new(4 * 1024, 2, 1, None).map_or_else(
+        |_| Argon2::default(),
+        |params| Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params),
+    )
+}
+
+/// Hashes off the async workers: Argon2 is deliberately slow.
+pub async fn hash_secret(secret: String) -> Result<String, TokenError> {
+    tokio::task::spawn_blocking(move || {
+        hasher()
+            .hash_password(secret.as_bytes())
+            .map(|hash| hash.to_string())
+            .map_err(|e| TokenError::Key(e.to_string()))
+    })
+    .await
+    .map_err(|e| TokenError::Key(e.to_string()))?
+}
+
+/// Verifies off the async workers; the parameters come from the stored hash.
+pub async fn verify_secret(hash: String, secret: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        hasher()
+            .verify_password(secret.as_bytes(), hash.as_str())
+            .is_ok()
+    })
+    .await
+    .unwrap_or(false)
 }

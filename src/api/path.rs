@@ -1,0 +1,117 @@
+//! Typed paths: one type per nested resource, with the method that resolves it.
+//!
+//! A handler takes `Caller` first (401), then its path type, and calls `load` with the one
+//! permission it needs: 403 when the caller lacks it, 404 when the resource (or a parent) does
+//! not exist. Only then does it read its body (400). That order is PingOne's.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Path};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::{
+    AppState,
+    auth::Caller,
+    errors::{ApiError, ApiResult},
+};
+use crate::{
+    domain::{Environment, Permission, TrustedEmail},
+    service::DomainSnapshot,
+};
+
+/// `/v1/environments/{environmentId}`.
+#[derive(Debug, Deserialize, IntoParams, FromRequestParts)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Path)]
+#[from_request(via(Path), rejection(ApiError))]
+pub struct EnvironmentPath {
+    environment_id: String,
+}
+
+impl EnvironmentPath {
+    pub async fn load(
+        &self,
+        state: &AppState,
+        caller: &Caller,
+        permission: Permission,
+    ) -> ApiResult<Arc<Environment>> {
+        let id = caller.authorize(&self.environment_id, permission)?;
+        Ok(state.service.environment(id).await?)
+    }
+}
+
+/// `…/emailDomains/{emailDomainId}`.
+#[derive(Debug, Deserialize, IntoParams, FromRequestParts)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Path)]
+#[from_request(via(Path), rejection(ApiError))]
+pub struct DomainPath {
+    environment_id: String,
+    email_domain_id: String,
+}
+
+impl DomainPath {
+    pub async fn load(
+        &self,
+        state: &AppState,
+        caller: &Caller,
+        permission: Permission,
+    ) -> ApiResult<Arc<DomainSnapshot>> {
+        load_domain(
+            state,
+            caller,
+            permission,
+            &self.environment_id,
+            &self.email_domain_id,
+        )
+        .await
+    }
+}
+
+/// `…/trustedEmails/{trustedEmailId}`.
+#[derive(Debug, Deserialize, IntoParams, FromRequestParts)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Path)]
+#[from_request(via(Path), rejection(ApiError))]
+pub struct TrustedEmailPath {
+    environment_id: String,
+    email_domain_id: String,
+    trusted_email_id: String,
+}
+
+impl TrustedEmailPath {
+    /// The address, found in its domain.
+    pub async fn load(
+        &self,
+        state: &AppState,
+        caller: &Caller,
+        permission: Permission,
+    ) -> ApiResult<TrustedEmail> {
+        let domain = load_domain(
+            state,
+            caller,
+            permission,
+            &self.environment_id,
+            &self.email_domain_id,
+        )
+        .await?;
+        let id = self
+            .trusted_email_id
+            .parse()
+            .map_err(|_| ApiError::NotFound)?;
+        Ok(state.service.trusted_email(&domain, id).await?)
+    }
+}
+
+async fn load_domain(
+    state: &AppState,
+    caller: &Caller,
+    permission: Permission,
+    environment: &str,
+    domain: &str,
+) -> ApiResult<Arc<DomainSnapshot>> {
+    let environment_id = caller.authorize(environment, permission)?;
+    let id = domain.parse().map_err(|_| ApiError::NotFound)?;
+    Ok(state.service.domain(environment_id, id).await?)
+}

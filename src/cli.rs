@@ -1,0 +1,319 @@
+//! The `trustmail` command line: its commands, what they print, and their exit codes. `main.rs`
+//! parses it and calls `run`.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+
+use crate::{
+    config::{CONFIG_PATH_VAR, Config},
+    domain::{EnvironmentId, Geography, Role},
+    error_chain::ErrorChain,
+    mail::OutboxId,
+    service::{ADMINISTRATORS, Service, ServiceError},
+    startup::{Application, open_service, public_url},
+    store::{OutboxMessage, OutboxStatus},
+};
+
+/// Exit code when a command is refused (e.g. already initialised).
+pub const EXIT_REFUSED: u8 = 1;
+/// Exit code for a configuration error (clap's usage errors use it too).
+pub const EXIT_CONFIG: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "trustmail",
+    version,
+    about = "PingOne-compatible trusted email domains service"
+)]
+pub struct Cli {
+    /// TOML configuration file (every key can also be set by TRUSTMAIL_<SECTION>__<KEY>).
+    #[arg(long, global = true, env = CONFIG_PATH_VAR, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API on `listen`; on an empty database, first do what `init` does.
+    Serve,
+    /// Create the Administrators environment and an ORGANIZATION_ADMIN client, once.
+    Init {
+        /// Print one JSON object: environmentId, clientId, clientSecret, tokenUrl.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage environments.
+    #[command(subcommand)]
+    Environment(EnvironmentCommand),
+    /// Manage clients (worker applications).
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Read the outbox: the mail trustmail sends (with no relay configured, it waits here).
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+}
+
+#[derive(Subcommand)]
+pub enum EnvironmentCommand {
+    /// Create an environment.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Geography: NA, CA, EU or AP.
+        #[arg(long)]
+        region: Geography,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List environments.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ClientCommand {
+    /// Create a client and print its secret (shown only now).
+    Create {
+        /// The environment the client lives in.
+        #[arg(long, value_name = "ID")]
+        environment: EnvironmentId,
+        /// ORGANIZATION_ADMIN, ENVIRONMENT_ADMIN or READ_ONLY.
+        #[arg(long)]
+        role: Role,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum OutboxCommand {
+    /// List messages, newest first: id, status, created time, recipient, subject.
+    List {
+        /// Show at most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one message: its envelope and delivery state, then its full text.
+    Show {
+        /// The message id, as `outbox list` shows it.
+        id: OutboxId,
+    },
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Runs one command; failures are printed with their causes and become the exit code.
+pub async fn run(command: Command, config: Config) -> ExitCode {
+    match execute(command, config).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("trustmail: {}", ErrorChain(e.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn execute(command: Command, config: Config) -> Result<ExitCode, BoxError> {
+    let configured_url = public_url(&config, config.listen);
+    match command {
+        Command::Serve => {
+            let mut app = Application::build(config).await?;
+            if let Some(credentials) = app.take_bootstrap_credentials() {
+                println!("{}", serde_json::to_string(&credentials)?);
+                eprintln!(
+                    "trustmail: created the {ADMINISTRATORS} environment and an ORGANIZATION_ADMIN client; \
+                     the secret above is shown only once"
+                );
+            }
+            app.run_until_stopped().await?;
+        }
+        Command::Init { json } => {
+            let service = open_service(&config, &configured_url).await?;
+            let Some(credentials) = service.bootstrap(&configured_url).await? else {
+                eprintln!("trustmail: already initialised; nothing was created");
+                return Ok(ExitCode::from(EXIT_REFUSED));
+            };
+            if json {
+                println!("{}", serde_json::to_string(&credentials)?);
+            } else {
+                println!("environment:   {}", credentials.environment_id);
+                println!("client id:     {}", credentials.client_id);
+                println!(
+                    "client secret: {}  (shown only now)",
+                    credentials.client_secret
+                );
+                println!("token URL:     {}", credentials.token_url);
+            }
+        }
+        Command::Environment(EnvironmentCommand::Create { name, region, json }) => {
+            let service = open_service(&config, &configured_url).await?;
+            let Some(actor) = service.operator().await? else {
+                return refuse_uninitialised();
+            };
+            let environment = match service.create_environment(&actor, &name, region).await {
+                Ok(environment) => environment,
+                Err(
+                    e @ (ServiceError::InvalidValue { .. } | ServiceError::RequiredValue { .. }),
+                ) => {
+                    eprintln!("trustmail: {e}");
+                    return Ok(ExitCode::from(EXIT_REFUSED));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "id": environment.id, "name": environment.name,
+                        "region": environment.region.as_str(),
+                    })
+                );
+            } else {
+                println!(
+                    "{}  {}  {}",
+                    environment.id, environment.region, environment.name
+                );
+            }
+        }
+        Command::Environment(EnvironmentCommand::List { json }) => {
+            let service = open_service(&config, &configured_url).await?;
+            let Some(actor) = service.operator().await? else {
+                return refuse_uninitialised();
+            };
+            let environments = service.list_environments(&actor).await?;
+            if json {
+                let list: Vec<_> = environments
+                    .iter()
+                    .map(|e| serde_json::json!({"id": e.id, "name": e.name, "region": e.region.as_str()}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(list));
+            } else {
+                for e in environments {
+                    println!("{}  {}  {}", e.id, e.region, e.name);
+                }
+            }
+        }
+        Command::Client(ClientCommand::Create {
+            environment,
+            role,
+            json,
+        }) => {
+            let service = open_service(&config, &configured_url).await?;
+            let client = match service.create_client(environment, role).await {
+                Ok(client) => client,
+                Err(ServiceError::NotFound) => {
+                    eprintln!("trustmail: no environment {environment}");
+                    return Ok(ExitCode::from(EXIT_REFUSED));
+                }
+                Err(e @ ServiceError::InvalidValue { .. }) => {
+                    eprintln!("trustmail: {e}");
+                    return Ok(ExitCode::from(EXIT_REFUSED));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if json {
+                println!("{}", serde_json::to_string(&client)?);
+            } else {
+                println!("client id:     {}", client.client_id);
+                println!("client secret: {}  (shown only now)", client.client_secret);
+            }
+        }
+        Command::Outbox(command) => {
+            let service = open_service(&config, &configured_url).await?;
+            return outbox_command(command, &service).await;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `outbox list` / `outbox show`: reads only, so it works while `serve` runs.
+async fn outbox_command(command: OutboxCommand, service: &Service) -> Result<ExitCode, BoxError> {
+    match command {
+        OutboxCommand::List { limit, json } => {
+            let messages = service.outbox(limit).await?;
+            if json {
+                let list = messages
+                    .iter()
+                    .map(|m| {
+                        Ok(serde_json::json!({
+                            "id": m.id, "status": m.status.as_str(), "route": m.route.to_string(),
+                            "to": m.envelope_to, "subject": m.subject, "attempts": m.attempts,
+                            "createdAt": rfc3339(m.created_at)?,
+                        }))
+                    })
+                    .collect::<Result<Vec<_>, BoxError>>()?;
+                println!("{}", serde_json::Value::Array(list));
+            } else {
+                for m in &messages {
+                    println!(
+                        "{}  {:<7}  {}  {}  {}",
+                        m.id,
+                        m.status,
+                        rfc3339(m.created_at)?,
+                        m.envelope_to,
+                        m.subject
+                    );
+                }
+            }
+        }
+        OutboxCommand::Show { id } => match service.outbox_message(id).await {
+            Ok(message) => print_outbox_message(&message)?,
+            Err(ServiceError::NotFound) => {
+                eprintln!("trustmail: no outbox message {id}");
+                return Ok(ExitCode::from(EXIT_REFUSED));
+            }
+            Err(e) => return Err(e.into()),
+        },
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_outbox_message(m: &OutboxMessage) -> Result<(), BoxError> {
+    let optional_time = |t: Option<OffsetDateTime>| t.map(rfc3339).transpose();
+    let next_attempt = match m.status {
+        OutboxStatus::Pending => Some(m.next_attempt_at),
+        OutboxStatus::Sent | OutboxStatus::Failed => None,
+    };
+    let environment = m.environment_id.map(|id| id.to_string());
+    for (label, value) in [
+        ("id", Some(m.id.to_string())),
+        ("environment", environment),
+        ("route", Some(m.route.to_string())),
+        ("envelope from", Some(m.envelope_from.clone())),
+        ("envelope to", Some(m.envelope_to.clone())),
+        ("status", Some(m.status.to_string())),
+        ("attempts", Some(m.attempts.to_string())),
+        ("next attempt", optional_time(next_attempt)?),
+        ("last error", m.last_error.clone()),
+        ("created", Some(rfc3339(m.created_at)?)),
+        ("sent", optional_time(m.sent_at)?),
+    ] {
+        println!(
+            "{:<14} {}",
+            format!("{label}:"),
+            value.as_deref().unwrap_or("-")
+        );
+    }
+    println!();
+    // The stored text has CRLF line ends, as sent; print it as lines for the terminal.
+    for line in m.message.lines() {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+fn rfc3339(t: OffsetDateTime) -> Result<String, BoxError> {
+    Ok(t.format(&Rfc3339)?)
+}
+
+fn refuse_uninitialised() -> Result<ExitCode, BoxError> {
+    eprintln!("trustmail: not initialised; run `trustmail init` first");
+    Ok(ExitCode::from(EXIT_REFUSED))
+}
