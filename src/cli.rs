@@ -109,9 +109,17 @@ pub enum OutboxCommand {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Runs one command; failures are printed with their causes and become the exit code.
-pub async fn run(command: Command, config: Config) -> ExitCode {
-    match execute(command, config).await {
+/// Runs one command on a runtime of its own; failures are printed with their causes and
+/// become the exit code. The configuration is loaded (and checked) before any runtime exists.
+pub fn run(command: Command, config: Config) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("trustmail: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(execute(command, config)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("trustmail: {}", ErrorChain(e.as_ref()));

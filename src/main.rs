@@ -8,8 +8,7 @@ use trustmail::{
     config::Config,
 };
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -21,7 +20,7 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match Config::load(cli.config.as_deref()) {
-        Ok(config) => cli::run(cli.command, config).await,
+        Ok(config) => cli::run(cli.command, config),
         Err(e) => {
             eprintln!("trustmail: {e}");
             ExitCode::from(cli::EXIT_CONFIG)

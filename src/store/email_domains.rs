@@ -161,20 +161,10 @@ impl Store {
         id: DomainId,
         activity: &Activity,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let deleted =
-            sqlx::query("DELETE FROM email_domains WHERE id = $1 AND environment_id = $2")
-                .bind(id.to_string())
-                .bind(environment_id.to_string())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        if deleted == 0 {
-            return Ok(false);
-        }
-        insert_activity(&mut tx, activity).await?;
-        tx.commit().await?;
-        Ok(true)
+        let delete = sqlx::query("DELETE FROM email_domains WHERE id = $1 AND environment_id = $2")
+            .bind(id.to_string())
+            .bind(environment_id.to_string());
+        self.delete_recorded(delete, activity).await
     }
 }
 

@@ -138,6 +138,25 @@ fn sqlite_url(url: &str) -> String {
 }
 
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
+type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+impl Store {
+    /// Runs `delete` (of one row) and, when it removed the row, records `activity` in the same
+    /// transaction. False when nothing matched.
+    async fn delete_recorded(
+        &self,
+        delete: Query<'_>,
+        activity: &Activity,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if delete.execute(&mut *tx).await?.rows_affected() == 0 {
+            return Ok(false);
+        }
+        insert_activity(&mut tx, activity).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
 
 async fn insert_activity(tx: &mut Tx<'_>, activity: &Activity) -> Result<(), StoreError> {
     sqlx::query(

@@ -5,7 +5,7 @@ use sqlx::{Row, any::AnyRow};
 use time::OffsetDateTime;
 
 use super::{
-    RowExt, Store, StoreError, Throttle, insert_activities, insert_activity, millis,
+    RowExt, Store, StoreError, Throttle, Tx, insert_activities, insert_activity, millis,
     outbox::insert_outbox,
 };
 use crate::{
@@ -102,13 +102,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if let Some(delivery) = &delivery {
-            insert_outbox(
-                &mut tx,
-                delivery.mail,
-                &self.seal_mail(&delivery.mail.message)?,
-                delivery.code.sent_at,
-            )
-            .await?;
+            self.queue_code_mail(&mut tx, delivery).await?;
         }
         insert_activities(&mut tx, activities).await?;
         tx.commit().await?;
@@ -155,19 +149,10 @@ impl Store {
         id: TrustedEmailId,
         activity: &Activity,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let deleted = sqlx::query("DELETE FROM trusted_emails WHERE id = $1 AND domain_id = $2")
+        let delete = sqlx::query("DELETE FROM trusted_emails WHERE id = $1 AND domain_id = $2")
             .bind(id.to_string())
-            .bind(domain_id.to_string())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if deleted == 0 {
-            return Ok(false);
-        }
-        insert_activity(&mut tx, activity).await?;
-        tx.commit().await?;
-        Ok(true)
+            .bind(domain_id.to_string());
+        self.delete_recorded(delete, activity).await
     }
 
     /// Replaces the code (and resets its tries) unless one was sent less than `interval_ms`
@@ -205,13 +190,7 @@ impl Store {
                 wait_ms: (last + interval_ms - now).max(1),
             });
         }
-        insert_outbox(
-            &mut tx,
-            delivery.mail,
-            &self.seal_mail(&delivery.mail.message)?,
-            delivery.code.sent_at,
-        )
-        .await?;
+        self.queue_code_mail(&mut tx, &delivery).await?;
         insert_activity(&mut tx, activity).await?;
         tx.commit().await?;
         Ok(Throttle::Done)
@@ -257,6 +236,18 @@ impl Store {
         }
         tx.commit().await?;
         Ok(activated == 1)
+    }
+}
+
+impl Store {
+    /// Queues a code's mail, sealed, in the transaction that stores the code.
+    async fn queue_code_mail(
+        &self,
+        tx: &mut Tx<'_>,
+        delivery: &CodeDelivery<'_>,
+    ) -> Result<(), StoreError> {
+        let sealed = self.seal_mail(&delivery.mail.message)?;
+        insert_outbox(tx, delivery.mail, &sealed, delivery.code.sent_at).await
     }
 }
 

@@ -1,9 +1,14 @@
-//! The `trustmail` command itself.
+//! The `trustmail` command itself, run as a process: exit codes, stdout and stderr.
 
 use std::process::{Command, Output};
 
 use serde_json::Value;
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+use trustmail::{domain::EnvironmentId, mail::OutboxId, store::Store};
 
+use crate::outbox::code_mail;
+
+/// A data directory and the `trustmail` binary pointed at it through the environment only.
 struct Cli {
     dir: tempfile::TempDir,
 }
@@ -15,32 +20,46 @@ impl Cli {
         }
     }
 
+    fn database_url(&self) -> String {
+        format!("sqlite://{}", self.dir.path().join("t.db").display())
+    }
+
     fn run(&self, args: &[&str]) -> Output {
+        self.run_with(args, &[])
+    }
+
+    /// `args`, with `env` added to the environment (which holds nothing else of the caller's
+    /// but PATH).
+    fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_trustmail"))
             .args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env(
-                "TRUSTMAIL_DATABASE_URL",
-                format!("sqlite://{}", self.dir.path().join("t.db").display()),
-            )
+            .env("TRUSTMAIL_DATABASE_URL", self.database_url())
             .env(
                 "TRUSTMAIL_SECRETS__MASTER_KEY_FILE",
                 self.dir.path().join("k"),
             )
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .output()
             .unwrap()
     }
 
-    fn json(&self, args: &[&str]) -> Value {
+    /// Stdout of a command that must succeed.
+    fn stdout(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(
             out.status.success(),
             "{args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let stdout = String::from_utf8(out.stdout).unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// The one JSON line a `--json` command prints.
+    fn json(&self, args: &[&str]) -> Value {
+        let stdout = self.stdout(args);
         assert_eq!(stdout.trim().lines().count(), 1, "one JSON line: {stdout}");
         serde_json::from_str(stdout.trim()).unwrap()
     }
@@ -135,21 +154,10 @@ fn config_is_global_and_bad_config_exits_2_naming_the_key() {
 #[test]
 fn a_configured_relay_is_checked_before_the_runtime_starts() {
     let cli = Cli::new();
-    let out = Command::new(env!("CARGO_BIN_EXE_trustmail"))
-        .args(["init", "--json"])
-        .env_clear()
-        .env(
-            "TRUSTMAIL_DATABASE_URL",
-            format!("sqlite://{}", cli.dir.path().join("t.db").display()),
-        )
-        .env(
-            "TRUSTMAIL_SECRETS__MASTER_KEY_FILE",
-            cli.dir.path().join("k"),
-        )
-        .env("TRUSTMAIL_MAIL__SMTP_URL", "smtp://127.0.0.1:2525")
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
+    let out = cli.run_with(
+        &["init", "--json"],
+        &[("TRUSTMAIL_MAIL__SMTP_URL", "smtp://127.0.0.1:2525")],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -171,5 +179,78 @@ fn every_command_has_help() {
         let out = cli.run(&args);
         assert!(out.status.success(), "{args:?}");
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"));
+    }
+}
+
+#[test]
+fn an_unusable_relay_url_stops_startup_without_showing_it() {
+    let out = Cli::new().run_with(
+        &["serve"],
+        &[
+            ("TRUSTMAIL_LISTEN", "127.0.0.1:0"),
+            ("TRUSTMAIL_MAIL__SMTP_URL", "ftp://user:hunter2@relay.test"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "a configuration error");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("mail.smtp_url"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
+#[tokio::test]
+async fn an_operator_reads_the_outbox_from_the_command_line() {
+    let cli = Cli::new();
+    let init = cli.json(&["init", "--json"]);
+    let environment: EnvironmentId = init["environmentId"].as_str().unwrap().parse().unwrap();
+    let store = Store::connect(&cli.database_url()).await.unwrap();
+    let older = code_mail(Some(environment), "first@shop.test", "aaaa1111");
+    let mail = code_mail(Some(environment), "Ann@shop.test", "k3x9a0bz");
+    store.enqueue_mail(&older).await.unwrap();
+    store.enqueue_mail(&mail).await.unwrap();
+    store.close().await;
+
+    let list = cli.json(&["outbox", "list", "--json"]);
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["id"], mail.id.to_string());
+    assert_eq!(list[1]["id"], older.id.to_string());
+    assert_eq!(list[0]["status"], "PENDING");
+    assert_eq!(list[0]["to"], "Ann@shop.test");
+    assert_eq!(list[0]["subject"], "Your trustmail verification code");
+    assert_eq!(list[0]["route"], "system");
+    assert_eq!(list[0]["attempts"], 0);
+    let created = list[0]["createdAt"].as_str().unwrap();
+    OffsetDateTime::parse(created, &Rfc3339).unwrap();
+
+    let limited = cli.stdout(&["outbox", "list", "--limit", "1"]);
+    assert_eq!(limited.lines().count(), 1);
+    assert!(limited.contains(&mail.id.to_string()) && limited.contains("PENDING"));
+
+    let id = mail.id.to_string();
+    let shown = cli.stdout(&["outbox", "show", &id]);
+    for expected in [
+        format!("id:            {id}"),
+        format!("environment:   {environment}"),
+        "envelope from: no-reply@trustmail.example".to_owned(),
+        "envelope to:   Ann@shop.test".to_owned(),
+        "status:        PENDING".to_owned(),
+        "attempts:      0".to_owned(),
+        "last error:    -".to_owned(),
+        "Subject: Your trustmail verification code".to_owned(),
+        "Verification code: k3x9a0bz".to_owned(),
+    ] {
+        assert!(
+            shown.lines().any(|l| l == expected),
+            "{expected:?} in\n{shown}"
+        );
+    }
+
+    let unknown = cli.run(&["outbox", "show", &OutboxId::new().to_string()]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no outbox message"));
+    let malformed = cli.run(&["outbox", "show", "nope"]);
+    assert_eq!(malformed.status.code(), Some(2), "clap usage error");
+    for args in [["outbox", "list", "--help"], ["outbox", "show", "--help"]] {
+        assert!(cli.stdout(&args).contains("Usage"));
     }
 }

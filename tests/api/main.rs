@@ -12,7 +12,6 @@ mod errors;
 mod helpers;
 mod openapi;
 mod outbox;
-mod outbox_cli;
 mod restart;
 mod smtp_sink;
 mod store;
