@@ -1,5 +1,5 @@
 //! Configuration: built-in defaults, then a TOML file, then `TRUSTMAIL_*` environment variables.
-//! The keys are a public interface (DESIGN.md § Configuration).
+//! The keys are a public interface (README § Configuration): renaming one breaks deployments.
 
 use std::{net::SocketAddr, path::PathBuf};
 

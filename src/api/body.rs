@@ -1,5 +1,5 @@
 //! Request bodies, read without judging them, so that authorization and existence checks
-//! answer first (DESIGN.md: 401 → 403 → 404 → 400).
+//! answer first (401 → 403 → 404 → 400; see `api/path.rs`).
 
 use axum::{
     body::Bytes,

@@ -1,4 +1,6 @@
-//! `/v1/environments/{environmentId}/emailDomains`: contract §1.1–1.7.
+//! `/v1/environments/{environmentId}/emailDomains`: PingOne's trusted email domain operations
+//! (`contract/pingone-email-domains.openapi.yml`: create, read all, read one, delete, and the
+//! ownership, DKIM and SPF status reads).
 
 use axum::{
     Json,

@@ -1,4 +1,5 @@
-//! The one mapping from failures to PingOne's P1Error bodies (DESIGN.md § Errors).
+//! The one mapping from failures to PingOne's P1Error bodies (README § API lists the codes and
+//! the order in which checks answer).
 
 use std::collections::BTreeMap;
 

@@ -1,4 +1,4 @@
-//! `…/emailDomains/{emailDomainId}/mailFromDomain`: contract §1.8 (PUT, GET) and DELETE (an
+//! `…/emailDomains/{emailDomainId}/mailFromDomain`: PingOne's PUT and GET, and DELETE (an
 //! addition).
 
 use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};

@@ -1,4 +1,6 @@
-//! `…/emailDomains/{emailDomainId}/trustedEmails`: contract §1.9–1.12.
+//! `…/emailDomains/{emailDomainId}/trustedEmails`: PingOne's trusted email address operations
+//! (`contract/pingone-email-domains.openapi.yml`: createTrustedEmailAddress, readAll…, readOne…,
+//! deleteTrustedEmailAddress, resendVerificationCodeToEmail) and activation with a code.
 
 use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use serde::Serialize;

@@ -1,4 +1,4 @@
-//! Random values handed to customers: DNS tokens and, later, verification codes.
+//! Random values: DNS tokens, environment tokens, client secrets and verification codes.
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};

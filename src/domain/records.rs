@@ -1,4 +1,5 @@
-//! The DNS records a trusted domain must publish, per DESIGN.md § Sending regions and records.
+//! The DNS records a trusted domain must publish: ownership TXT per sending region, the
+//! environment TXT, three DKIM CNAMEs per region, SPF, and the MAIL FROM MX.
 
 use super::{DomainName, Geography, random_base64url, random_lower_alnum};
 

@@ -6,7 +6,7 @@ use time::{Duration, OffsetDateTime};
 use super::{RecordKind, RecordStatus, SendingRegion};
 
 wire_enum!(
-    /// Why a record has the status it has (stable codes, DESIGN.md § Statuses and checks).
+    /// Why a record has the status it has (stable codes, README § DNS verification).
     ReasonCode {
         NotChecked => "NOT_CHECKED",
         Ok => "OK",
@@ -181,8 +181,8 @@ pub fn next_state(
     }
 }
 
-/// When to look again (DESIGN.md: every `initial` for 15 minutes, then every 15 minutes to an
-/// hour, hourly to 72 hours, daily after; ACTIVE records daily; DNS errors soon).
+/// When to look again (README § DNS verification): every `initial` for 15 minutes, then every
+/// 15 minutes to an hour, hourly to 72 hours, daily after; ACTIVE records daily; DNS errors soon.
 pub fn next_check_delay(state: &CheckState, age: Duration, initial: Duration) -> Duration {
     if state.reason == ReasonCode::DnsError || state.reason == ReasonCode::MissingAfterActive {
         return initial;

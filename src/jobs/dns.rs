@@ -1,4 +1,4 @@
-//! The scheduled DNS re-checks (DESIGN.md § Statuses and checks). Every replica runs this loop;
+//! The scheduled DNS re-checks (README § DNS verification has the schedule). Every replica runs this loop;
 //! the per-domain check lease keeps two from checking one domain at once.
 
 use std::time::Duration;

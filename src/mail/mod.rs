@@ -18,7 +18,7 @@ use crate::domain::EnvironmentId;
 
 pub use relay::{DeliveryError, Relay, RelayConfigError, Relays};
 
-/// The subject of the verification-code mail (DESIGN.md § Trusted senders and mail).
+/// The subject of the verification-code mail (README § Trusted senders and outbound mail).
 pub const VERIFICATION_SUBJECT: &str = "Your trustmail verification code";
 
 crate::domain::id_type!(

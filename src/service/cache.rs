@@ -1,4 +1,4 @@
-//! Hot reads served from memory (DESIGN.md § Hot paths).
+//! Hot reads served from memory (docs/ARCHITECTURE.md § Hot reads).
 //!
 //! Writes through this process invalidate at once; other replicas see a change within
 //! `STALENESS`, the bound after which an entry is read again from the store.

@@ -1,5 +1,7 @@
-//! Use cases. Handlers parse input, call one of these, and map the result; permissions are
-//! checked by the caller (`api::auth`), existence and rules here.
+//! Use cases. The API checks permissions (`api::auth`) and resolves a path's resource through
+//! `environment`, `domain` or `trusted_email`; the use cases take what it resolved, apply the
+//! rules, and write through the store. Requests reach the store only through here (the outbox
+//! delivery job, `jobs::outbox`, is the store's one other user).
 
 mod activities;
 mod auth;
