@@ -7,7 +7,7 @@ use trustmail::{
     service::Actor,
 };
 
-use crate::helpers::{TestApp, UNKNOWN_ID, assert_p1_error};
+use crate::support::{TestApp, UNKNOWN_ID, assert_p1_error};
 
 /// Every endpoint of one environment: (method, path, body).
 fn endpoints(env: &str, domain: &str) -> Vec<(Method, String, Option<serde_json::Value>)> {

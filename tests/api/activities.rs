@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use trustmail::domain::Role;
 
-use crate::helpers::TestApp;
+use crate::support::TestApp;
 
 #[tokio::test]
 async fn creates_and_deletes_are_recorded_newest_first() {

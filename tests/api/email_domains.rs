@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{Db, TestApp, UNKNOWN_ID};
+use crate::support::{Db, TestApp, UNKNOWN_ID};
 
 fn is_uuid(v: &Value) -> bool {
     v.as_str()

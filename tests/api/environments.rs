@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use trustmail::domain::Role;
 
-use crate::helpers::TestApp;
+use crate::support::TestApp;
 
 #[tokio::test]
 async fn create_read_list_and_delete() {
@@ -113,7 +113,7 @@ async fn the_administrators_environment_cannot_delete_itself() {
     let r = app
         .delete(&format!("/v1/environments/{admin_env}"), &app.admin_token)
         .await;
-    crate::helpers::assert_p1_error(r, StatusCode::BAD_REQUEST, "INVALID_REQUEST", None).await;
+    crate::support::assert_p1_error(r, StatusCode::BAD_REQUEST, "INVALID_REQUEST", None).await;
     assert_eq!(
         app.get(&format!("/v1/environments/{admin_env}"), &app.admin_token)
             .await

@@ -4,7 +4,7 @@ use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
 use trustmail::domain::Role;
 
-use crate::helpers::{TestApp, UNKNOWN_ID, assert_p1_error};
+use crate::support::{TestApp, UNKNOWN_ID, assert_p1_error};
 
 #[tokio::test]
 async fn unknown_routes_are_404_not_found_before_auth() {
@@ -136,7 +136,7 @@ async fn environments_answer_each_status_with_its_code() {
 
 #[tokio::test]
 async fn email_domains_answer_each_status_with_its_code() {
-    let app = TestApp::spawn_on(crate::helpers::Db::Sqlite, |c| {
+    let app = TestApp::spawn_on(crate::support::Db::Sqlite, |c| {
         c.limits.domains_per_environment = 1;
     })
     .await;

@@ -10,10 +10,7 @@ use trustmail::{
     store::{MAX_DELIVERY_ATTEMPTS, OutboxMessage, OutboxStatus, Store, retry_delay},
 };
 
-use crate::{
-    helpers::{TestApp, backends},
-    smtp_sink::SmtpSink,
-};
+use crate::support::{SmtpSink, TestApp, backends};
 
 const SENDER: &str = "no-reply@trustmail.example";
 const LEASE: Duration = Duration::from_secs(300);

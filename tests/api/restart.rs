@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{TestApp, backends};
+use crate::support::{TestApp, backends};
 
 #[tokio::test]
 async fn domains_survive_a_restart() {

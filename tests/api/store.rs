@@ -8,7 +8,7 @@ use trustmail::{
     store::CreateDomainError,
 };
 
-use crate::helpers::{TestApp, backends};
+use crate::support::{TestApp, backends};
 
 #[tokio::test]
 async fn domains_records_and_cascades_round_trip() {

@@ -6,11 +6,7 @@ use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
 use trustmail::domain::Role;
 
-use crate::{
-    dns_server::TestDns,
-    helpers::{TestApp, UNKNOWN_ID, assert_p1_error},
-    smtp_sink::SmtpSink,
-};
+use crate::support::{SmtpSink, TestApp, TestDns, UNKNOWN_ID, assert_p1_error};
 
 const ACTIVATE: &str = "application/vnd.pingidentity.trustedEmail.activate+json";
 const SEND_CODE: &str = "application/vnd.pingidentity.trustedEmail.sendVerificationCode+json";

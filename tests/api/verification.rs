@@ -6,10 +6,7 @@ use hickory_proto::rr::RecordType;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::{
-    dns_server::TestDns,
-    helpers::{TestApp, assert_p1_error},
-};
+use crate::support::{TestApp, TestDns, assert_p1_error};
 
 const DOMAIN: &str = "a.shopco.test";
 

@@ -87,10 +87,7 @@ impl TestApp {
     }
 
     /// An app whose DNS is `dns`, re-checking on every status read.
-    pub async fn with_dns(
-        dns: &crate::dns_server::TestDns,
-        tweak: impl FnOnce(&mut Config),
-    ) -> Self {
+    pub async fn with_dns(dns: &super::dns::TestDns, tweak: impl FnOnce(&mut Config)) -> Self {
         let resolver = dns.resolver();
         Self::spawn_on(Db::Sqlite, move |c| {
             c.dns.resolvers = vec![resolver];
