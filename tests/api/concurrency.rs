@@ -33,7 +33,6 @@ async fn fifty_simultaneous_creates_of_one_name_give_one_201() {
                 .all(|s| *s == StatusCode::CREATED || *s == StatusCode::BAD_REQUEST)
         );
         let domains = app
-            .service
             .store()
             .list_domains(env.parse().unwrap())
             .await
@@ -67,7 +66,6 @@ async fn sixty_simultaneous_creates_leave_at_most_fifty() {
         }
         assert_eq!(created, 50, "{db:?}");
         let domains = app
-            .service
             .store()
             .list_domains(env.parse().unwrap())
             .await

@@ -88,7 +88,7 @@ async fn deleting_an_environment_removes_everything_in_it() {
         .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     // Nothing is left in the store either.
-    let store = app.service.store();
+    let store = app.store();
     assert!(
         store
             .list_domains(env.parse().unwrap())

@@ -53,7 +53,7 @@ where
 async fn queued_mail_is_listed_and_shown_and_waits_without_a_relay() {
     for db in backends("queued_mail_is_listed_and_shown_and_waits_without_a_relay").await {
         let app = TestApp::spawn_on(db.clone(), |_| {}).await;
-        let store = app.service.store();
+        let store = app.store();
         let first = code_mail(None, "first@shop.test", "aaaa1111");
         let mail = code_mail(Some(app.admin.environment_id), "Ann@shop.test", "k3x9a0bz");
         store.enqueue_mail(&first).await.unwrap();
@@ -106,7 +106,7 @@ async fn deleting_an_environment_deletes_its_mail() {
             .create_environment(&actor, "Shop", Geography::Eu)
             .await
             .unwrap();
-        let store = app.service.store();
+        let store = app.store();
         let theirs = code_mail(Some(env.id), "a@shop.test", "aaaa1111");
         let system = code_mail(None, "b@shop.test", "bbbb2222");
         store.enqueue_mail(&theirs).await.unwrap();
@@ -129,7 +129,7 @@ async fn deleting_an_environment_deletes_its_mail() {
 async fn concurrent_deliverers_never_claim_the_same_message() {
     for db in backends("concurrent_deliverers_never_claim_the_same_message").await {
         let app = TestApp::spawn_on(db.clone(), |_| {}).await;
-        let store = app.service.store().clone();
+        let store = app.store().clone();
         let mut queued = HashSet::new();
         for i in 0..40 {
             let mail = code_mail(None, &format!("r{i}@shop.test"), "aaaa1111");
@@ -179,7 +179,7 @@ async fn concurrent_deliverers_never_claim_the_same_message() {
 async fn leases_expire_and_only_their_owner_records_the_outcome() {
     for db in backends("leases_expire_and_only_their_owner_records_the_outcome").await {
         let app = TestApp::spawn_on(db.clone(), |_| {}).await;
-        let store = app.service.store();
+        let store = app.store();
         let mail = code_mail(None, "a@shop.test", "aaaa1111");
         store.enqueue_mail(&mail).await.unwrap();
         let t0 = now() + Duration::from_millis(10);
@@ -218,7 +218,7 @@ async fn leases_expire_and_only_their_owner_records_the_outcome() {
 async fn failed_attempts_back_off_then_give_up() {
     for db in backends("failed_attempts_back_off_then_give_up").await {
         let app = TestApp::spawn_on(db.clone(), |_| {}).await;
-        let store = app.service.store();
+        let store = app.store();
         let mail = code_mail(None, "a@shop.test", "aaaa1111");
         store.enqueue_mail(&mail).await.unwrap();
         let route = MailRoute::System;
@@ -273,7 +273,7 @@ async fn mail_is_delivered_through_the_relay() {
         let mut sink = SmtpSink::start().await;
         let url = sink.url();
         let mut app = TestApp::spawn_on(db.clone(), |c| c.mail.smtp_url = url.into()).await;
-        let store = app.service.store().clone();
+        let store = app.store().clone();
         let mail = code_mail(Some(app.admin.environment_id), "Ann@shop.test", "k3x9a0bz");
         store.enqueue_mail(&mail).await.unwrap();
 
@@ -323,7 +323,7 @@ async fn a_relay_that_refuses_leaves_the_message_pending_with_its_error() {
         };
         let url = format!("smtp://relay-user:hunter2@127.0.0.1:{port}");
         let app = TestApp::spawn_on(db.clone(), |c| c.mail.smtp_url = url.into()).await;
-        let store = app.service.store();
+        let store = app.store();
         let mail = code_mail(None, "a@shop.test", "aaaa1111");
         store.enqueue_mail(&mail).await.unwrap();
         let row = eventually("a failed attempt", || async {

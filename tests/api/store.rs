@@ -15,7 +15,7 @@ async fn domains_records_and_cascades_round_trip() {
     for db in backends("domains_records_and_cascades_round_trip").await {
         let app = TestApp::spawn_on(db.clone(), |_| {}).await;
         let service = &app.service;
-        let store = service.store();
+        let store = app.store();
         let admin = app.admin.client_id;
         let actor = trustmail::service::Actor {
             client_id: admin,
@@ -148,7 +148,7 @@ async fn one_process_at_a_time_holds_a_domains_check_lease() {
         let app = TestApp::spawn_on(db.clone(), |_| {}).await;
         let env = app.environment("Lease").await;
         let domain: DomainId = app.domain(&env, "l.shopco.test").await.parse().unwrap();
-        let store = app.service.store();
+        let store = app.store();
         let t0 = now();
         let until = t0 + time::Duration::minutes(1);
         let lease = |owner: &'static str, at, until| async move {

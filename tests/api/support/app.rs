@@ -188,6 +188,12 @@ impl TestApp {
         self.request(Method::DELETE, path, Some(token), None).await
     }
 
+    /// The app's store, for tests that arrange or inspect data below the API. The one place a
+    /// test reaches the store.
+    pub fn store(&self) -> &trustmail::store::Store {
+        self.service.store()
+    }
+
     /// A new environment, created by the organization administrator.
     pub async fn environment(&self, name: &str) -> String {
         let response = self
