@@ -266,13 +266,9 @@ pub async fn fetch_token(http: &reqwest::Client, url: &str, credentials: &Creden
         .to_owned()
 }
 
-/// Asserts a P1Error: status, top-level code, and (when given) the first detail's code and target.
-pub async fn assert_p1_error(
-    response: Response,
-    status: StatusCode,
-    code: &str,
-    detail: Option<(&str, &str)>,
-) -> Value {
+/// The body of a P1Error response, after checking its status, that it is JSON, and that it
+/// carries a correlation id.
+pub async fn p1_error(response: Response, status: StatusCode) -> Value {
     assert_eq!(response.status(), status, "status");
     let content_type = response
         .headers()
@@ -286,7 +282,17 @@ pub async fn assert_p1_error(
         "{content_type}"
     );
     assert!(response.headers().contains_key("correlation-id"));
-    let body: Value = response.json().await.unwrap();
+    response.json().await.unwrap()
+}
+
+/// Asserts a P1Error: status, top-level code, and (when given) the first detail's code and target.
+pub async fn assert_p1_error(
+    response: Response,
+    status: StatusCode,
+    code: &str,
+    detail: Option<(&str, &str)>,
+) -> Value {
+    let body = p1_error(response, status).await;
     assert_eq!(body["code"], code, "{body}");
     assert!(uuid::Uuid::parse_str(body["id"].as_str().unwrap()).is_ok());
     assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));

@@ -6,6 +6,17 @@ pub mod dns;
 pub mod redact;
 pub mod smtp;
 
-pub use app::{Db, TestApp, UNKNOWN_ID, assert_p1_error, backends};
+pub use app::{Db, TestApp, UNKNOWN_ID, assert_p1_error, backends, p1_error};
 pub use dns::TestDns;
 pub use smtp::SmtpSink;
+
+/// Snapshots a P1Error response (its id checked and redacted) after checking its status, that
+/// it is JSON, and that it carries a correlation id. A macro so that the snapshot takes the
+/// test's name.
+macro_rules! assert_error_snapshot {
+    ($response:expr, $status:expr) => {
+        let body = $crate::support::p1_error($response, $status).await;
+        insta::assert_json_snapshot!(body, { ".id" => $crate::support::redact::id() });
+    };
+}
+pub(crate) use assert_error_snapshot;
