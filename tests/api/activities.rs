@@ -7,14 +7,8 @@ use trustmail::domain::Role;
 use crate::support::{TestApp, redact};
 
 async fn activities(app: &TestApp, env: &str) -> Value {
-    let r = app
-        .get(
-            &format!("/v1/environments/{env}/activities"),
-            &app.admin_token,
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::OK);
-    r.json().await.unwrap()
+    app.get_json(&format!("/v1/environments/{env}/activities"))
+        .await
 }
 
 #[tokio::test]

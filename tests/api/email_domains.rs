@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{Db, TestApp, UNKNOWN_ID, redact};
+use crate::support::{Db, TestApp, UNKNOWN_ID, assert_created_snapshot, redact};
 
 /// An environment with "Auth.ShopCo.Test." created in it: (environment, the 201's body).
 async fn created_domain(app: &TestApp) -> (String, Value) {
@@ -29,14 +29,8 @@ fn domain_path(env: &str, domain: &Value) -> String {
 }
 
 async fn list(app: &TestApp, env: &str) -> Value {
-    let r = app
-        .get(
-            &format!("/v1/environments/{env}/emailDomains"),
-            &app.admin_token,
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::OK);
-    r.json().await.unwrap()
+    app.get_json(&format!("/v1/environments/{env}/emailDomains"))
+        .await
 }
 
 #[tokio::test]
@@ -47,12 +41,7 @@ async fn creating_a_domain_answers_201_with_the_normalised_name_and_its_links() 
         .names()
         .with(&env, "[env]")
         .with(created["id"].as_str().unwrap(), "[id]");
-    insta::assert_json_snapshot!(created, {
-        ".id" => redact::id(),
-        ".createdAt" => redact::time(),
-        ".updatedAt" => redact::time(),
-        ".**" => names.redaction(),
-    });
+    assert_created_snapshot!(created, names);
 }
 
 #[tokio::test]
@@ -231,12 +220,6 @@ async fn records_app(app: TestApp) -> (TestApp, String, String) {
     (app, env, base)
 }
 
-async fn get_ok(app: &TestApp, path: &str) -> Value {
-    let r = app.get(path, &app.admin_token).await;
-    assert_eq!(r.status(), StatusCode::OK, "{path}");
-    r.json().await.unwrap()
-}
-
 /// The Terraform provider's value check: letters, digits and `-~_/+=`.
 fn base64ish(value: &str) -> bool {
     value
@@ -253,7 +236,7 @@ fn record_names(app: &TestApp, env: &str, base: &str) -> redact::Names {
 #[tokio::test]
 async fn ownership_is_a_txt_per_region_and_one_for_the_environment() {
     let (app, env, base) = records_app(TestApp::spawn().await).await;
-    let own = get_ok(&app, &format!("{base}/ownership")).await;
+    let own = app.get_json(&format!("{base}/ownership")).await;
     let ownership = own["regions"][0]["value"].as_str().unwrap();
     let environment = own["environmentDnsRecord"]["value"].as_str().unwrap();
     // What the Terraform provider checks of the generated tokens.
@@ -270,7 +253,7 @@ async fn ownership_is_a_txt_per_region_and_one_for_the_environment() {
 #[tokio::test]
 async fn dkim_is_three_cnames_per_region_each_to_its_own_selector() {
     let (app, env, base) = records_app(TestApp::spawn().await).await;
-    let dkim = get_ok(&app, &format!("{base}/dkim")).await;
+    let dkim = app.get_json(&format!("{base}/dkim")).await;
     let mut names = record_names(&app, &env, &base);
     for (i, token) in dkim["regions"][0]["tokens"]
         .as_array()
@@ -299,7 +282,7 @@ async fn dkim_is_three_cnames_per_region_each_to_its_own_selector() {
 #[tokio::test]
 async fn spf_is_a_txt_at_the_apex_including_the_service() {
     let (app, env, base) = records_app(TestApp::spawn().await).await;
-    let spf = get_ok(&app, &format!("{base}/spf")).await;
+    let spf = app.get_json(&format!("{base}/spf")).await;
     let names = record_names(&app, &env, &base);
     insta::assert_json_snapshot!(spf, {
         ".**" => names.redaction(),
@@ -333,7 +316,7 @@ async fn multi_region_app() -> TestApp {
 #[tokio::test]
 async fn each_region_serving_the_environments_geography_gets_its_own_ownership_token() {
     let (app, _, base) = records_app(multi_region_app().await).await;
-    let own = get_ok(&app, &format!("{base}/ownership")).await;
+    let own = app.get_json(&format!("{base}/ownership")).await;
     let names: Vec<_> = own["regions"]
         .as_array()
         .unwrap()
@@ -349,7 +332,7 @@ async fn each_region_serving_the_environments_geography_gets_its_own_ownership_t
 #[tokio::test]
 async fn each_region_serving_the_environments_geography_gets_its_own_dkim_tokens() {
     let (app, _, base) = records_app(multi_region_app().await).await;
-    let dkim = get_ok(&app, &format!("{base}/dkim")).await;
+    let dkim = app.get_json(&format!("{base}/dkim")).await;
     assert_eq!(dkim["regions"].as_array().unwrap().len(), 2);
     assert!(
         dkim["regions"][1]["tokens"][0]["value"]
@@ -362,20 +345,20 @@ async fn each_region_serving_the_environments_geography_gets_its_own_dkim_tokens
 #[tokio::test]
 async fn spf_includes_the_configured_domain() {
     let (app, _, base) = records_app(multi_region_app().await).await;
-    let spf = get_ok(&app, &format!("{base}/spf")).await;
+    let spf = app.get_json(&format!("{base}/spf")).await;
     assert_eq!(spf["value"], "v=spf1 include:amazonses.com ~all");
 }
 
 #[tokio::test]
 async fn the_environment_record_is_shared_by_the_environments_domains() {
     let (app, env, base) = records_app(multi_region_app().await).await;
-    let own = get_ok(&app, &format!("{base}/ownership")).await;
+    let own = app.get_json(&format!("{base}/ownership")).await;
     let second = app.domain(&env, "other.shopco.test").await;
-    let own2 = get_ok(
-        &app,
-        &format!("/v1/environments/{env}/emailDomains/{second}/ownership"),
-    )
-    .await;
+    let own2 = app
+        .get_json(&format!(
+            "/v1/environments/{env}/emailDomains/{second}/ownership"
+        ))
+        .await;
     assert_eq!(
         own2["environmentDnsRecord"]["value"],
         own["environmentDnsRecord"]["value"]

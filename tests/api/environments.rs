@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use trustmail::domain::Role;
 
-use crate::support::{TestApp, assert_p1_error, redact};
+use crate::support::{TestApp, assert_created_snapshot, assert_p1_error, redact};
 
 /// Creates "Shop EU" (with stray spaces in its name) and returns the 201's body.
 async fn create_shop(app: &TestApp) -> Value {
@@ -24,12 +24,7 @@ async fn creating_an_environment_answers_201_with_the_trimmed_name_and_a_self_li
     let app = TestApp::spawn().await;
     let created = create_shop(&app).await;
     let names = app.names().with(created["id"].as_str().unwrap(), "[id]");
-    insta::assert_json_snapshot!(created, {
-        ".id" => redact::id(),
-        ".createdAt" => redact::time(),
-        ".updatedAt" => redact::time(),
-        ".**" => names.redaction(),
-    });
+    assert_created_snapshot!(created, names);
 }
 
 #[tokio::test]

@@ -19,14 +19,10 @@ async fn restarted_with_domains(db: Db) -> (TestApp, String, Vec<String>, Value)
 }
 
 async fn dkim(app: &TestApp, env: &str, domain: &str) -> Value {
-    let r = app
-        .get(
-            &format!("/v1/environments/{env}/emailDomains/{domain}/dkim"),
-            &app.admin_token,
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::OK);
-    r.json().await.unwrap()
+    app.get_json(&format!(
+        "/v1/environments/{env}/emailDomains/{domain}/dkim"
+    ))
+    .await
 }
 
 #[tokio::test]

@@ -6,7 +6,9 @@ use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
 use trustmail::domain::Role;
 
-use crate::support::{SmtpSink, TestApp, TestDns, UNKNOWN_ID, assert_p1_error, redact};
+use crate::support::{
+    SmtpSink, TestApp, TestDns, UNKNOWN_ID, assert_created_snapshot, assert_p1_error,
+};
 
 const ACTIVATE: &str = "application/vnd.pingidentity.trustedEmail.activate+json";
 const SEND_CODE: &str = "application/vnd.pingidentity.trustedEmail.sendVerificationCode+json";
@@ -112,12 +114,6 @@ impl Senders {
             .await
             .unwrap();
     }
-
-    async fn get_ok(&self, path: &str) -> Value {
-        let r = self.app.get(path, &self.app.admin_token).await;
-        assert_eq!(r.status(), StatusCode::OK, "{path}");
-        r.json().await.unwrap()
-    }
 }
 
 /// The code in a verification mail.
@@ -143,12 +139,7 @@ async fn creating_a_sender_answers_201_verification_required_with_its_domain_and
         .with(&s.env, "[env]")
         .with(domain_id, "[domain]")
         .with(created["id"].as_str().unwrap(), "[id]");
-    insta::assert_json_snapshot!(created, {
-        ".id" => redact::id(),
-        ".createdAt" => redact::time(),
-        ".updatedAt" => redact::time(),
-        ".**" => names.redaction(),
-    });
+    assert_created_snapshot!(created, names);
 }
 
 #[tokio::test]
@@ -217,9 +208,9 @@ async fn the_mailed_code_makes_the_sender_active() {
     let r = s.activate(&id, &code).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "ACTIVE");
-    let one = s.get_ok(&s.sender_path(&id)).await;
+    let one = s.app.get_json(&s.sender_path(&id)).await;
     assert_eq!(one["status"], "ACTIVE");
-    let list = s.get_ok(&format!("{}/trustedEmails", s.domain)).await;
+    let list = s.app.get_json(&format!("{}/trustedEmails", s.domain)).await;
     assert_eq!(list["count"], 1);
     assert_eq!(list["_embedded"]["trustedEmails"][0]["status"], "ACTIVE");
 }
@@ -230,7 +221,8 @@ async fn creating_mailing_and_activating_a_sender_are_recorded_in_order() {
     let (id, code) = s.sender_with_code("noreply@a.shopco.test").await;
     assert_eq!(s.activate(&id, &code).await.status(), StatusCode::OK);
     let acts = s
-        .get_ok(&format!("/v1/environments/{}/activities", s.env))
+        .app
+        .get_json(&format!("/v1/environments/{}/activities", s.env))
         .await;
     let types: Vec<&str> = acts["_embedded"]["activities"]
         .as_array()

@@ -27,12 +27,7 @@ impl Fixture {
     }
 
     async fn get(&self, leaf: &str) -> Value {
-        let r = self
-            .app
-            .get(&format!("{}/{leaf}", self.base), &self.app.admin_token)
-            .await;
-        assert_eq!(r.status(), StatusCode::OK, "{leaf}");
-        r.json().await.unwrap()
+        self.app.get_json(&format!("{}/{leaf}", self.base)).await
     }
 
     /// `POST …/verification`, waiting out the 5 s rate limit if a previous one is recent.
@@ -106,14 +101,8 @@ impl Fixture {
     async fn activities(&self, action: &str) -> Vec<Value> {
         let list = self
             .app
-            .get(
-                &format!("/v1/environments/{}/activities", self.env()),
-                &self.app.admin_token,
-            )
-            .await
-            .json::<Value>()
-            .await
-            .unwrap();
+            .get_json(&format!("/v1/environments/{}/activities", self.env()))
+            .await;
         list["_embedded"]["activities"]
             .as_array()
             .unwrap()

@@ -203,11 +203,7 @@ impl TestApp {
                 json!({"name": name, "region": "NA"}),
             )
             .await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-        response.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        created_id(response).await
     }
 
     /// A token for a new client with `role` in `environment`, through the token endpoint.
@@ -240,12 +236,24 @@ impl TestApp {
         let response = self
             .create_domain(environment, &self.admin_token, name)
             .await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-        response.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        created_id(response).await
     }
+
+    /// The JSON body of a GET of `path` as the organization administrator, which must be a 200.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.get(path, &self.admin_token).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        response.json().await.unwrap()
+    }
+}
+
+/// The id of what a 201 created.
+async fn created_id(response: Response) -> String {
+    assert_eq!(response.status(), StatusCode::CREATED);
+    response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 pub async fn fetch_token(http: &reqwest::Client, url: &str, credentials: &Credentials) -> String {

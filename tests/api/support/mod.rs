@@ -20,3 +20,17 @@ macro_rules! assert_error_snapshot {
     };
 }
 pub(crate) use assert_error_snapshot;
+
+/// Snapshots a resource as it was created: its new id and its times checked and redacted, and
+/// each value of `names` (links, parent ids) shown by name.
+macro_rules! assert_created_snapshot {
+    ($value:expr, $names:expr) => {
+        insta::assert_json_snapshot!($value, {
+            ".id" => $crate::support::redact::id(),
+            ".createdAt" => $crate::support::redact::time(),
+            ".updatedAt" => $crate::support::redact::time(),
+            ".**" => $names.redaction(),
+        });
+    };
+}
+pub(crate) use assert_created_snapshot;
