@@ -460,47 +460,6 @@ async fn forced_checks_are_limited_to_one_per_five_seconds() {
 }
 
 #[tokio::test]
-async fn the_background_job_rechecks_on_schedule() {
-    let f = Fixture::new(|c| {
-        c.dns.initial_recheck_interval_s = 1;
-        // Status reads must not be what finds the record.
-        c.dns.min_recheck_interval_s = 3600;
-    })
-    .await;
-    let (ownership, _) = f.ownership_value().await;
-    f.dns.add_txt("_trustmail.a.shopco.test", &[&ownership]);
-    for _ in 0..100 {
-        if find(&f.diagnosis().await, "OWNERSHIP")["status"] == "ACTIVE" {
-            let env = f.base.split('/').nth(3).unwrap().to_owned();
-            let list: Value = f
-                .app
-                .get(
-                    &format!("/v1/environments/{env}/activities"),
-                    &f.app.admin_token,
-                )
-                .await
-                .json()
-                .await
-                .unwrap();
-            let update = list["_embedded"]["activities"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|a| a["action"]["type"] == "EMAIL_DOMAIN_STATUS_UPDATED")
-                .unwrap()
-                .clone();
-            assert!(
-                update["actors"].get("client").is_none(),
-                "a scheduled check has no client: {update}"
-            );
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the background job never saw the record");
-}
-
-#[tokio::test]
 async fn the_background_job_rechecks_on_schedule_as_no_client() {
     let f = Fixture::new(|c| {
         c.dns.initial_recheck_interval_s = 1;
