@@ -3,7 +3,7 @@
 use futures_util::future::join_all;
 use reqwest::StatusCode;
 
-use crate::helpers::{TestApp, backends};
+use crate::support::{TestApp, backends};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_simultaneous_creates_of_one_name_give_one_201() {

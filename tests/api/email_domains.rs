@@ -1,21 +1,16 @@
 //! Trusted email domains: contract §1.1–1.7.
 
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::helpers::{Db, TestApp, UNKNOWN_ID};
+use crate::support::{Db, TestApp, UNKNOWN_ID, assert_created_snapshot, redact};
 
-fn is_uuid(v: &Value) -> bool {
-    v.as_str()
-        .is_some_and(|s| s.len() == 36 && uuid::Uuid::parse_str(s).is_ok() && s == s.to_lowercase())
-}
-
-#[tokio::test]
-async fn create_read_list_delete_follow_the_contract() {
-    let app = TestApp::spawn().await;
+/// An environment with "Auth.ShopCo.Test." created in it: (environment, the 201's body).
+async fn created_domain(app: &TestApp) -> (String, Value) {
     let env = app.environment("Shop").await;
-    let token = &app.admin_token;
-    let r = app.create_domain(&env, token, "Auth.ShopCo.Test.").await;
+    let r = app
+        .create_domain(&env, &app.admin_token, "Auth.ShopCo.Test.")
+        .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     assert!(
         r.headers()["content-type"]
@@ -23,102 +18,144 @@ async fn create_read_list_delete_follow_the_contract() {
             .unwrap()
             .starts_with("application/json")
     );
-    let created: Value = r.json().await.unwrap();
-    assert!(is_uuid(&created["id"]));
-    assert_eq!(created["domainName"], "auth.shopco.test");
-    assert_eq!(created["environment"]["id"], env.as_str());
-    let id = created["id"].as_str().unwrap();
-    let this = format!("{}/v1/environments/{env}/emailDomains/{id}", app.url);
-    assert_eq!(created["_links"]["self"]["href"], this.as_str());
-    assert_eq!(
-        created["_links"]["environment"]["href"],
-        format!("{}/v1/environments/{env}", app.url)
-    );
-    for leaf in ["ownership", "dkim", "spf"] {
-        assert_eq!(created["_links"][leaf]["href"], format!("{this}/{leaf}"));
-    }
-    let created_at = created["createdAt"].as_str().unwrap();
-    assert!(
-        time::OffsetDateTime::parse(created_at, &time::format_description::well_known::Rfc3339)
-            .is_ok()
-    );
-    assert!(
-        created_at.ends_with('Z') && created_at.len() == 24,
-        "{created_at}"
-    );
+    (env, r.json().await.unwrap())
+}
 
-    let path = format!("/v1/environments/{env}/emailDomains/{id}");
-    let read: Value = app.get(&path, token).await.json().await.unwrap();
-    assert_eq!(read, created);
+fn domain_path(env: &str, domain: &Value) -> String {
+    format!(
+        "/v1/environments/{env}/emailDomains/{}",
+        domain["id"].as_str().unwrap()
+    )
+}
 
-    let list: Value = app
-        .get(&format!("/v1/environments/{env}/emailDomains"), token)
+async fn list(app: &TestApp, env: &str) -> Value {
+    app.get_json(&format!("/v1/environments/{env}/emailDomains"))
         .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(list["count"], 1);
-    assert_eq!(list["size"], 1);
+}
+
+#[tokio::test]
+async fn creating_a_domain_answers_201_with_the_normalised_name_and_its_links() {
+    let app = TestApp::spawn().await;
+    let (env, created) = created_domain(&app).await;
+    let names = app
+        .names()
+        .with(&env, "[env]")
+        .with(created["id"].as_str().unwrap(), "[id]");
+    assert_created_snapshot!(created, names);
+}
+
+#[tokio::test]
+async fn a_domain_reads_back_as_created() {
+    let app = TestApp::spawn().await;
+    let (env, created) = created_domain(&app).await;
+    let r = app
+        .get(&domain_path(&env, &created), &app.admin_token)
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap(), created);
+}
+
+#[tokio::test]
+async fn the_list_embeds_each_domain_as_read_with_a_count() {
+    let app = TestApp::spawn().await;
+    let (env, created) = created_domain(&app).await;
+    let list = list(&app, &env).await;
     assert_eq!(list["_embedded"]["emailDomains"][0], created);
-    assert!(
-        list["_links"]["self"]["href"]
-            .as_str()
-            .unwrap()
-            .starts_with("http")
-    );
-    assert!(list["_links"].get("next").is_none());
+    let names = app.names().with(&env, "[env]");
+    insta::assert_json_snapshot!(list, {
+        "._embedded.emailDomains" => "[the created domain]",
+        ".**" => names.redaction(),
+    });
+}
 
-    let r = app.delete(&path, token).await;
+#[tokio::test]
+async fn deleting_a_domain_answers_204_with_no_body() {
+    let app = TestApp::spawn().await;
+    let (env, created) = created_domain(&app).await;
+    let r = app
+        .delete(&domain_path(&env, &created), &app.admin_token)
+        .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert!(r.bytes().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_deleted_domain_is_not_found_and_not_listed() {
+    let app = TestApp::spawn().await;
+    let (env, created) = created_domain(&app).await;
+    let path = domain_path(&env, &created);
+    let token = &app.admin_token;
+    app.delete(&path, token).await;
     assert_eq!(app.get(&path, token).await.status(), StatusCode::NOT_FOUND);
     assert_eq!(
         app.delete(&path, token).await.status(),
         StatusCode::NOT_FOUND
     );
-    let list: Value = app
-        .get(&format!("/v1/environments/{env}/emailDomains"), token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list = list(&app, &env).await;
     assert_eq!(list["count"], 0);
-    assert_eq!(list["_embedded"]["emailDomains"], serde_json::json!([]));
-    // After a delete the name is free again.
-    assert_eq!(
-        app.create_domain(&env, token, "auth.shopco.test")
-            .await
-            .status(),
-        StatusCode::CREATED
-    );
+    assert_eq!(list["_embedded"]["emailDomains"], json!([]));
 }
 
 #[tokio::test]
-async fn names_are_idna_a_labels_and_unique_per_environment_only() {
+async fn a_deleted_domains_name_is_free_again() {
     let app = TestApp::spawn().await;
-    let a = app.environment("A").await;
-    let b = app.environment("B").await;
-    let token = &app.admin_token;
+    let (env, created) = created_domain(&app).await;
+    app.delete(&domain_path(&env, &created), &app.admin_token)
+        .await;
+    let r = app
+        .create_domain(&env, &app.admin_token, "auth.shopco.test")
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn unicode_names_are_stored_as_idna_a_labels() {
+    let app = TestApp::spawn().await;
+    let env = app.environment("A").await;
     let r: Value = app
-        .create_domain(&a, token, "Bücher.shopco.test")
+        .create_domain(&env, &app.admin_token, "Bücher.shopco.test")
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(r["domainName"], "xn--bcher-kva.shopco.test");
+}
+
+#[tokio::test]
+async fn a_name_is_taken_in_its_environment_in_either_form() {
+    let app = TestApp::spawn().await;
+    let env = app.environment("A").await;
+    app.domain(&env, "Bücher.shopco.test").await;
     let r = app
-        .create_domain(&a, token, "xn--bcher-kva.shopco.test")
+        .create_domain(&env, &app.admin_token, "xn--bcher-kva.shopco.test")
         .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let r = app.create_domain(&b, token, "BÜCHER.shopco.test").await;
-    assert_eq!(r.status(), StatusCode::CREATED);
-    // A real public suffix from the list works without configuration.
-    let r = app.create_domain(&a, token, "mail.example.co.uk").await;
+}
+
+#[tokio::test]
+async fn another_environment_may_use_the_same_name() {
+    let app = TestApp::spawn().await;
+    let a = app.environment("A").await;
+    let b = app.environment("B").await;
+    app.domain(&a, "Bücher.shopco.test").await;
+    let r = app
+        .create_domain(&b, &app.admin_token, "BÜCHER.shopco.test")
+        .await;
     assert_eq!(r.status(), StatusCode::CREATED);
 }
 
 #[tokio::test]
-async fn a_domain_of_another_environment_is_not_found() {
+async fn a_real_public_suffix_works_without_configuration() {
+    let app = TestApp::spawn().await;
+    let env = app.environment("A").await;
+    let r = app
+        .create_domain(&env, &app.admin_token, "mail.example.co.uk")
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn a_domain_is_not_found_under_another_environment() {
     let app = TestApp::spawn().await;
     let a = app.environment("A").await;
     let b = app.environment("B").await;
@@ -139,6 +176,7 @@ async fn a_domain_of_another_environment_is_not_found() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // It is still there, under its own.
     let r = app
         .get(
             &format!("/v1/environments/{a}/emailDomains/{id}"),
@@ -146,16 +184,15 @@ async fn a_domain_of_another_environment_is_not_found() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_malformed_domain_id_is_not_found() {
+    let app = TestApp::spawn().await;
+    let env = app.environment("A").await;
     let r = app
         .get(
-            &format!("/v1/environments/{a}/emailDomains/not-a-uuid"),
-            &app.admin_token,
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = app
-        .get(
-            &format!("/v1/environments/{a}/emailDomains/{UNKNOWN_ID}/spf"),
+            &format!("/v1/environments/{env}/emailDomains/not-a-uuid"),
             &app.admin_token,
         )
         .await;
@@ -163,63 +200,68 @@ async fn a_domain_of_another_environment_is_not_found() {
 }
 
 #[tokio::test]
-async fn records_match_what_the_terraform_provider_asserts() {
+async fn an_unknown_domains_records_are_not_found() {
     let app = TestApp::spawn().await;
+    let env = app.environment("A").await;
+    let r = app
+        .get(
+            &format!("/v1/environments/{env}/emailDomains/{UNKNOWN_ID}/spf"),
+            &app.admin_token,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+/// A domain's record set: (the app, the path of `auth.shopco.test` in a new environment).
+async fn records_app(app: TestApp) -> (TestApp, String, String) {
     let env = app.environment("A").await;
     let id = app.domain(&env, "auth.shopco.test").await;
     let base = format!("/v1/environments/{env}/emailDomains/{id}");
-    let token = &app.admin_token;
-    let region_name = |v: &Value| {
-        v.as_str()
-            .unwrap()
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    };
-    let base64ish = |v: &Value| {
-        v.as_str()
-            .unwrap()
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-~_/+=".contains(&b))
-    };
+    (app, env, base)
+}
 
-    let own: Value = app
-        .get(&format!("{base}/ownership"), token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(own["type"], "TXT");
-    let region = &own["regions"][0];
-    assert!(region_name(&region["name"]));
-    assert_eq!(region["status"], "VERIFICATION_REQUIRED");
-    assert_eq!(region["key"], "_trustmail");
-    assert!(base64ish(&region["value"]) && region["value"].as_str().unwrap().len() >= 22);
-    assert_eq!(
-        own["environmentDnsRecord"]["status"],
-        "VERIFICATION_REQUIRED"
-    );
-    assert_eq!(own["environmentDnsRecord"]["key"], "_trustmail-environment");
-    assert!(base64ish(&own["environmentDnsRecord"]["value"]));
+/// The Terraform provider's value check: letters, digits and `-~_/+=`.
+fn base64ish(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-~_/+=".contains(&b))
+}
 
-    let dkim: Value = app
-        .get(&format!("{base}/dkim"), token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(dkim["type"], "CNAME");
-    let region = &dkim["regions"][0];
-    assert!(region_name(&region["name"]));
-    assert_eq!(region["status"], "VERIFICATION_REQUIRED");
-    let tokens = region["tokens"].as_array().unwrap();
-    assert_eq!(tokens.len(), 3);
-    for t in tokens {
-        let key = t["key"].as_str().unwrap();
-        let value = t["value"].as_str().unwrap();
-        assert!(
-            key.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
-        );
+/// Names for a record set's links and the domain's generated values.
+fn record_names(app: &TestApp, env: &str, base: &str) -> redact::Names {
+    let id = base.rsplit('/').next().unwrap();
+    app.names().with(env, "[env]").with(id, "[domain]")
+}
+
+#[tokio::test]
+async fn ownership_is_a_txt_per_region_and_one_for_the_environment() {
+    let (app, env, base) = records_app(TestApp::spawn().await).await;
+    let own = app.get_json(&format!("{base}/ownership")).await;
+    let ownership = own["regions"][0]["value"].as_str().unwrap();
+    let environment = own["environmentDnsRecord"]["value"].as_str().unwrap();
+    // What the Terraform provider checks of the generated tokens.
+    assert!(base64ish(ownership) && ownership.len() >= 22, "{ownership}");
+    assert!(base64ish(environment), "{environment}");
+    let names = record_names(&app, &env, &base)
+        .with(ownership, "[ownership token]")
+        .with(environment, "[environment token]");
+    insta::assert_json_snapshot!(own, {
+        ".**" => names.redaction(),
+    });
+}
+
+#[tokio::test]
+async fn dkim_is_three_cnames_per_region_each_to_its_own_selector() {
+    let (app, env, base) = records_app(TestApp::spawn().await).await;
+    let dkim = app.get_json(&format!("{base}/dkim")).await;
+    let mut names = record_names(&app, &env, &base);
+    for (i, token) in dkim["regions"][0]["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        let key = token["key"].as_str().unwrap();
         let selector = key.strip_suffix("._domainkey.auth.shopco.test").unwrap();
         // The provider's value regex `^[a-z0-9_.]*$` holds for the token; the zone is the
         // operator's (the default keeps the region name, hyphens and all).
@@ -227,29 +269,30 @@ async fn records_match_what_the_terraform_provider_asserts() {
             selector.len() == 32
                 && selector
                     .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
+            "{selector}"
         );
-        assert_eq!(
-            value,
-            format!("{selector}.dkim.us-east-1.trustmail.example")
-        );
+        names = names.with(selector, &format!("[selector {i}]"));
     }
-
-    let spf: Value = app
-        .get(&format!("{base}/spf"), token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(spf["type"], "TXT");
-    assert_eq!(spf["status"], "VERIFICATION_REQUIRED");
-    assert_eq!(spf["key"], "@");
-    assert_eq!(spf["value"], "v=spf1 include:spf.trustmail.example ~all");
+    insta::assert_json_snapshot!(dkim, {
+        ".**" => names.redaction(),
+    });
 }
 
 #[tokio::test]
-async fn one_entry_per_region_serving_the_environments_geography() {
-    let app = TestApp::spawn_on(Db::Sqlite, |config| {
+async fn spf_is_a_txt_at_the_apex_including_the_service() {
+    let (app, env, base) = records_app(TestApp::spawn().await).await;
+    let spf = app.get_json(&format!("{base}/spf")).await;
+    let names = record_names(&app, &env, &base);
+    insta::assert_json_snapshot!(spf, {
+        ".**" => names.redaction(),
+    });
+}
+
+/// Three regions, two of which serve North America, with the record names and include of
+/// another provider.
+async fn multi_region_app() -> TestApp {
+    TestApp::spawn_on(Db::Sqlite, |config| {
         let mut na = trustmail::config::Region::named("us-east-1");
         na.geographies = vec![trustmail::domain::Geography::Na];
         let mut eu = trustmail::config::Region::named("eu-west-1");
@@ -267,16 +310,13 @@ async fn one_entry_per_region_serving_the_environments_geography() {
         config.records.environment_prefix = "_pingoneemail".into();
         config.records.spf_include = "amazonses.com".into();
     })
-    .await;
-    let env = app.environment("NA env").await;
-    let id = app.domain(&env, "auth.shopco.test").await;
-    let base = format!("/v1/environments/{env}/emailDomains/{id}");
-    let own: Value = app
-        .get(&format!("{base}/ownership"), &app.admin_token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    .await
+}
+
+#[tokio::test]
+async fn each_region_serving_the_environments_geography_gets_its_own_ownership_token() {
+    let (app, _, base) = records_app(multi_region_app().await).await;
+    let own = app.get_json(&format!("{base}/ownership")).await;
     let names: Vec<_> = own["regions"]
         .as_array()
         .unwrap()
@@ -287,12 +327,12 @@ async fn one_entry_per_region_serving_the_environments_geography() {
     assert_eq!(own["regions"][0]["key"], "_amazonses");
     assert_eq!(own["environmentDnsRecord"]["key"], "_pingoneemail");
     assert_ne!(own["regions"][0]["value"], own["regions"][1]["value"]);
-    let dkim: Value = app
-        .get(&format!("{base}/dkim"), &app.admin_token)
-        .await
-        .json()
-        .await
-        .unwrap();
+}
+
+#[tokio::test]
+async fn each_region_serving_the_environments_geography_gets_its_own_dkim_tokens() {
+    let (app, _, base) = records_app(multi_region_app().await).await;
+    let dkim = app.get_json(&format!("{base}/dkim")).await;
     assert_eq!(dkim["regions"].as_array().unwrap().len(), 2);
     assert!(
         dkim["regions"][1]["tokens"][0]["value"]
@@ -300,24 +340,25 @@ async fn one_entry_per_region_serving_the_environments_geography() {
             .unwrap()
             .ends_with(".dkim.eu-west-1.trustmail.example")
     );
-    let spf: Value = app
-        .get(&format!("{base}/spf"), &app.admin_token)
-        .await
-        .json()
-        .await
-        .unwrap();
+}
+
+#[tokio::test]
+async fn spf_includes_the_configured_domain() {
+    let (app, _, base) = records_app(multi_region_app().await).await;
+    let spf = app.get_json(&format!("{base}/spf")).await;
     assert_eq!(spf["value"], "v=spf1 include:amazonses.com ~all");
-    // The environment record is one token per environment, shared by its domains.
+}
+
+#[tokio::test]
+async fn the_environment_record_is_shared_by_the_environments_domains() {
+    let (app, env, base) = records_app(multi_region_app().await).await;
+    let own = app.get_json(&format!("{base}/ownership")).await;
     let second = app.domain(&env, "other.shopco.test").await;
-    let own2: Value = app
-        .get(
-            &format!("/v1/environments/{env}/emailDomains/{second}/ownership"),
-            &app.admin_token,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let own2 = app
+        .get_json(&format!(
+            "/v1/environments/{env}/emailDomains/{second}/ownership"
+        ))
+        .await;
     assert_eq!(
         own2["environmentDnsRecord"]["value"],
         own["environmentDnsRecord"]["value"]

@@ -10,10 +10,7 @@ use trustmail::{
     store::{MAX_DELIVERY_ATTEMPTS, OutboxMessage, OutboxStatus, Store, retry_delay},
 };
 
-use crate::{
-    helpers::{TestApp, backends},
-    smtp_sink::SmtpSink,
-};
+use crate::support::{Db, SmtpSink, TestApp, backends};
 
 const SENDER: &str = "no-reply@trustmail.example";
 const LEASE: Duration = Duration::from_secs(300);
@@ -52,23 +49,41 @@ where
     panic!("timed out waiting for {what}");
 }
 
-#[tokio::test]
-async fn queued_mail_is_listed_and_shown_and_waits_without_a_relay() {
-    for db in backends("queued_mail_is_listed_and_shown_and_waits_without_a_relay").await {
-        let app = TestApp::spawn_on(db.clone(), |_| {}).await;
-        let store = app.store();
-        let first = code_mail(None, "first@shop.test", "aaaa1111");
-        let mail = code_mail(Some(app.admin.environment_id), "Ann@shop.test", "k3x9a0bz");
-        store.enqueue_mail(&first).await.unwrap();
-        store.enqueue_mail(&mail).await.unwrap();
+/// Two code mails queued in `app`'s outbox, the second for the Administrators environment:
+/// (first, second).
+async fn queue_two(app: &TestApp) -> (ComposedMail, ComposedMail) {
+    let first = code_mail(None, "first@shop.test", "aaaa1111");
+    let second = code_mail(Some(app.admin.environment_id), "Ann@shop.test", "k3x9a0bz");
+    app.store().enqueue_mail(&first).await.unwrap();
+    app.store().enqueue_mail(&second).await.unwrap();
+    (first, second)
+}
 
+#[tokio::test]
+async fn queued_mail_is_listed_newest_first_up_to_the_limit() {
+    for db in backends("queued_mail_is_listed_newest_first_up_to_the_limit").await {
+        let app = TestApp::spawn_on(db.clone(), |_| {}).await;
+        let (first, second) = queue_two(&app).await;
+        let store = app.store();
         let listed = store.list_outbox(10).await.unwrap();
         let ids: Vec<OutboxId> = listed.iter().map(|m| m.id).collect();
-        assert_eq!(ids, [mail.id, first.id], "newest first on {db:?}");
+        assert_eq!(ids, [second.id, first.id], "newest first on {db:?}");
         assert_eq!(store.list_outbox(1).await.unwrap().len(), 1);
+        assert_eq!(
+            store.get_outbox(second.id).await.unwrap().unwrap(),
+            listed[0]
+        );
+    }
+}
 
-        let shown = store.get_outbox(mail.id).await.unwrap().unwrap();
-        assert_eq!(shown, listed[0]);
+#[tokio::test]
+async fn a_queued_message_holds_its_envelope_and_text_and_waits_its_first_attempt() {
+    for db in
+        backends("a_queued_message_holds_its_envelope_and_text_and_waits_its_first_attempt").await
+    {
+        let app = TestApp::spawn_on(db.clone(), |_| {}).await;
+        let (_, mail) = queue_two(&app).await;
+        let shown = app.store().get_outbox(mail.id).await.unwrap().unwrap();
         assert_eq!(shown.environment_id, Some(app.admin.environment_id));
         assert_eq!(shown.route, MailRoute::System);
         assert_eq!(shown.envelope_from, SENDER);
@@ -81,17 +96,42 @@ async fn queued_mail_is_listed_and_shown_and_waits_without_a_relay() {
                 .lines()
                 .any(|l| l == "Verification code: k3x9a0bz")
         );
-        assert_eq!(shown.status, OutboxStatus::Pending);
+        assert_eq!(shown.status, OutboxStatus::Pending, "{db:?}");
         assert_eq!(shown.attempts, 0);
         assert_eq!(shown.next_attempt_at, shown.created_at);
         assert_eq!((shown.lease_owner, shown.leased_until), (None, None));
         assert_eq!((shown.last_error, shown.sent_at), (None, None));
-        assert!(store.get_outbox(OutboxId::new()).await.unwrap().is_none());
+    }
+}
 
-        // With no relay the delivery job leaves everything where it is.
+#[tokio::test]
+async fn an_unknown_message_is_not_there() {
+    for db in backends("an_unknown_message_is_not_there").await {
+        let app = TestApp::spawn_on(db.clone(), |_| {}).await;
+        assert!(
+            app.store()
+                .get_outbox(OutboxId::new())
+                .await
+                .unwrap()
+                .is_none(),
+            "{db:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn without_a_relay_queued_mail_waits() {
+    for db in backends("without_a_relay_queued_mail_waits").await {
+        let app = TestApp::spawn_on(db.clone(), |_| {}).await;
+        let (_, mail) = queue_two(&app).await;
+        // Time for the delivery job to run, were it to send anything.
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        let after = store.get_outbox(mail.id).await.unwrap().unwrap();
-        assert_eq!((after.status, after.attempts), (OutboxStatus::Pending, 0));
+        let after = app.store().get_outbox(mail.id).await.unwrap().unwrap();
+        assert_eq!(
+            (after.status, after.attempts),
+            (OutboxStatus::Pending, 0),
+            "{db:?}"
+        );
     }
 }
 
@@ -178,31 +218,61 @@ async fn concurrent_deliverers_never_claim_the_same_message() {
     }
 }
 
+/// One message queued and leased to deliverer "a" on the system route: (message, lease start).
+async fn leased_to_a(store: &Store) -> (ComposedMail, OffsetDateTime) {
+    let mail = code_mail(None, "a@shop.test", "aaaa1111");
+    store.enqueue_mail(&mail).await.unwrap();
+    let t0 = now() + Duration::from_millis(10);
+    let claimed = claim(store, &MailRoute::System, "a", t0).await;
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].leased_until, Some(t0 + LEASE));
+    (mail, t0)
+}
+
 #[tokio::test]
-async fn leases_expire_and_only_their_owner_records_the_outcome() {
-    for db in backends("leases_expire_and_only_their_owner_records_the_outcome").await {
+async fn a_leased_message_is_claimed_by_no_one_else_while_the_lease_lasts() {
+    for db in backends("a_leased_message_is_claimed_by_no_one_else_while_the_lease_lasts").await {
         let app = TestApp::spawn_on(db.clone(), |_| {}).await;
         let store = app.store();
-        let mail = code_mail(None, "a@shop.test", "aaaa1111");
-        store.enqueue_mail(&mail).await.unwrap();
-        let t0 = now() + Duration::from_millis(10);
-        let system = MailRoute::System;
-        let claimed = claim(store, &system, "a", t0).await;
-        assert_eq!(claimed.len(), 1);
-        assert_eq!(claimed[0].leased_until, Some(t0 + LEASE));
+        let (_, t0) = leased_to_a(store).await;
         // Another route's deliverer sees nothing.
         let other = MailRoute::Region("eu".into());
-        assert!(claim(store, &other, "b", t0).await.is_empty());
+        assert!(claim(store, &other, "b", t0).await.is_empty(), "{db:?}");
+        let during = t0 + Duration::from_secs(1);
+        assert!(
+            claim(store, &MailRoute::System, "b", during)
+                .await
+                .is_empty(),
+            "{db:?}"
+        );
+    }
+}
 
-        assert!(!store.mark_mail_sent(mail.id, "b", t0).await.unwrap());
+#[tokio::test]
+async fn only_the_lease_holder_records_an_outcome() {
+    for db in backends("only_the_lease_holder_records_an_outcome").await {
+        let app = TestApp::spawn_on(db.clone(), |_| {}).await;
+        let store = app.store();
+        let (mail, t0) = leased_to_a(store).await;
+        assert!(
+            !store.mark_mail_sent(mail.id, "b", t0).await.unwrap(),
+            "{db:?}"
+        );
         let refused = store
             .record_failed_delivery(mail.id, "b", "x", t0)
             .await
             .unwrap();
-        assert_eq!(refused, None);
-        let during = t0 + Duration::from_secs(1);
-        assert!(claim(store, &system, "b", during).await.is_empty());
+        assert_eq!(refused, None, "{db:?}");
+    }
+}
 
+#[tokio::test]
+async fn an_expired_lease_passes_to_another_deliverer_whose_outcome_counts() {
+    for db in backends("an_expired_lease_passes_to_another_deliverer_whose_outcome_counts").await {
+        let app = TestApp::spawn_on(db.clone(), |_| {}).await;
+        let store = app.store();
+        let (mail, t0) = leased_to_a(store).await;
+        let system = MailRoute::System;
         let expired = t0 + LEASE + Duration::from_millis(1);
         let taken = claim(store, &system, "b", expired).await;
         assert_eq!(taken.len(), 1, "{db:?}");
@@ -212,6 +282,7 @@ async fn leases_expire_and_only_their_owner_records_the_outcome() {
         assert_eq!((sent.status, sent.attempts), (OutboxStatus::Sent, 1));
         assert_eq!(sent.sent_at, Some(expired));
         assert_eq!((sent.lease_owner, sent.leased_until), (None, None));
+        // Sent is final.
         let later = expired + LEASE * 2;
         assert!(claim(store, &system, "c", later).await.is_empty());
     }
@@ -256,32 +327,43 @@ async fn failed_attempts_back_off_then_give_up() {
         let far = at + Duration::from_secs(86_400 * 30);
         assert!(claim(store, &route, "me", far).await.is_empty());
         assert!(store.due_mail_routes(far).await.unwrap().is_empty());
-        // Long relay transcripts are cut, not stored whole.
-        let other = code_mail(None, "b@shop.test", "bbbb2222");
-        store.enqueue_mail(&other).await.unwrap();
-        let later = now() + Duration::from_millis(10);
-        claim(store, &route, "me", later).await;
-        store
-            .record_failed_delivery(other.id, "me", &"x".repeat(10_000), later)
-            .await
-            .unwrap();
-        let row = store.get_outbox(other.id).await.unwrap().unwrap();
-        assert_eq!(row.last_error.unwrap().len(), 2000);
     }
 }
 
 #[tokio::test]
-async fn mail_is_delivered_through_the_relay() {
-    for db in backends("mail_is_delivered_through_the_relay").await {
-        let mut sink = SmtpSink::start().await;
-        let url = sink.url();
-        let mut app = TestApp::spawn_on(db.clone(), |c| c.mail.smtp_url = url.into()).await;
-        let store = app.store().clone();
-        let mail = code_mail(Some(app.admin.environment_id), "Ann@shop.test", "k3x9a0bz");
+async fn long_relay_errors_are_cut_to_2000_characters() {
+    for db in backends("long_relay_errors_are_cut_to_2000_characters").await {
+        let app = TestApp::spawn_on(db.clone(), |_| {}).await;
+        let store = app.store();
+        let mail = code_mail(None, "b@shop.test", "bbbb2222");
         store.enqueue_mail(&mail).await.unwrap();
+        let at = now() + Duration::from_millis(10);
+        claim(store, &MailRoute::System, "me", at).await;
+        store
+            .record_failed_delivery(mail.id, "me", &"x".repeat(10_000), at)
+            .await
+            .unwrap();
+        let row = store.get_outbox(mail.id).await.unwrap().unwrap();
+        assert_eq!(row.last_error.unwrap().len(), 2000, "{db:?}");
+    }
+}
 
+/// An app whose relay is an SMTP sink: (sink, app).
+async fn with_relay(db: Db) -> (SmtpSink, TestApp) {
+    let sink = SmtpSink::start().await;
+    let url = sink.url();
+    let app = TestApp::spawn_on(db, |c| c.mail.smtp_url = url.into()).await;
+    (sink, app)
+}
+
+#[tokio::test]
+async fn queued_mail_reaches_the_relay_as_composed() {
+    for db in backends("queued_mail_reaches_the_relay_as_composed").await {
+        let (mut sink, app) = with_relay(db.clone()).await;
+        let mail = code_mail(Some(app.admin.environment_id), "Ann@shop.test", "k3x9a0bz");
+        app.store().enqueue_mail(&mail).await.unwrap();
         let received = sink.next_mail(Duration::from_secs(15)).await;
-        assert_eq!(received.from, SENDER);
+        assert_eq!(received.from, SENDER, "{db:?}");
         assert_eq!(received.to, ["Ann@shop.test"]);
         assert_eq!(received.data.trim_end(), mail.message.trim_end());
         assert!(
@@ -290,6 +372,17 @@ async fn mail_is_delivered_through_the_relay() {
                 .lines()
                 .any(|l| l == "Verification code: k3x9a0bz")
         );
+    }
+}
+
+#[tokio::test]
+async fn delivered_mail_is_sent_once_and_marked_sent() {
+    for db in backends("delivered_mail_is_sent_once_and_marked_sent").await {
+        let (mut sink, mut app) = with_relay(db.clone()).await;
+        let store = app.store().clone();
+        let mail = code_mail(Some(app.admin.environment_id), "Ann@shop.test", "k3x9a0bz");
+        store.enqueue_mail(&mail).await.unwrap();
+        sink.next_mail(Duration::from_secs(15)).await;
         let sent = eventually("the row to be SENT", || async {
             let row = store.get_outbox(mail.id).await.unwrap().unwrap();
             (row.status == OutboxStatus::Sent).then_some(row)
@@ -298,21 +391,28 @@ async fn mail_is_delivered_through_the_relay() {
         assert_eq!(sent.attempts, 1, "{db:?}");
         assert!(sent.sent_at.is_some());
         assert_eq!((sent.lease_owner, sent.last_error), (None, None));
+        app.stop().await;
+        assert!(sink.try_next_mail().is_none(), "sent twice on {db:?}");
+    }
+}
 
-        // A region with no relay of its own sends through [mail].
+#[tokio::test]
+async fn a_region_without_a_relay_of_its_own_sends_through_the_default_relay() {
+    for db in backends("a_region_without_a_relay_of_its_own_sends_through_the_default_relay").await
+    {
+        let (mut sink, mut app) = with_relay(db.clone()).await;
         let mut regional = OutgoingMail {
             route: MailRoute::Region("us-east-1".into()),
             ..verification_code_mail(SENDER, app.admin.environment_id, "b@shop.test", "x")
         };
         regional.subject = "Regional".into();
         let regional = compose(&regional).unwrap();
-        store.enqueue_mail(&regional).await.unwrap();
+        app.store().enqueue_mail(&regional).await.unwrap();
         let received = sink.next_mail(Duration::from_secs(15)).await;
-        assert_eq!(received.to, ["b@shop.test"]);
+        assert_eq!(received.to, ["b@shop.test"], "{db:?}");
         assert!(received.data.contains("Subject: Regional\r\n"));
-        // Each message went out once.
         app.stop().await;
-        assert!(sink.try_next_mail().is_none());
+        assert!(sink.try_next_mail().is_none(), "sent twice on {db:?}");
     }
 }
 

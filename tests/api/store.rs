@@ -2,35 +2,37 @@
 
 use trustmail::{
     domain::{
-        Activity, ActivityType, DomainId, DomainName, EmailDomain, Geography, PublicSuffixes,
-        ResourceType, now,
+        Activity, ActivityType, DnsRecord, DomainId, DomainName, EmailDomain, Environment,
+        Geography, PublicSuffixes, ResourceType, now,
     },
-    store::CreateDomainError,
+    service::Actor,
+    store::{CreateDomainError, Store},
 };
 
-use crate::helpers::{TestApp, backends};
+use crate::support::{Db, TestApp, backends};
 
-#[tokio::test]
-async fn domains_records_and_cascades_round_trip() {
-    for db in backends("domains_records_and_cascades_round_trip").await {
-        let app = TestApp::spawn_on(db.clone(), |_| {}).await;
-        let service = &app.service;
-        let store = app.store();
-        let admin = app.admin.client_id;
-        let actor = trustmail::service::Actor {
-            client_id: admin,
+/// An environment made through the service and a domain with its records stored directly.
+struct Stored {
+    app: TestApp,
+    actor: Actor,
+    env: Environment,
+    domain: EmailDomain,
+    records: Vec<DnsRecord>,
+}
+
+impl Stored {
+    async fn new(db: Db) -> Self {
+        let app = TestApp::spawn_on(db, |_| {}).await;
+        let actor = Actor {
+            client_id: app.admin.client_id,
             environment_id: app.admin.environment_id,
             role: trustmail::domain::Role::OrganizationAdmin,
         };
-        let env = service
+        let env = app
+            .service
             .create_environment(&actor, "Store", Geography::Eu)
             .await
             .unwrap();
-        assert_eq!(
-            store.get_environment(env.id).await.unwrap().as_ref(),
-            Some(&env)
-        );
-
         let name = DomainName::parse("x.shopco.test", &PublicSuffixes::new(["test"])).unwrap();
         let domain = EmailDomain {
             id: DomainId::new(),
@@ -40,92 +42,160 @@ async fn domains_records_and_cascades_round_trip() {
             created_at: now(),
             updated_at: now(),
         };
+        let settings = app.service.settings();
         let records = trustmail::domain::build_domain_records(
             &name,
             &env.email_token,
             env.region,
-            &service.settings().regions,
-            &service.settings().records,
+            &settings.regions,
+            &settings.records,
         );
-        let activity = Activity::new(
-            env.id,
-            ActivityType::EmailDomainCreated,
-            admin,
-            ResourceType::EmailDomain,
-            domain.id,
-            name.as_str(),
-        );
-        store
-            .create_domain(&domain, &records, now(), 2, &activity)
+        app.store()
+            .create_domain(
+                &domain,
+                &records,
+                now(),
+                2,
+                &activity_for(&domain, actor.client_id),
+            )
             .await
             .unwrap();
+        Self {
+            app,
+            actor,
+            env,
+            domain,
+            records,
+        }
+    }
+
+    fn store(&self) -> &Store {
+        self.app.store()
+    }
+}
+
+#[tokio::test]
+async fn an_environment_reads_back_as_created() {
+    for db in backends("an_environment_reads_back_as_created").await {
+        let s = Stored::new(db.clone()).await;
+        let read = s.store().get_environment(s.env.id).await.unwrap();
+        assert_eq!(read.as_ref(), Some(&s.env), "{db:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_domain_and_its_records_read_back_as_stored() {
+    for db in backends("a_domain_and_its_records_read_back_as_stored").await {
+        let s = Stored::new(db.clone()).await;
         assert_eq!(
-            store.get_domain(env.id, domain.id).await.unwrap().as_ref(),
-            Some(&domain),
+            s.store()
+                .get_domain(s.env.id, s.domain.id)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(&s.domain),
             "{db:?}"
         );
-
-        let mut stored: Vec<_> = store
-            .checked_records(domain.id)
+        let mut stored: Vec<_> = s
+            .store()
+            .checked_records(s.domain.id)
             .await
             .unwrap()
             .into_iter()
             .map(|r| r.record)
             .collect();
-        let mut expected = records.clone();
-        let key =
-            |r: &trustmail::domain::DnsRecord| (r.kind.as_str(), r.region.clone(), r.position);
+        let mut expected = s.records.clone();
+        let key = |r: &DnsRecord| (r.kind.as_str(), r.region.clone(), r.position);
         stored.sort_by_key(key);
         expected.sort_by_key(key);
         assert_eq!(stored, expected, "{db:?}");
+    }
+}
 
-        // Same name again: duplicate, whatever the id.
+#[tokio::test]
+async fn the_same_name_again_is_a_duplicate_whatever_the_id() {
+    for db in backends("the_same_name_again_is_a_duplicate_whatever_the_id").await {
+        let s = Stored::new(db.clone()).await;
         let twin = EmailDomain {
             id: DomainId::new(),
-            ..domain.clone()
+            ..s.domain.clone()
         };
-        let err = store
-            .create_domain(&twin, &[], now(), 2, &activity_for(&twin, admin))
+        let err = s
+            .store()
+            .create_domain(
+                &twin,
+                &[],
+                now(),
+                2,
+                &activity_for(&twin, s.actor.client_id),
+            )
             .await
             .unwrap_err();
         assert!(
             matches!(err, CreateDomainError::Duplicate),
             "{db:?}: {err:?}"
         );
-        // Unknown environment.
+    }
+}
+
+#[tokio::test]
+async fn a_domain_in_an_unknown_environment_is_refused() {
+    for db in backends("a_domain_in_an_unknown_environment_is_refused").await {
+        let s = Stored::new(db.clone()).await;
         let stray = EmailDomain {
             id: DomainId::new(),
             environment_id: trustmail::domain::EnvironmentId::new(),
-            ..domain.clone()
+            ..s.domain.clone()
         };
-        let err = store
-            .create_domain(&stray, &[], now(), 2, &activity_for(&stray, admin))
+        let err = s
+            .store()
+            .create_domain(
+                &stray,
+                &[],
+                now(),
+                2,
+                &activity_for(&stray, s.actor.client_id),
+            )
             .await
             .unwrap_err();
         assert!(
             matches!(err, CreateDomainError::EnvironmentNotFound),
             "{db:?}: {err:?}"
         );
+    }
+}
 
-        // Deleting the environment removes the domain and its records.
-        let deleted = store
-            .delete_environment(
-                env.id,
-                &Activity::new(
-                    actor.environment_id,
-                    ActivityType::EnvironmentDeleted,
-                    admin,
-                    ResourceType::Environment,
-                    env.id,
-                    "Store",
-                ),
-            )
-            .await
-            .unwrap();
-        assert!(deleted);
-        assert!(store.get_domain(env.id, domain.id).await.unwrap().is_none());
+#[tokio::test]
+async fn deleting_an_environment_removes_its_domains_and_their_records() {
+    for db in backends("deleting_an_environment_removes_its_domains_and_their_records").await {
+        let s = Stored::new(db.clone()).await;
+        let activity = Activity::new(
+            s.actor.environment_id,
+            ActivityType::EnvironmentDeleted,
+            s.actor.client_id,
+            ResourceType::Environment,
+            s.env.id,
+            "Store",
+        );
         assert!(
-            store.checked_records(domain.id).await.unwrap().is_empty(),
+            s.store()
+                .delete_environment(s.env.id, &activity)
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.store()
+                .get_domain(s.env.id, s.domain.id)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            s.store()
+                .checked_records(s.domain.id)
+                .await
+                .unwrap()
+                .is_empty(),
             "{db:?}"
         );
     }

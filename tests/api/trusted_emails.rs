@@ -6,10 +6,8 @@ use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
 use trustmail::domain::Role;
 
-use crate::{
-    dns_server::TestDns,
-    helpers::{TestApp, UNKNOWN_ID, assert_p1_error},
-    smtp_sink::SmtpSink,
+use crate::support::{
+    SmtpSink, TestApp, TestDns, UNKNOWN_ID, assert_created_snapshot, assert_p1_error,
 };
 
 const ACTIVATE: &str = "application/vnd.pingidentity.trustedEmail.activate+json";
@@ -81,55 +79,89 @@ impl Senders {
             .unwrap()
     }
 
+    /// The code in the next mail to reach the sink.
     async fn next_code(&mut self) -> String {
-        let mail = self.sink.next_mail(Duration::from_secs(10)).await;
-        let line = mail
-            .data
-            .lines()
-            .find(|l| l.starts_with("Verification code: "))
-            .expect("a code line");
-        line.trim_start_matches("Verification code: ")
-            .trim()
-            .to_owned()
+        code_in(&self.sink.next_mail(Duration::from_secs(10)).await.data)
+    }
+
+    fn sender_path(&self, id: &str) -> String {
+        format!("{}/trustedEmails/{id}", self.domain)
+    }
+
+    /// Creates `address` (201) and reads the code mailed to it: (sender id, code).
+    async fn sender_with_code(&mut self, address: &str) -> (String, String) {
+        let r = self.create(address).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let created: Value = r.json().await.unwrap();
+        let id = created["id"].as_str().unwrap().to_owned();
+        (id, self.next_code().await)
+    }
+
+    async fn activate(&self, id: &str, code: &str) -> reqwest::Response {
+        self.act(id, ACTIVATE, &format!(r#"{{"verificationCode":"{code}"}}"#))
+            .await
+    }
+
+    /// Makes the last code older than the one-minute resend interval.
+    async fn age_codes_past_the_resend_interval(&self) {
+        let store_url = format!(
+            "sqlite://{}",
+            self.app.dir.path().join("trustmail.db").display()
+        );
+        let pool = sqlx::AnyPool::connect(&store_url).await.unwrap();
+        sqlx::query("UPDATE trusted_emails SET code_sent_at = code_sent_at - 61000")
+            .execute(&pool)
+            .await
+            .unwrap();
     }
 }
 
+/// The code in a verification mail.
+fn code_in(mail: &str) -> String {
+    mail.lines()
+        .find_map(|l| l.strip_prefix("Verification code: "))
+        .expect("a code line")
+        .trim()
+        .to_owned()
+}
+
 #[tokio::test]
-async fn the_full_sender_flow_with_an_emailed_code() {
-    let mut s = Senders::new(|_| {}).await;
+async fn creating_a_sender_answers_201_verification_required_with_its_domain_and_links() {
+    let s = Senders::new(|_| {}).await;
     let r = s.create("NoReply@A.ShopCo.Test").await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let created: Value = r.json().await.unwrap();
-    assert_eq!(created["emailAddress"], "NoReply@a.shopco.test");
     assert_eq!(created["status"], "VERIFICATION_REQUIRED");
-    let id = created["id"].as_str().unwrap().to_owned();
     let domain_id = s.domain.rsplit('/').next().unwrap();
-    assert_eq!(created["domain"]["id"], domain_id);
-    assert_eq!(created["domainId"], domain_id);
-    assert_eq!(created["environment"]["id"], s.env.as_str());
-    assert!(
-        created["_links"]["emailDomain"]["href"]
-            .as_str()
-            .unwrap()
-            .ends_with(domain_id)
-    );
+    let names = s
+        .app
+        .names()
+        .with(&s.env, "[env]")
+        .with(domain_id, "[domain]")
+        .with(created["id"].as_str().unwrap(), "[id]");
+    assert_created_snapshot!(created, names);
+}
 
+#[tokio::test]
+async fn a_new_sender_is_mailed_an_eight_character_code() {
+    let mut s = Senders::new(|_| {}).await;
+    assert_eq!(
+        s.create("NoReply@A.ShopCo.Test").await.status(),
+        StatusCode::CREATED
+    );
     let mail = s.sink.next_mail(Duration::from_secs(10)).await;
     assert_eq!(mail.to, ["NoReply@a.shopco.test"]);
     assert!(
         mail.data
             .contains("Subject: Your trustmail verification code")
     );
-    let code = mail
-        .data
-        .lines()
-        .find(|l| l.starts_with("Verification code: "))
-        .unwrap()
-        .trim_start_matches("Verification code: ")
-        .trim()
-        .to_owned();
-    assert_eq!(code.len(), 8);
-    // Only its hash is stored.
+    assert_eq!(code_in(&mail.data).len(), 8);
+}
+
+#[tokio::test]
+async fn only_a_codes_hash_is_stored() {
+    let mut s = Senders::new(|_| {}).await;
+    let (_, code) = s.sender_with_code("noreply@a.shopco.test").await;
     let db = std::fs::read(s.app.dir.path().join("trustmail.db")).unwrap();
     let wal = std::fs::read(s.app.dir.path().join("trustmail.db-wal")).unwrap_or_default();
     for bytes in [db, wal] {
@@ -138,15 +170,28 @@ async fn the_full_sender_flow_with_an_emailed_code() {
             "the code is stored in clear"
         );
     }
+}
 
-    // The same address again: 200, unchanged, no new mail.
+#[tokio::test]
+async fn creating_an_existing_address_answers_200_with_the_same_sender_and_mails_nothing() {
+    let mut s = Senders::new(|_| {}).await;
+    let (id, _) = s.sender_with_code("NoReply@a.shopco.test").await;
     let again = s.create("noreply@a.shopco.test").await;
     assert_eq!(again.status(), StatusCode::OK);
     assert_eq!(again.json::<Value>().await.unwrap()["id"], id.as_str());
+    // The delivery job runs on its own clock: give it time to send anything it would.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        s.sink.try_next_mail().is_none(),
+        "no mail for the repeated create"
+    );
+}
 
-    let r = s
-        .act(&id, ACTIVATE, r#"{"verificationCode":"zzzzzzzz"}"#)
-        .await;
+#[tokio::test]
+async fn a_wrong_code_is_400_invalid_value() {
+    let mut s = Senders::new(|_| {}).await;
+    let (id, _) = s.sender_with_code("noreply@a.shopco.test").await;
+    let r = s.activate(&id, "zzzzzzzz").await;
     assert_p1_error(
         r,
         StatusCode::BAD_REQUEST,
@@ -154,49 +199,31 @@ async fn the_full_sender_flow_with_an_emailed_code() {
         Some(("INVALID_VALUE", "verificationCode")),
     )
     .await;
-    let r = s
-        .act(
-            &id,
-            ACTIVATE,
-            &format!(r#"{{"verificationCode":"{code}"}}"#),
-        )
-        .await;
+}
+
+#[tokio::test]
+async fn the_mailed_code_makes_the_sender_active() {
+    let mut s = Senders::new(|_| {}).await;
+    let (id, code) = s.sender_with_code("noreply@a.shopco.test").await;
+    let r = s.activate(&id, &code).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "ACTIVE");
-    assert!(
-        s.sink.try_next_mail().is_none(),
-        "no mail for the repeated create"
-    );
-
-    let list: Value = s
-        .app
-        .get(&format!("{}/trustedEmails", s.domain), &s.app.admin_token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let one = s.app.get_json(&s.sender_path(&id)).await;
+    assert_eq!(one["status"], "ACTIVE");
+    let list = s.app.get_json(&format!("{}/trustedEmails", s.domain)).await;
     assert_eq!(list["count"], 1);
     assert_eq!(list["_embedded"]["trustedEmails"][0]["status"], "ACTIVE");
-    let one = s
-        .app
-        .get(
-            &format!("{}/trustedEmails/{id}", s.domain),
-            &s.app.admin_token,
-        )
-        .await;
-    assert_eq!(one.status(), StatusCode::OK);
+}
 
-    // Activities in order.
-    let acts: Value = s
+#[tokio::test]
+async fn creating_mailing_and_activating_a_sender_are_recorded_in_order() {
+    let mut s = Senders::new(|_| {}).await;
+    let (id, code) = s.sender_with_code("noreply@a.shopco.test").await;
+    assert_eq!(s.activate(&id, &code).await.status(), StatusCode::OK);
+    let acts = s
         .app
-        .get(
-            &format!("/v1/environments/{}/activities", s.env),
-            &s.app.admin_token,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/environments/{}/activities", s.env))
+        .await;
     let types: Vec<&str> = acts["_embedded"]["activities"]
         .as_array()
         .unwrap()
@@ -212,50 +239,38 @@ async fn the_full_sender_flow_with_an_emailed_code() {
             "TRUSTED_EMAIL_CREATED"
         ]
     );
+}
 
-    let r = s
-        .app
-        .delete(
-            &format!("{}/trustedEmails/{id}", s.domain),
-            &s.app.admin_token,
-        )
-        .await;
+#[tokio::test]
+async fn a_deleted_sender_is_not_found_and_its_address_can_be_created_again() {
+    let mut s = Senders::new(|_| {}).await;
+    let (id, _) = s.sender_with_code("noreply@a.shopco.test").await;
+    let r = s.app.delete(&s.sender_path(&id), &s.app.admin_token).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let r = s
-        .app
-        .get(
-            &format!("{}/trustedEmails/{id}", s.domain),
-            &s.app.admin_token,
-        )
-        .await;
+    let r = s.app.get(&s.sender_path(&id), &s.app.admin_token).await;
     assert_p1_error(r, StatusCode::NOT_FOUND, "NOT_FOUND", None).await;
-    // After a delete, create is a 201 again.
     assert_eq!(
         s.create("noreply@a.shopco.test").await.status(),
         StatusCode::CREATED
     );
 }
 
-#[tokio::test]
-async fn five_wrong_codes_lock_until_a_resend() {
+/// A sender whose code was tried wrong five times: (senders, sender id, the right code).
+async fn locked_sender() -> (Senders, String, String) {
     let mut s = Senders::new(|_| {}).await;
-    let created: Value = s.create("a@a.shopco.test").await.json().await.unwrap();
-    let id = created["id"].as_str().unwrap().to_owned();
-    let code = s.next_code().await;
+    let (id, code) = s.sender_with_code("a@a.shopco.test").await;
     for _ in 0..5 {
-        let r = s
-            .act(&id, ACTIVATE, r#"{"verificationCode":"00000000"}"#)
-            .await;
+        let r = s.activate(&id, "00000000").await;
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     }
+    (s, id, code)
+}
+
+#[tokio::test]
+async fn a_wrong_code_five_times_locks_the_code_until_a_resend() {
+    let (mut s, id, code) = locked_sender().await;
     // Even the right code is refused now.
-    let r = s
-        .act(
-            &id,
-            ACTIVATE,
-            &format!(r#"{{"verificationCode":"{code}"}}"#),
-        )
-        .await;
+    let r = s.activate(&id, &code).await;
     assert_p1_error(
         r,
         StatusCode::BAD_REQUEST,
@@ -263,56 +278,55 @@ async fn five_wrong_codes_lock_until_a_resend() {
         Some(("INVALID_VALUE", "verificationCode")),
     )
     .await;
-    // A resend within a minute is refused.
+    s.age_codes_past_the_resend_interval().await;
+    assert_eq!(s.act(&id, SEND_CODE, "").await.status(), StatusCode::OK);
+    let fresh = s.next_code().await;
+    assert_eq!(s.activate(&id, &fresh).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_resend_within_a_minute_is_429_with_retry_after() {
+    let (s, id, _) = locked_sender().await;
     let r = s.act(&id, SEND_CODE, "").await;
     assert!(r.headers().contains_key(header::RETRY_AFTER));
     assert_p1_error(r, StatusCode::TOO_MANY_REQUESTS, "REQUEST_LIMITED", None).await;
 }
 
 #[tokio::test]
-async fn a_resend_sends_a_new_code_that_works() {
+async fn a_resend_after_a_minute_mails_a_new_code() {
     let mut s = Senders::new(|_| {}).await;
-    let created: Value = s.create("b@a.shopco.test").await.json().await.unwrap();
-    let id = created["id"].as_str().unwrap().to_owned();
-    let first = s.next_code().await;
-    // Age the first code past the resend interval.
-    let store_url = format!(
-        "sqlite://{}",
-        s.app.dir.path().join("trustmail.db").display()
-    );
-    let pool = sqlx::AnyPool::connect(&store_url).await.unwrap();
-    sqlx::query("UPDATE trusted_emails SET code_sent_at = code_sent_at - 61000")
-        .execute(&pool)
-        .await
-        .unwrap();
+    let (id, first) = s.sender_with_code("b@a.shopco.test").await;
+    s.age_codes_past_the_resend_interval().await;
     let r = s.act(&id, SEND_CODE, "").await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(
         r.json::<Value>().await.unwrap()["status"],
         "VERIFICATION_REQUIRED"
     );
+    assert_ne!(s.next_code().await, first);
+}
+
+#[tokio::test]
+async fn a_resend_retires_the_old_code_and_the_new_one_works_in_any_case() {
+    let mut s = Senders::new(|_| {}).await;
+    let (id, first) = s.sender_with_code("b@a.shopco.test").await;
+    s.age_codes_past_the_resend_interval().await;
+    assert_eq!(s.act(&id, SEND_CODE, "").await.status(), StatusCode::OK);
     let second = s.next_code().await;
-    let r = s
-        .act(
-            &id,
-            ACTIVATE,
-            &format!(r#"{{"verificationCode":"{first}"}}"#),
-        )
-        .await;
+    let r = s.activate(&id, &first).await;
     assert_eq!(
         r.status(),
         StatusCode::BAD_REQUEST,
         "the old code stopped working"
     );
-    let r = s
-        .act(
-            &id,
-            ACTIVATE,
-            &format!(r#"{{"verificationCode":"{}"}}"#, second.to_uppercase()),
-        )
-        .await;
+    let r = s.activate(&id, &second.to_uppercase()).await;
     assert_eq!(r.status(), StatusCode::OK);
-    // Any other content type is a bad request.
+}
+
+#[tokio::test]
+async fn acting_on_a_sender_with_another_content_type_is_400_invalid_request() {
+    let mut s = Senders::new(|_| {}).await;
+    let (id, _) = s.sender_with_code("b@a.shopco.test").await;
     let r = s.act(&id, "application/json", "{}").await;
     assert_p1_error(r, StatusCode::BAD_REQUEST, "INVALID_REQUEST", None).await;
 }
@@ -342,9 +356,9 @@ async fn the_environment_record_makes_senders_active_at_once() {
 }
 
 #[tokio::test]
-async fn senders_need_a_verified_domain_valid_addresses_and_room() {
-    let s = Senders::new(|c| c.limits.trusted_emails_per_domain = 2).await;
-    // An unverified domain (the Terraform provider's NotVerified test).
+async fn a_sender_of_an_unverified_domain_is_400_invalid_value() {
+    let s = Senders::new(|_| {}).await;
+    // The Terraform provider's NotVerified test.
     let other = s.app.domain(&s.env, "b.shopco.test").await;
     let path = format!(
         "/v1/environments/{}/emailDomains/{other}/trustedEmails",
@@ -365,6 +379,11 @@ async fn senders_need_a_verified_domain_valid_addresses_and_room() {
         Some(("INVALID_VALUE", "trustedEmail")),
     )
     .await;
+}
+
+#[tokio::test]
+async fn an_address_outside_the_domain_or_malformed_is_400_invalid_value() {
+    let s = Senders::new(|_| {}).await;
     for bad in [
         "noreply@b.shopco.test",
         "not-an-address",
@@ -379,6 +398,11 @@ async fn senders_need_a_verified_domain_valid_addresses_and_room() {
         )
         .await;
     }
+}
+
+#[tokio::test]
+async fn a_sender_without_an_address_is_400_required_value() {
+    let s = Senders::new(|_| {}).await;
     let r = s
         .app
         .post(
@@ -394,14 +418,14 @@ async fn senders_need_a_verified_domain_valid_addresses_and_room() {
         Some(("REQUIRED_VALUE", "emailAddress")),
     )
     .await;
-    assert_eq!(
-        s.create("one@a.shopco.test").await.status(),
-        StatusCode::CREATED
-    );
-    assert_eq!(
-        s.create("two@a.shopco.test").await.status(),
-        StatusCode::CREATED
-    );
+}
+
+#[tokio::test]
+async fn a_sender_over_the_per_domain_limit_is_400_size_limit_exceeded() {
+    let s = Senders::new(|c| c.limits.trusted_emails_per_domain = 2).await;
+    for address in ["one@a.shopco.test", "two@a.shopco.test"] {
+        assert_eq!(s.create(address).await.status(), StatusCode::CREATED);
+    }
     let r = s.create("three@a.shopco.test").await;
     let body = assert_p1_error(
         r,
@@ -411,15 +435,21 @@ async fn senders_need_a_verified_domain_valid_addresses_and_room() {
     )
     .await;
     assert_eq!(body["details"][0]["innerError"]["maximumValue"], 2);
-    // Not found, forbidden.
+}
+
+#[tokio::test]
+async fn an_unknown_sender_is_404() {
+    let s = Senders::new(|_| {}).await;
     let r = s
         .app
-        .get(
-            &format!("{}/trustedEmails/{UNKNOWN_ID}", s.domain),
-            &s.app.admin_token,
-        )
+        .get(&s.sender_path(UNKNOWN_ID), &s.app.admin_token)
         .await;
     assert_p1_error(r, StatusCode::NOT_FOUND, "NOT_FOUND", None).await;
+}
+
+#[tokio::test]
+async fn a_reader_creating_a_sender_is_403() {
+    let s = Senders::new(|_| {}).await;
     let reader = s.app.token(&s.env, Role::ReadOnly).await;
     let r = s
         .app
@@ -431,6 +461,11 @@ async fn senders_need_a_verified_domain_valid_addresses_and_room() {
         )
         .await;
     assert_p1_error(r, StatusCode::FORBIDDEN, "ACCESS_FAILED", None).await;
+}
+
+#[tokio::test]
+async fn listing_senders_without_a_token_is_401() {
+    let s = Senders::new(|_| {}).await;
     let r = s
         .app
         .request(

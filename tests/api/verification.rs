@@ -4,12 +4,9 @@ use std::time::Duration;
 
 use hickory_proto::rr::RecordType;
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::{
-    dns_server::TestDns,
-    helpers::{TestApp, assert_p1_error},
-};
+use crate::support::{TestApp, TestDns, assert_p1_error, redact};
 
 const DOMAIN: &str = "a.shopco.test";
 
@@ -30,12 +27,7 @@ impl Fixture {
     }
 
     async fn get(&self, leaf: &str) -> Value {
-        let r = self
-            .app
-            .get(&format!("{}/{leaf}", self.base), &self.app.admin_token)
-            .await;
-        assert_eq!(r.status(), StatusCode::OK, "{leaf}");
-        r.json().await.unwrap()
+        self.app.get_json(&format!("{}/{leaf}", self.base)).await
     }
 
     /// `POST …/verification`, waiting out the 5 s rate limit if a previous one is recent.
@@ -93,6 +85,52 @@ impl Fixture {
     }
 }
 
+impl Fixture {
+    fn env(&self) -> &str {
+        self.base.split('/').nth(3).unwrap()
+    }
+
+    /// Publishes the ownership TXT with the right value.
+    async fn publish_ownership(&self) -> String {
+        let (ownership, _) = self.ownership_value().await;
+        self.dns.add_txt("_trustmail.a.shopco.test", &[&ownership]);
+        ownership
+    }
+
+    /// The domain's activities of one type, newest first.
+    async fn activities(&self, action: &str) -> Vec<Value> {
+        let list = self
+            .app
+            .get_json(&format!("/v1/environments/{}/activities", self.env()))
+            .await;
+        list["_embedded"]["activities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["action"]["type"] == action)
+            .cloned()
+            .collect()
+    }
+
+    /// Names for the values this domain's records hold, for snapshots.
+    async fn names(&self) -> redact::Names {
+        let (ownership, environment) = self.ownership_value().await;
+        let id = self.base.rsplit('/').next().unwrap();
+        let mut names = self
+            .app
+            .names()
+            .with(self.env(), "[env]")
+            .with(id, "[domain]")
+            .with(ownership, "[ownership token]")
+            .with(environment, "[environment token]");
+        for (i, (key, _)) in self.dkim_tokens().await.iter().enumerate() {
+            let selector = key.split('.').next().unwrap();
+            names = names.with(selector, &format!("[selector {i}]"));
+        }
+        names
+    }
+}
+
 fn find<'a>(records: &'a [Value], record: &str) -> &'a Value {
     records
         .iter()
@@ -100,13 +138,10 @@ fn find<'a>(records: &'a [Value], record: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {record}"))
 }
 
-#[tokio::test]
-async fn publish_then_read_answers_active() {
-    let f = Fixture::new(|_| {}).await;
-    let own = f.get("ownership").await;
-    assert_eq!(own["regions"][0]["status"], "VERIFICATION_REQUIRED");
+/// Publishes every record of the domain: ownership split into two strings under a mixed-case
+/// name beside an unrelated TXT, DKIM targets in upper case, SPF with mechanisms of its own.
+async fn publish_everything(f: &Fixture) {
     let (ownership, environment) = f.ownership_value().await;
-    // Split strings, mixed case and a trailing dot in the name, an unrelated TXT beside it.
     let (head, tail) = ownership.split_at(10);
     f.dns.add_txt("_Trustmail.A.ShopCo.Test.", &[head, tail]);
     f.dns.add_txt(
@@ -115,39 +150,50 @@ async fn publish_then_read_answers_active() {
     );
     f.dns
         .add_txt("_trustmail-environment.a.shopco.test", &[&environment]);
-    let own = f.get("ownership").await;
-    assert_eq!(own["regions"][0]["status"], "ACTIVE", "{own}");
-    assert_eq!(own["environmentDnsRecord"]["status"], "ACTIVE", "{own}");
-
     for (key, value) in f.dkim_tokens().await {
         f.dns.add_cname(&key, &format!("{}.", value.to_uppercase()));
     }
-    assert_eq!(f.get("dkim").await["regions"][0]["status"], "ACTIVE");
     f.dns.add_txt(
         DOMAIN,
         &["v=spf1 ip4:192.0.2.1 include:SPF.trustmail.example -all"],
     );
-    assert_eq!(f.get("spf").await["status"], "ACTIVE");
+}
 
-    // Each visible change is an activity naming the record, region and status.
-    let env = f.base.split('/').nth(3).unwrap().to_owned();
-    let list: Value = f
-        .app
-        .get(
-            &format!("/v1/environments/{env}/activities"),
-            &f.app.admin_token,
-        )
+#[tokio::test]
+async fn published_ownership_and_environment_records_read_active_at_once() {
+    let f = Fixture::new(|_| {}).await;
+    let own = f.get("ownership").await;
+    assert_eq!(own["regions"][0]["status"], "VERIFICATION_REQUIRED");
+    publish_everything(&f).await;
+    let own = f.get("ownership").await;
+    assert_eq!(own["regions"][0]["status"], "ACTIVE", "{own}");
+    assert_eq!(own["environmentDnsRecord"]["status"], "ACTIVE", "{own}");
+}
+
+#[tokio::test]
+async fn published_dkim_cnames_read_active_at_once() {
+    let f = Fixture::new(|_| {}).await;
+    publish_everything(&f).await;
+    assert_eq!(f.get("dkim").await["regions"][0]["status"], "ACTIVE");
+}
+
+#[tokio::test]
+async fn a_published_spf_with_the_include_reads_active_at_once() {
+    let f = Fixture::new(|_| {}).await;
+    publish_everything(&f).await;
+    assert_eq!(f.get("spf").await["status"], "ACTIVE");
+}
+
+#[tokio::test]
+async fn each_visible_status_change_is_an_activity_naming_record_region_and_status() {
+    let f = Fixture::new(|_| {}).await;
+    publish_everything(&f).await;
+    for leaf in ["ownership", "dkim", "spf"] {
+        f.get(leaf).await;
+    }
+    let mut seen: Vec<String> = f
+        .activities("EMAIL_DOMAIN_STATUS_UPDATED")
         .await
-        .json()
-        .await
-        .unwrap();
-    let updates: Vec<&Value> = list["_embedded"]["activities"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|a| a["action"]["type"] == "EMAIL_DOMAIN_STATUS_UPDATED")
-        .collect();
-    let mut seen: Vec<String> = updates
         .iter()
         .map(|a| {
             format!(
@@ -171,7 +217,7 @@ async fn publish_then_read_answers_active() {
 }
 
 #[tokio::test]
-async fn every_reason_code_is_explained() {
+async fn before_any_check_every_record_is_not_checked() {
     let f = Fixture::new(|_| {}).await;
     let records = f.diagnosis().await;
     assert!(
@@ -179,35 +225,28 @@ async fn every_reason_code_is_explained() {
             .iter()
             .all(|r| r["reason"] == "NOT_CHECKED" && r["lastCheckedAt"].is_null())
     );
+}
+
+#[tokio::test]
+async fn a_check_that_finds_nothing_says_where_each_record_goes() {
+    let f = Fixture::new(|_| {}).await;
     let records = f.check_now().await;
     let own = find(&records, "OWNERSHIP");
     assert_eq!(own["reason"], "NOT_FOUND");
-    assert_eq!(own["name"], "_trustmail.a.shopco.test");
-    assert_eq!(own["type"], "TXT");
-    assert!(
-        own["message"]
-            .as_str()
-            .unwrap()
-            .contains("_trustmail.a.shopco.test")
-    );
-    assert!(own["lastCheckedAt"].is_string() && own["nextCheckAt"].is_string());
+    let names = f.names().await;
+    insta::assert_json_snapshot!(records, {
+        "[].lastCheckedAt" => redact::time(),
+        "[].nextCheckAt" => redact::time(),
+        ".**" => names.redaction(),
+    });
+}
 
+#[tokio::test]
+async fn a_record_under_the_zone_appended_twice_is_doubled_zone_suffix() {
+    let f = Fixture::new(|_| {}).await;
     let (ownership, _) = f.ownership_value().await;
-    let tokens = f.dkim_tokens().await;
-    // DOUBLED_ZONE_SUFFIX: the panel appended the zone again.
     f.dns
         .add_txt("_trustmail.a.shopco.test.shopco.test", &[&ownership]);
-    // VALUE_MISMATCH: a stale environment value.
-    f.dns
-        .add_txt("_trustmail-environment.a.shopco.test", &["an-old-value"]);
-    // DKIM: one right, one to the wrong place, one a TXT instead of a CNAME.
-    f.dns.add_cname(&tokens[0].0, &tokens[0].1);
-    f.dns.add_cname(&tokens[1].0, "elsewhere.shopco.test");
-    f.dns.add_txt(&tokens[2].0, &["v=DKIM1; p=abc"]);
-    // MULTIPLE_SPF.
-    f.dns.add_txt(DOMAIN, &["v=spf1 -all"]);
-    f.dns
-        .add_txt(DOMAIN, &["v=spf1 include:spf.trustmail.example ~all"]);
     let records = f.check_now().await;
     let own = find(&records, "OWNERSHIP");
     assert_eq!(own["reason"], "DOUBLED_ZONE_SUFFIX", "{own}");
@@ -215,12 +254,40 @@ async fn every_reason_code_is_explained() {
         own["message"].as_str().unwrap().contains("_trustmail.a"),
         "{own}"
     );
+}
+
+#[tokio::test]
+async fn a_stale_value_is_value_mismatch_showing_what_was_observed() {
+    let f = Fixture::new(|_| {}).await;
+    f.dns
+        .add_txt("_trustmail-environment.a.shopco.test", &["an-old-value"]);
+    let records = f.check_now().await;
     let env = find(&records, "ENVIRONMENT");
     assert_eq!(env["reason"], "VALUE_MISMATCH");
-    assert_eq!(env["observed"], serde_json::json!(["an-old-value"]));
+    assert_eq!(env["observed"], json!(["an-old-value"]));
     assert!(env["message"].as_str().unwrap().contains("an-old-value"));
-    let dkim: Vec<&Value> = records.iter().filter(|r| r["record"] == "DKIM").collect();
+}
+
+/// The DKIM diagnoses after publishing the first CNAME right, the second to the wrong place
+/// and a TXT instead of the third.
+async fn dkim_diagnoses() -> Vec<Value> {
+    let f = Fixture::new(|_| {}).await;
+    let tokens = f.dkim_tokens().await;
+    f.dns.add_cname(&tokens[0].0, &tokens[0].1);
+    f.dns.add_cname(&tokens[1].0, "elsewhere.shopco.test");
+    f.dns.add_txt(&tokens[2].0, &["v=DKIM1; p=abc"]);
+    let records = f.check_now().await;
+    let dkim: Vec<Value> = records
+        .into_iter()
+        .filter(|r| r["record"] == "DKIM")
+        .collect();
     assert_eq!(dkim.len(), 3);
+    dkim
+}
+
+#[tokio::test]
+async fn a_dkim_cname_to_the_wrong_target_is_value_mismatch_beside_a_right_one() {
+    let dkim = dkim_diagnoses().await;
     assert_eq!(dkim[0]["reason"], "OK");
     assert_eq!(dkim[1]["reason"], "VALUE_MISMATCH");
     assert!(
@@ -231,27 +298,62 @@ async fn every_reason_code_is_explained() {
         "{}",
         dkim[1]
     );
+}
+
+#[tokio::test]
+async fn a_txt_where_a_dkim_cname_belongs_is_cname_conflict() {
+    let dkim = dkim_diagnoses().await;
     assert_eq!(dkim[2]["reason"], "CNAME_CONFLICT");
+}
+
+#[tokio::test]
+async fn two_spf_records_are_multiple_spf() {
+    let f = Fixture::new(|_| {}).await;
+    f.dns.add_txt(DOMAIN, &["v=spf1 -all"]);
+    f.dns
+        .add_txt(DOMAIN, &["v=spf1 include:spf.trustmail.example ~all"]);
+    let records = f.check_now().await;
     let spf = find(&records, "SPF");
     assert_eq!(spf["reason"], "MULTIPLE_SPF");
     assert_eq!(spf["lookups"]["limit"], 10);
+}
 
-    // NO_RECORD: the name exists, but holds no TXT; CNAME_CONFLICT: a CNAME leading nowhere useful.
-    f.dns
-        .remove("_trustmail-environment.a.shopco.test", RecordType::TXT);
+#[tokio::test]
+async fn a_name_that_exists_without_a_txt_is_no_record() {
+    let f = Fixture::new(|_| {}).await;
     f.dns
         .add_mx("_trustmail-environment.a.shopco.test", 10, "mx.shopco.test");
-    f.dns
-        .remove("_trustmail.a.shopco.test.shopco.test", RecordType::TXT);
+    let records = f.check_now().await;
+    assert_eq!(find(&records, "ENVIRONMENT")["reason"], "NO_RECORD");
+}
+
+#[tokio::test]
+async fn a_cname_to_a_name_without_the_value_is_cname_conflict() {
+    let f = Fixture::new(|_| {}).await;
     f.dns
         .add_cname("_trustmail.a.shopco.test", "target.shopco.test");
     f.dns.add_txt("target.shopco.test", &["not-the-token"]);
-    // SPF without our include: VALUE_MISMATCH, with the merge suggested.
-    f.dns.remove(DOMAIN, RecordType::TXT);
+    let records = f.check_now().await;
+    assert_eq!(find(&records, "OWNERSHIP")["reason"], "CNAME_CONFLICT");
+}
+
+#[tokio::test]
+async fn a_cname_whose_chain_delivers_the_value_is_ok_and_active() {
+    let f = Fixture::new(|_| {}).await;
+    let (ownership, _) = f.ownership_value().await;
+    f.dns
+        .add_cname("_trustmail.a.shopco.test", "target.shopco.test");
+    f.dns.add_txt("target.shopco.test", &[&ownership]);
+    let records = f.check_now().await;
+    assert_eq!(find(&records, "OWNERSHIP")["reason"], "OK");
+    assert_eq!(find(&records, "OWNERSHIP")["status"], "ACTIVE");
+}
+
+#[tokio::test]
+async fn spf_without_our_include_is_value_mismatch_with_the_merge_suggested() {
+    let f = Fixture::new(|_| {}).await;
     f.dns.add_txt(DOMAIN, &["v=spf1 ip4:192.0.2.1 -all"]);
     let records = f.check_now().await;
-    assert_eq!(find(&records, "ENVIRONMENT")["reason"], "NO_RECORD");
-    assert_eq!(find(&records, "OWNERSHIP")["reason"], "CNAME_CONFLICT");
     let spf = find(&records, "SPF");
     assert_eq!(spf["reason"], "VALUE_MISMATCH");
     assert_eq!(
@@ -259,21 +361,22 @@ async fn every_reason_code_is_explained() {
         "v=spf1 ip4:192.0.2.1 include:spf.trustmail.example -all"
     );
     assert_eq!(spf["lookups"]["count"], 1);
+}
 
-    // A CNAME whose chain delivers the value is fine.
-    f.dns.remove("target.shopco.test", RecordType::TXT);
-    f.dns.add_txt("target.shopco.test", &[&ownership]);
-    // SPF_INVALID, then SPF_TOO_MANY_LOOKUPS.
-    f.dns.remove(DOMAIN, RecordType::TXT);
+#[tokio::test]
+async fn an_spf_that_does_not_parse_is_spf_invalid() {
+    let f = Fixture::new(|_| {}).await;
     f.dns.add_txt(
         DOMAIN,
         &["v=spf1 ip4:not-an-address include:spf.trustmail.example -all"],
     );
     let records = f.check_now().await;
-    assert_eq!(find(&records, "OWNERSHIP")["reason"], "OK");
-    assert_eq!(find(&records, "OWNERSHIP")["status"], "ACTIVE");
     assert_eq!(find(&records, "SPF")["reason"], "SPF_INVALID");
-    f.dns.remove(DOMAIN, RecordType::TXT);
+}
+
+#[tokio::test]
+async fn an_spf_needing_more_than_ten_lookups_is_spf_too_many_lookups() {
+    let f = Fixture::new(|_| {}).await;
     let many: String = (0..10)
         .map(|i| format!(" include:i{i}.shopco.test"))
         .collect();
@@ -286,9 +389,15 @@ async fn every_reason_code_is_explained() {
     assert_eq!(spf["reason"], "SPF_TOO_MANY_LOOKUPS", "{spf}");
     assert_eq!(spf["lookups"]["count"], 11);
     assert_eq!(spf["lookups"]["overLimit"], true);
+}
 
-    // DNS_ERROR: the server stops. Nothing visible changes and nothing is a 5xx.
+#[tokio::test]
+async fn a_dns_error_is_reported_and_changes_no_status() {
+    let f = Fixture::new(|_| {}).await;
+    f.publish_ownership().await;
+    assert_eq!(f.get("ownership").await["regions"][0]["status"], "ACTIVE");
     f.dns.stop().await;
+    // Nothing visible changes and nothing is a 5xx.
     let records = f.check_now().await;
     let own = find(&records, "OWNERSHIP");
     assert_eq!(own["reason"], "DNS_ERROR");
@@ -301,28 +410,29 @@ async fn every_reason_code_is_explained() {
 }
 
 #[tokio::test]
-async fn a_record_removed_after_active_has_grace_then_lapses() {
+async fn a_record_removed_after_active_stays_active_for_the_grace_period() {
     let f = Fixture::new(|_| {}).await;
-    let (ownership, _) = f.ownership_value().await;
-    f.dns.add_txt("_trustmail.a.shopco.test", &[&ownership]);
+    f.publish_ownership().await;
     assert_eq!(f.get("ownership").await["regions"][0]["status"], "ACTIVE");
     f.dns.remove("_trustmail.a.shopco.test", RecordType::TXT);
     assert_eq!(f.get("ownership").await["regions"][0]["status"], "ACTIVE");
     let own = find(&f.diagnosis().await, "OWNERSHIP").clone();
     assert_eq!(own["reason"], "MISSING_AFTER_ACTIVE");
     assert!(own["message"].as_str().unwrap().contains("grace"), "{own}");
+}
 
-    let g = Fixture::new(|c| c.dns.active_grace_s = 0).await;
-    let (ownership, _) = g.ownership_value().await;
-    g.dns.add_txt("_trustmail.a.shopco.test", &[&ownership]);
-    assert_eq!(g.get("ownership").await["regions"][0]["status"], "ACTIVE");
-    g.dns.remove("_trustmail.a.shopco.test", RecordType::TXT);
+#[tokio::test]
+async fn a_record_removed_after_active_lapses_when_the_grace_is_over() {
+    let f = Fixture::new(|c| c.dns.active_grace_s = 0).await;
+    f.publish_ownership().await;
+    assert_eq!(f.get("ownership").await["regions"][0]["status"], "ACTIVE");
+    f.dns.remove("_trustmail.a.shopco.test", RecordType::TXT);
     assert_eq!(
-        g.get("ownership").await["regions"][0]["status"],
+        f.get("ownership").await["regions"][0]["status"],
         "VERIFICATION_REQUIRED"
     );
     assert_eq!(
-        find(&g.diagnosis().await, "OWNERSHIP")["reason"],
+        find(&f.diagnosis().await, "OWNERSHIP")["reason"],
         "NOT_FOUND"
     );
 }
@@ -350,35 +460,18 @@ async fn forced_checks_are_limited_to_one_per_five_seconds() {
 }
 
 #[tokio::test]
-async fn the_background_job_rechecks_on_schedule() {
+async fn the_background_job_rechecks_on_schedule_as_no_client() {
     let f = Fixture::new(|c| {
         c.dns.initial_recheck_interval_s = 1;
         // Status reads must not be what finds the record.
         c.dns.min_recheck_interval_s = 3600;
     })
     .await;
-    let (ownership, _) = f.ownership_value().await;
-    f.dns.add_txt("_trustmail.a.shopco.test", &[&ownership]);
+    f.publish_ownership().await;
     for _ in 0..100 {
         if find(&f.diagnosis().await, "OWNERSHIP")["status"] == "ACTIVE" {
-            let env = f.base.split('/').nth(3).unwrap().to_owned();
-            let list: Value = f
-                .app
-                .get(
-                    &format!("/v1/environments/{env}/activities"),
-                    &f.app.admin_token,
-                )
-                .await
-                .json()
-                .await
-                .unwrap();
-            let update = list["_embedded"]["activities"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|a| a["action"]["type"] == "EMAIL_DOMAIN_STATUS_UPDATED")
-                .unwrap()
-                .clone();
+            let updates = f.activities("EMAIL_DOMAIN_STATUS_UPDATED").await;
+            let update = updates.first().unwrap();
             assert!(
                 update["actors"].get("client").is_none(),
                 "a scheduled check has no client: {update}"
@@ -390,9 +483,7 @@ async fn the_background_job_rechecks_on_schedule() {
     panic!("the background job never saw the record");
 }
 
-#[tokio::test]
-async fn the_zone_file_lists_every_record() {
-    let f = Fixture::new(|_| {}).await;
+async fn zone_file(f: &Fixture) -> String {
     let r = f
         .app
         .get(&format!("{}/zoneFile", f.base), &f.app.admin_token)
@@ -404,45 +495,46 @@ async fn the_zone_file_lists_every_record() {
             .unwrap()
             .starts_with("text/plain")
     );
-    let zone = r.text().await.unwrap();
-    let (ownership, environment) = f.ownership_value().await;
-    assert!(
-        zone.contains(&format!(
-            "_trustmail.a.shopco.test. 3600 IN TXT \"{ownership}\""
-        )),
-        "{zone}"
-    );
-    assert!(zone.contains(&format!(
-        "_trustmail-environment.a.shopco.test. 3600 IN TXT \"{environment}\""
-    )));
-    for (key, value) in f.dkim_tokens().await {
-        assert!(
-            zone.contains(&format!("{key}. 3600 IN CNAME {value}.")),
-            "{zone}"
-        );
-    }
-    assert!(
-        zone.contains("a.shopco.test. 3600 IN TXT \"v=spf1 include:spf.trustmail.example ~all\"")
-    );
+    r.text().await.unwrap()
 }
 
 #[tokio::test]
-async fn mail_from_needs_a_verified_domain_and_moves_spf() {
+async fn the_zone_file_lists_every_record() {
     let f = Fixture::new(|_| {}).await;
-    let path = format!("{}/mailFromDomain", f.base);
-    let token = &f.app.admin_token;
-    let put = |domain: &str| serde_json::json!({"mailFrom": {"domain": domain}});
-    let r = f.app.get(&path, token).await;
-    assert_p1_error(r, StatusCode::NOT_FOUND, "NOT_FOUND", None).await;
-    let r = f
-        .app
+    let zone = zone_file(&f).await;
+    insta::assert_snapshot!(f.names().await.apply(&zone));
+}
+
+/// `PUT …/mailFromDomain` with `body`.
+async fn put_mail_from(f: &Fixture, body: Value) -> reqwest::Response {
+    f.app
         .request(
             reqwest::Method::PUT,
-            &path,
-            Some(token),
-            Some(serde_json::json!({})),
+            &format!("{}/mailFromDomain", f.base),
+            Some(&f.app.admin_token),
+            Some(body),
         )
+        .await
+}
+
+fn mail_from(domain: &str) -> Value {
+    json!({"mailFrom": {"domain": domain}})
+}
+
+#[tokio::test]
+async fn mail_from_is_not_found_until_set() {
+    let f = Fixture::new(|_| {}).await;
+    let r = f
+        .app
+        .get(&format!("{}/mailFromDomain", f.base), &f.app.admin_token)
         .await;
+    assert_p1_error(r, StatusCode::NOT_FOUND, "NOT_FOUND", None).await;
+}
+
+#[tokio::test]
+async fn a_mail_from_without_a_domain_is_400_required_value() {
+    let f = Fixture::new(|_| {}).await;
+    let r = put_mail_from(&f, json!({})).await;
     assert_p1_error(
         r,
         StatusCode::BAD_REQUEST,
@@ -450,11 +542,13 @@ async fn mail_from_needs_a_verified_domain_and_moves_spf() {
         Some(("REQUIRED_VALUE", "mailFrom.domain")),
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_mail_from_that_is_not_a_subdomain_is_400_invalid_value() {
+    let f = Fixture::new(|_| {}).await;
     for outside in [DOMAIN, "bounce.other.test", "xa.shopco.test"] {
-        let r = f
-            .app
-            .request(reqwest::Method::PUT, &path, Some(token), Some(put(outside)))
-            .await;
+        let r = put_mail_from(&f, mail_from(outside)).await;
         assert_p1_error(
             r,
             StatusCode::BAD_REQUEST,
@@ -463,16 +557,12 @@ async fn mail_from_needs_a_verified_domain_and_moves_spf() {
         )
         .await;
     }
-    // Not verified yet.
-    let r = f
-        .app
-        .request(
-            reqwest::Method::PUT,
-            &path,
-            Some(token),
-            Some(put("bounce.a.shopco.test")),
-        )
-        .await;
+}
+
+#[tokio::test]
+async fn a_mail_from_before_ownership_is_verified_is_400_not_verified() {
+    let f = Fixture::new(|_| {}).await;
+    let r = put_mail_from(&f, mail_from("bounce.a.shopco.test")).await;
     let body = assert_p1_error(
         r,
         StatusCode::BAD_REQUEST,
@@ -486,30 +576,36 @@ async fn mail_from_needs_a_verified_domain_and_moves_spf() {
             .unwrap()
             .contains("not verified")
     );
+}
 
-    let (ownership, _) = f.ownership_value().await;
-    f.dns.add_txt("_trustmail.a.shopco.test", &[&ownership]);
-    let r = f
-        .app
-        .request(
-            reqwest::Method::PUT,
-            &path,
-            Some(token),
-            Some(put("Bounce.A.ShopCo.Test")),
-        )
-        .await;
+/// A verified domain with `Bounce.A.ShopCo.Test` set as its MAIL FROM: (fixture, the PUT's body).
+async fn with_mail_from() -> (Fixture, Value) {
+    let f = Fixture::new(|_| {}).await;
+    f.publish_ownership().await;
+    let r = put_mail_from(&f, mail_from("Bounce.A.ShopCo.Test")).await;
     assert_eq!(r.status(), StatusCode::OK);
-    let mail_from: Value = r.json().await.unwrap();
-    assert_eq!(mail_from["mailFrom"]["domain"], "bounce.a.shopco.test");
-    assert_eq!(mail_from["type"], "MX");
-    assert_eq!(mail_from["key"], "bounce.a.shopco.test");
-    assert_eq!(mail_from["value"], "feedback.us-east-1.trustmail.example");
-    assert_eq!(mail_from["priority"], 10);
-    assert_eq!(mail_from["status"], "VERIFICATION_REQUIRED");
+    let body = r.json().await.unwrap();
+    (f, body)
+}
+
+#[tokio::test]
+async fn setting_mail_from_answers_the_mx_record_to_publish() {
+    let (f, body) = with_mail_from().await;
+    let names = f.names().await;
+    insta::assert_json_snapshot!(body, { ".**" => names.redaction() });
+}
+
+#[tokio::test]
+async fn a_mail_from_domain_takes_over_spf() {
+    let (f, _) = with_mail_from().await;
     let spf = f.get("spf").await;
     assert_eq!(spf["key"], "bounce.a.shopco.test");
     assert_eq!(spf["status"], "VERIFICATION_REQUIRED");
+}
 
+#[tokio::test]
+async fn a_published_mail_from_mx_and_spf_read_active() {
+    let (f, _) = with_mail_from().await;
     f.dns.add_mx(
         "bounce.a.shopco.test",
         10,
@@ -521,22 +617,23 @@ async fn mail_from_needs_a_verified_domain_and_moves_spf() {
     );
     assert_eq!(f.get("mailFromDomain").await["status"], "ACTIVE");
     assert_eq!(f.get("spf").await["status"], "ACTIVE");
-    let zone = f
-        .app
-        .get(&format!("{}/zoneFile", f.base), token)
-        .await
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        zone.contains("bounce.a.shopco.test. 3600 IN MX 10 feedback.us-east-1.trustmail.example."),
-        "{zone}"
-    );
+}
 
-    let r = f.app.delete(&path, token).await;
+#[tokio::test]
+async fn the_zone_file_lists_the_mail_from_mx_and_moves_spf() {
+    let (f, _) = with_mail_from().await;
+    let zone = zone_file(&f).await;
+    insta::assert_snapshot!(f.names().await.apply(&zone));
+}
+
+#[tokio::test]
+async fn deleting_mail_from_answers_204_and_moves_spf_back_to_the_domain() {
+    let (f, _) = with_mail_from().await;
+    let path = format!("{}/mailFromDomain", f.base);
+    let r = f.app.delete(&path, &f.app.admin_token).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(
-        f.app.get(&path, token).await.status(),
+        f.app.get(&path, &f.app.admin_token).await.status(),
         StatusCode::NOT_FOUND
     );
     let spf = f.get("spf").await;

@@ -84,7 +84,8 @@ pub fn test_config(dir: &std::path::Path, db: &Db) -> Config {
 }
 
 impl TestApp {
-    /// The app's store, for tests that look under the API.
+    /// The app's store, for tests that arrange or inspect data below the API. The one place a
+    /// test reaches the store.
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -94,10 +95,7 @@ impl TestApp {
     }
 
     /// An app whose DNS is `dns`, re-checking on every status read.
-    pub async fn with_dns(
-        dns: &crate::dns_server::TestDns,
-        tweak: impl FnOnce(&mut Config),
-    ) -> Self {
+    pub async fn with_dns(dns: &super::dns::TestDns, tweak: impl FnOnce(&mut Config)) -> Self {
         let resolver = dns.resolver();
         Self::spawn_on(Db::Sqlite, move |c| {
             c.dns.resolvers = vec![resolver];
@@ -209,11 +207,7 @@ impl TestApp {
                 json!({"name": name, "region": "NA"}),
             )
             .await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-        response.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        created_id(response).await
     }
 
     /// A token for a new client with `role` in `environment`, through the token endpoint.
@@ -246,12 +240,24 @@ impl TestApp {
         let response = self
             .create_domain(environment, &self.admin_token, name)
             .await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-        response.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        created_id(response).await
     }
+
+    /// The JSON body of a GET of `path` as the organization administrator, which must be a 200.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.get(path, &self.admin_token).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        response.json().await.unwrap()
+    }
+}
+
+/// The id of what a 201 created.
+async fn created_id(response: Response) -> String {
+    assert_eq!(response.status(), StatusCode::CREATED);
+    response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 pub async fn fetch_token(http: &reqwest::Client, url: &str, credentials: &Credentials) -> String {
@@ -272,13 +278,9 @@ pub async fn fetch_token(http: &reqwest::Client, url: &str, credentials: &Creden
         .to_owned()
 }
 
-/// Asserts a P1Error: status, top-level code, and (when given) the first detail's code and target.
-pub async fn assert_p1_error(
-    response: Response,
-    status: StatusCode,
-    code: &str,
-    detail: Option<(&str, &str)>,
-) -> Value {
+/// The body of a P1Error response, after checking its status, that it is JSON, and that it
+/// carries a correlation id.
+pub async fn p1_error(response: Response, status: StatusCode) -> Value {
     assert_eq!(response.status(), status, "status");
     let content_type = response
         .headers()
@@ -292,7 +294,17 @@ pub async fn assert_p1_error(
         "{content_type}"
     );
     assert!(response.headers().contains_key("correlation-id"));
-    let body: Value = response.json().await.unwrap();
+    response.json().await.unwrap()
+}
+
+/// Asserts a P1Error: status, top-level code, and (when given) the first detail's code and target.
+pub async fn assert_p1_error(
+    response: Response,
+    status: StatusCode,
+    code: &str,
+    detail: Option<(&str, &str)>,
+) -> Value {
+    let body = p1_error(response, status).await;
     assert_eq!(body["code"], code, "{body}");
     assert!(uuid::Uuid::parse_str(body["id"].as_str().unwrap()).is_ok());
     assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
