@@ -1,5 +1,5 @@
 # BIND helpers for the interop run (.ci/interop/run.sh) and bench/dns_sweep.sh: an authoritative BIND 9
-# on loopback configured as ../shared/TESTING.md says. Source it; it sources ../lib.sh (die, stop_pid,
+# on loopback (bind_start says what it serves). Source it; it sources ../lib.sh (die, stop_pid,
 # apt_install, free_port). The caller stops BIND in its own EXIT trap (bind_stop).
 # shellcheck shell=bash
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Interop run: trustmail against real programs nobody here wrote (../shared/TESTING.md § Interop).
+# Interop run: trustmail against real programs nobody here wrote: BIND 9 serves the records, aiosmtpd
+# receives the mail.
 #
 #   .ci/interop/run.sh          (called by .ci/run after its release build; runs alone too)
 #

@@ -2,9 +2,10 @@
 
 /// A wire value that is not one of an enum's names.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{value}` is not one of {allowed}")]
+#[error("`{value}` is not one of {}", allowed.trim_end())]
 pub struct UnknownValue {
     pub value: String,
+    /// The accepted names, each followed by a space.
     pub allowed: &'static str,
 }
 
