@@ -10,7 +10,7 @@ use figment::{
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
-use crate::domain::{Geography, PublicSuffixes, RecordSettings, SendingRegion};
+use crate::domain::{DkimAlgorithm, Geography, PublicSuffixes, RecordSettings, SendingRegion};
 
 pub const ENV_PREFIX: &str = "TRUSTMAIL_";
 /// Names the configuration file; not itself a configuration key.
@@ -237,18 +237,11 @@ impl Default for Mail {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-pub enum DkimAlgorithm {
-    #[default]
-    #[serde(rename = "rsa-2048")]
-    Rsa2048,
-    #[serde(rename = "ed25519")]
-    Ed25519,
-}
-
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Dkim {
+    /// `rsa-2048` or `ed25519`: the type of new keys (existing keys keep theirs).
+    #[serde(deserialize_with = "parsed")]
     pub algorithm: DkimAlgorithm,
 }
 
@@ -270,6 +263,18 @@ impl Default for Secrets {
 #[serde(deny_unknown_fields, default)]
 pub struct DkimDns {
     pub listen: String,
+}
+
+/// A value named by a string that the type parses (the wire enums of `domain`).
+fn parsed<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    String::deserialize(d)?
+        .parse()
+        .map_err(serde::de::Error::custom)
 }
 
 /// Environment variables are strings; an array may be a TOML array or comma-separated.

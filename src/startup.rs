@@ -98,6 +98,10 @@ impl Application {
         let (service, store) = open(&config, &public_url).await?;
         let outbox = OutboxDelivery::new(store.clone(), relays);
         let bootstrap = service.bootstrap(&public_url).await?;
+        let minted = service.mint_missing_dkim_keys().await?;
+        if minted > 0 {
+            tracing::info!(keys = minted, "made DKIM keys for domains that had none");
+        }
         let router = api::router(service.clone(), &public_url);
         Ok(Self {
             listener,

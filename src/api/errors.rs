@@ -202,7 +202,10 @@ impl From<ServiceError> for ApiError {
             ServiceError::RateLimited { retry_after_s } => {
                 ApiError::RequestLimited { retry_after_s }
             }
-            e @ (ServiceError::Store(_) | ServiceError::Token(_)) => {
+            e @ (ServiceError::Store(_)
+            | ServiceError::Token(_)
+            | ServiceError::Dkim(_)
+            | ServiceError::Secrets(_)) => {
                 ApiError::Unexpected(Box::new(e))
             }
         }

@@ -99,6 +99,7 @@ macro_rules! id_type {
 }
 pub(crate) use id_type;
 
+mod dkim;
 mod domain_name;
 mod entities;
 mod ids;
@@ -108,6 +109,7 @@ mod tenancy;
 mod trusted_emails;
 mod verification;
 
+pub use dkim::{DkimAlgorithm, DkimKey, DkimRole, dkim_selector, txt_strings};
 pub use domain_name::{DomainName, DomainNameError, PublicSuffixes};
 pub use entities::{Activity, Client, EmailDomain, Environment, now};
 pub use ids::{ActivityId, ClientId, DomainId, EnvironmentId, TrustedEmailId};

@@ -35,6 +35,7 @@ wire_enum!(
         TrustedEmailDeleted => "TRUSTED_EMAIL_DELETED",
         TrustedEmailSendCode => "TRUSTED_EMAIL_SEND_CODE",
         TrustedEmailActive => "TRUSTED_EMAIL_ACTIVE",
+        DkimKeyRotated => "DKIM_KEY_ROTATED",
     }
 );
 

@@ -2,6 +2,7 @@
 //! reaches an SMTP relay. Every message is written to the outbox first (`store::outbox`) and
 //! delivered by `jobs::outbox`, so a send never blocks or fails a request.
 
+pub mod dkim;
 pub mod relay;
 
 use std::{fmt, str::FromStr};

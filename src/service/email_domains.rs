@@ -51,12 +51,14 @@ impl Service {
             domain.id,
             domain.name.as_str(),
         );
+        let keys = self.new_dkim_keys(domain.id, &records).await?;
         let maximum = settings.limits.domains_per_environment;
         match self
             .store()
             .create_domain(
                 &domain,
                 &records,
+                &keys,
                 self.first_check_at(created_at),
                 maximum,
                 &activity,

@@ -6,6 +6,7 @@
 mod activities;
 mod auth;
 mod cache;
+mod dkim;
 mod email_domains;
 mod environments;
 mod outbox;
@@ -54,6 +55,10 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Token(#[from] TokenError),
+    #[error(transparent)]
+    Dkim(#[from] crate::mail::dkim::DkimError),
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretsError),
 }
 
 impl ServiceError {
@@ -91,6 +96,8 @@ pub struct Settings {
     pub dns: crate::config::Dns,
     /// `mail.system_sender`: From of verification-code mail.
     pub mail_sender: String,
+    /// `dkim.algorithm`: the type of new DKIM keys.
+    pub dkim_algorithm: crate::domain::DkimAlgorithm,
 }
 
 impl Settings {
@@ -102,6 +109,7 @@ impl Settings {
             limits: config.limits.clone(),
             dns: config.dns.clone(),
             mail_sender: config.mail.system_sender.clone(),
+            dkim_algorithm: config.dkim.algorithm,
         }
     }
 }
@@ -113,9 +121,11 @@ pub struct Service {
 
 struct Inner {
     store: Store,
+    master_key: Arc<MasterKey>,
     tokens: TokenService,
     settings: Settings,
     cache: cache::ReadCache,
+    signers: dkim::Signers,
     dns: DnsClient,
     /// Names this process as the holder of leases.
     instance_id: String,
@@ -129,13 +139,15 @@ impl Service {
         dns: DnsClient,
         public_url: String,
     ) -> Result<Self, ServiceError> {
-        let tokens = TokenService::load(store.clone(), master_key, public_url).await?;
+        let tokens = TokenService::load(store.clone(), master_key.clone(), public_url).await?;
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
+                master_key,
                 tokens,
                 settings,
                 cache: cache::ReadCache::default(),
+                signers: dkim::Signers::default(),
                 dns,
                 instance_id: uuid::Uuid::new_v4().to_string(),
             }),

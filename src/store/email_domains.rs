@@ -1,6 +1,8 @@
 use sqlx::{Row, any::AnyRow};
 
-use super::{RowExt, Store, StoreError, insert_activity, millis};
+use super::{
+    RowExt, SealedDkimKey, Store, StoreError, dkim::insert_dkim_keys, insert_activity, millis,
+};
 use crate::domain::{Activity, DnsRecord, DomainId, DomainName, EmailDomain, EnvironmentId};
 
 macro_rules! domain_columns {
@@ -34,6 +36,7 @@ impl Store {
         &self,
         domain: &EmailDomain,
         records: &[DnsRecord],
+        keys: &[SealedDkimKey],
         first_check_at: time::OffsetDateTime,
         maximum: u32,
         activity: &Activity,
@@ -94,6 +97,7 @@ impl Store {
             first_check_at,
         )
         .await?;
+        insert_dkim_keys(&mut tx, keys, false).await?;
         insert_activity(&mut tx, activity).await?;
         tx.commit().await?;
         Ok(())

@@ -6,6 +6,7 @@
 
 mod activities;
 mod auth;
+mod dkim;
 mod email_domains;
 mod environments;
 mod outbox;
@@ -26,6 +27,7 @@ use crate::{
 };
 
 pub use auth::StoredSigningKey;
+pub use dkim::{KeylessSelector, NewKeyMaterial, SealedDkimKey};
 pub use email_domains::CreateDomainError;
 pub use outbox::{MAX_DELIVERY_ATTEMPTS, OutboxMessage, OutboxStatus, retry_delay};
 pub use trusted_emails::{CodeDelivery, CreateTrustedEmailError};

@@ -54,6 +54,7 @@ impl Stored {
             .create_domain(
                 &domain,
                 &records,
+                &[],
                 now(),
                 2,
                 &activity_for(&domain, actor.client_id),
@@ -125,6 +126,7 @@ async fn the_same_name_again_is_a_duplicate_whatever_the_id() {
             .create_domain(
                 &twin,
                 &[],
+                &[],
                 now(),
                 2,
                 &activity_for(&twin, s.actor.client_id),
@@ -151,6 +153,7 @@ async fn a_domain_in_an_unknown_environment_is_refused() {
             .store()
             .create_domain(
                 &stray,
+                &[],
                 &[],
                 now(),
                 2,
