@@ -6,7 +6,7 @@ use tempfile::TempDir;
 use tokio::{sync::oneshot, task::JoinHandle};
 use trustmail::{
     config::Config,
-    domain::Role,
+    domain::{Role, txt_strings},
     service::{Credentials, Service},
     startup::Application,
     store::Store,
@@ -243,6 +243,51 @@ impl TestApp {
             .create_domain(environment, &self.admin_token, name)
             .await;
         created_id(response).await
+    }
+
+    /// The domain as the service resolves it, for tests that call the service directly.
+    pub async fn email_domain(
+        &self,
+        environment: &str,
+        domain: &str,
+    ) -> std::sync::Arc<trustmail::service::DomainSnapshot> {
+        self.service
+            .domain(environment.parse().unwrap(), domain.parse().unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// Publishes in `dns` the key record behind each of the domain's DKIM selectors, as
+    /// trustmail's own DNS serves them (`<selector>.<region's dkim_zone>` TXT).
+    pub async fn publish_dkim_keys(&self, dns: &super::TestDns, environment: &str, domain: &str) {
+        let domain = self.email_domain(environment, domain).await;
+        for key in self.service.dkim_keys(&domain).await.unwrap() {
+            let zone = &self
+                .config
+                .regions
+                .iter()
+                .find(|r| r.name == key.region)
+                .unwrap()
+                .dkim_zone;
+            dns.remove(&key.fqdn(zone), hickory_proto::rr::RecordType::TXT);
+            dns.add_txt(&key.fqdn(zone), &txt_strings(&key.txt()));
+        }
+    }
+
+    /// Publishes in `dns` every record the domain asks for (ownership, environment, DKIM
+    /// CNAMEs and the keys behind them, SPF, MAIL FROM), exactly as asked.
+    pub async fn publish_domain(&self, dns: &super::TestDns, environment: &str, domain: &str) {
+        let resolved = self.email_domain(environment, domain).await;
+        for checked in self.service.verification(&resolved).await.unwrap() {
+            let record = &checked.record;
+            let at = record.fqdn(&resolved.name);
+            match record.record_type {
+                "CNAME" => dns.add_cname(&at, &record.value),
+                "MX" => dns.add_mx(&at, 10, &record.value),
+                _ => dns.add_txt(&at, &txt_strings(&record.value)),
+            }
+        }
+        self.publish_dkim_keys(dns, environment, domain).await;
     }
 
     /// The JSON body of a GET of `path` as the organization administrator, which must be a 200.

@@ -1,5 +1,6 @@
-//! An in-process authoritative DNS server (hickory-server) for the zones `test.` and
-//! `shopco.test.`, whose records a test changes while trustmail runs.
+//! An in-process authoritative DNS server (hickory-server) for the zones `test.`,
+//! `shopco.test.` and `trustmail.example.` (where the default DKIM zones lie), whose records a
+//! test changes while trustmail runs.
 
 use std::{
     net::SocketAddr,
@@ -20,7 +21,7 @@ use hickory_server::{
     zone_handler::{AxfrPolicy, Catalog, ZoneType},
 };
 
-const ZONES: [&str; 2] = ["shopco.test.", "test."];
+const ZONES: [&str; 3] = ["shopco.test.", "test.", "trustmail.example."];
 
 /// Answers from whichever catalog is current; a change builds a new one and swaps it in.
 struct Swappable(RwLock<Arc<Catalog>>);
