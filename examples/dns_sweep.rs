@@ -11,7 +11,8 @@
 //! - `DIR/shopco.test.records`: every record of every domain as zone-file lines (TXT for ownership,
 //!   environment and SPF; CNAME for DKIM), as `…/zoneFile` renders them;
 //! - `DIR/trustmail.example.records`: the TXT record of the SPF include (`records.spf_include`),
-//!   which the SPF check looks up to count lookups;
+//!   which the SPF check looks up to count lookups, and the DKIM key record behind each selector
+//!   (as trustmail's own DNS serves them), which the DKIM check compares with the key it holds;
 //! - `DIR/queries.txt`: the lookups one check of every domain makes, in dnsperf's format (`NAME TYPE`).
 //!
 //! `sweep` opens that store and checks every record of every domain now
@@ -38,7 +39,9 @@ use trustmail::{
     api::middleware::metrics_handle,
     config::Config,
     dns::{DnsClient, Expected, check_record},
-    domain::{CheckedRecord, EmailDomain, Geography, ReasonCode, RecordKind, RecordStatus, Role},
+    domain::{
+        CheckedRecord, DkimKey, EmailDomain, Geography, ReasonCode, RecordKind, RecordStatus, Role,
+    },
     service::{Actor, CheckScope, Service},
     startup::open_service,
 };
@@ -162,6 +165,8 @@ async fn setup(
     let started = Instant::now();
     let spf_include = service.settings().records.spf_include.clone();
     let (mut zone, mut queries) = (String::new(), String::new());
+    // The DKIM key records behind the CNAMEs live in the regions' zones under trustmail.example.
+    let mut key_zone = String::new();
     let mut count = 0u32;
     for e in 0..environments {
         let environment = service
@@ -172,6 +177,18 @@ async fn setup(
                 .create_domain(&actor, &environment, &format!("d{count}.shopco.test"))
                 .await?;
             count += 1;
+            for key in service.dkim_keys(&domain).await? {
+                let zone = service
+                    .settings()
+                    .regions
+                    .iter()
+                    .find(|r| r.name == key.region)
+                    .map(|r| r.dkim_zone.clone())
+                    .context("a key of an unknown region")?;
+                let name = key.fqdn(&zone);
+                writeln!(key_zone, "{name}. {TTL} IN TXT {}", zone_txt(&key.txt())?)?;
+                writeln!(queries, "{name} TXT")?;
+            }
             for checked in service.verification(&domain).await? {
                 let record = &checked.record;
                 let name = record.fqdn(&domain.name);
@@ -195,7 +212,7 @@ async fn setup(
     std::fs::write(out.join("shopco.test.records"), zone)?;
     std::fs::write(
         out.join("trustmail.example.records"),
-        format!("{spf_include}. {TTL} IN TXT \"v=spf1 ip4:192.0.2.0/24 -all\"\n"),
+        format!("{spf_include}. {TTL} IN TXT \"v=spf1 ip4:192.0.2.0/24 -all\"\n{key_zone}"),
     )?;
     std::fs::write(out.join("queries.txt"), &queries)?;
     println!(
@@ -231,25 +248,30 @@ async fn sweep(
     let mut work = Vec::with_capacity(domains.len());
     for domain in &domains {
         // The lookups-only mode reads the records up front so that no store work is timed.
-        let records = match client {
-            Some(_) => service.verification(domain).await?,
-            None => Vec::new(),
+        let (records, keys) = match client {
+            Some(_) => (
+                service.verification(domain).await?,
+                service.dkim_keys(domain).await?,
+            ),
+            None => (Vec::new(), Vec::new()),
         };
-        work.push((domain.clone(), records));
+        work.push((domain.clone(), records, keys));
     }
     let spf_include = service.settings().records.spf_include.clone();
     let queries_before = queries_so_far();
     let cpu_before = cpu_seconds();
     let started = Instant::now();
     let results: Vec<_> = stream::iter(work)
-        .map(|(domain, records)| {
+        .map(|(domain, records, keys)| {
             let service = service.clone();
             let client = client.clone();
             let spf_include = spf_include.clone();
             tokio::spawn(async move {
                 match client {
                     None => service.check_domain(&domain, CheckScope::All, None).await,
-                    Some(dns) => Ok(check_records(&dns, &domain, records, &spf_include).await),
+                    Some(dns) => {
+                        Ok(check_records(&dns, &domain, records, &keys, &spf_include).await)
+                    }
                 }
             })
         })
@@ -367,6 +389,7 @@ async fn check_records(
     dns: &DnsClient,
     domain: &EmailDomain,
     mut records: Vec<CheckedRecord>,
+    keys: &[DkimKey],
     spf_include: &str,
 ) -> Vec<CheckedRecord> {
     let names: Vec<String> = records
@@ -379,6 +402,13 @@ async fn check_records(
             name,
             value: &r.record.value,
             spf_include,
+            dkim_public_key: keys
+                .iter()
+                .find(|k| {
+                    Some(&k.region) == r.record.region.as_ref() && k.position == r.record.position
+                })
+                .filter(|_| r.record.kind == RecordKind::Dkim)
+                .map(|k| k.public_key.as_str()),
         };
         async move { check_record(dns, &expected).await }
     }))

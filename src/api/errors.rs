@@ -205,9 +205,7 @@ impl From<ServiceError> for ApiError {
             e @ (ServiceError::Store(_)
             | ServiceError::Token(_)
             | ServiceError::Dkim(_)
-            | ServiceError::Secrets(_)) => {
-                ApiError::Unexpected(Box::new(e))
-            }
+            | ServiceError::Secrets(_)) => ApiError::Unexpected(Box::new(e)),
         }
     }
 }

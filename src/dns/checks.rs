@@ -23,6 +23,8 @@ pub struct Expected<'a> {
     pub value: &'a str,
     /// `records.spf_include`, for SPF records.
     pub spf_include: &'a str,
+    /// DKIM only: the public key (base64, as in `p=`) the CNAME's target must publish.
+    pub dkim_public_key: Option<&'a str>,
 }
 
 pub async fn check_record(dns: &DnsClient, expected: &Expected<'_>) -> Observation {
@@ -170,11 +172,14 @@ async fn check_cname(dns: &DnsClient, expected: &Expected<'_>) -> Observation {
         Lookup::Answer(answers) => {
             let targets = cname_targets(&answers);
             if targets.iter().any(|t| same_name(t, value)) {
-                Observation::new(
-                    ReasonCode::Ok,
-                    targets,
-                    format!("Found the expected CNAME at {name}."),
-                )
+                match expected.dkim_public_key {
+                    Some(key) => check_dkim_key(dns, expected, key, targets).await,
+                    None => Observation::new(
+                        ReasonCode::Ok,
+                        targets,
+                        format!("Found the expected CNAME at {name}."),
+                    ),
+                }
             } else {
                 let message = format!(
                     "Expected a CNAME to {value} at {name} but found a CNAME to {}.",
@@ -220,6 +225,81 @@ async fn check_cname(dns: &DnsClient, expected: &Expected<'_>) -> Observation {
         }
         Lookup::Failed(e) => dns_error(expected, &e),
     }
+}
+
+/// The CNAME is right; now the key record it leads to must publish `key`, so that a receiver
+/// can verify what trustmail signs.
+async fn check_dkim_key(
+    dns: &DnsClient,
+    expected: &Expected<'_>,
+    key: &str,
+    mut observed: Vec<String>,
+) -> Observation {
+    let (name, target) = (expected.name, expected.value.trim_end_matches('.'));
+    match dns.lookup(target, RecordType::TXT).await {
+        Lookup::Answer(answers) => {
+            let found = txts(&answers);
+            let published: Vec<String> = found.iter().filter_map(|t| dkim_key_of(t)).collect();
+            observed.extend(found.iter().cloned());
+            if published.iter().any(|p| p == key) {
+                Observation::new(
+                    ReasonCode::Ok,
+                    observed,
+                    format!(
+                        "Found the expected CNAME at {name}, and {target} publishes the key \
+                         trustmail signs with."
+                    ),
+                )
+            } else if published.is_empty() {
+                Observation::new(
+                    ReasonCode::NoRecord,
+                    observed,
+                    format!(
+                        "The CNAME at {name} is right, but {target} publishes no DKIM key \
+                         (found {}).",
+                        quoted(&found)
+                    ),
+                )
+            } else {
+                Observation::new(
+                    ReasonCode::ValueMismatch,
+                    observed,
+                    format!(
+                        "The CNAME at {name} is right, but the DKIM key at {target} is not the \
+                         one trustmail holds for this selector; receivers could not verify its \
+                         signatures."
+                    ),
+                )
+            }
+        }
+        Lookup::NoData { .. } | Lookup::NxDomain { .. } => Observation::new(
+            ReasonCode::NoRecord,
+            observed,
+            format!(
+                "The CNAME at {name} is right, but {target} has no DKIM key record: is its \
+                 zone delegated to trustmail's DNS?"
+            ),
+        ),
+        Lookup::Failed(e) => Observation::new(
+            ReasonCode::DnsError,
+            observed,
+            format!(
+                "The CNAME at {name} is right, but the key at {target} could not be looked \
+                 up ({e}); the status is unchanged and it will be checked again."
+            ),
+        ),
+    }
+}
+
+/// The `p=` tag of a DKIM key record, whitespace removed; `None` for other TXT records.
+fn dkim_key_of(txt: &str) -> Option<String> {
+    let mut tags = txt.split(';').map(str::trim);
+    let dkim = txt.trim_start().starts_with("v=DKIM1") || txt.contains("p=");
+    if !dkim {
+        return None;
+    }
+    tags.find_map(|tag| tag.strip_prefix("p="))
+        .map(|p| p.chars().filter(|c| !c.is_whitespace()).collect())
 }
 
 async fn check_mx(dns: &DnsClient, expected: &Expected<'_>) -> Observation {

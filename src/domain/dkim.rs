@@ -15,6 +15,8 @@ wire_enum!(
     }
 );
 
+// wire_enum! writes the enum and its derives, so Default is written here.
+#[allow(clippy::derivable_impls)]
 impl Default for DkimAlgorithm {
     fn default() -> Self {
         DkimAlgorithm::Rsa2048
@@ -140,10 +142,7 @@ mod tests {
         );
         // After a rotation there is still exactly one signing key.
         let after: Vec<_> = roles.iter().map(DkimRole::rotated).collect();
-        assert_eq!(
-            after.iter().filter(|r| **r == DkimRole::Signing).count(),
-            1
-        );
+        assert_eq!(after.iter().filter(|r| **r == DkimRole::Signing).count(), 1);
     }
 
     #[test]

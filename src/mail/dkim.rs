@@ -92,9 +92,9 @@ impl Signer {
                 )))
                 .map_err(|e| key(&e))?,
             ),
-            DkimAlgorithm::Ed25519 => {
-                SigningKeyPair::Ed25519(Ed25519Key::from_pkcs8_der(private_der).map_err(|e| key(&e))?)
-            }
+            DkimAlgorithm::Ed25519 => SigningKeyPair::Ed25519(
+                Ed25519Key::from_pkcs8_der(private_der).map_err(|e| key(&e))?,
+            ),
         };
         let signer = DkimSigner::from_key(key)
             .domain(domain)

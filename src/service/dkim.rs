@@ -9,8 +9,8 @@ use std::{
 use super::{Actor, Service, ServiceError};
 use crate::{
     domain::{
-        Activity, ActivityType, DkimAlgorithm, DkimKey, DkimRole, DnsRecord, DomainId,
-        EmailDomain, ResourceType, dkim_selector, now,
+        Activity, ActivityType, DkimAlgorithm, DkimKey, DkimRole, DnsRecord, DomainId, EmailDomain,
+        ResourceType, dkim_selector, now,
     },
     mail::dkim::{GeneratedKey, Signer, generate_key},
     store::{KeylessSelector, NewKeyMaterial, SealedDkimKey},
@@ -63,9 +63,7 @@ async fn generate_keys(
             .collect::<Result<Vec<_>, _>>()
     })
     .await
-    .map_err(|e| {
-        ServiceError::Dkim(crate::mail::dkim::DkimError::Generate(e.to_string()))
-    })?
+    .map_err(|e| ServiceError::Dkim(crate::mail::dkim::DkimError::Generate(e.to_string())))?
     .map_err(ServiceError::from)
 }
 

@@ -61,7 +61,7 @@ impl Service {
         if leased.is_empty() {
             return Ok(records);
         }
-        let outcome = self.observe(domain, &mut records, &selected, actor).await;
+        let outcome = self.observe(domain, &mut records, &selected, actor).await?;
         // Results, activities and the lease's release commit together.
         self.store()
             .save_checks(&[(domain.id, outcome.changed)], &outcome.activities, owner)
@@ -111,9 +111,25 @@ impl Service {
         records: &mut [CheckedRecord],
         selected: &[usize],
         actor: Option<&Actor>,
-    ) -> CheckOutcome {
+    ) -> Result<CheckOutcome, ServiceError> {
         let settings = self.settings();
         let spf_include = settings.records.spf_include.as_str();
+        // A DKIM record is ACTIVE only when its CNAME leads to the key trustmail holds.
+        let keys = if selected
+            .iter()
+            .any(|&i| records[i].record.kind == RecordKind::Dkim)
+        {
+            self.store().dkim_keys(domain.id).await?
+        } else {
+            Vec::new()
+        };
+        let key_of = |record: &crate::domain::DnsRecord| {
+            keys.iter()
+                .find(|k| {
+                    Some(&k.region) == record.region.as_ref() && k.position == record.position
+                })
+                .map(|k| k.public_key.as_str())
+        };
         let names: Vec<String> = selected
             .iter()
             .map(|&i| records[i].record.fqdn(&domain.name))
@@ -125,6 +141,7 @@ impl Service {
                 name,
                 value: &record.value,
                 spf_include,
+                dkim_public_key: key_of(record),
             };
             async move { check_record(&self.inner.dns, &expected).await }
         }))
@@ -165,10 +182,10 @@ impl Service {
                 }))
             })
             .collect();
-        CheckOutcome {
+        Ok(CheckOutcome {
             changed,
             activities,
-        }
+        })
     }
 
     /// The ownership and environment records, re-checked when stale: writes that need a
@@ -233,15 +250,25 @@ impl Service {
             async move {
                 let selected = self.select(&mine, CheckScope::Due, started);
                 let outcome = self.observe(domain, &mut mine, &selected, None).await;
-                (domain.id, outcome)
+                (domain, outcome)
             }
         }))
         .await;
         let mut activities = Vec::new();
         let mut changed: Vec<(DomainId, Vec<CheckedRecord>)> = Vec::with_capacity(leased.len());
-        for (id, outcome) in outcomes {
-            activities.extend(outcome.activities);
-            changed.push((id, outcome.changed));
+        for (domain, outcome) in outcomes {
+            match outcome {
+                Ok(outcome) => {
+                    activities.extend(outcome.activities);
+                    changed.push((domain.id, outcome.changed));
+                }
+                // Its lease is released below with nothing saved; the next pass tries again.
+                Err(e) => tracing::warn!(
+                    domain = %domain.name,
+                    error = %crate::error_chain::ErrorChain(&e),
+                    "scheduled check failed"
+                ),
+            }
         }
         // Leased domains deleted meanwhile are released too.
         for id in &leased {

@@ -90,6 +90,17 @@ impl Fixture {
         self.base.split('/').nth(3).unwrap()
     }
 
+    fn domain_id(&self) -> &str {
+        self.base.rsplit('/').next().unwrap()
+    }
+
+    /// Publishes the key record behind each DKIM selector, as trustmail's DNS serves it.
+    async fn publish_dkim_keys(&self) {
+        self.app
+            .publish_dkim_keys(&self.dns, self.env(), self.domain_id())
+            .await;
+    }
+
     /// Publishes the ownership TXT with the right value.
     async fn publish_ownership(&self) -> String {
         let (ownership, _) = self.ownership_value().await;
@@ -153,6 +164,7 @@ async fn publish_everything(f: &Fixture) {
     for (key, value) in f.dkim_tokens().await {
         f.dns.add_cname(&key, &format!("{}.", value.to_uppercase()));
     }
+    f.publish_dkim_keys().await;
     f.dns.add_txt(
         DOMAIN,
         &["v=spf1 ip4:192.0.2.1 include:SPF.trustmail.example -all"],
@@ -269,9 +281,10 @@ async fn a_stale_value_is_value_mismatch_showing_what_was_observed() {
 }
 
 /// The DKIM diagnoses after publishing the first CNAME right, the second to the wrong place
-/// and a TXT instead of the third.
+/// and a TXT instead of the third (the keys behind them published).
 async fn dkim_diagnoses() -> Vec<Value> {
     let f = Fixture::new(|_| {}).await;
+    f.publish_dkim_keys().await;
     let tokens = f.dkim_tokens().await;
     f.dns.add_cname(&tokens[0].0, &tokens[0].1);
     f.dns.add_cname(&tokens[1].0, "elsewhere.shopco.test");
@@ -298,6 +311,59 @@ async fn a_dkim_cname_to_the_wrong_target_is_value_mismatch_beside_a_right_one()
         "{}",
         dkim[1]
     );
+}
+
+/// The DKIM diagnosis of the first selector, its CNAME published right, after `publish_key`
+/// changed what its target serves.
+async fn first_dkim_diagnosis(publish_key: impl FnOnce(&Fixture, &str)) -> Value {
+    let f = Fixture::new(|_| {}).await;
+    let tokens = f.dkim_tokens().await;
+    f.dns.add_cname(&tokens[0].0, &tokens[0].1);
+    publish_key(&f, &tokens[0].1);
+    let records = f.check_now().await;
+    records.into_iter().find(|r| r["record"] == "DKIM").unwrap()
+}
+
+#[tokio::test]
+async fn a_dkim_cname_whose_target_has_no_key_record_is_no_record() {
+    let dkim = first_dkim_diagnosis(|_, _| {}).await;
+    assert_eq!(dkim["reason"], "NO_RECORD", "{dkim}");
+    assert_eq!(dkim["status"], "VERIFICATION_REQUIRED");
+    assert!(
+        dkim["message"]
+            .as_str()
+            .unwrap()
+            .contains("no DKIM key record"),
+        "{dkim}"
+    );
+}
+
+#[tokio::test]
+async fn a_dkim_cname_whose_target_publishes_another_key_is_value_mismatch() {
+    let dkim = first_dkim_diagnosis(|f, target| {
+        f.dns.add_txt(
+            target,
+            &["v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="],
+        );
+    })
+    .await;
+    assert_eq!(dkim["reason"], "VALUE_MISMATCH", "{dkim}");
+    assert!(
+        dkim["message"]
+            .as_str()
+            .unwrap()
+            .contains("not the one trustmail holds"),
+        "{dkim}"
+    );
+}
+
+#[tokio::test]
+async fn a_dkim_cname_whose_target_publishes_no_dkim_text_is_no_record() {
+    let dkim = first_dkim_diagnosis(|f, target| {
+        f.dns.add_txt(target, &["just some text"]);
+    })
+    .await;
+    assert_eq!(dkim["reason"], "NO_RECORD", "{dkim}");
 }
 
 #[tokio::test]
