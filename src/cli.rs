@@ -54,6 +54,28 @@ pub enum Command {
     /// Read the outbox: the mail trustmail sends (with no relay configured, it waits here).
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// DKIM keys.
+    #[command(subcommand)]
+    Dkim(DkimCommand),
+}
+
+#[derive(Subcommand)]
+pub enum DkimCommand {
+    /// Rotate a domain's DKIM keys: the waiting key signs, the signing key retires (still
+    /// published), the retired slot gets a fresh key. Customers change nothing in their DNS.
+    Rotate {
+        /// The environment the domain belongs to.
+        #[arg(long, value_name = "ID")]
+        environment: EnvironmentId,
+        /// The domain: its id or its name.
+        #[arg(long)]
+        domain: String,
+        /// Only this sending region (default: every region of the domain).
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -237,8 +259,80 @@ async fn execute(command: Command, config: Config) -> Result<ExitCode, BoxError>
             let service = open_service(&config, &configured_url).await?;
             return outbox_command(command, &service).await;
         }
+        Command::Dkim(command) => {
+            let service = open_service(&config, &configured_url).await?;
+            return dkim_command(command, &service).await;
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn dkim_command(command: DkimCommand, service: &Service) -> Result<ExitCode, BoxError> {
+    match command {
+        DkimCommand::Rotate {
+            environment,
+            domain,
+            region,
+            json,
+        } => {
+            let Some(found) = find_domain(service, environment, &domain).await? else {
+                eprintln!("trustmail: no domain {domain} in environment {environment}");
+                return Ok(ExitCode::from(EXIT_REFUSED));
+            };
+            let keys = match service
+                .rotate_dkim_keys(None, &found, region.as_deref())
+                .await
+            {
+                Ok(keys) => keys,
+                Err(e @ (ServiceError::InvalidValue { .. } | ServiceError::NotFound)) => {
+                    eprintln!("trustmail: {e}");
+                    return Ok(ExitCode::from(EXIT_REFUSED));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if json {
+                let list = keys
+                    .iter()
+                    .map(|k| {
+                        Ok(serde_json::json!({
+                            "region": k.region, "selector": k.selector, "role": k.role.as_str(),
+                            "roleSince": rfc3339(k.role_since)?,
+                        }))
+                    })
+                    .collect::<Result<Vec<_>, BoxError>>()?;
+                println!("{}", serde_json::Value::Array(list));
+            } else {
+                for k in &keys {
+                    println!(
+                        "{}  {}  {:<9}  since {}",
+                        k.region,
+                        k.selector,
+                        k.role.as_str(),
+                        rfc3339(k.role_since)?
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A domain of `environment` named by its id or its name.
+async fn find_domain(
+    service: &Service,
+    environment: EnvironmentId,
+    domain: &str,
+) -> Result<Option<crate::domain::EmailDomain>, BoxError> {
+    let environment = match service.environment(environment).await {
+        Ok(environment) => environment,
+        Err(ServiceError::NotFound) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let domains = service.list_domains(&environment).await?;
+    let wanted = domain.trim_end_matches('.').to_ascii_lowercase();
+    Ok(domains
+        .into_iter()
+        .find(|d| d.id.to_string() == wanted || d.name.as_str() == wanted))
 }
 
 /// `outbox list` / `outbox show`: reads only, so it works while `serve` runs.

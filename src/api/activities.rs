@@ -1,10 +1,6 @@
 //! `/v1/environments/{environmentId}/activities`: the audit trail, newest first.
 
-use axum::{
-    Json,
-    extract::{Query, State},
-    response::IntoResponse,
-};
+use axum::{Json, extract::State, http::Uri, response::IntoResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -14,7 +10,7 @@ use super::{
     auth::Caller,
     errors::{ApiError, ApiResult, P1Error, ResourceErrors},
     hal::{Links, Page, UrlBuilder, wire_time},
-    path::EnvironmentPath,
+    path::{EnvironmentPath, query},
 };
 use crate::domain::{Activity, Permission};
 
@@ -124,9 +120,10 @@ async fn list_activities(
     State(state): State<AppState>,
     caller: Caller,
     path: EnvironmentPath,
-    Query(query): Query<PageQuery>,
+    uri: Uri,
 ) -> ApiResult<impl IntoResponse> {
     let environment = path.load(&state, &caller, Permission::Read).await?;
+    let query: PageQuery = query(&uri)?;
     let limit = parse_bound(query.limit.as_deref(), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
     let offset = parse_bound(query.offset.as_deref(), "offset", 0, 0, u32::MAX)?;
     let (activities, count) = state

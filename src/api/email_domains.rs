@@ -24,7 +24,7 @@ use super::{
 use std::sync::Arc;
 
 use crate::{
-    domain::{DnsRecord, EmailDomain, Permission, RecordKind, RecordStatus},
+    domain::{DnsRecord, EmailDomain, Permission, RecordKind},
     service::DomainSnapshot,
 };
 
@@ -33,7 +33,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(create_domain, list_domains))
         .routes(routes!(read_domain, delete_domain))
         .routes(routes!(read_ownership))
-        .routes(routes!(read_dkim))
         .routes(routes!(read_spf))
 }
 
@@ -185,28 +184,6 @@ pub struct OwnershipView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct DkimTokenView {
-    key: String,
-    value: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DkimRegionView {
-    name: String,
-    status: String,
-    tokens: Vec<DkimTokenView>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DkimView {
-    #[serde(rename = "_links")]
-    #[schema(value_type = Object)]
-    links: Links,
-    r#type: &'static str,
-    regions: Vec<DkimRegionView>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
 pub struct SpfView {
     #[serde(rename = "_links")]
     #[schema(value_type = Object)]
@@ -218,7 +195,7 @@ pub struct SpfView {
 }
 
 /// The shared start of every status read: the domain, then its records of `kinds`.
-async fn read_records(
+pub(super) async fn read_records(
     state: &AppState,
     caller: &Caller,
     path: DomainPath,
@@ -270,44 +247,6 @@ async fn read_ownership(
         r#type: "TXT",
         regions,
         environment_dns_record,
-    }))
-}
-
-#[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/dkim",
-    tag = "Trusted Email Domains", params(DomainPath),
-    responses((status = 200, body = DkimView), ResourceErrors))]
-async fn read_dkim(
-    State(state): State<AppState>,
-    caller: Caller,
-    path: DomainPath,
-) -> ApiResult<impl IntoResponse> {
-    let (domain, records) = read_records(&state, &caller, path, &[RecordKind::Dkim]).await?;
-    // Records arrive grouped by region, in region order.
-    let mut regions: Vec<DkimRegionView> = Vec::new();
-    for record in &records {
-        let name = record.region.clone().unwrap_or_default();
-        let token = DkimTokenView {
-            key: record.key.clone(),
-            value: record.value.clone(),
-        };
-        match regions.last_mut() {
-            Some(region) if region.name == name => {
-                if record.status != RecordStatus::Active {
-                    region.status = RecordStatus::VerificationRequired.to_string();
-                }
-                region.tokens.push(token);
-            }
-            _ => regions.push(DkimRegionView {
-                name,
-                status: record.status.to_string(),
-                tokens: vec![token],
-            }),
-        }
-    }
-    Ok(Json(DkimView {
-        links: state.urls.domain_leaf_links(&domain, "dkim"),
-        r#type: "CNAME",
-        regions,
     }))
 }
 

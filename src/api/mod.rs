@@ -3,6 +3,7 @@
 mod activities;
 mod auth;
 mod body;
+mod dkim;
 mod email_domains;
 mod environments;
 pub mod errors;
@@ -48,6 +49,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(environments::routes())
         .merge(email_domains::routes())
+        .merge(dkim::routes())
         .merge(verification::routes())
         .merge(mail_from::routes())
         .merge(trusted_emails::routes())

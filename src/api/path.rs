@@ -6,8 +6,11 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Path};
-use serde::Deserialize;
+use axum::{
+    extract::{FromRequestParts, Path, Query},
+    http::Uri,
+};
+use serde::{Deserialize, de::DeserializeOwned};
 use utoipa::IntoParams;
 
 use super::{
@@ -102,6 +105,19 @@ impl TrustedEmailPath {
             .map_err(|_| ApiError::NotFound)?;
         Ok(state.service.trusted_email(&domain, id).await?)
     }
+}
+
+/// The query string as `T`, read by the handler after `load`, so that a malformed one is a
+/// 400 P1Error in its turn (axum's `Query` extractor would answer first, in plain text).
+pub fn query<T: DeserializeOwned>(uri: &Uri) -> ApiResult<T> {
+    Query::<T>::try_from_uri(uri)
+        .map(|Query(query)| query)
+        .map_err(|e| {
+            ApiError::InvalidRequest(format!(
+                "The request could not be completed. The query string is not valid: {}",
+                e.body_text()
+            ))
+        })
 }
 
 async fn load_domain(

@@ -179,6 +179,12 @@ impl Service {
         regions.dedup();
         if let Some(only) = region {
             regions.retain(|r| *r == only);
+            if regions.is_empty() {
+                return Err(ServiceError::InvalidValue {
+                    target: "region".into(),
+                    message: format!("The domain has no DKIM keys in a region named {only}."),
+                });
+            }
         }
         if regions.is_empty() {
             return Err(ServiceError::NotFound);

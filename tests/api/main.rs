@@ -5,6 +5,7 @@ mod access;
 mod activities;
 mod cli;
 mod concurrency;
+mod dkim;
 mod email_domains;
 mod environments;
 mod errors;

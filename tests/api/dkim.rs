@@ -1,0 +1,295 @@
+//! DKIM keys behind the CNAMEs: roles, rotation, signatures that verify (with mail-auth, through
+//! the in-process DNS), keys sealed at rest and kept across restarts.
+
+use std::{sync::Arc, time::Duration};
+
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
+use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator};
+use reqwest::StatusCode;
+use serde_json::Value;
+use trustmail::domain::{DkimAlgorithm, DkimRole};
+
+use crate::support::{TestApp, TestDns, assert_p1_error};
+
+const DOMAIN: &str = "a.shopco.test";
+
+struct Fixture {
+    app: TestApp,
+    dns: Arc<TestDns>,
+    env: String,
+    id: String,
+}
+
+impl Fixture {
+    async fn new(algorithm: DkimAlgorithm) -> Self {
+        let dns = TestDns::start().await;
+        let app = TestApp::with_dns(&dns, |c| c.dkim.algorithm = algorithm).await;
+        let env = app.environment("Shop").await;
+        let id = app.domain(&env, DOMAIN).await;
+        app.publish_domain(&dns, &env, &id).await;
+        Self { app, dns, env, id }
+    }
+
+    fn path(&self, leaf: &str) -> String {
+        format!(
+            "/v1/environments/{}/emailDomains/{}/{leaf}",
+            self.env, self.id
+        )
+    }
+
+    async fn rotate(&self, query: &str) -> reqwest::Response {
+        self.app
+            .post(
+                &format!("{}{query}", self.path("dkim/rotate")),
+                &self.app.admin_token,
+                Value::Null,
+            )
+            .await
+    }
+
+    async fn keys(&self) -> Vec<trustmail::domain::DkimKey> {
+        let domain = self.app.email_domain(&self.env, &self.id).await;
+        self.app.service.dkim_keys(&domain).await.unwrap()
+    }
+
+    /// A message from the domain, signed by the region's signing key.
+    async fn signed_message(&self) -> Vec<u8> {
+        let domain = self.app.email_domain(&self.env, &self.id).await;
+        let signer = self
+            .app
+            .service
+            .dkim_signer(&domain, "us-east-1")
+            .await
+            .unwrap();
+        let message = format!(
+            "From: Shop <noreply@{DOMAIN}>\r\nTo: ann@example.test\r\nSubject: Hello\r\n\
+             Date: Tue, 1 Dec 2026 10:00:00 +0000\r\nMessage-ID: <1@{DOMAIN}>\r\n\r\nHi Ann.\r\n"
+        );
+        let header = signer.sign(message.as_bytes()).unwrap();
+        format!("{header}{message}").into_bytes()
+    }
+
+    /// What mail-auth (an independent verifier) says of `message`'s signatures, resolving the
+    /// customer's CNAME and the key behind it through the test DNS.
+    async fn verify(&self, message: &[u8]) -> Vec<DkimResult> {
+        let mut udp = ConnectionConfig::udp();
+        udp.port = self.dns.addr.port();
+        let server = NameServerConfig::new(self.dns.addr.ip(), true, vec![udp]);
+        let mut options = ResolverOpts::default();
+        options.cache_size = 0;
+        options.timeout = Duration::from_secs(2);
+        let authenticator =
+            MessageAuthenticator::new(ResolverConfig::from_name_servers(vec![server]), options)
+                .unwrap();
+        let parsed = AuthenticatedMessage::parse(message).unwrap();
+        authenticator
+            .verify_dkim(&parsed)
+            .await
+            .iter()
+            .map(|output| output.result().clone())
+            .collect()
+    }
+}
+
+fn roles(dkim: &Value) -> Vec<String> {
+    dkim["regions"][0]["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["role"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn selector(token: &Value) -> String {
+    token["key"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_dkim_read_shows_which_selector_signs_and_since_when() {
+    let f = Fixture::new(DkimAlgorithm::Ed25519).await;
+    let dkim = f.app.get_json(&f.path("dkim")).await;
+    assert_eq!(dkim["regions"][0]["status"], "ACTIVE", "{dkim}");
+    assert_eq!(roles(&dkim), ["SIGNING", "PUBLISHED", "RETIRED"]);
+    let first = &dkim["regions"][0]["tokens"][0];
+    assert_eq!(dkim["regions"][0]["signingSelector"], selector(first));
+    assert!(
+        dkim["regions"][0]["signingSince"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+}
+
+#[tokio::test]
+async fn a_rotation_moves_the_roles_and_gives_only_the_retired_slot_a_fresh_key() {
+    let f = Fixture::new(DkimAlgorithm::Ed25519).await;
+    let before = f.keys().await;
+    let response = f.rotate("").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let dkim: Value = response.json().await.unwrap();
+    assert_eq!(roles(&dkim), ["RETIRED", "SIGNING", "PUBLISHED"]);
+    assert_eq!(
+        dkim["regions"][0]["signingSelector"],
+        selector(&dkim["regions"][0]["tokens"][1])
+    );
+    let after = f.keys().await;
+    assert_eq!(
+        after[0].public_key, before[0].public_key,
+        "the old signer stays published"
+    );
+    assert_eq!(
+        after[1].public_key, before[1].public_key,
+        "the waiting key signs"
+    );
+    assert_ne!(
+        after[2].public_key, before[2].public_key,
+        "the retired slot has a fresh key"
+    );
+    assert_eq!(
+        after[2].selector, before[2].selector,
+        "customers change nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_rotation_is_recorded_as_dkim_key_rotated() {
+    let f = Fixture::new(DkimAlgorithm::Ed25519).await;
+    assert_eq!(f.rotate("?region=us-east-1").await.status(), StatusCode::OK);
+    let list = f
+        .app
+        .get_json(&format!("/v1/environments/{}/activities", f.env))
+        .await;
+    let rotated: Vec<&Value> = list["_embedded"]["activities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"]["type"] == "DKIM_KEY_ROTATED")
+        .collect();
+    assert_eq!(rotated.len(), 1);
+    assert_eq!(rotated[0]["details"]["region"], "us-east-1");
+    assert_eq!(rotated[0]["resources"][0]["id"], f.id.as_str());
+}
+
+#[tokio::test]
+async fn rotating_a_region_the_domain_lacks_is_400_invalid_value() {
+    let f = Fixture::new(DkimAlgorithm::Ed25519).await;
+    let response = f.rotate("?region=mars-1").await;
+    assert_p1_error(
+        response,
+        StatusCode::BAD_REQUEST,
+        "INVALID_DATA",
+        Some(("INVALID_VALUE", "region")),
+    )
+    .await;
+    assert_eq!(f.keys().await[0].role, DkimRole::Signing, "nothing rotated");
+}
+
+#[tokio::test]
+async fn a_reader_cannot_rotate() {
+    let f = Fixture::new(DkimAlgorithm::Ed25519).await;
+    let reader = f.app.token(&f.env, trustmail::domain::Role::ReadOnly).await;
+    let response = f
+        .app
+        .post(&f.path("dkim/rotate"), &reader, Value::Null)
+        .await;
+    assert_p1_error(response, StatusCode::FORBIDDEN, "ACCESS_FAILED", None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_rotations_keep_one_signing_key_that_signs_at_every_moment() {
+    let f = Arc::new(Fixture::new(DkimAlgorithm::Ed25519).await);
+    let signing = {
+        let f = f.clone();
+        tokio::spawn(async move {
+            let domain = f.app.email_domain(&f.env, &f.id).await;
+            for _ in 0..60 {
+                f.app
+                    .service
+                    .dkim_signer(&domain, "us-east-1")
+                    .await
+                    .expect("a signing key at every moment");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let rotations: Vec<_> = (0..6)
+        .map(|_| {
+            let f = f.clone();
+            tokio::spawn(async move { f.rotate("").await.status() })
+        })
+        .collect();
+    for rotation in rotations {
+        assert_eq!(rotation.await.unwrap(), StatusCode::OK);
+    }
+    signing.await.unwrap();
+    let keys = f.keys().await;
+    let count = |role| keys.iter().filter(|k| k.role == role).count();
+    assert_eq!(
+        (
+            count(DkimRole::Signing),
+            count(DkimRole::Published),
+            count(DkimRole::Retired)
+        ),
+        (1, 1, 1)
+    );
+    // Six rotations bring the roles back where they started.
+    assert_eq!(keys[0].role, DkimRole::Signing);
+}
+
+#[tokio::test]
+async fn an_ed25519_signature_verifies_with_the_published_key() {
+    let f = Fixture::new(DkimAlgorithm::Ed25519).await;
+    let message = f.signed_message().await;
+    assert_eq!(f.verify(&message).await, [DkimResult::Pass]);
+}
+
+#[tokio::test]
+async fn an_rsa_2048_signature_verifies_with_the_published_key() {
+    let f = Fixture::new(DkimAlgorithm::Rsa2048).await;
+    let message = f.signed_message().await;
+    assert_eq!(f.verify(&message).await, [DkimResult::Pass]);
+}
+
+#[tokio::test]
+async fn a_tampered_message_fails_verification() {
+    let f = Fixture::new(DkimAlgorithm::Ed25519).await;
+    let message = String::from_utf8(f.signed_message().await).unwrap();
+    let tampered = message.replace("Hi Ann.", "Hi Bob.");
+    let results = f.verify(tampered.as_bytes()).await;
+    assert!(
+        matches!(results[..], [DkimResult::Fail(_) | DkimResult::Neutral(_)]),
+        "{results:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_signature_made_just_before_a_rotation_still_verifies_after_it() {
+    let f = Fixture::new(DkimAlgorithm::Ed25519).await;
+    let message = f.signed_message().await;
+    assert_eq!(f.rotate("").await.status(), StatusCode::OK);
+    // trustmail's DNS serves the keys as they are now; the test DNS follows.
+    f.app.publish_dkim_keys(&f.dns, &f.env, &f.id).await;
+    assert_eq!(f.verify(&message).await, [DkimResult::Pass]);
+    // And the new signing key verifies too.
+    let after = f.signed_message().await;
+    assert_eq!(f.verify(&after).await, [DkimResult::Pass]);
+    assert_ne!(message, after);
+}
+
+#[tokio::test]
+async fn keys_survive_a_restart() {
+    let f = Fixture::new(DkimAlgorithm::Ed25519).await;
+    let before = f.keys().await;
+    let Fixture { app, dns, env, id } = f;
+    let app = app.restart().await;
+    let f = Fixture { app, dns, env, id };
+    assert_eq!(f.keys().await, before);
+    let message = f.signed_message().await;
+    assert_eq!(f.verify(&message).await, [DkimResult::Pass]);
+}
