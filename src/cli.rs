@@ -12,7 +12,7 @@ use crate::{
     error_chain::ErrorChain,
     mail::OutboxId,
     service::{ADMINISTRATORS, Service, ServiceError},
-    startup::{Application, open_service, public_url},
+    startup::{Application, StartupError, open_service, public_url},
     store::{OutboxMessage, OutboxStatus},
 };
 
@@ -145,7 +145,10 @@ pub fn run(command: Command, config: Config) -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("trustmail: {}", ErrorChain(e.as_ref()));
-            ExitCode::FAILURE
+            let configuration = e
+                .downcast_ref::<StartupError>()
+                .is_some_and(StartupError::is_configuration);
+            ExitCode::from(if configuration { EXIT_CONFIG } else { 1 })
         }
     }
 }

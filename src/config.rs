@@ -38,6 +38,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "mail.smtp_url",
     "dkim.algorithm",
     "secrets.master_key_file",
+    "secrets.master_key",
     "dkim_dns.listen",
 ];
 
@@ -249,12 +250,16 @@ pub struct Dkim {
 #[serde(deny_unknown_fields, default)]
 pub struct Secrets {
     pub master_key_file: PathBuf,
+    /// The key itself (base64 of 32 bytes), e.g. from `TRUSTMAIL_SECRETS__MASTER_KEY`; when set
+    /// it is used instead of the file.
+    pub master_key: SecretString,
 }
 
 impl Default for Secrets {
     fn default() -> Self {
         Self {
             master_key_file: PathBuf::from("trustmail.key"),
+            master_key: SecretString::from(""),
         }
     }
 }

@@ -17,7 +17,7 @@ pub enum SecretsError {
         path: String,
         source: std::io::Error,
     },
-    #[error("master key file {0} does not hold a base64 32-byte key")]
+    #[error("the master key in {0} is not a base64 32-byte key")]
     Malformed(String),
     #[error("a sealed value could not be opened: wrong master key or corrupt data")]
     Open,
@@ -38,6 +38,28 @@ impl std::fmt::Debug for MasterKey {
 impl MasterKey {
     /// Reads the key file, or creates it (mode 0600) with a fresh key when it does not exist.
     /// Every replica must be given the same file.
+    /// The key given as base64 text (`secrets.master_key`).
+    pub fn from_base64(encoded: &str, source: &str) -> Result<Self, SecretsError> {
+        let raw = STANDARD
+            .decode(encoded.trim())
+            .ok()
+            .filter(|raw| raw.len() == KEY_LEN)
+            .ok_or_else(|| SecretsError::Malformed(source.to_owned()))?;
+        Self::from_bytes(&raw)
+    }
+
+    /// The key in `path`, or `None` when there is no such file.
+    pub fn load(path: &Path) -> Result<Option<Self>, SecretsError> {
+        match fs::read_to_string(path) {
+            Ok(text) => Self::from_base64(&text, &format!("file {}", path.display())).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(SecretsError::Io {
+                path: path.display().to_string(),
+                source,
+            }),
+        }
+    }
+
     pub fn load_or_create(path: &Path) -> Result<Self, SecretsError> {
         let io = |source| SecretsError::Io {
             path: path.display().to_string(),
@@ -71,12 +93,7 @@ impl MasterKey {
             }
             Err(e) => return Err(io(e)),
         };
-        let raw = STANDARD
-            .decode(encoded.trim())
-            .ok()
-            .filter(|raw| raw.len() == KEY_LEN)
-            .ok_or_else(|| SecretsError::Malformed(path.display().to_string()))?;
-        Self::from_bytes(&raw)
+        Self::from_base64(&encoded, &format!("file {}", path.display()))
     }
 
     fn from_bytes(raw: &[u8]) -> Result<Self, SecretsError> {

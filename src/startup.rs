@@ -8,11 +8,11 @@ use tokio::net::TcpListener;
 
 use crate::{
     api,
-    config::Config,
+    config::{Config, Secrets},
     jobs::outbox::OutboxDelivery,
     mail::{RelayConfigError, Relays},
     secrets::{MasterKey, SecretsError},
-    service::{Credentials, Service, ServiceError, Settings},
+    service::{Credentials, Service, ServiceError, Settings, TokenError},
     store::{Store, StoreError},
 };
 
@@ -28,6 +28,13 @@ pub enum StartupError {
     Dns(#[from] crate::dns::DnsSetupError),
     #[error("cannot use the outbound mail relay")]
     Mail(#[from] RelayConfigError),
+    #[error(
+        "the database holds data sealed with a master key, but there is no key: {path} does not \
+         exist and secrets.master_key is not set. Copy the key file of a replica that runs against \
+         this database to {path} (or set TRUSTMAIL_SECRETS__MASTER_KEY to its contents); a new key \
+         could never open what the first one sealed"
+    )]
+    MasterKeyMissing { path: String },
     #[error("cannot listen on {address}")]
     Bind {
         address: String,
@@ -40,12 +47,42 @@ pub async fn open_service(config: &Config, public_url: &str) -> Result<Service, 
     Ok(open(config, public_url).await?.0)
 }
 
+impl StartupError {
+    /// Whether the operator's configuration or files are at fault (the CLI exits 2), rather
+    /// than something at run time.
+    pub fn is_configuration(&self) -> bool {
+        matches!(
+            self,
+            StartupError::MasterKeyMissing { .. }
+                | StartupError::Secrets(_)
+                | StartupError::Service(ServiceError::Token(TokenError::WrongMasterKey))
+        )
+    }
+}
+
+/// The master key: `secrets.master_key` when set, else the key file. A database that already
+/// holds sealed data needs the key that sealed it, so a missing file is made only for a new one.
+async fn master_key(secrets: &Secrets, store: &Store) -> Result<MasterKey, StartupError> {
+    let configured = secrets.master_key.expose_secret();
+    if !configured.is_empty() {
+        return Ok(MasterKey::from_base64(configured, "secrets.master_key")?);
+    }
+    if let Some(key) = MasterKey::load(&secrets.master_key_file)? {
+        return Ok(key);
+    }
+    if store.holds_sealed_data().await? {
+        return Err(StartupError::MasterKeyMissing {
+            path: secrets.master_key_file.display().to_string(),
+        });
+    }
+    Ok(MasterKey::load_or_create(&secrets.master_key_file)?)
+}
+
 /// The use cases and the store under them (the server's jobs and shutdown need the store too).
 async fn open(config: &Config, public_url: &str) -> Result<(Service, Store), StartupError> {
-    let master_key = Arc::new(MasterKey::load_or_create(&config.secrets.master_key_file)?);
-    let store = Store::connect(config.database_url.expose_secret())
-        .await?
-        .sealing_with(master_key.clone());
+    let store = Store::connect(config.database_url.expose_secret()).await?;
+    let master_key = Arc::new(master_key(&config.secrets, &store).await?);
+    let store = store.sealing_with(master_key.clone());
     let dns = crate::dns::DnsClient::new(&config.dns)?;
     let service = Service::new(
         store.clone(),

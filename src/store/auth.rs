@@ -52,6 +52,15 @@ impl Store {
         Ok(row.int("n")? > 0)
     }
 
+    /// Whether anything here was sealed with a master key (the token signing key is the first
+    /// thing sealed, at the first start).
+    pub async fn holds_sealed_data(&self) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM signing_keys")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.int("n")? > 0)
+    }
+
     pub async fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         insert_client(&mut tx, client).await?;

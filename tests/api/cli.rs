@@ -254,3 +254,113 @@ async fn an_operator_reads_the_outbox_from_the_command_line() {
         assert!(cli.stdout(&args).contains("Usage"));
     }
 }
+
+#[test]
+fn a_replica_without_the_master_key_refuses_to_start_and_says_what_to_copy() {
+    let cli = Cli::new();
+    cli.json(&["init", "--json"]);
+    let key_file = cli.dir.path().join("k");
+    std::fs::remove_file(&key_file).unwrap();
+    let out = cli.run(&["environment", "list"]);
+    assert_eq!(out.status.code(), Some(2), "a configuration error");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("sealed with a master key"), "{stderr}");
+    assert!(stderr.contains(&key_file.display().to_string()), "{stderr}");
+    assert!(stderr.contains("TRUSTMAIL_SECRETS__MASTER_KEY"), "{stderr}");
+    assert!(!key_file.exists(), "no second key is made");
+}
+
+#[test]
+fn a_replica_with_another_master_key_refuses_to_start() {
+    let cli = Cli::new();
+    cli.json(&["init", "--json"]);
+    let key_file = cli.dir.path().join("k");
+    std::fs::write(&key_file, format!("{}\n", "A".repeat(43) + "=")).unwrap();
+    let out = cli.run(&["environment", "list"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("does not open"), "{stderr}");
+}
+
+#[test]
+fn the_master_key_may_come_from_the_environment_instead_of_the_file() {
+    let cli = Cli::new();
+    cli.json(&["init", "--json"]);
+    let key_file = cli.dir.path().join("k");
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    std::fs::remove_file(&key_file).unwrap();
+    let out = cli.run_with(
+        &["environment", "list"],
+        &[("TRUSTMAIL_SECRETS__MASTER_KEY", key.trim())],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Administrators"));
+    assert!(!key_file.exists());
+}
+
+#[test]
+fn dkim_rotate_moves_a_domains_keys_from_the_command_line() {
+    let cli = Cli::new();
+    cli.json(&["init", "--json"]);
+    let env = cli.json(&[
+        "environment",
+        "create",
+        "--name",
+        "Shop",
+        "--region",
+        "NA",
+        "--json",
+    ]);
+    let env = env["id"].as_str().unwrap();
+    // The CLI has no domain command: the domain is made through the library on the same files.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut config = trustmail::config::Config {
+            database_url: cli.database_url().into(),
+            ..trustmail::config::Config::default()
+        };
+        config.secrets.master_key_file = cli.dir.path().join("k");
+        config.domains.extra_public_suffixes = vec!["test".into()];
+        config.dkim.algorithm = trustmail::domain::DkimAlgorithm::Ed25519;
+        let service = trustmail::startup::open_service(&config, "http://localhost")
+            .await
+            .unwrap();
+        let operator = service.operator().await.unwrap().unwrap();
+        let environment = service.environment(env.parse().unwrap()).await.unwrap();
+        service
+            .create_domain(&operator, &environment, "a.shopco.test")
+            .await
+            .unwrap();
+    });
+    let args = [
+        "dkim",
+        "rotate",
+        "--environment",
+        env,
+        "--domain",
+        "A.ShopCo.test",
+        "--json",
+    ];
+    let keys = cli.json(&args);
+    let roles: Vec<_> = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["role"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(roles, ["RETIRED", "SIGNING", "PUBLISHED"]);
+    let unknown = cli.run(&[
+        "dkim",
+        "rotate",
+        "--environment",
+        env,
+        "--domain",
+        "b.shopco.test",
+    ]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no domain"));
+}

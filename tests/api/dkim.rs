@@ -3,11 +3,17 @@
 
 use std::{sync::Arc, time::Duration};
 
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+use base64::{Engine, engine::general_purpose::STANDARD};
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
 use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator};
 use reqwest::StatusCode;
+use secrecy::ExposeSecret;
 use serde_json::Value;
-use trustmail::domain::{DkimAlgorithm, DkimRole};
+use trustmail::{
+    domain::{DkimAlgorithm, DkimRole},
+    secrets::MasterKey,
+};
 
 use crate::support::{TestApp, TestDns, assert_p1_error};
 
@@ -292,4 +298,37 @@ async fn keys_survive_a_restart() {
     assert_eq!(f.keys().await, before);
     let message = f.signed_message().await;
     assert_eq!(f.verify(&message).await, [DkimResult::Pass]);
+}
+
+#[tokio::test]
+async fn private_keys_are_sealed_and_open_only_with_the_master_key() {
+    let f = Fixture::new(DkimAlgorithm::Ed25519).await;
+    let key = &f.keys().await[0];
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(f.app.config.database_url.expose_secret())
+        .await
+        .unwrap();
+    let sealed: String =
+        sqlx::query_scalar("SELECT sealed_private_key FROM dkim_keys WHERE selector = $1")
+            .bind(&key.selector)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    let master = MasterKey::load(&f.app.config.secrets.master_key_file)
+        .unwrap()
+        .unwrap();
+    let private = master.open("dkim-private-key", &sealed).unwrap();
+    // The private key opened is the one behind the published public key...
+    let pair = Ed25519KeyPair::from_pkcs8(&private).unwrap();
+    assert_eq!(STANDARD.encode(pair.public_key().as_ref()), key.public_key);
+    // ...but the database never holds it in clear, and another key opens nothing.
+    for name in ["trustmail.db", "trustmail.db-wal"] {
+        let file = std::fs::read(f.app.dir.path().join(name)).unwrap_or_default();
+        assert!(
+            !file.windows(private.len()).any(|w| w == private.as_slice()),
+            "{name}"
+        );
+    }
+    let other = MasterKey::load_or_create(&f.app.dir.path().join("other.key")).unwrap();
+    assert!(other.open("dkim-private-key", &sealed).is_err());
 }

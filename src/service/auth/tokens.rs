@@ -42,6 +42,12 @@ pub enum TokenError {
     Store(#[from] StoreError),
     #[error("signing key: {0}")]
     Key(String),
+    #[error(
+        "the master key does not open the token signing key in the database: every replica needs \
+         the key that sealed it; copy secrets.master_key_file (or secrets.master_key) from a \
+         replica that runs against this database"
+    )]
+    WrongMasterKey,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -224,7 +230,7 @@ fn build_keys(stored: &[StoredSigningKey], master_key: &MasterKey) -> Result<Key
         .ok_or_else(|| TokenError::Key("no signing key in the store".into()))?;
     let pkcs8 = master_key
         .open(SEALING_PURPOSE, &first.sealed_private_key)
-        .map_err(|e| TokenError::Key(e.to_string()))?;
+        .map_err(|_| TokenError::WrongMasterKey)?;
     let mut verifying = HashMap::new();
     let mut public = Vec::new();
     for key in stored {
