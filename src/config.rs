@@ -459,6 +459,16 @@ impl Config {
         for (i, region) in self.regions.iter().enumerate() {
             Relay::check_url(&region.smtp_url)
                 .map_err(|reason| ConfigError::invalid(format!("regions[{i}].smtp_url"), reason))?;
+            if let Some(bad) = region
+                .egress_ips
+                .iter()
+                .find(|ip| ip.parse::<std::net::IpAddr>().is_err())
+            {
+                return Err(ConfigError::invalid(
+                    format!("regions[{i}].egress_ips"),
+                    format!("`{bad}` is not an IP address"),
+                ));
+            }
         }
         if !self.dkim_dns.listen.is_empty() && self.dkim_dns.listen.parse::<SocketAddr>().is_err() {
             return Err(ConfigError::invalid(
@@ -489,6 +499,12 @@ impl Config {
                 geographies: r.geographies.clone(),
                 dkim_zone: r.dkim_zone.clone(),
                 mail_from_mx: r.mail_from_mx.clone(),
+                // Checked when the configuration is loaded.
+                egress_ips: r
+                    .egress_ips
+                    .iter()
+                    .filter_map(|ip| ip.parse().ok())
+                    .collect(),
             })
             .collect()
     }

@@ -12,6 +12,7 @@ mod mail_from;
 pub mod middleware;
 mod oauth;
 mod path;
+mod self_check;
 mod system;
 mod trusted_emails;
 mod verification;
@@ -50,6 +51,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(environments::routes())
         .merge(email_domains::routes())
         .merge(dkim::routes())
+        .merge(self_check::routes())
         .merge(verification::routes())
         .merge(mail_from::routes())
         .merge(trusted_emails::routes())

@@ -60,34 +60,7 @@ pub struct DnsClient {
 impl DnsClient {
     /// Resolvers from `dns.resolvers`, or the system's when that is empty.
     pub fn new(config: &Dns) -> Result<Self, DnsSetupError> {
-        let resolver_config = if config.resolvers.is_empty() {
-            hickory_resolver::system_conf::read_system_conf()
-                .map_err(|e| DnsSetupError::System(e.to_string()))?
-                .0
-        } else {
-            let servers = config
-                .resolvers
-                .iter()
-                .map(|raw| {
-                    let address: SocketAddr = raw
-                        .parse()
-                        .or_else(|_| raw.parse().map(|ip| SocketAddr::new(ip, 53)))
-                        .map_err(|_| DnsSetupError::BadResolver(raw.clone()))?;
-                    let mut udp = ConnectionConfig::udp();
-                    udp.port = address.port();
-                    let mut tcp = ConnectionConfig::tcp();
-                    tcp.port = address.port();
-                    Ok(NameServerConfig::new(address.ip(), true, vec![udp, tcp]))
-                })
-                .collect::<Result<Vec<_>, DnsSetupError>>()?;
-            ResolverConfig::from_name_servers(servers)
-        };
-        let mut options = ResolverOpts::default();
-        options.cache_size = 0;
-        options.attempts = 1;
-        options.timeout = Duration::from_millis(config.timeout_ms);
-        options.preserve_intermediates = true;
-        options.ndots = 0;
+        let (resolver_config, options) = resolver_setup(config)?;
         let resolver =
             TokioResolver::builder_with_config(resolver_config, TokioRuntimeProvider::default())
                 .with_options(options)
@@ -131,6 +104,48 @@ impl DnsClient {
             Err(e) => negative(e),
         }
     }
+}
+
+/// The resolvers and options every lookup uses: `dns.resolvers` (or the system's), no answer
+/// cache, one attempt within `dns.timeout_ms`.
+fn resolver_setup(config: &Dns) -> Result<(ResolverConfig, ResolverOpts), DnsSetupError> {
+    let resolver_config = if config.resolvers.is_empty() {
+        hickory_resolver::system_conf::read_system_conf()
+            .map_err(|e| DnsSetupError::System(e.to_string()))?
+            .0
+    } else {
+        let servers = config
+            .resolvers
+            .iter()
+            .map(|raw| {
+                let address: SocketAddr = raw
+                    .parse()
+                    .or_else(|_| raw.parse().map(|ip| SocketAddr::new(ip, 53)))
+                    .map_err(|_| DnsSetupError::BadResolver(raw.clone()))?;
+                let mut udp = ConnectionConfig::udp();
+                udp.port = address.port();
+                let mut tcp = ConnectionConfig::tcp();
+                tcp.port = address.port();
+                Ok(NameServerConfig::new(address.ip(), true, vec![udp, tcp]))
+            })
+            .collect::<Result<Vec<_>, DnsSetupError>>()?;
+        ResolverConfig::from_name_servers(servers)
+    };
+    let mut options = ResolverOpts::default();
+    options.cache_size = 0;
+    options.attempts = 1;
+    options.timeout = Duration::from_millis(config.timeout_ms);
+    options.preserve_intermediates = true;
+    options.ndots = 0;
+    Ok((resolver_config, options))
+}
+
+/// mail-auth's verifier (DKIM, SPF, DMARC) on the same resolvers as the checks, so that a
+/// self-check sees what the record checks see.
+pub fn authenticator(config: &Dns) -> Result<mail_auth::MessageAuthenticator, DnsSetupError> {
+    let (resolver_config, options) = resolver_setup(config)?;
+    mail_auth::MessageAuthenticator::new(resolver_config, options)
+        .map_err(|e| DnsSetupError::System(e.to_string()))
 }
 
 fn negative(error: NetError) -> Lookup {

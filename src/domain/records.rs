@@ -10,6 +10,8 @@ pub struct SendingRegion {
     pub geographies: Vec<Geography>,
     pub dkim_zone: String,
     pub mail_from_mx: String,
+    /// The addresses the region's relay sends from (the SPF self-check evaluates them).
+    pub egress_ips: Vec<std::net::IpAddr>,
 }
 
 /// Names and values shared by every domain (`[records]`).
@@ -234,6 +236,7 @@ mod tests {
             geographies: geos.to_vec(),
             dkim_zone: format!("dkim.{name}.example"),
             mail_from_mx: format!("mx.{name}.example"),
+            egress_ips: Vec::new(),
         }
     }
 

@@ -10,6 +10,7 @@ mod dkim;
 mod email_domains;
 mod environments;
 mod outbox;
+mod self_check;
 mod trusted_emails;
 mod verification;
 
@@ -28,6 +29,9 @@ pub use auth::{
     token_url,
 };
 pub use cache::DomainSnapshot;
+pub use self_check::{
+    DmarcVerdict, RegionSelfCheck, SelfCheck, SpfVerdict, TrustedEmailAlignment, Verdict,
+};
 pub use verification::{CheckScope, FORCED_CHECK_INTERVAL};
 
 /// What a use case can refuse, in the vocabulary of the API's error codes.

@@ -12,6 +12,7 @@ mod errors;
 mod openapi;
 mod outbox;
 mod restart;
+mod self_check;
 mod store;
 mod support;
 mod trusted_emails;
