@@ -20,7 +20,7 @@ use trustmail::{
 };
 
 use crate::support::{
-    Db, TestApp,
+    Db, TestApp, backends,
     dns_query::{Transport, ask, txt_strings as strings_of},
 };
 
@@ -35,7 +35,11 @@ struct DnsApp {
 impl DnsApp {
     /// An app serving its DKIM zones on a free port, with one domain.
     async fn start(tweak: impl FnOnce(&mut Config)) -> Self {
-        let app = TestApp::spawn_on(Db::Sqlite, |config| {
+        Self::start_on(Db::Sqlite, tweak).await
+    }
+
+    async fn start_on(db: Db, tweak: impl FnOnce(&mut Config)) -> Self {
+        let app = TestApp::spawn_on(db, |config| {
             config.dkim_dns.listen = "127.0.0.1:0".into();
             tweak(config);
         })
@@ -92,6 +96,19 @@ async fn every_selector_answers_its_key_over_udp_and_tcp() {
     let shouted = keys[0].fqdn(ZONE).to_ascii_uppercase();
     let response = t.ask(&shouted, RecordType::TXT, Transport::Udp).await;
     assert_eq!(strings_of(&response.answers), [vec![keys[0].txt()]]);
+}
+
+#[tokio::test]
+async fn keys_are_served_from_every_backend() {
+    for db in backends("keys_are_served_from_every_backend").await {
+        let t = DnsApp::start_on(db, |_| {}).await;
+        for key in t.keys().await {
+            let response = t
+                .ask(&key.fqdn(ZONE), RecordType::TXT, Transport::Udp)
+                .await;
+            assert_eq!(strings_of(&response.answers), [vec![key.txt()]]);
+        }
+    }
 }
 
 #[tokio::test]
