@@ -55,6 +55,17 @@ impl DnsApp {
         self.app.service.dkim_keys(&self.domain).await.unwrap()
     }
 
+    /// Each key's selector answers (over UDP) that key and nothing else.
+    async fn assert_serves(&self, keys: &[DkimKey]) {
+        for key in keys {
+            let response = self
+                .ask(&key.fqdn(ZONE), RecordType::TXT, Transport::Udp)
+                .await;
+            let expected = [vec![key.txt()]];
+            assert_eq!(strings_of(&response.answers), expected, "{}", key.selector);
+        }
+    }
+
     async fn ask(&self, name: &str, record_type: RecordType, transport: Transport) -> Message {
         ask(self.dns, name, record_type, transport).await
     }
@@ -102,12 +113,7 @@ async fn every_selector_answers_its_key_over_udp_and_tcp() {
 async fn keys_are_served_from_every_backend() {
     for db in backends("keys_are_served_from_every_backend").await {
         let t = DnsApp::start_on(db, |_| {}).await;
-        for key in t.keys().await {
-            let response = t
-                .ask(&key.fqdn(ZONE), RecordType::TXT, Transport::Udp)
-                .await;
-            assert_eq!(strings_of(&response.answers), [vec![key.txt()]]);
-        }
+        t.assert_serves(&t.keys().await).await;
     }
 }
 
@@ -317,12 +323,7 @@ async fn after_a_rotation_the_refreshed_selector_answers_the_new_key() {
         .unwrap();
     assert_eq!(refreshed.role, DkimRole::Published);
     assert_ne!(refreshed.public_key, retired.public_key);
-    for key in &after {
-        let response = t
-            .ask(&key.fqdn(ZONE), RecordType::TXT, Transport::Udp)
-            .await;
-        assert_eq!(strings_of(&response.answers), [vec![key.txt()]]);
-    }
+    t.assert_serves(&after).await;
 }
 
 #[tokio::test]
