@@ -76,6 +76,13 @@ pub enum DkimCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print a region's DKIM zone (SOA, NS, one TXT per key) as a BIND zone file, for hosting it
+    /// on other name servers instead of `[dkim_dns]`.
+    ZoneFile {
+        /// A configured region's name, e.g. us-east-1.
+        #[arg(long, value_name = "NAME")]
+        region: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -316,6 +323,23 @@ async fn dkim_command(command: DkimCommand, service: &Service) -> Result<ExitCod
                 }
             }
         }
+        DkimCommand::ZoneFile { region } => match service.dkim_zone_file(&region).await {
+            Ok(zone) => print!("{zone}"),
+            Err(ServiceError::NotFound) => {
+                let names: Vec<&str> = service
+                    .settings()
+                    .regions
+                    .iter()
+                    .map(|r| r.name.as_str())
+                    .collect();
+                eprintln!(
+                    "trustmail: no region {region} (configured: {})",
+                    names.join(", ")
+                );
+                return Ok(ExitCode::from(EXIT_REFUSED));
+            }
+            Err(e) => return Err(e.into()),
+        },
     }
     Ok(ExitCode::SUCCESS)
 }

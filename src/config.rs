@@ -40,6 +40,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "secrets.master_key_file",
     "secrets.master_key",
     "dkim_dns.listen",
+    "dkim_dns.nameservers",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -267,7 +268,11 @@ impl Default for Secrets {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DkimDns {
+    /// UDP and TCP address of trustmail's DNS for the regions' `dkim_zone`s; empty = not served.
     pub listen: String,
+    /// Host names in each DKIM zone's NS records; empty = `ns1.<dkim_zone>`.
+    #[serde(deserialize_with = "string_or_list")]
+    pub nameservers: Vec<String>,
 }
 
 /// A value named by a string that the type parses (the wire enums of `domain`).
@@ -476,6 +481,14 @@ impl Config {
                 "must be IP:PORT or empty",
             ));
         }
+        for (i, name) in self.dkim_dns.nameservers.iter().enumerate() {
+            if !is_host_name(name) {
+                return Err(ConfigError::invalid(
+                    format!("dkim_dns.nameservers[{i}]"),
+                    "must be a host name such as ns1.example.com",
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -508,6 +521,20 @@ impl Config {
             })
             .collect()
     }
+}
+
+/// Dot-separated LDH labels of 1 to 63 characters, at most 253 in all (one trailing dot allowed).
+fn is_host_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 /// `TRUSTMAIL_DNS__RESOLVERS` → `dns.resolvers`, when that is a known key.
@@ -585,6 +612,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("regions[0].name"), "{err}");
+        let f = file("[dkim_dns]\nnameservers = [\"ns1.example.com\", \"bad name\"]\n");
+        let err = Config::load_from(Some(f.path()), vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("dkim_dns.nameservers[1]"), "{err}");
         let f = file("listen = \"nowhere\"\n");
         let err = Config::load_from(Some(f.path()), vec![])
             .unwrap_err()

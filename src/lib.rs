@@ -3,6 +3,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod dkim_dns;
 pub mod dns;
 pub mod domain;
 pub mod error_chain;

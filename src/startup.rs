@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use crate::{
     api,
     config::{Config, Secrets},
+    dkim_dns::DkimDns,
     jobs::outbox::OutboxDelivery,
     mail::{RelayConfigError, Relays},
     secrets::{MasterKey, SecretsError},
@@ -26,6 +27,8 @@ pub enum StartupError {
     Service(#[from] ServiceError),
     #[error("cannot set up DNS")]
     Dns(#[from] crate::dns::DnsSetupError),
+    #[error("cannot serve the DKIM zones")]
+    DkimDns(#[from] crate::dkim_dns::DkimDnsError),
     #[error("cannot use the outbound mail relay")]
     Mail(#[from] RelayConfigError),
     #[error(
@@ -113,6 +116,7 @@ pub struct Application {
     store: Store,
     bootstrap: Option<Credentials>,
     outbox: OutboxDelivery,
+    dkim_dns: Option<DkimDns>,
 }
 
 impl Application {
@@ -139,6 +143,11 @@ impl Application {
         if minted > 0 {
             tracing::info!(keys = minted, "made DKIM keys for domains that had none");
         }
+        let dkim_dns = if config.dkim_dns.listen.is_empty() {
+            None
+        } else {
+            Some(DkimDns::start(&config.dkim_dns.listen, service.clone()).await?)
+        };
         let router = api::router(service.clone(), &public_url);
         Ok(Self {
             listener,
@@ -149,6 +158,7 @@ impl Application {
             store,
             bootstrap,
             outbox,
+            dkim_dns,
         })
     }
 
@@ -158,6 +168,12 @@ impl Application {
 
     pub fn public_url(&self) -> &str {
         &self.public_url
+    }
+
+    /// Where trustmail's DNS for the DKIM zones answers (UDP and TCP), when `dkim_dns.listen`
+    /// is set.
+    pub fn dkim_dns_addr(&self) -> Option<std::net::SocketAddr> {
+        self.dkim_dns.as_ref().map(DkimDns::local_addr)
     }
 
     pub fn service(&self) -> &Service {
@@ -190,6 +206,9 @@ impl Application {
             .await;
         upkeep.abort();
         checks.abort();
+        if let Some(dkim_dns) = self.dkim_dns {
+            dkim_dns.stop().await;
+        }
         delivery.stop().await;
         store.close().await;
         served

@@ -14,7 +14,7 @@ use super::{
     path::DomainPath,
 };
 use crate::domain::{
-    CheckedRecord, EmailDomain, Permission, RecordKind, SPF_LOOKUP_LIMIT, region_order,
+    CheckedRecord, EmailDomain, Permission, RecordKind, SPF_LOOKUP_LIMIT, region_order, zone_txt,
 };
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -157,44 +157,4 @@ async fn read_zone_file(
         zone.push_str(&format!("{name}. 3600 IN {data}\n"));
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], zone))
-}
-
-/// A TXT value as zone-file character strings: quoted, escaped, at most 255 bytes each.
-pub fn zone_txt(value: &str) -> String {
-    value
-        .as_bytes()
-        .chunks(255)
-        .map(|chunk| {
-            let mut quoted = String::from("\"");
-            for &b in chunk {
-                match b {
-                    b'"' | b'\\' => {
-                        quoted.push('\\');
-                        quoted.push(char::from(b));
-                    }
-                    0x20..=0x7e => quoted.push(char::from(b)),
-                    other => quoted.push_str(&format!("\\{other:03}")),
-                }
-            }
-            quoted.push('"');
-            quoted
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::zone_txt;
-
-    #[test]
-    fn long_txt_values_split_into_255_byte_strings() {
-        let value = "a".repeat(300);
-        let out = zone_txt(&value);
-        assert_eq!(
-            out,
-            format!("\"{}\" \"{}\"", "a".repeat(255), "a".repeat(45))
-        );
-        assert_eq!(zone_txt("say \"hi\""), "\"say \\\"hi\\\"\"");
-    }
 }

@@ -108,6 +108,7 @@ mod records;
 mod tenancy;
 mod trusted_emails;
 mod verification;
+mod zone;
 
 pub use dkim::{DkimAlgorithm, DkimKey, DkimRole, dkim_selector, txt_strings};
 pub use domain_name::{DomainName, DomainNameError, PublicSuffixes};
@@ -128,3 +129,4 @@ pub use verification::{
     CheckState, CheckedRecord, Observation, ReasonCode, SPF_LOOKUP_LIMIT, is_spf,
     merge_spf_include, next_check_delay, next_state, region_order, same_name,
 };
+pub use zone::{DKIM_ZONE_TTL, DkimZone, ZoneSoa, zone_txt};

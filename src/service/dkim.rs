@@ -9,8 +9,8 @@ use std::{
 use super::{Actor, Service, ServiceError};
 use crate::{
     domain::{
-        Activity, ActivityType, DkimAlgorithm, DkimKey, DkimRole, DnsRecord, DomainId, EmailDomain,
-        ResourceType, dkim_selector, now,
+        Activity, ActivityType, DkimAlgorithm, DkimKey, DkimRole, DkimZone, DnsRecord, DomainId,
+        EmailDomain, ResourceType, dkim_selector, now,
     },
     mail::dkim::{GeneratedKey, Signer, generate_key},
     store::{KeylessSelector, NewKeyMaterial, SealedDkimKey},
@@ -162,6 +162,24 @@ impl Service {
     /// Every key published in `region`'s zone.
     pub async fn dkim_keys_in_region(&self, region: &str) -> Result<Vec<DkimKey>, ServiceError> {
         Ok(self.store().dkim_keys_in_region(region).await?)
+    }
+
+    /// `region`'s DKIM zone as trustmail's DNS serves it; `None` for an unknown region.
+    pub fn dkim_zone(&self, region: &str) -> Option<DkimZone> {
+        let settings = self.settings();
+        settings
+            .regions
+            .iter()
+            .find(|r| r.name == region)
+            .map(|r| DkimZone::new(&r.dkim_zone, &settings.dkim_nameservers))
+    }
+
+    /// `region`'s DKIM zone as a BIND zone file, for operators who host it elsewhere. Not found
+    /// for an unknown region.
+    pub async fn dkim_zone_file(&self, region: &str) -> Result<String, ServiceError> {
+        let zone = self.dkim_zone(region).ok_or(ServiceError::NotFound)?;
+        let keys = self.dkim_keys_in_region(region).await?;
+        Ok(zone.zone_file(&keys))
     }
 
     /// Rotates the domain's keys in `region`, or in every region of the domain when `None`:

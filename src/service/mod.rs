@@ -102,6 +102,8 @@ pub struct Settings {
     pub mail_sender: String,
     /// `dkim.algorithm`: the type of new DKIM keys.
     pub dkim_algorithm: crate::domain::DkimAlgorithm,
+    /// `dkim_dns.nameservers`: the NS of every DKIM zone (empty = `ns1.<zone>`).
+    pub dkim_nameservers: Vec<String>,
 }
 
 impl Settings {
@@ -114,6 +116,7 @@ impl Settings {
             dns: config.dns.clone(),
             mail_sender: config.mail.system_sender.clone(),
             dkim_algorithm: config.dkim.algorithm,
+            dkim_nameservers: config.dkim_dns.nameservers.clone(),
         }
     }
 }

@@ -6,7 +6,7 @@ use serde_json::Value;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use trustmail::{domain::EnvironmentId, mail::OutboxId, store::Store};
 
-use crate::outbox::code_mail;
+use crate::{outbox::code_mail, support::TestApp};
 
 /// A data directory and the `trustmail` binary pointed at it through the environment only.
 struct Cli {
@@ -175,6 +175,7 @@ fn every_command_has_help() {
         vec!["environment", "create", "--help"],
         vec!["environment", "list", "--help"],
         vec!["client", "create", "--help"],
+        vec!["dkim", "zone-file", "--help"],
     ] {
         let out = cli.run(&args);
         assert!(out.status.success(), "{args:?}");
@@ -363,4 +364,56 @@ fn dkim_rotate_moves_a_domains_keys_from_the_command_line() {
     ]);
     assert_eq!(unknown.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no domain"));
+}
+
+#[tokio::test]
+async fn dkim_zone_file_prints_the_regions_zone_with_every_key() {
+    let app = TestApp::spawn().await;
+    let env = app.environment("Shop").await;
+    let id = app.domain(&env, "auth.shopco.test").await;
+    let domain = app.email_domain(&env, &id).await;
+    let keys = app.service.dkim_keys(&domain).await.unwrap();
+    let cli = Cli::new();
+    let database_url = format!("sqlite://{}", app.dir.path().join("trustmail.db").display());
+    let master_key = app.dir.path().join("master.key");
+    let env_vars = [
+        ("TRUSTMAIL_DATABASE_URL", database_url.as_str()),
+        (
+            "TRUSTMAIL_SECRETS__MASTER_KEY_FILE",
+            master_key.to_str().unwrap(),
+        ),
+    ];
+
+    let out = cli.run_with(&["dkim", "zone-file", "--region", "us-east-1"], &env_vars);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let zone = String::from_utf8(out.stdout).unwrap();
+    let origin = "dkim.us-east-1.trustmail.example";
+    for expected in [
+        format!("$ORIGIN {origin}."),
+        "$TTL 300".to_owned(),
+        format!("@ IN SOA ns1.{origin}. hostmaster.{origin}. ( 1 3600 600 86400 300 )"),
+        format!("@ IN NS ns1.{origin}."),
+    ] {
+        assert!(
+            zone.lines().any(|l| l == expected),
+            "{expected:?} in\n{zone}"
+        );
+    }
+    assert_eq!(keys.len(), 3);
+    for key in &keys {
+        let line = format!("{} IN TXT \"{}\"", key.selector, key.txt());
+        assert!(zone.lines().any(|l| l == line), "{line:?} in\n{zone}");
+    }
+    assert_eq!(zone.lines().filter(|l| l.contains(" IN TXT ")).count(), 3);
+
+    let unknown = cli.run_with(&["dkim", "zone-file", "--region", "mars-1"], &env_vars);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(unknown.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(stderr.contains("no region mars-1"), "{stderr}");
+    assert!(stderr.contains("us-east-1"), "{stderr}");
 }

@@ -6,6 +6,7 @@ mod activities;
 mod cli;
 mod concurrency;
 mod dkim;
+mod dkim_dns;
 mod email_domains;
 mod environments;
 mod errors;

@@ -60,6 +60,8 @@ pub struct TestApp {
     pub admin_token: String,
     pub config: Config,
     pub dir: TempDir,
+    /// trustmail's DNS for the DKIM zones, when the test set `dkim_dns.listen`.
+    pub dkim_dns: Option<std::net::SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -122,6 +124,7 @@ impl TestApp {
         let url = app.public_url().to_owned();
         let service = app.service().clone();
         let store = app.store().clone();
+        let dkim_dns = app.dkim_dns_addr();
         let fresh = app.take_bootstrap_credentials();
         let (shutdown, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async {
@@ -145,6 +148,7 @@ impl TestApp {
             admin_token,
             config,
             dir,
+            dkim_dns,
             shutdown: Some(shutdown),
             server: Some(server),
         }

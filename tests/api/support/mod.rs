@@ -1,8 +1,9 @@
-//! What the API tests share: the app under test, its in-process DNS and SMTP servers, and the
-//! redactions that keep snapshots the same from run to run.
+//! What the API tests share: the app under test, its in-process DNS and SMTP servers, a raw DNS
+//! query for trustmail's own DNS, and the redactions that keep snapshots the same from run to run.
 
 pub mod app;
 pub mod dns;
+pub mod dns_query;
 pub mod redact;
 pub mod smtp;
 
