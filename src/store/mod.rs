@@ -29,7 +29,9 @@ use crate::{
 pub use auth::StoredSigningKey;
 pub use dkim::{KeylessSelector, NewKeyMaterial, SealedDkimKey};
 pub use email_domains::CreateDomainError;
-pub use outbox::{MAX_DELIVERY_ATTEMPTS, OutboxMessage, OutboxStatus, retry_delay};
+pub use outbox::{
+    MAX_DELIVERY_ATTEMPTS, OutboxMessage, OutboxStatus, PER_ENVIRONMENT_PER_CLAIM, retry_delay,
+};
 pub use trusted_emails::{CodeDelivery, CreateTrustedEmailError};
 
 #[derive(Debug, thiserror::Error)]
