@@ -9,6 +9,7 @@ mod cache;
 mod dkim;
 mod email_domains;
 mod environments;
+mod messages;
 mod outbox;
 mod trusted_emails;
 mod verification;
@@ -23,11 +24,14 @@ use crate::{
     store::{Store, StoreError},
 };
 
+/// What the API shows of a queued message.
+pub use crate::store::{OutboxMessage, OutboxStatus};
 pub use auth::{
     ADMINISTRATORS, Actor, Credentials, NewClient, TOKEN_LIFETIME_S, TokenError, TokenService,
     token_url,
 };
 pub use cache::DomainSnapshot;
+pub use messages::{MAX_RECIPIENTS, NewMessage};
 pub use verification::{CheckScope, FORCED_CHECK_INTERVAL};
 
 /// What a use case can refuse, in the vocabulary of the API's error codes.

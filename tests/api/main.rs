@@ -9,6 +9,7 @@ mod dkim;
 mod email_domains;
 mod environments;
 mod errors;
+mod messages;
 mod openapi;
 mod outbox;
 mod restart;
