@@ -266,21 +266,15 @@ impl Store {
         reply: &str,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let updated = sqlx::query(
-            "UPDATE outbox SET status = $1, attempts = attempts + 1, sent_at = $2, \
-             last_error = NULL, lease_owner = NULL, leased_until = NULL, relay_reply = $6 \
-             WHERE id = $3 AND lease_owner = $4 AND status = $5",
+        self.finish(
+            &id.to_string(),
+            owner,
+            OutboxStatus::Sent,
+            Some(reply),
+            None,
+            now,
         )
-        .bind(OutboxStatus::Sent.as_str())
-        .bind(millis(now))
-        .bind(id.to_string())
-        .bind(owner)
-        .bind(OutboxStatus::Pending.as_str())
-        .bind(reply.chars().take(MAX_ERROR_CHARS).collect::<String>())
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(updated == 1)
+        .await
     }
 
     /// Gives the message up at once (a permanent refusal): FAILED with `error`, after this one
@@ -302,14 +296,31 @@ impl Store {
         error: &str,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
+        self.finish(id, owner, OutboxStatus::Failed, None, Some(error), now)
+            .await
+    }
+
+    /// Ends a leased message's delivery for good (SENT with `reply`, or FAILED with `error`)
+    /// after one more attempt, if `owner` still holds the lease.
+    async fn finish(
+        &self,
+        id: &str,
+        owner: &str,
+        status: OutboxStatus,
+        reply: Option<&str>,
+        error: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let sent_at = (status == OutboxStatus::Sent).then(|| millis(now));
         let updated = sqlx::query(
-            "UPDATE outbox SET status = $1, attempts = attempts + 1, next_attempt_at = $2, \
-             last_error = $3, lease_owner = NULL, leased_until = NULL \
-             WHERE id = $4 AND lease_owner = $5 AND status = $6",
+            "UPDATE outbox SET status = $1, attempts = attempts + 1, sent_at = $2, \
+             last_error = $3, relay_reply = $4, lease_owner = NULL, leased_until = NULL \
+             WHERE id = $5 AND lease_owner = $6 AND status = $7",
         )
-        .bind(OutboxStatus::Failed.as_str())
-        .bind(millis(now))
-        .bind(error.chars().take(MAX_ERROR_CHARS).collect::<String>())
+        .bind(status.as_str())
+        .bind(sent_at)
+        .bind(error.map(cut))
+        .bind(reply.map(cut))
         .bind(id)
         .bind(owner)
         .bind(OutboxStatus::Pending.as_str())
@@ -347,7 +358,7 @@ impl Store {
         } else {
             OutboxStatus::Pending
         };
-        let error: String = error.chars().take(MAX_ERROR_CHARS).collect();
+        let error = cut(error);
         // `attempts = $before` makes this a compare-and-set with the read above.
         let updated = sqlx::query(
             "UPDATE outbox SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4, \
@@ -367,6 +378,11 @@ impl Store {
         .rows_affected();
         Ok((updated == 1).then_some((status, attempts)))
     }
+}
+
+/// Relay texts as kept: at most `MAX_ERROR_CHARS`.
+fn cut(text: &str) -> String {
+    text.chars().take(MAX_ERROR_CHARS).collect()
 }
 
 fn attempts_from(stored: i64) -> Result<u32, StoreError> {
