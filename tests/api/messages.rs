@@ -251,6 +251,10 @@ async fn a_sent_message_arrives_signed_by_the_regions_signing_selector_from_the_
         );
     }
     assert!(mail.data.contains("Subject: Your order\r\n"));
+    assert_eq!(
+        s.dns.verify_dkim(mail.data.as_bytes()).await,
+        [mail_auth::DkimResult::Pass]
+    );
 }
 
 #[tokio::test]
