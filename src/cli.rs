@@ -373,7 +373,7 @@ async fn outbox_command(command: OutboxCommand, service: &Service) -> Result<Exi
                     .map(|m| {
                         Ok(serde_json::json!({
                             "id": m.id, "status": m.status.as_str(), "route": m.route.to_string(),
-                            "to": m.envelope_to, "subject": m.subject, "attempts": m.attempts,
+                            "to": m.envelope_to.join(", "), "subject": m.subject, "attempts": m.attempts,
                             "createdAt": rfc3339(m.created_at)?,
                         }))
                     })
@@ -386,7 +386,7 @@ async fn outbox_command(command: OutboxCommand, service: &Service) -> Result<Exi
                         m.id,
                         m.status,
                         rfc3339(m.created_at)?,
-                        m.envelope_to,
+                        m.envelope_to.join(", "),
                         m.subject
                     );
                 }
@@ -416,13 +416,14 @@ fn print_outbox_message(m: &OutboxMessage) -> Result<(), BoxError> {
         ("environment", environment),
         ("route", Some(m.route.to_string())),
         ("envelope from", Some(m.envelope_from.clone())),
-        ("envelope to", Some(m.envelope_to.clone())),
+        ("envelope to", Some(m.envelope_to.join(", "))),
         ("status", Some(m.status.to_string())),
         ("attempts", Some(m.attempts.to_string())),
         ("next attempt", optional_time(next_attempt)?),
         ("last error", m.last_error.clone()),
         ("created", Some(rfc3339(m.created_at)?)),
         ("sent", optional_time(m.sent_at)?),
+        ("relay reply", m.relay_reply.clone()),
     ] {
         println!(
             "{:<14} {}",

@@ -24,6 +24,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "database_url",
     "limits.domains_per_environment",
     "limits.trusted_emails_per_domain",
+    "limits.messages_per_minute",
     "domains.extra_public_suffixes",
     "dns.resolvers",
     "dns.timeout_ms",
@@ -103,6 +104,8 @@ impl Default for Config {
 pub struct Limits {
     pub domains_per_environment: u32,
     pub trusted_emails_per_domain: u32,
+    /// Messages an environment may queue through `POST …/messages` in any 60 s.
+    pub messages_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -110,6 +113,7 @@ impl Default for Limits {
         Self {
             domains_per_environment: 50,
             trusted_emails_per_domain: 10,
+            messages_per_minute: 600,
         }
     }
 }
@@ -385,6 +389,12 @@ impl Config {
         if self.limits.trusted_emails_per_domain == 0 {
             return Err(ConfigError::invalid(
                 "limits.trusted_emails_per_domain",
+                "must be at least 1",
+            ));
+        }
+        if self.limits.messages_per_minute == 0 {
+            return Err(ConfigError::invalid(
+                "limits.messages_per_minute",
                 "must be at least 1",
             ));
         }

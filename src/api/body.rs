@@ -109,4 +109,31 @@ impl JsonObject {
             )),
         }
     }
+
+    /// An optional string member: absent or null is `None`, another type `INVALID_VALUE`.
+    pub fn optional_str(&self, target: &str) -> Result<Option<&str>, ApiError> {
+        match self.0.get(target) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(ApiError::invalid_value(
+                target,
+                format!("{target} must be a string."),
+            )),
+        }
+    }
+
+    /// An array of strings: absent or null is `REQUIRED_VALUE` when `required`, else empty.
+    pub fn string_list(&self, target: &str, required: bool) -> Result<Vec<String>, ApiError> {
+        let not_strings =
+            || ApiError::invalid_value(target, format!("{target} must be an array of strings."));
+        match self.0.get(target) {
+            None | Some(Value::Null) if required => Err(ApiError::required_value(target)),
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|item| item.as_str().map(str::to_owned).ok_or_else(not_strings))
+                .collect(),
+            Some(_) => Err(not_strings()),
+        }
+    }
 }

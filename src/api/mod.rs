@@ -9,6 +9,7 @@ mod environments;
 pub mod errors;
 pub mod hal;
 mod mail_from;
+mod messages;
 pub mod middleware;
 mod oauth;
 mod path;
@@ -55,6 +56,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(verification::routes())
         .merge(mail_from::routes())
         .merge(trusted_emails::routes())
+        .merge(messages::routes())
         .merge(activities::routes())
         .merge(oauth::routes())
         .merge(system::routes())

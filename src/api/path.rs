@@ -20,7 +20,7 @@ use super::{
 };
 use crate::{
     domain::{Environment, Permission, TrustedEmail},
-    service::DomainSnapshot,
+    service::{DomainSnapshot, OutboxMessage},
 };
 
 /// `/v1/environments/{environmentId}`.
@@ -41,6 +41,31 @@ impl EnvironmentPath {
     ) -> ApiResult<Arc<Environment>> {
         let id = caller.authorize(&self.environment_id, permission)?;
         Ok(state.service.environment(id).await?)
+    }
+}
+
+/// `…/messages/{messageId}`.
+#[derive(Debug, Deserialize, IntoParams, FromRequestParts)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Path)]
+#[from_request(via(Path), rejection(ApiError))]
+pub struct MessagePath {
+    environment_id: String,
+    message_id: String,
+}
+
+impl MessagePath {
+    /// The message, found among the environment's customer mail.
+    pub async fn load(
+        &self,
+        state: &AppState,
+        caller: &Caller,
+        permission: Permission,
+    ) -> ApiResult<OutboxMessage> {
+        let environment_id = caller.authorize(&self.environment_id, permission)?;
+        let environment = state.service.environment(environment_id).await?;
+        let id = self.message_id.parse().map_err(|_| ApiError::NotFound)?;
+        Ok(state.service.message(&environment, id).await?)
     }
 }
 

@@ -104,6 +104,18 @@ impl RecordKind {
     }
 }
 
+/// The custom MAIL FROM domain once its MX record is ACTIVE: the envelope sender's domain from
+/// then on (before, mail goes out with the From address as its envelope sender).
+pub fn active_mail_from<'a>(
+    domain: &'a super::EmailDomain,
+    records: impl IntoIterator<Item = &'a DnsRecord>,
+) -> Option<&'a DomainName> {
+    let active = records
+        .into_iter()
+        .any(|r| r.kind == RecordKind::MailFrom && r.status == RecordStatus::Active);
+    domain.mail_from.as_ref().filter(|_| active)
+}
+
 /// The regions that serve `geography`, in configuration order.
 pub fn regions_for(
     geography: Geography,

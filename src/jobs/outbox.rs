@@ -3,7 +3,12 @@
 //! where `trustmail outbox list/show` shows them.
 //!
 //! Delivery is at least once: if the relay accepts a message but the store cannot record it
-//! (or the lease ran out meanwhile), the message is sent again after its lease ends.
+//! (or the lease ran out meanwhile), the message is sent again after its lease ends. A
+//! permanent refusal (5xx) fails the message at once; a transient one is retried with backoff.
+//!
+//! Each claim takes a few messages of every environment in turn (`Store::claim_due_mail`), and a
+//! pass that claimed anything is followed at once by the next, so one environment's backlog
+//! delays another's mail by at most one batch.
 
 use std::time::Duration;
 
@@ -89,8 +94,8 @@ impl OutboxDelivery {
         self.relays.shutdown().await;
     }
 
-    /// One pass over the routes that have mail due. True when a batch came back full, so more
-    /// may be waiting.
+    /// One pass over the routes that have mail due. True when it claimed anything, so more may
+    /// be waiting.
     async fn deliver_due(&self, stopped: &watch::Receiver<bool>) -> Result<bool, StoreError> {
         let mut more_due = false;
         for route in self.store.due_mail_routes(now()).await? {
@@ -104,7 +109,8 @@ impl OutboxDelivery {
                 .store
                 .claim_due_mail(&route, &self.owner, now(), LEASE, BATCH_SIZE)
                 .await?;
-            more_due |= batch.len() >= BATCH_SIZE as usize;
+            // A claim stops at a few per environment, so a short batch may still leave mail due.
+            more_due |= !batch.is_empty();
             for message in batch {
                 // A send started this late could outlive the lease, and by then another
                 // deliverer may have the message: leave it to be claimed again.
@@ -136,18 +142,21 @@ impl OutboxDelivery {
         );
         // lettre's text includes its cause; the relay URL and password are never in it.
         let outcome = match tokio::time::timeout(SEND_TIMEOUT, sent).await {
-            Ok(result) => result.map_err(|e| e.to_string()),
-            Err(_) => Err(format!(
-                "the relay did not finish within {} s",
-                SEND_TIMEOUT.as_secs()
+            Ok(result) => result.map_err(|e| (e.is_permanent(), e.to_string())),
+            Err(_) => Err((
+                false,
+                format!(
+                    "the relay did not finish within {} s",
+                    SEND_TIMEOUT.as_secs()
+                ),
             )),
         };
         match outcome {
-            Ok(()) => {
+            Ok(reply) => {
                 metrics::counter!("outbox_sent_total", "route" => route).increment(1);
                 match self
                     .store
-                    .mark_mail_sent(message.id, &self.owner, now())
+                    .mark_mail_sent(message.id, &self.owner, &reply, now())
                     .await
                 {
                     Ok(true) => tracing::info!("mail delivered"),
@@ -160,7 +169,27 @@ impl OutboxDelivery {
                     ),
                 }
             }
-            Err(error) => {
+            Err((true, error)) => {
+                metrics::counter!("outbox_failed_attempts_total", "route" => route).increment(1);
+                match self
+                    .store
+                    .fail_mail(message.id, &self.owner, &error, now())
+                    .await
+                {
+                    Ok(true) => {
+                        tracing::error!(%error, "the relay refused the mail for good; giving up")
+                    }
+                    Ok(false) => tracing::warn!(
+                        %error, "mail refused for good after its lease passed to another deliverer"
+                    ),
+                    Err(store_error) => tracing::error!(
+                        %error,
+                        store_error = %ErrorChain(&store_error),
+                        "mail refused for good and not recorded; retried when its lease ends"
+                    ),
+                }
+            }
+            Err((false, error)) => {
                 metrics::counter!("outbox_failed_attempts_total", "route" => route).increment(1);
                 let recorded = self
                     .store

@@ -10,7 +10,7 @@ use std::{fmt, str::FromStr};
 use lettre::{
     Message,
     message::{
-        Mailbox,
+        Mailbox, MultiPart,
         header::{ContentType, MIME_VERSION_1_0},
     },
 };
@@ -69,12 +69,15 @@ impl FromStr for MailRoute {
 pub struct OutgoingMail {
     pub environment_id: Option<EnvironmentId>,
     pub route: MailRoute,
-    /// `addr@domain` or `Name <addr@domain>`.
+    /// `addr@domain` or `Name <addr@domain>`, as are the recipients.
     pub from: String,
-    pub to: String,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub reply_to: Option<String>,
     pub subject: String,
-    /// The text/plain body (UTF-8).
-    pub text: String,
+    /// The text/plain body (UTF-8); with `html` too the message is multipart/alternative.
+    pub text: Option<String>,
+    pub html: Option<String>,
 }
 
 /// A message composed for the outbox: the stored envelope and the exact text that is sent.
@@ -84,7 +87,8 @@ pub struct ComposedMail {
     pub environment_id: Option<EnvironmentId>,
     pub route: MailRoute,
     pub envelope_from: String,
-    pub envelope_to: String,
+    /// Every recipient (To, then Cc), each once.
+    pub envelope_to: Vec<String>,
     pub subject: String,
     /// RFC 5322 text with CRLF line ends, ASCII only (lettre encodes headers and body).
     pub message: String,
@@ -94,39 +98,78 @@ pub struct ComposedMail {
 pub enum ComposeError {
     #[error("`{field}` is not one mail address: {value:?}")]
     InvalidAddress { field: &'static str, value: String },
+    #[error("a message needs at least one `to` address")]
+    NoRecipient,
+    #[error("a message needs `text`, `html` or both")]
+    NoBody,
     #[error("cannot build the message")]
     Build(#[from] lettre::error::Error),
     #[error("the built message is not UTF-8 text")]
     NotText,
 }
 
-/// Builds the RFC 5322 message (From, To, Subject, Date, Message-ID, MIME text/plain UTF-8).
-/// The Message-ID is `<outbox id@sender's domain>`, so a bounce or a relay log leads back to
-/// the outbox row.
+/// Builds the RFC 5322 message (From, To, Cc, Reply-To, Subject, Date, Message-ID, MIME:
+/// text/plain, text/html, or multipart/alternative with both). The Message-ID is
+/// `<outbox id@sender's domain>`, so a bounce or a relay log leads back to the outbox row.
 pub fn compose(mail: &OutgoingMail) -> Result<ComposedMail, ComposeError> {
     let from = parse_one_mailbox("from", &mail.from)?;
-    let to = parse_one_mailbox("to", &mail.to)?;
+    let to = parse_mailboxes("to", &mail.to)?;
+    let cc = parse_mailboxes("cc", &mail.cc)?;
+    if to.is_empty() {
+        return Err(ComposeError::NoRecipient);
+    }
     let id = OutboxId::new();
-    let message = Message::builder()
-        .from(from.clone())
-        .to(to.clone())
+    let mut builder = Message::builder().from(from.clone());
+    for mailbox in &to {
+        builder = builder.to(mailbox.clone());
+    }
+    for mailbox in &cc {
+        builder = builder.cc(mailbox.clone());
+    }
+    if let Some(reply_to) = &mail.reply_to {
+        builder = builder.reply_to(parse_one_mailbox("replyTo", reply_to)?);
+    }
+    let builder = builder
         .subject(mail.subject.as_str())
         .date_now()
         .message_id(Some(format!("<{}@{}>", id.0.simple(), from.email.domain())))
         // Content-Type means MIME, and MIME wants its version header (RFC 2045).
-        .header(MIME_VERSION_1_0)
-        .header(ContentType::TEXT_PLAIN)
-        .body(mail.text.clone())?;
+        .header(MIME_VERSION_1_0);
+    let message = match (&mail.text, &mail.html) {
+        (Some(text), None) => builder.header(ContentType::TEXT_PLAIN).body(text.clone())?,
+        (None, Some(html)) => builder.header(ContentType::TEXT_HTML).body(html.clone())?,
+        (Some(text), Some(html)) => builder.multipart(MultiPart::alternative_plain_html(
+            text.clone(),
+            html.clone(),
+        ))?,
+        (None, None) => return Err(ComposeError::NoBody),
+    };
     let message = String::from_utf8(message.formatted()).map_err(|_| ComposeError::NotText)?;
+    let mut envelope_to: Vec<String> = Vec::with_capacity(to.len() + cc.len());
+    for mailbox in to.iter().chain(&cc) {
+        let address = mailbox.email.to_string();
+        if !envelope_to.iter().any(|a| a.eq_ignore_ascii_case(&address)) {
+            envelope_to.push(address);
+        }
+    }
     Ok(ComposedMail {
         id,
         environment_id: mail.environment_id,
         route: mail.route.clone(),
         envelope_from: from.email.to_string(),
-        envelope_to: to.email.to_string(),
+        envelope_to,
         subject: mail.subject.clone(),
         message,
     })
+}
+
+fn parse_mailboxes(field: &'static str, values: &[String]) -> Result<Vec<Mailbox>, ComposeError> {
+    values.iter().map(|v| parse_one_mailbox(field, v)).collect()
+}
+
+/// The address of one mailbox (`addr@domain` or `Name <addr@domain>`), for `field`.
+pub fn sender_address(field: &'static str, value: &str) -> Result<String, ComposeError> {
+    parse_one_mailbox(field, value).map(|mailbox| mailbox.email.to_string())
 }
 
 /// lettre's parser stops after the first mailbox and ignores the rest, so a list or trailing
@@ -162,17 +205,20 @@ pub fn verification_code_mail(
         environment_id: Some(environment_id),
         route: MailRoute::System,
         from: system_sender.to_owned(),
-        to: to.to_owned(),
+        to: vec![to.to_owned()],
+        cc: Vec::new(),
+        reply_to: None,
         subject: VERIFICATION_SUBJECT.to_owned(),
+        html: None,
         // lettre turns these line ends into CRLF.
-        text: format!(
+        text: Some(format!(
             "Someone asked to use {to} as a trusted sender address.\n\
              To confirm it, enter this code. It is valid for 24 hours.\n\
              \n\
              Verification code: {code}\n\
              \n\
              If you did not ask for this, you can ignore this message.\n"
-        ),
+        )),
     }
 }
 
@@ -185,9 +231,12 @@ mod tests {
             environment_id: None,
             route: MailRoute::System,
             from: from.into(),
-            to: to.into(),
+            to: vec![to.into()],
+            cc: Vec::new(),
+            reply_to: None,
             subject: "Hello".into(),
-            text: "Hi there.\r\n".into(),
+            text: Some("Hi there.\r\n".into()),
+            html: None,
         }
     }
 
@@ -199,7 +248,7 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(composed.envelope_from, "no-reply@trustmail.example");
-        assert_eq!(composed.envelope_to, "Ann@Shop.test");
+        assert_eq!(composed.envelope_to, ["Ann@Shop.test"]);
         let text = &composed.message;
         for header in [
             "From: trustmail <no-reply@trustmail.example>\r\n",
@@ -242,6 +291,35 @@ mod tests {
     }
 
     #[test]
+    fn text_and_html_make_an_alternative_and_every_recipient_is_in_the_envelope_once() {
+        let mut m = mail("x@shop.test", "a@shop.test");
+        m.to.push("B <b@shop.test>".into());
+        m.cc = vec!["c@shop.test".into(), "A@shop.test".into()];
+        m.reply_to = Some("help@shop.test".into());
+        m.html = Some("<p>Hi there.</p>".into());
+        let composed = compose(&m).unwrap();
+        assert_eq!(
+            composed.envelope_to,
+            ["a@shop.test", "b@shop.test", "c@shop.test"]
+        );
+        let text = &composed.message;
+        for part in [
+            "Cc: c@shop.test, A@shop.test\r\n",
+            "Reply-To: help@shop.test\r\n",
+            "Content-Type: multipart/alternative;",
+            "Content-Type: text/html; charset=utf-8\r\n",
+        ] {
+            assert!(text.contains(part), "{part:?} in {text}");
+        }
+        m.text = None;
+        m.html = None;
+        assert!(matches!(compose(&m), Err(ComposeError::NoBody)));
+        m.text = Some("x".into());
+        m.to.clear();
+        assert!(matches!(compose(&m), Err(ComposeError::NoRecipient)));
+    }
+
+    #[test]
     fn a_subject_cannot_add_headers() {
         let mut m = mail("x@trustmail.example", "y@shop.test");
         m.subject = "Hi\r\nBcc: victim@x.test".into();
@@ -257,7 +335,7 @@ mod tests {
     fn non_ascii_text_is_encoded_for_transport() {
         let mut m = mail("x@trustmail.example", "y@shop.test");
         m.subject = "Grüße".into();
-        m.text = "Schöne Grüße\r\n".into();
+        m.text = Some("Schöne Grüße\r\n".into());
         let composed = compose(&m).unwrap();
         assert!(composed.message.is_ascii());
         assert_eq!(composed.subject, "Grüße");

@@ -27,6 +27,16 @@ pub enum DeliveryError {
     Smtp(#[from] lettre::transport::smtp::Error),
 }
 
+impl DeliveryError {
+    /// Whether sending again cannot help: a 5xx reply, or an envelope that never parses.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            DeliveryError::Envelope(_) => true,
+            DeliveryError::Smtp(e) => e.is_permanent(),
+        }
+    }
+}
+
 /// One relay. Cloning shares its connection pool.
 #[derive(Clone)]
 pub struct Relay {
@@ -63,24 +73,31 @@ impl Relay {
             .map_err(|e| e.to_string())
     }
 
-    /// Sends the stored message as it is, with the stored envelope.
+    /// Sends the stored message as it is, with the stored envelope. Returns the relay's reply
+    /// to the message (e.g. `250 2.0.0 Ok: queued as …`).
     pub async fn send(
         &self,
         envelope_from: &str,
-        envelope_to: &str,
+        envelope_to: &[String],
         message: &str,
-    ) -> Result<(), DeliveryError> {
+    ) -> Result<String, DeliveryError> {
         let parse = |value: &str| {
             value
                 .parse::<Address>()
                 .map_err(|e| DeliveryError::Envelope(format!("{value:?}: {e}")))
         };
-        let envelope = Envelope::new(Some(parse(envelope_from)?), vec![parse(envelope_to)?])
+        let recipients = envelope_to
+            .iter()
+            .map(|to| parse(to))
+            .collect::<Result<Vec<_>, _>>()?;
+        let envelope = Envelope::new(Some(parse(envelope_from)?), recipients)
             .map_err(|e| DeliveryError::Envelope(e.to_string()))?;
-        self.transport
+        let response = self
+            .transport
             .send_raw(&envelope, message.as_bytes())
             .await?;
-        Ok(())
+        let lines: Vec<&str> = response.message().collect();
+        Ok(format!("{} {}", response.code(), lines.join(" ")))
     }
 
     /// Says QUIT on pooled connections.

@@ -9,6 +9,7 @@ mod cache;
 mod dkim;
 mod email_domains;
 mod environments;
+mod messages;
 mod outbox;
 mod self_check;
 mod trusted_emails;
@@ -24,11 +25,14 @@ use crate::{
     store::{Store, StoreError},
 };
 
+/// What the API shows of a queued message.
+pub use crate::store::{OutboxMessage, OutboxStatus};
 pub use auth::{
     ADMINISTRATORS, Actor, Credentials, NewClient, TOKEN_LIFETIME_S, TokenError, TokenService,
     token_url,
 };
 pub use cache::DomainSnapshot;
+pub use messages::{MAX_RECIPIENTS, NewMessage};
 pub use self_check::{
     DmarcVerdict, RegionSelfCheck, SelfCheck, SpfVerdict, TrustedEmailAlignment, Verdict,
 };

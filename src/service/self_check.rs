@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use super::{Service, ServiceError};
 use crate::{
     dns::authenticator,
-    domain::{EmailDomain, RecordKind, RecordStatus, TrustedEmailStatus, now},
+    domain::{EmailDomain, TrustedEmailStatus, active_mail_from, now},
 };
 
 /// One verdict: a result word as in `Authentication-Results` (`pass`, `fail`, …) and why.
@@ -174,16 +174,16 @@ fn alignment(result: &DmarcResult, mechanism: &str, from: &str) -> (bool, Option
 }
 
 impl Service {
-    /// The envelope sender of the domain's mail: on the MAIL FROM domain once its MX is ACTIVE,
-    /// else on the domain itself.
-    pub async fn envelope_from(&self, domain: &EmailDomain) -> Result<String, ServiceError> {
-        let mail_from_active = self.verification(domain).await?.iter().any(|r| {
-            r.record.kind == RecordKind::MailFrom && r.record.status == RecordStatus::Active
-        });
-        Ok(match (&domain.mail_from, mail_from_active) {
-            (Some(mail_from), true) => format!("bounce@{mail_from}"),
-            _ => format!("bounce@{}", domain.name),
-        })
+    /// The envelope sender of the self-check's test message: on the MAIL FROM domain once it
+    /// is ACTIVE, else on the domain itself, as sent mail's is.
+    async fn self_check_envelope(&self, domain: &EmailDomain) -> Result<String, ServiceError> {
+        let records = self.verification(domain).await?;
+        Ok(
+            match active_mail_from(domain, records.iter().map(|r| &r.record)) {
+                Some(mail_from) => format!("selfcheck@{mail_from}"),
+                None => format!("selfcheck@{}", domain.name),
+            },
+        )
     }
 
     /// Runs the self-check of every region the domain has keys in.
@@ -191,7 +191,7 @@ impl Service {
         let settings = self.settings();
         let verifier = authenticator(&settings.dns)
             .map_err(|e| ServiceError::InvalidRequest(format!("DNS is not usable: {e}")))?;
-        let envelope_from = self.envelope_from(domain).await?;
+        let envelope_from = self.self_check_envelope(domain).await?;
         let envelope_domain = envelope_from
             .rsplit_once('@')
             .map_or(envelope_from.as_str(), |(_, d)| d)

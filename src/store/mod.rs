@@ -9,6 +9,7 @@ mod auth;
 mod dkim;
 mod email_domains;
 mod environments;
+mod messages;
 mod outbox;
 mod trusted_emails;
 mod verification;
@@ -29,7 +30,10 @@ use crate::{
 pub use auth::StoredSigningKey;
 pub use dkim::{KeylessSelector, NewKeyMaterial, SealedDkimKey};
 pub use email_domains::CreateDomainError;
-pub use outbox::{MAX_DELIVERY_ATTEMPTS, OutboxMessage, OutboxStatus, retry_delay};
+pub use messages::{IDEMPOTENCY_WINDOW_MS, Idempotency, QueueOutcome};
+pub use outbox::{
+    MAX_DELIVERY_ATTEMPTS, OutboxMessage, OutboxStatus, PER_ENVIRONMENT_PER_CLAIM, retry_delay,
+};
 pub use trusted_emails::{CodeDelivery, CreateTrustedEmailError};
 
 #[derive(Debug, thiserror::Error)]

@@ -4,6 +4,9 @@
 //! conditional UPDATE that only one writer can win (PostgreSQL re-checks the WHERE clause on
 //! the locked row; SQLite serialises writes), so no SKIP LOCKED is needed. Every later change
 //! checks the lease owner, so a deliverer whose lease ran out cannot overwrite the next one.
+//!
+//! A claim is fair across environments: it takes each environment's oldest due messages in
+//! turn, at most `PER_ENVIRONMENT_PER_CLAIM` of each, so one backlog cannot fill a batch.
 
 use std::time::Duration;
 
@@ -22,6 +25,10 @@ const FIRST_RETRY_DELAY: Duration = Duration::from_secs(30);
 const LONGEST_RETRY_DELAY: Duration = Duration::from_secs(3600);
 /// Relay errors are kept for the operator; a relay's whole transcript is not.
 const MAX_ERROR_CHARS: usize = 2000;
+/// The most messages of one environment a claim takes.
+pub const PER_ENVIRONMENT_PER_CLAIM: u32 = 5;
+/// Separates the recipients in `envelope_to` (an address never holds a line break).
+const RECIPIENT_SEPARATOR: char = '\n';
 
 /// How long to wait after the `failed_attempts`-th failure: 30 s, doubling, at most 1 h.
 pub fn retry_delay(failed_attempts: u32) -> Duration {
@@ -34,7 +41,8 @@ wire_enum!(
     OutboxStatus {
         Pending => "PENDING",
         Sent => "SENT",
-        /// Given up after `MAX_DELIVERY_ATTEMPTS`.
+        /// Given up: after `MAX_DELIVERY_ATTEMPTS`, at once on a permanent (5xx) reply, or
+        /// because the stored row cannot be read.
         Failed => "FAILED",
     }
 );
@@ -60,12 +68,15 @@ pub struct OutboxMessage {
     pub last_error: Option<String>,
     pub created_at: OffsetDateTime,
     pub sent_at: Option<OffsetDateTime>,
+    /// What the relay answered when it took the message.
+    pub relay_reply: Option<String>,
 }
 
 macro_rules! outbox_columns {
     () => {
         "id, environment_id, route, envelope_from, envelope_to, subject, message, status, \
-         attempts, next_attempt_at, lease_owner, leased_until, last_error, created_at, sent_at"
+         attempts, next_attempt_at, lease_owner, leased_until, last_error, created_at, sent_at, \
+         relay_reply"
     };
 }
 
@@ -80,13 +91,13 @@ pub(crate) async fn insert_outbox(
     sqlx::query(concat!(
         "INSERT INTO outbox (",
         outbox_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, NULL, NULL, NULL, $9, NULL)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, NULL, NULL, NULL, $9, NULL, NULL)"
     ))
     .bind(mail.id.to_string())
     .bind(mail.environment_id.map(|id| id.to_string()))
     .bind(mail.route.to_string())
     .bind(&mail.envelope_from)
-    .bind(&mail.envelope_to)
+    .bind(join_recipients(&mail.envelope_to))
     .bind(&mail.subject)
     .bind(stored_message)
     .bind(OutboxStatus::Pending.as_str())
@@ -136,6 +147,25 @@ impl Store {
         row.as_ref().map(|row| self.open_row(row)).transpose()
     }
 
+    /// A customer message of the environment (never its system mail, such as codes).
+    pub async fn get_message(
+        &self,
+        environment_id: crate::domain::EnvironmentId,
+        id: OutboxId,
+    ) -> Result<Option<OutboxMessage>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            outbox_columns!(),
+            " FROM outbox WHERE id = $1 AND environment_id = $2 AND route <> $3"
+        ))
+        .bind(id.to_string())
+        .bind(environment_id.to_string())
+        .bind(MailRoute::System.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(|row| self.open_row(row)).transpose()
+    }
+
     /// The routes that have messages due at `now`, leased or not.
     pub async fn due_mail_routes(&self, now: OffsetDateTime) -> Result<Vec<MailRoute>, StoreError> {
         let rows = sqlx::query(
@@ -149,7 +179,9 @@ impl Store {
     }
 
     /// Leases up to `limit` messages of `route` that are due at `now` to `owner` until
-    /// `now + lease`, oldest due first. A message is leased by one owner at a time.
+    /// `now + lease`: each environment's oldest due first, taken in turn, at most
+    /// `PER_ENVIRONMENT_PER_CLAIM` per environment. A message is leased by one owner at a time.
+    /// A claimed row that cannot be read is marked FAILED with the reason and left out.
     pub async fn claim_due_mail(
         &self,
         route: &MailRoute,
@@ -159,15 +191,20 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<OutboxMessage>, StoreError> {
         let now_ms = millis(now);
+        // ROW_NUMBER ranks each environment's due rows (SQLite ≥ 3.25 and PostgreSQL); ordering
+        // by the rank first takes every environment's first message before anyone's second.
         let candidates = sqlx::query(
-            "SELECT id FROM outbox WHERE route = $1 AND status = $2 AND next_attempt_at <= $3 \
-             AND (leased_until IS NULL OR leased_until < $3) \
-             ORDER BY next_attempt_at, id LIMIT $4",
+            "SELECT id FROM (SELECT id, next_attempt_at, ROW_NUMBER() OVER (\
+             PARTITION BY COALESCE(environment_id, '') ORDER BY next_attempt_at, id) AS turn \
+             FROM outbox WHERE route = $1 AND status = $2 AND next_attempt_at <= $3 \
+             AND (leased_until IS NULL OR leased_until < $3)) due \
+             WHERE turn <= $5 ORDER BY turn, next_attempt_at, id LIMIT $4",
         )
         .bind(route.to_string())
         .bind(OutboxStatus::Pending.as_str())
         .bind(now_ms)
         .bind(i64::from(limit))
+        .bind(i64::from(PER_ENVIRONMENT_PER_CLAIM))
         .fetch_all(&self.pool)
         .await?;
         let mut claimed = Vec::with_capacity(candidates.len());
@@ -200,26 +237,91 @@ impl Store {
             .bind(owner)
             .fetch_optional(&self.pool)
             .await?;
-            claimed.extend(row.as_ref().map(|row| self.open_row(row)).transpose()?);
+            let Some(row) = row else { continue };
+            match self.open_row(&row) {
+                Ok(message) => claimed.push(message),
+                Err(e) => {
+                    // Retrying cannot mend a row that does not read; it must not block the queue.
+                    tracing::error!(message_id = %id, error = %crate::error_chain::ErrorChain(&e),
+                        "outbox row cannot be read; marking it FAILED");
+                    self.fail_row(
+                        &id,
+                        owner,
+                        &format!("the stored message cannot be read: {e}"),
+                        now,
+                    )
+                    .await?;
+                }
+            }
         }
         Ok(claimed)
     }
 
-    /// Records a delivery. False when `owner` no longer holds the lease (nothing changes).
+    /// Records a delivery and the relay's reply. False when `owner` no longer holds the lease
+    /// (nothing changes).
     pub async fn mark_mail_sent(
         &self,
         id: OutboxId,
         owner: &str,
+        reply: &str,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
+        self.finish(
+            &id.to_string(),
+            owner,
+            OutboxStatus::Sent,
+            Some(reply),
+            None,
+            now,
+        )
+        .await
+    }
+
+    /// Gives the message up at once (a permanent refusal): FAILED with `error`, after this one
+    /// attempt. False when `owner` no longer holds the lease (nothing changes).
+    pub async fn fail_mail(
+        &self,
+        id: OutboxId,
+        owner: &str,
+        error: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.fail_row(&id.to_string(), owner, error, now).await
+    }
+
+    async fn fail_row(
+        &self,
+        id: &str,
+        owner: &str,
+        error: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.finish(id, owner, OutboxStatus::Failed, None, Some(error), now)
+            .await
+    }
+
+    /// Ends a leased message's delivery for good (SENT with `reply`, or FAILED with `error`)
+    /// after one more attempt, if `owner` still holds the lease.
+    async fn finish(
+        &self,
+        id: &str,
+        owner: &str,
+        status: OutboxStatus,
+        reply: Option<&str>,
+        error: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let sent_at = (status == OutboxStatus::Sent).then(|| millis(now));
         let updated = sqlx::query(
             "UPDATE outbox SET status = $1, attempts = attempts + 1, sent_at = $2, \
-             last_error = NULL, lease_owner = NULL, leased_until = NULL \
-             WHERE id = $3 AND lease_owner = $4 AND status = $5",
+             last_error = $3, relay_reply = $4, lease_owner = NULL, leased_until = NULL \
+             WHERE id = $5 AND lease_owner = $6 AND status = $7",
         )
-        .bind(OutboxStatus::Sent.as_str())
-        .bind(millis(now))
-        .bind(id.to_string())
+        .bind(status.as_str())
+        .bind(sent_at)
+        .bind(error.map(cut))
+        .bind(reply.map(cut))
+        .bind(id)
         .bind(owner)
         .bind(OutboxStatus::Pending.as_str())
         .execute(&self.pool)
@@ -256,7 +358,7 @@ impl Store {
         } else {
             OutboxStatus::Pending
         };
-        let error: String = error.chars().take(MAX_ERROR_CHARS).collect();
+        let error = cut(error);
         // `attempts = $before` makes this a compare-and-set with the read above.
         let updated = sqlx::query(
             "UPDATE outbox SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4, \
@@ -276,6 +378,11 @@ impl Store {
         .rows_affected();
         Ok((updated == 1).then_some((status, attempts)))
     }
+}
+
+/// Relay texts as kept: at most `MAX_ERROR_CHARS`.
+fn cut(text: &str) -> String {
+    text.chars().take(MAX_ERROR_CHARS).collect()
 }
 
 fn attempts_from(stored: i64) -> Result<u32, StoreError> {
@@ -334,7 +441,7 @@ fn outbox_from_row(row: &AnyRow) -> Result<OutboxMessage, StoreError> {
             environment_id,
             route: row.parsed("route")?,
             envelope_from: row.text("envelope_from")?,
-            envelope_to: row.text("envelope_to")?,
+            envelope_to: split_recipients(&row.text("envelope_to")?),
             subject: row.text("subject")?,
             message: row.text("message")?,
         },
@@ -346,7 +453,20 @@ fn outbox_from_row(row: &AnyRow) -> Result<OutboxMessage, StoreError> {
         last_error: row.try_get::<Option<String>, _>("last_error")?,
         created_at: row.time("created_at")?,
         sent_at: row.optional_time("sent_at")?,
+        relay_reply: row.try_get::<Option<String>, _>("relay_reply")?,
     })
+}
+
+fn join_recipients(recipients: &[String]) -> String {
+    recipients.join(&RECIPIENT_SEPARATOR.to_string())
+}
+
+fn split_recipients(stored: &str) -> Vec<String> {
+    stored
+        .split(RECIPIENT_SEPARATOR)
+        .filter(|to| !to.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ mod dkim_dns;
 mod email_domains;
 mod environments;
 mod errors;
+mod messages;
 mod openapi;
 mod outbox;
 mod restart;

@@ -7,7 +7,10 @@ use trustmail::{
     domain::{Activity, ActivityType, EnvironmentId, Geography, ResourceType, now},
     mail::{ComposedMail, MailRoute, OutboxId, OutgoingMail, compose, verification_code_mail},
     service::Actor,
-    store::{MAX_DELIVERY_ATTEMPTS, OutboxMessage, OutboxStatus, Store, retry_delay},
+    store::{
+        MAX_DELIVERY_ATTEMPTS, OutboxMessage, OutboxStatus, PER_ENVIRONMENT_PER_CLAIM, Store,
+        retry_delay,
+    },
 };
 
 use crate::support::{Db, SmtpSink, TestApp, backends};
@@ -87,7 +90,7 @@ async fn a_queued_message_holds_its_envelope_and_text_and_waits_its_first_attemp
         assert_eq!(shown.environment_id, Some(app.admin.environment_id));
         assert_eq!(shown.route, MailRoute::System);
         assert_eq!(shown.envelope_from, SENDER);
-        assert_eq!(shown.envelope_to, "Ann@shop.test");
+        assert_eq!(shown.envelope_to, ["Ann@shop.test"]);
         assert_eq!(shown.subject, "Your trustmail verification code");
         assert_eq!(shown.message, mail.message);
         assert!(
@@ -255,7 +258,10 @@ async fn only_the_lease_holder_records_an_outcome() {
         let store = app.store();
         let (mail, t0) = leased_to_a(store).await;
         assert!(
-            !store.mark_mail_sent(mail.id, "b", t0).await.unwrap(),
+            !store
+                .mark_mail_sent(mail.id, "b", "250 OK", t0)
+                .await
+                .unwrap(),
             "{db:?}"
         );
         let refused = store
@@ -276,8 +282,18 @@ async fn an_expired_lease_passes_to_another_deliverer_whose_outcome_counts() {
         let expired = t0 + LEASE + Duration::from_millis(1);
         let taken = claim(store, &system, "b", expired).await;
         assert_eq!(taken.len(), 1, "{db:?}");
-        assert!(!store.mark_mail_sent(mail.id, "a", expired).await.unwrap());
-        assert!(store.mark_mail_sent(mail.id, "b", expired).await.unwrap());
+        assert!(
+            !store
+                .mark_mail_sent(mail.id, "a", "250 OK", expired)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .mark_mail_sent(mail.id, "b", "250 OK", expired)
+                .await
+                .unwrap()
+        );
         let sent = store.get_outbox(mail.id).await.unwrap().unwrap();
         assert_eq!((sent.status, sent.attempts), (OutboxStatus::Sent, 1));
         assert_eq!(sent.sent_at, Some(expired));
@@ -445,4 +461,72 @@ async fn a_relay_that_refuses_leaves_the_message_pending_with_its_error() {
         assert!(row.next_attempt_at >= row.created_at + retry_delay(1));
         assert_eq!(row.lease_owner, None);
     }
+}
+
+#[tokio::test]
+async fn one_environments_backlog_does_not_delay_anothers_message_beyond_one_claim() {
+    for db in
+        backends("one_environments_backlog_does_not_delay_anothers_message_beyond_one_claim").await
+    {
+        let app = TestApp::spawn_on(db.clone(), |_| {}).await;
+        let busy = app.admin.environment_id;
+        let quiet: EnvironmentId = app.environment("Quiet").await.parse().unwrap();
+        for n in 0..30 {
+            let mail = code_mail(Some(busy), &format!("r{n}@shop.test"), "aaaa1111");
+            app.store().enqueue_mail(&mail).await.unwrap();
+        }
+        let single = code_mail(Some(quiet), "one@shop.test", "bbbb2222");
+        app.store().enqueue_mail(&single).await.unwrap();
+        let at = now() + Duration::from_millis(10);
+        let batch = claim(app.store(), &MailRoute::System, "me", at).await;
+        assert!(
+            batch.iter().any(|m| m.id == single.id),
+            "the quiet environment's message waits on {db:?}"
+        );
+        let from_busy = batch
+            .iter()
+            .filter(|m| m.environment_id == Some(busy))
+            .count();
+        assert_eq!(from_busy, PER_ENVIRONMENT_PER_CLAIM as usize, "{db:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_row_that_cannot_be_read_fails_instead_of_blocking_the_queue() {
+    let app = TestApp::spawn().await;
+    let broken = code_mail(None, "broken@shop.test", "aaaa1111");
+    let fine = code_mail(None, "fine@shop.test", "bbbb2222");
+    app.store().enqueue_mail(&broken).await.unwrap();
+    app.store().enqueue_mail(&fine).await.unwrap();
+    let pool = sqlx::AnyPool::connect(&format!(
+        "sqlite://{}",
+        app.dir.path().join("trustmail.db").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query("UPDATE outbox SET message = 'sealed:not-a-sealed-value' WHERE id = $1")
+        .bind(broken.id.to_string())
+        .execute(&pool)
+        .await
+        .unwrap();
+    let at = now() + Duration::from_millis(10);
+    let batch = claim(app.store(), &MailRoute::System, "me", at).await;
+    let ids: Vec<OutboxId> = batch.iter().map(|m| m.id).collect();
+    assert_eq!(ids, [fine.id]);
+    let status: String = sqlx::query_scalar("SELECT status FROM outbox WHERE id = $1")
+        .bind(broken.id.to_string())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "FAILED");
+    let reason: String = sqlx::query_scalar("SELECT last_error FROM outbox WHERE id = $1")
+        .bind(broken.id.to_string())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(reason.contains("cannot be read"), "{reason}");
+    // Once the leases run out, only the readable message is claimed again.
+    let later = claim(app.store(), &MailRoute::System, "me", at + LEASE * 2).await;
+    let ids: Vec<OutboxId> = later.iter().map(|m| m.id).collect();
+    assert_eq!(ids, [fine.id]);
 }

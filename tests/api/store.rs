@@ -250,3 +250,94 @@ async fn one_process_at_a_time_holds_a_domains_check_lease() {
         assert_eq!(lease("replica-a", later, later).await, [domain]);
     }
 }
+
+/// A customer message of `environment`, composed as the service would (unsigned).
+fn customer_mail(environment: trustmail::domain::EnvironmentId) -> trustmail::mail::ComposedMail {
+    let mut mail = crate::outbox::code_mail(Some(environment), "ann@shop.test", "aaaa1111");
+    mail.route = trustmail::mail::MailRoute::Region("us-east-1".into());
+    mail
+}
+
+#[tokio::test]
+async fn concurrent_repeats_of_one_idempotency_key_queue_one_message() {
+    use trustmail::store::{Idempotency, QueueOutcome};
+    for db in backends("concurrent_repeats_of_one_idempotency_key_queue_one_message").await {
+        let app = TestApp::spawn_on(db.clone(), |_| {}).await;
+        let env = app.admin.environment_id;
+        let attempts = (0..8).map(|_| {
+            let store = app.store().clone();
+            let mail = customer_mail(env);
+            tokio::spawn(async move {
+                let key = Idempotency {
+                    key: "order-1",
+                    request_hash: "h1",
+                };
+                let outcome = store
+                    .queue_message(&mail, env, Some(key), 600, now())
+                    .await
+                    .unwrap();
+                (mail.id, outcome)
+            })
+        });
+        let mut queued = Vec::new();
+        let mut repeats = Vec::new();
+        for attempt in futures_util::future::join_all(attempts).await {
+            match attempt.unwrap() {
+                (id, QueueOutcome::Queued) => queued.push(id),
+                (_, QueueOutcome::Repeat(id)) => repeats.push(id),
+                other => panic!("{other:?} on {db:?}"),
+            }
+        }
+        assert_eq!(queued.len(), 1, "{db:?}");
+        assert!(repeats.iter().all(|id| *id == queued[0]), "{db:?}");
+        let other_body = Idempotency {
+            key: "order-1",
+            request_hash: "h2",
+        };
+        let outcome = app
+            .store()
+            .queue_message(&customer_mail(env), env, Some(other_body), 600, now())
+            .await
+            .unwrap();
+        assert_eq!(outcome, QueueOutcome::KeyReused, "{db:?}");
+        assert_eq!(app.store().list_outbox(100).await.unwrap().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn the_messages_per_minute_hold_under_concurrent_sends() {
+    use trustmail::store::QueueOutcome;
+    for db in backends("the_messages_per_minute_hold_under_concurrent_sends").await {
+        let app = TestApp::spawn_on(db.clone(), |_| {}).await;
+        let env = app.admin.environment_id;
+        let sends = (0..8).map(|_| {
+            let store = app.store().clone();
+            tokio::spawn(async move {
+                store
+                    .queue_message(&customer_mail(env), env, None, 3, now())
+                    .await
+                    .unwrap()
+            })
+        });
+        let outcomes: Vec<QueueOutcome> = futures_util::future::join_all(sends)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let queued = outcomes
+            .iter()
+            .filter(|o| **o == QueueOutcome::Queued)
+            .count();
+        assert_eq!(queued, 3, "{outcomes:?} on {db:?}");
+        assert!(
+            outcomes.iter().all(|o| matches!(
+                o,
+                QueueOutcome::Queued
+                    | QueueOutcome::RateLimited {
+                        wait_ms: 1..=60_000
+                    }
+            )),
+            "{outcomes:?}"
+        );
+    }
+}

@@ -121,6 +121,32 @@ impl TestDns {
     }
 
     /// A TXT record made of `strings` (several strings model a long, split value).
+    /// What mail-auth (an independent verifier) says of `message`'s DKIM signatures, resolving
+    /// the customer's CNAME and the key behind it through this server.
+    pub async fn verify_dkim(&self, message: &[u8]) -> Vec<mail_auth::DkimResult> {
+        use hickory_resolver::config::{
+            ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts,
+        };
+        let mut udp = ConnectionConfig::udp();
+        udp.port = self.addr.port();
+        let server = NameServerConfig::new(self.addr.ip(), true, vec![udp]);
+        let mut options = ResolverOpts::default();
+        options.cache_size = 0;
+        options.timeout = Duration::from_secs(2);
+        let authenticator = mail_auth::MessageAuthenticator::new(
+            ResolverConfig::from_name_servers(vec![server]),
+            options,
+        )
+        .unwrap();
+        let parsed = mail_auth::AuthenticatedMessage::parse(message).unwrap();
+        authenticator
+            .verify_dkim(&parsed)
+            .await
+            .iter()
+            .map(|output| output.result().clone())
+            .collect()
+    }
+
     pub fn add_txt(&self, at: &str, strings: &[&str]) {
         let txt = TXT::new(strings.iter().map(|s| s.to_string()).collect());
         self.add(Record::from_rdata(name(at), 60, RData::TXT(txt)));

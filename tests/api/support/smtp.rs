@@ -24,29 +24,49 @@ pub struct ReceivedMail {
 
 pub struct SmtpSink {
     port: u16,
+    /// Recipients offered, refused ones included.
+    offered: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     received: mpsc::UnboundedReceiver<ReceivedMail>,
     server: JoinHandle<()>,
 }
 
 impl SmtpSink {
     pub async fn start() -> Self {
+        Self::answering_rcpt(None).await
+    }
+
+    /// A relay that answers every RCPT TO with `reply` (e.g. a permanent `550 …`).
+    pub async fn refusing(reply: &'static str) -> Self {
+        Self::answering_rcpt(Some(reply)).await
+    }
+
+    async fn answering_rcpt(refusal: Option<&'static str>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (deliver, received) = mpsc::unbounded_channel();
+        let offered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = offered.clone();
         let server = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let deliver = deliver.clone();
+                let counter = counter.clone();
                 tokio::spawn(async move {
                     // A client hanging up mid-conversation is its business, not the test's.
-                    let _ = converse(stream, deliver).await;
+                    let _ = converse(stream, deliver, refusal, counter).await;
                 });
             }
         });
         Self {
             port,
+            offered,
             received,
             server,
         }
+    }
+
+    /// How many RCPT TO commands arrived, refused or not.
+    pub fn recipients_offered(&self) -> usize {
+        self.offered.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// `[mail] smtp_url` for a relay that is this sink.
@@ -76,6 +96,8 @@ impl Drop for SmtpSink {
 async fn converse(
     stream: TcpStream,
     deliver: mpsc::UnboundedSender<ReceivedMail>,
+    refusal: Option<&'static str>,
+    offered: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
@@ -96,8 +118,14 @@ async fn converse(
             to.clear();
             b"250 OK\r\n"
         } else if command.starts_with("RCPT TO:") {
-            to.push(path(&line));
-            b"250 OK\r\n"
+            offered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            match refusal {
+                Some(reply) => reply.as_bytes(),
+                None => {
+                    to.push(path(&line));
+                    b"250 OK\r\n"
+                }
+            }
         } else if command == "DATA" {
             write.write_all(b"354 end with <CRLF>.<CRLF>\r\n").await?;
             let data = read_data(&mut read).await?;

@@ -1,0 +1,195 @@
+//! Addition PingOne lacks: `/v1/environments/{environmentId}/messages`, sending mail from a
+//! trusted address (queued, DKIM-signed, delivered by the outbox) and reading where it stands.
+
+use axum::{
+    Json,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    response::IntoResponse,
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{
+    AppState,
+    auth::Caller,
+    body::RawBody,
+    errors::{ApiError, ApiResult, P1Error, ResourceErrors},
+    hal::{IdRef, Links, UrlBuilder, wire_time},
+    path::{EnvironmentPath, MessagePath},
+};
+use crate::{
+    domain::{EnvironmentId, Permission},
+    mail::OutboxId,
+    service::{NewMessage, OutboxMessage, OutboxStatus},
+};
+
+const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(send_message))
+        .routes(routes!(read_message))
+}
+
+fn message_url(urls: &UrlBuilder, environment: EnvironmentId, id: OutboxId) -> String {
+    format!("{}/messages/{id}", urls.environment(environment))
+}
+
+/// The wire name of a message's status.
+fn wire_status(status: OutboxStatus) -> &'static str {
+    match status {
+        OutboxStatus::Pending => "QUEUED",
+        OutboxStatus::Sent => "SENT",
+        OutboxStatus::Failed => "FAILED",
+    }
+}
+
+/// Answer to a send: the message is queued (or was, by the request its Idempotency-Key named).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueuedView {
+    #[serde(rename = "_links")]
+    #[schema(value_type = Object)]
+    links: Links,
+    id: String,
+    /// `QUEUED`.
+    status: &'static str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageView {
+    #[serde(rename = "_links")]
+    #[schema(value_type = Object)]
+    links: Links,
+    id: String,
+    environment: IdRef,
+    /// `QUEUED`, `SENT` or `FAILED`.
+    status: &'static str,
+    /// Every recipient (to, then cc).
+    recipients: Vec<String>,
+    subject: String,
+    /// Delivery attempts so far.
+    attempts: u32,
+    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sent_at: Option<String>,
+    /// SENT: what the relay answered when it took the message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    relay_reply: Option<String>,
+    /// FAILED: why; QUEUED after a failed attempt: that attempt's error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+impl MessageView {
+    fn new(message: &OutboxMessage, environment: EnvironmentId, urls: &UrlBuilder) -> Self {
+        Self {
+            links: Links::from([
+                (
+                    "self",
+                    UrlBuilder::link(message_url(urls, environment, message.id)),
+                ),
+                (
+                    "environment",
+                    UrlBuilder::link(urls.environment(environment)),
+                ),
+            ]),
+            id: message.id.to_string(),
+            environment: IdRef::new(environment),
+            status: wire_status(message.status),
+            recipients: message.envelope_to.clone(),
+            subject: message.subject.clone(),
+            attempts: message.attempts,
+            created_at: wire_time(message.created_at),
+            sent_at: message.sent_at.map(wire_time),
+            relay_reply: message.relay_reply.clone(),
+            reason: message.last_error.clone(),
+        }
+    }
+}
+
+/// Request body of a send.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+#[serde(rename_all = "camelCase")]
+pub struct SendMessage {
+    /// An ACTIVE trusted address (or `Name <address>`) of the environment.
+    from: String,
+    /// `addr@domain` or `Name <addr@domain>`; with `cc` at most 50.
+    to: Vec<String>,
+    cc: Option<Vec<String>>,
+    reply_to: Option<String>,
+    subject: String,
+    /// text/plain body; `text`, `html` or both.
+    text: Option<String>,
+    /// text/html body.
+    html: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/environments/{environmentId}/messages",
+    tag = "Messages",
+    params(EnvironmentPath,
+        ("Idempotency-Key" = Option<String>, Header,
+         description = "The same key and body within 24 h answer with the first request's message and send nothing")),
+    request_body = SendMessage,
+    responses((status = 202, body = QueuedView), (status = 400, body = P1Error),
+              (status = 429, body = P1Error), ResourceErrors))]
+async fn send_message(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: EnvironmentPath,
+    headers: HeaderMap,
+    body: RawBody,
+) -> ApiResult<impl IntoResponse> {
+    let environment = path.load(&state, &caller, Permission::Write).await?;
+    let key = headers
+        .get(IDEMPOTENCY_KEY)
+        .map(|value| {
+            value.to_str().map_err(|_| {
+                ApiError::invalid_value(IDEMPOTENCY_KEY, "The key must be visible ASCII.")
+            })
+        })
+        .transpose()?;
+    let body = body.json_object()?;
+    let message = NewMessage {
+        from: body.required_str("from")?.to_owned(),
+        to: body.string_list("to", true)?,
+        cc: body.string_list("cc", false)?,
+        reply_to: body.optional_str("replyTo")?.map(str::to_owned),
+        subject: body.required_str("subject")?.to_owned(),
+        text: body.optional_str("text")?.map(str::to_owned),
+        html: body.optional_str("html")?.map(str::to_owned),
+    };
+    let id = state
+        .service
+        .send_message(&environment, message, key)
+        .await?
+        .into_inner();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(QueuedView {
+            links: Links::from([(
+                "self",
+                UrlBuilder::link(message_url(&state.urls, environment.id, id)),
+            )]),
+            id: id.to_string(),
+            status: wire_status(OutboxStatus::Pending),
+        }),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/environments/{environmentId}/messages/{messageId}",
+    tag = "Messages",
+    params(MessagePath),
+    responses((status = 200, body = MessageView), ResourceErrors))]
+async fn read_message(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: MessagePath,
+) -> ApiResult<impl IntoResponse> {
+    let message = path.load(&state, &caller, Permission::Read).await?;
+    let environment = message.environment_id.ok_or(ApiError::NotFound)?;
+    Ok(Json(MessageView::new(&message, environment, &state.urls)))
+}

@@ -1,0 +1,265 @@
+//! Customer mail: `POST …/messages` from an ACTIVE trusted address of a domain with ownership
+//! and DKIM ACTIVE in one of the environment's regions, signed when composed and queued in the
+//! outbox for that region's relay.
+
+use serde::Serialize;
+
+use super::{Created, Service, ServiceError};
+use crate::{
+    domain::{
+        CheckedRecord, DomainName, EmailDomain, Environment, RecordKind, RecordStatus,
+        SenderAddress, SendingRegion, TrustedEmailStatus, active_mail_from, now,
+        ownership_verified, regions_for,
+    },
+    mail::{
+        ComposeError, ComposedMail, MailRoute, OutboxId, OutgoingMail, compose, sender_address,
+    },
+    store::{Idempotency, OutboxMessage, QueueOutcome},
+};
+
+/// Recipients (To and Cc together) of one message.
+pub const MAX_RECIPIENTS: u32 = 50;
+/// The longest Idempotency-Key accepted.
+const MAX_KEY_LEN: usize = 255;
+
+const FROM: &str = "from";
+const KEY: &str = "Idempotency-Key";
+
+/// A message as the API received it; its JSON form is what an Idempotency-Key's hash covers.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewMessage {
+    pub from: String,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub reply_to: Option<String>,
+    pub subject: String,
+    pub text: Option<String>,
+    pub html: Option<String>,
+}
+
+fn invalid(target: &str, message: impl Into<String>) -> ServiceError {
+    ServiceError::InvalidValue {
+        target: target.into(),
+        message: message.into(),
+    }
+}
+
+impl From<ComposeError> for ServiceError {
+    fn from(e: ComposeError) -> Self {
+        match e {
+            ComposeError::InvalidAddress { field, value } => invalid(
+                field,
+                format!("{value:?} is not one email address (addr@domain or Name <addr@domain>)."),
+            ),
+            ComposeError::NoRecipient => invalid("to", "A message needs at least one to address."),
+            ComposeError::NoBody => invalid("text", "A message needs text, html or both."),
+            other => invalid("message", other.to_string()),
+        }
+    }
+}
+
+impl Service {
+    /// Signs and queues `message`, or with an Idempotency-Key used in the last 24 h for the same
+    /// message, answers that message (`Created::Existing`) and sends nothing.
+    pub async fn send_message(
+        &self,
+        environment: &Environment,
+        message: NewMessage,
+        idempotency_key: Option<&str>,
+    ) -> Result<Created<OutboxId>, ServiceError> {
+        let request_hash = request_hash(&message)?;
+        if let Some(key) = idempotency_key {
+            check_key(key)?;
+            // Answers a repeat before anything that may have changed since (the sender's status).
+            if let Some((hash, id)) = self
+                .store()
+                .idempotent_message(environment.id, key, now())
+                .await?
+            {
+                return if hash == request_hash {
+                    Ok(Created::Existing(id))
+                } else {
+                    Err(key_reused())
+                };
+            }
+        }
+        let recipients = message.to.len() + message.cc.len();
+        if recipients > MAX_RECIPIENTS as usize {
+            return Err(ServiceError::SizeLimit {
+                target: "to".into(),
+                maximum: MAX_RECIPIENTS,
+                message: format!(
+                    "A message can have at most {MAX_RECIPIENTS} recipients in to and cc together."
+                ),
+            });
+        }
+        let composed = self.compose_signed(environment, message).await?;
+        let outcome = self
+            .store()
+            .queue_message(
+                &composed,
+                environment.id,
+                idempotency_key.map(|key| Idempotency {
+                    key,
+                    request_hash: &request_hash,
+                }),
+                self.settings().limits.messages_per_minute,
+                now(),
+            )
+            .await?;
+        match outcome {
+            QueueOutcome::Queued => {
+                metrics::counter!("messages_queued_total", "route" => composed.route.to_string())
+                    .increment(1);
+                tracing::info!(message_id = %composed.id, route = %composed.route, "message queued");
+                Ok(Created::New(composed.id))
+            }
+            QueueOutcome::Repeat(id) => Ok(Created::Existing(id)),
+            QueueOutcome::KeyReused => Err(key_reused()),
+            QueueOutcome::RateLimited { wait_ms } => Err(ServiceError::retry_after_ms(wait_ms)),
+            QueueOutcome::EnvironmentNotFound => Err(ServiceError::NotFound),
+        }
+    }
+
+    /// A customer message of the environment.
+    pub async fn message(
+        &self,
+        environment: &Environment,
+        id: OutboxId,
+    ) -> Result<OutboxMessage, ServiceError> {
+        self.store()
+            .get_message(environment.id, id)
+            .await?
+            .ok_or(ServiceError::NotFound)
+    }
+
+    /// The message composed for the region that may send it, with its DKIM signature in front
+    /// and its envelope sender on the ACTIVE MAIL FROM domain, if any.
+    async fn compose_signed(
+        &self,
+        environment: &Environment,
+        message: NewMessage,
+    ) -> Result<ComposedMail, ServiceError> {
+        let domain = self.sending_domain(environment, &message.from).await?;
+        let records = self.verification(&domain).await?;
+        if !ownership_verified(records.iter().map(|r| &r.record)) {
+            return Err(invalid(
+                FROM,
+                format!("The domain {} is not verified.", domain.name),
+            ));
+        }
+        let dkim_inactive = || {
+            invalid(
+                FROM,
+                format!(
+                    "DKIM of {} is not ACTIVE in any sending region of the environment.",
+                    domain.name
+                ),
+            )
+        };
+        let region = regions_for(environment.region, &self.settings().regions)
+            .find(|region| dkim_active(&records, region))
+            .ok_or_else(dkim_inactive)?;
+        let signer = match self.dkim_signer(&domain, &region.name).await {
+            Err(ServiceError::NotFound) => return Err(dkim_inactive()),
+            signer => signer?,
+        };
+        let mut composed = compose(&OutgoingMail {
+            environment_id: Some(environment.id),
+            route: MailRoute::Region(region.name.clone()),
+            from: message.from,
+            to: message.to,
+            cc: message.cc,
+            reply_to: message.reply_to,
+            subject: message.subject,
+            text: message.text,
+            html: message.html,
+        })?;
+        if let Some(mail_from) = active_mail_from(&domain, records.iter().map(|r| &r.record)) {
+            // One address per message, so a bounce names the outbox row it belongs to.
+            composed.envelope_from = format!("{}@{mail_from}", composed.id.as_uuid().simple());
+        }
+        let signature = signer.sign(composed.message.as_bytes())?;
+        composed.message.insert_str(0, &signature);
+        Ok(composed)
+    }
+
+    /// The domain of `from`, which must be an ACTIVE trusted address of the environment.
+    async fn sending_domain(
+        &self,
+        environment: &Environment,
+        from: &str,
+    ) -> Result<EmailDomain, ServiceError> {
+        let settings = self.settings();
+        let address = sender_address(FROM, from)?;
+        let unknown = || {
+            invalid(
+                FROM,
+                format!("{address} is not a trusted email address of this environment."),
+            )
+        };
+        let domain_part = address.rsplit_once('@').map_or("", |(_, d)| d);
+        let name =
+            DomainName::parse(domain_part, &settings.public_suffixes).map_err(|_| unknown())?;
+        let domain = self
+            .store()
+            .list_domains(environment.id)
+            .await?
+            .into_iter()
+            .find(|d| d.name == name)
+            .ok_or_else(unknown)?;
+        let key = SenderAddress::parse(&address, &domain.name, &settings.public_suffixes)
+            .map_err(|_| unknown())?
+            .key();
+        let sender = self
+            .store()
+            .list_trusted_emails(domain.id)
+            .await?
+            .into_iter()
+            .find(|e| e.address.key() == key)
+            .ok_or_else(unknown)?;
+        if sender.status != TrustedEmailStatus::Active {
+            return Err(invalid(
+                FROM,
+                format!("{address} is not ACTIVE yet; activate it with the code mailed to it."),
+            ));
+        }
+        Ok(domain)
+    }
+}
+
+/// Every DKIM record of the region is ACTIVE (PingOne shows one DKIM status per region).
+fn dkim_active(records: &[CheckedRecord], region: &SendingRegion) -> bool {
+    let mut dkim = records.iter().map(|r| &r.record).filter(|r| {
+        r.kind == RecordKind::Dkim && r.region.as_deref() == Some(region.name.as_str())
+    });
+    let mut any = false;
+    dkim.all(|r| {
+        any = true;
+        r.status == RecordStatus::Active
+    }) && any
+}
+
+fn check_key(key: &str) -> Result<(), ServiceError> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(invalid(
+            KEY,
+            format!("An Idempotency-Key is 1 to {MAX_KEY_LEN} visible ASCII characters."),
+        ));
+    }
+    Ok(())
+}
+
+fn key_reused() -> ServiceError {
+    invalid(
+        KEY,
+        "The Idempotency-Key was used in the last 24 hours for a different request.",
+    )
+}
+
+/// SHA-256 of the message's JSON (fields in a fixed order), in hex.
+fn request_hash(message: &NewMessage) -> Result<String, ServiceError> {
+    let json = serde_json::to_vec(message).map_err(|e| invalid("message", e.to_string()))?;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &json);
+    Ok(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
+}

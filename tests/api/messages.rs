@@ -1,0 +1,500 @@
+//! Sending customer mail: `POST /v1/environments/{id}/messages` and `GET …/messages/{id}`, with
+//! DNS from an in-process server and mail reaching an in-process SMTP sink.
+
+use std::{sync::Arc, time::Duration};
+
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use trustmail::domain::DkimRole;
+
+use crate::support::{
+    SmtpSink, TestApp, TestDns, assert_error_snapshot, assert_p1_error, p1_error, redact,
+    smtp::ReceivedMail,
+};
+
+const DOMAIN: &str = "a.shopco.test";
+const SENDER: &str = "noreply@a.shopco.test";
+
+struct Sending {
+    app: TestApp,
+    dns: Arc<TestDns>,
+    sink: SmtpSink,
+    env: String,
+    domain_id: String,
+}
+
+impl Sending {
+    /// An environment with the domain `a.shopco.test`, nothing published yet; mail goes to `sink`.
+    async fn new(sink: SmtpSink, tweak: impl FnOnce(&mut trustmail::config::Config)) -> Self {
+        let dns = TestDns::start().await;
+        let url = sink.url();
+        let app = TestApp::with_dns(&dns, move |c| {
+            c.mail.smtp_url = url.into();
+            // A record taken out of DNS lapses at the next check.
+            c.dns.active_grace_s = 0;
+            tweak(c);
+        })
+        .await;
+        let env = app.environment("Shop").await;
+        let domain_id = app.domain(&env, DOMAIN).await;
+        Self {
+            app,
+            dns,
+            sink,
+            env,
+            domain_id,
+        }
+    }
+
+    /// Every record published and checked, and `SENDER` ACTIVE.
+    async fn ready(tweak: impl FnOnce(&mut trustmail::config::Config)) -> Self {
+        Self::ready_with(SmtpSink::start().await, tweak).await
+    }
+
+    async fn ready_with(
+        sink: SmtpSink,
+        tweak: impl FnOnce(&mut trustmail::config::Config),
+    ) -> Self {
+        let s = Self::new(sink, tweak).await;
+        s.publish_and_check().await;
+        s.create_sender(SENDER, "ACTIVE").await;
+        s
+    }
+
+    fn domain_path(&self) -> String {
+        format!(
+            "/v1/environments/{}/emailDomains/{}",
+            self.env, self.domain_id
+        )
+    }
+
+    async fn publish_and_check(&self) {
+        self.app
+            .publish_domain(&self.dns, &self.env, &self.domain_id)
+            .await;
+        let r = self
+            .app
+            .post(
+                &format!("{}/verification", self.domain_path()),
+                &self.app.admin_token,
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+
+    /// Re-reads a status resource (`ownership`, `dkim`), which re-checks its records.
+    async fn recheck(&self, leaf: &str) {
+        self.app
+            .get_json(&format!("{}/{leaf}", self.domain_path()))
+            .await;
+    }
+
+    async fn create_sender(&self, address: &str, status: &str) {
+        let r = self
+            .app
+            .post(
+                &format!("{}/trustedEmails", self.domain_path()),
+                &self.app.admin_token,
+                json!({ "emailAddress": address }),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        assert_eq!(r.json::<Value>().await.unwrap()["status"], status);
+    }
+
+    async fn send(&self, body: Value) -> Response {
+        self.app
+            .post(
+                &format!("/v1/environments/{}/messages", self.env),
+                &self.app.admin_token,
+                body,
+            )
+            .await
+    }
+
+    async fn send_with_key(&self, key: &str, body: &Value) -> Response {
+        send_with_key(&self.app, &self.env, key, body).await
+    }
+
+    /// Sends `message()` and returns its id.
+    async fn queued(&self, body: Value) -> String {
+        let r = self.send(body).await;
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn read(&self, id: &str) -> Value {
+        self.app
+            .get_json(&format!("/v1/environments/{}/messages/{id}", self.env))
+            .await
+    }
+
+    /// The message once its status is not QUEUED any more.
+    async fn settled(&self, id: &str) -> Value {
+        for _ in 0..300 {
+            let message = self.read(id).await;
+            if message["status"] != "QUEUED" {
+                return message;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("message {id} stayed QUEUED");
+    }
+
+    async fn next_mail(&mut self) -> ReceivedMail {
+        self.sink.next_mail(Duration::from_secs(15)).await
+    }
+
+    /// The selector of the key that signs in `us-east-1`.
+    async fn signing_selector(&self) -> String {
+        let domain = self.app.email_domain(&self.env, &self.domain_id).await;
+        self.app
+            .service
+            .dkim_keys(&domain)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|k| k.region == "us-east-1" && k.role == DkimRole::Signing)
+            .unwrap()
+            .selector
+    }
+
+    fn names(&self) -> redact::Names {
+        self.app.names().with(&self.env, "[env]")
+    }
+}
+
+async fn send_with_key(app: &TestApp, env: &str, key: &str, body: &Value) -> Response {
+    app.http
+        .post(format!("{}/v1/environments/{env}/messages", app.url))
+        .bearer_auth(&app.admin_token)
+        .header("Idempotency-Key", key)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn message() -> Value {
+    json!({
+        "from": SENDER,
+        "to": ["ann@example.test"],
+        "subject": "Your order",
+        "text": "It ships today.\n",
+    })
+}
+
+/// `message()` with `field` replaced (or removed, for null).
+fn message_with(field: &str, value: Value) -> Value {
+    let mut body = message();
+    if value.is_null() {
+        body.as_object_mut().unwrap().remove(field);
+    } else {
+        body[field] = value;
+    }
+    body
+}
+
+/// The value of tag `tag` in the DKIM-Signature header that starts `data`.
+fn dkim_tag(data: &str, tag: &str) -> String {
+    let header: String = data
+        .split("\r\n")
+        .take_while(|line| !line.is_empty())
+        .scan(false, |inside, line| {
+            if line.starts_with("DKIM-Signature:") {
+                *inside = true;
+            } else if !line.starts_with([' ', '\t']) {
+                *inside = false;
+            }
+            Some((*inside).then(|| line.trim().to_owned()))
+        })
+        .flatten()
+        .collect();
+    let header = header.trim_start_matches("DKIM-Signature:");
+    header
+        .split(';')
+        .find_map(|t| t.trim().strip_prefix(&format!("{tag}=")).map(str::to_owned))
+        .unwrap_or_else(|| panic!("no {tag}= in {header}"))
+}
+
+#[tokio::test]
+async fn a_message_from_an_active_sender_is_accepted_as_queued() {
+    let s = Sending::ready(|_| {}).await;
+    let r = s.send(message()).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let body: Value = r.json().await.unwrap();
+    let id = body["id"].as_str().unwrap().to_owned();
+    assert!(redact::is_uuid(&id));
+    insta::assert_json_snapshot!(body, { ".**" => s.names().with(&id, "[id]").redaction() });
+}
+
+#[tokio::test]
+async fn a_sent_message_arrives_signed_by_the_regions_signing_selector_from_the_from_domain() {
+    let mut s = Sending::ready(|_| {}).await;
+    s.queued(message()).await;
+    let mail = s.next_mail().await;
+    assert_eq!(mail.from, SENDER);
+    assert_eq!(mail.to, ["ann@example.test"]);
+    assert!(mail.data.starts_with("DKIM-Signature:"), "{}", mail.data);
+    assert_eq!(dkim_tag(&mail.data, "d"), DOMAIN);
+    assert_eq!(dkim_tag(&mail.data, "s"), s.signing_selector().await);
+    assert_eq!(dkim_tag(&mail.data, "c"), "relaxed/relaxed");
+    let signed = dkim_tag(&mail.data, "h").to_ascii_lowercase();
+    for header in ["from", "to", "subject", "date", "message-id"] {
+        assert!(
+            signed.split(':').any(|h| h == header),
+            "{header} in {signed}"
+        );
+    }
+    assert!(mail.data.contains("Subject: Your order\r\n"));
+    assert_eq!(
+        s.dns.verify_dkim(mail.data.as_bytes()).await,
+        [mail_auth::DkimResult::Pass]
+    );
+}
+
+#[tokio::test]
+async fn with_an_active_mail_from_domain_the_envelope_sender_is_on_it() {
+    let mut s = Sending::new(SmtpSink::start().await, |_| {}).await;
+    // MAIL FROM needs ownership first.
+    s.publish_and_check().await;
+    let r = s
+        .app
+        .request(
+            reqwest::Method::PUT,
+            &format!("{}/mailFromDomain", s.domain_path()),
+            Some(&s.app.admin_token),
+            Some(json!({"mailFrom": {"domain": "bounce.a.shopco.test"}})),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    s.app.publish_domain(&s.dns, &s.env, &s.domain_id).await;
+    let mail_from = s
+        .app
+        .get_json(&format!("{}/mailFromDomain", s.domain_path()))
+        .await;
+    assert_eq!(mail_from["status"], "ACTIVE", "{mail_from}");
+    s.create_sender(SENDER, "ACTIVE").await;
+    s.queued(message()).await;
+    let mail = s.next_mail().await;
+    let (local, domain) = mail.from.rsplit_once('@').unwrap();
+    assert_eq!(domain, "bounce.a.shopco.test");
+    assert!(!local.is_empty());
+    assert_eq!(dkim_tag(&mail.data, "d"), DOMAIN);
+    assert!(mail.data.contains(&format!("From: {SENDER}\r\n")));
+}
+
+#[tokio::test]
+async fn a_sent_message_reads_sent_with_the_relays_reply() {
+    let s = Sending::ready(|_| {}).await;
+    let id = s.queued(message()).await;
+    let sent = s.settled(&id).await;
+    insta::assert_json_snapshot!(sent, {
+        ".createdAt" => redact::time(),
+        ".sentAt" => redact::time(),
+        ".**" => s.names().with(&id, "[id]").redaction(),
+    });
+}
+
+#[tokio::test]
+async fn a_from_that_is_no_trusted_address_of_the_environment_is_refused() {
+    let s = Sending::ready(|_| {}).await;
+    let r = s
+        .send(message_with("from", json!("someone@a.shopco.test")))
+        .await;
+    assert_error_snapshot!(r, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_from_not_yet_active_is_refused() {
+    let s = Sending::new(SmtpSink::start().await, |_| {}).await;
+    // Ownership only: without the environment record a new sender waits for its code.
+    let domain = s.app.email_domain(&s.env, &s.domain_id).await;
+    for checked in s.app.service.verification(&domain).await.unwrap() {
+        if checked.record.kind == trustmail::domain::RecordKind::Ownership {
+            s.dns.add_txt(
+                &checked.record.fqdn(&domain.name),
+                &[checked.record.value.as_str()],
+            );
+        }
+    }
+    s.create_sender(SENDER, "VERIFICATION_REQUIRED").await;
+    assert_error_snapshot!(s.send(message()).await, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_from_whose_domain_is_no_longer_verified_is_refused() {
+    let s = Sending::ready(|_| {}).await;
+    s.dns.remove(
+        "_trustmail.a.shopco.test",
+        hickory_proto::rr::RecordType::TXT,
+    );
+    s.dns.remove(
+        "_trustmail-environment.a.shopco.test",
+        hickory_proto::rr::RecordType::TXT,
+    );
+    s.recheck("ownership").await;
+    assert_error_snapshot!(s.send(message()).await, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_from_whose_dkim_is_not_active_is_refused() {
+    let s = Sending::ready(|_| {}).await;
+    let dkim = s.app.get_json(&format!("{}/dkim", s.domain_path())).await;
+    let first = dkim["regions"][0]["tokens"][0]["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.dns.remove(&first, hickory_proto::rr::RecordType::CNAME);
+    s.recheck("dkim").await;
+    assert_error_snapshot!(s.send(message()).await, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_recipient_that_is_not_an_address_is_refused() {
+    let s = Sending::ready(|_| {}).await;
+    let r = s
+        .send(message_with(
+            "to",
+            json!(["ann@example.test", "not an address"]),
+        ))
+        .await;
+    assert_error_snapshot!(r, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_message_without_recipients_is_refused() {
+    let s = Sending::ready(|_| {}).await;
+    let r = s.send(message_with("to", json!([]))).await;
+    assert_p1_error(
+        r,
+        StatusCode::BAD_REQUEST,
+        "INVALID_DATA",
+        Some(("INVALID_VALUE", "to")),
+    )
+    .await;
+    let r = s.send(message_with("to", Value::Null)).await;
+    assert_p1_error(
+        r,
+        StatusCode::BAD_REQUEST,
+        "INVALID_DATA",
+        Some(("REQUIRED_VALUE", "to")),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn more_than_fifty_recipients_are_refused() {
+    let s = Sending::ready(|_| {}).await;
+    let to: Vec<String> = (0..51).map(|n| format!("r{n}@example.test")).collect();
+    assert_error_snapshot!(
+        s.send(message_with("to", json!(to))).await,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn a_message_with_neither_text_nor_html_is_refused() {
+    let s = Sending::ready(|_| {}).await;
+    let r = s.send(message_with("text", Value::Null)).await;
+    assert_error_snapshot!(r, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn concurrent_repeats_with_one_idempotency_key_queue_one_message() {
+    let mut s = Sending::ready(|_| {}).await;
+    let body = message();
+    let sends = (0..8).map(|_| send_with_key(&s.app, &s.env, "order-1234", &body));
+    let mut ids = Vec::new();
+    for r in futures_util::future::join_all(sends).await {
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        let answer: Value = r.json().await.unwrap();
+        assert_eq!(answer["status"], "QUEUED");
+        ids.push(answer["id"].as_str().unwrap().to_owned());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let customer_mail = s
+        .app
+        .store()
+        .list_outbox(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.route != trustmail::mail::MailRoute::System)
+        .count();
+    assert_eq!(customer_mail, 1);
+    s.next_mail().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(s.sink.try_next_mail().is_none(), "sent twice");
+}
+
+#[tokio::test]
+async fn a_different_body_with_a_used_idempotency_key_is_refused() {
+    let s = Sending::ready(|_| {}).await;
+    let r = s.send_with_key("order-1234", &message()).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let other = message_with("subject", json!("Another order"));
+    assert_error_snapshot!(
+        s.send_with_key("order-1234", &other).await,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn a_permanent_refusal_fails_the_message_after_one_attempt() {
+    let sink = SmtpSink::refusing("550 5.1.1 <ann@example.test>: mailbox unavailable\r\n").await;
+    let s = Sending::ready_with(sink, |_| {}).await;
+    let id = s.queued(message()).await;
+    let failed = s.settled(&id).await;
+    assert_eq!(failed["status"], "FAILED", "{failed}");
+    assert_eq!(failed["attempts"], 1);
+    let reason = failed["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("550") && reason.contains("mailbox unavailable"),
+        "{reason}"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(s.sink.recipients_offered(), 1);
+}
+
+#[tokio::test]
+async fn sends_past_messages_per_minute_are_429_with_retry_after() {
+    let s = Sending::ready(|c| c.limits.messages_per_minute = 2).await;
+    s.queued(message()).await;
+    s.queued(message()).await;
+    let r = s.send(message()).await;
+    let retry_after = r.headers()["retry-after"].to_str().unwrap().to_owned();
+    assert!(
+        (1..=60).contains(&retry_after.parse::<u64>().unwrap()),
+        "{retry_after}"
+    );
+    let mut body = p1_error(r, StatusCode::TOO_MANY_REQUESTS).await;
+    // The wait is the one in Retry-After, which depends on how fast the test ran.
+    body["message"] = json!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .replace(&format!(" {retry_after} "), " [retry-after] ")
+    );
+    insta::assert_json_snapshot!(body, { ".id" => redact::id() });
+}
+
+#[tokio::test]
+async fn another_environments_message_is_not_found() {
+    let s = Sending::ready(|_| {}).await;
+    let id = s.queued(message()).await;
+    let other = s.app.environment("Elsewhere").await;
+    let r = s
+        .app
+        .get(
+            &format!("/v1/environments/{other}/messages/{id}"),
+            &s.app.admin_token,
+        )
+        .await;
+    assert_error_snapshot!(r, StatusCode::NOT_FOUND);
+}
