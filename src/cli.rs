@@ -384,7 +384,7 @@ async fn outbox_command(command: OutboxCommand, service: &Service) -> Result<Exi
                     println!(
                         "{}  {:<7}  {}  {}  {}",
                         m.id,
-                        m.status,
+                        m.status.as_str(),
                         rfc3339(m.created_at)?,
                         m.envelope_to.join(", "),
                         m.subject

@@ -180,8 +180,7 @@ impl Application {
         &self.service
     }
 
-    /// The store under the service (tests inspect it; nothing in the program reads it past
-    /// the service).
+    /// The store under the service: the outbox job and shutdown use it, and tests inspect it.
     pub fn store(&self) -> &Store {
         &self.store
     }

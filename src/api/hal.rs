@@ -97,8 +97,8 @@ impl UrlBuilder {
         format!("{}/{leaf}", self.domain(domain.environment_id, domain.id))
     }
 
-    /// `self` and `emailDomain` links of a domain's sub-resource (status, diagnosis, MAIL FROM,
-    /// the trusted email list).
+    /// `self` and `emailDomain` links of a domain's sub-resource (status reads, diagnosis, MAIL
+    /// FROM, self-check).
     pub fn domain_leaf_links(&self, domain: &EmailDomain, leaf: &str) -> Links {
         Links::from([
             ("self", Self::link(self.domain_leaf(domain, leaf))),

@@ -16,7 +16,7 @@ id_type!(
     new_v4
 );
 id_type!(
-    /// A trusted sender address of a domain.
+    /// A trusted email address of a domain.
     TrustedEmailId,
     new_v4
 );

@@ -5,7 +5,7 @@
 #[error("`{value}` is not one of {}", allowed.trim_end())]
 pub struct UnknownValue {
     pub value: String,
-    /// The accepted names, each followed by a space.
+    /// The accepted names, separated by spaces.
     pub allowed: &'static str,
 }
 
@@ -122,8 +122,8 @@ pub use records::{
 };
 pub use tenancy::{ActivityType, Geography, Permission, ResourceType, Role};
 pub use trusted_emails::{
-    CODE_LIFETIME, MAX_CODE_ATTEMPTS, PendingCode, RESEND_INTERVAL, SenderAddress,
-    SenderAddressError, TrustedEmail, TrustedEmailStatus, new_verification_code, normalize_code,
+    CODE_LIFETIME, EmailAddress, EmailAddressError, MAX_CODE_ATTEMPTS, PendingCode,
+    RESEND_INTERVAL, TrustedEmail, TrustedEmailStatus, new_verification_code, normalize_code,
 };
 pub use verification::{
     CheckState, CheckedRecord, Observation, ReasonCode, SPF_LOOKUP_LIMIT, is_spf,

@@ -1,4 +1,4 @@
-//! Trusted sender addresses and their verification codes.
+//! Trusted email addresses and their verification codes.
 
 use std::fmt;
 
@@ -24,7 +24,7 @@ wire_enum!(
 );
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SenderAddressError {
+pub enum EmailAddressError {
     #[error("The email address must look like name@{0}.")]
     Syntax(String),
     #[error("The email address must be in the trusted domain {0}.")]
@@ -34,18 +34,18 @@ pub enum SenderAddressError {
 /// An address in a trusted domain: the local part keeps its case, the domain is the trusted
 /// domain's canonical name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SenderAddress {
+pub struct EmailAddress {
     local: String,
     domain: DomainName,
 }
 
-impl SenderAddress {
+impl EmailAddress {
     pub fn parse(
         raw: &str,
         trusted: &DomainName,
         suffixes: &super::PublicSuffixes,
-    ) -> Result<Self, SenderAddressError> {
-        let syntax = || SenderAddressError::Syntax(trusted.to_string());
+    ) -> Result<Self, EmailAddressError> {
+        let syntax = || EmailAddressError::Syntax(trusted.to_string());
         let (local, domain) = raw.rsplit_once('@').ok_or_else(syntax)?;
         // Dot-atom local parts only: no quoted strings, no comments (RFC 5322 § 3.4.1).
         let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
@@ -59,7 +59,7 @@ impl SenderAddress {
         }
         let domain = DomainName::parse(domain, suffixes).map_err(|_| syntax())?;
         if &domain != trusted {
-            return Err(SenderAddressError::OtherDomain(trusted.to_string()));
+            return Err(EmailAddressError::OtherDomain(trusted.to_string()));
         }
         Ok(Self {
             local: local.to_owned(),
@@ -82,7 +82,7 @@ impl SenderAddress {
     }
 }
 
-impl fmt::Display for SenderAddress {
+impl fmt::Display for EmailAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}@{}", self.local, self.domain)
     }
@@ -108,7 +108,7 @@ pub struct TrustedEmail {
     pub id: TrustedEmailId,
     pub environment_id: EnvironmentId,
     pub domain_id: DomainId,
-    pub address: SenderAddress,
+    pub address: EmailAddress,
     pub status: TrustedEmailStatus,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
@@ -128,10 +128,10 @@ mod tests {
     use super::*;
     use crate::domain::PublicSuffixes;
 
-    fn parse(raw: &str) -> Result<String, SenderAddressError> {
+    fn parse(raw: &str) -> Result<String, EmailAddressError> {
         let suffixes = PublicSuffixes::new(["test"]);
         let trusted = DomainName::parse("auth.shopco.test", &suffixes).unwrap();
-        SenderAddress::parse(raw, &trusted, &suffixes).map(|a| a.to_string())
+        EmailAddress::parse(raw, &trusted, &suffixes).map(|a| a.to_string())
     }
 
     #[test]
@@ -160,17 +160,17 @@ mod tests {
             "a@[127.0.0.1]",
         ] {
             assert!(
-                matches!(parse(bad), Err(SenderAddressError::Syntax(_))),
+                matches!(parse(bad), Err(EmailAddressError::Syntax(_))),
                 "{bad}"
             );
         }
         assert!(matches!(
             parse("a@other.shopco.test"),
-            Err(SenderAddressError::OtherDomain(_))
+            Err(EmailAddressError::OtherDomain(_))
         ));
         assert!(matches!(
             parse("a@shopco.test"),
-            Err(SenderAddressError::OtherDomain(_))
+            Err(EmailAddressError::OtherDomain(_))
         ));
     }
 

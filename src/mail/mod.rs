@@ -192,7 +192,7 @@ fn parse_one_mailbox(field: &'static str, value: &str) -> Result<Mailbox, Compos
     if whole { Ok(mailbox) } else { Err(invalid()) }
 }
 
-/// The verification-code mail to a trusted sender address: system mail, from
+/// The verification-code mail to a trusted email address: system mail, from
 /// `mail.system_sender`, with the code alone after `Verification code: ` on its own line so an
 /// operator reading `trustmail outbox show` (or a test) finds it at a glance.
 pub fn verification_code_mail(

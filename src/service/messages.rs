@@ -7,9 +7,9 @@ use serde::Serialize;
 use super::{Created, Service, ServiceError};
 use crate::{
     domain::{
-        CheckedRecord, DomainName, EmailDomain, Environment, RecordKind, RecordStatus,
-        SenderAddress, SendingRegion, TrustedEmailStatus, active_mail_from, now,
-        ownership_verified, regions_for,
+        CheckedRecord, DomainName, EmailAddress, EmailDomain, Environment, RecordKind,
+        RecordStatus, SendingRegion, TrustedEmailStatus, active_mail_from, now, ownership_verified,
+        regions_for,
     },
     mail::{
         ComposeError, ComposedMail, MailRoute, OutboxId, OutgoingMail, compose, sender_address,
@@ -208,7 +208,7 @@ impl Service {
             .into_iter()
             .find(|d| d.name == name)
             .ok_or_else(unknown)?;
-        let key = SenderAddress::parse(&address, &domain.name, &settings.public_suffixes)
+        let key = EmailAddress::parse(&address, &domain.name, &settings.public_suffixes)
             .map_err(|_| unknown())?
             .key();
         let sender = self

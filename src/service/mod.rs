@@ -87,6 +87,7 @@ pub enum Created<T> {
 }
 
 impl<T> Created<T> {
+    /// What was made or found, when the caller answers both the same way.
     pub fn into_inner(self) -> T {
         match self {
             Created::New(value) | Created::Existing(value) => value,

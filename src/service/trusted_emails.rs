@@ -1,4 +1,4 @@
-//! Trusted sender addresses: created in a verified domain, ACTIVE at once when the environment
+//! Trusted email addresses: created in a verified domain, ACTIVE at once when the environment
 //! record is in DNS, otherwise activated with a code mailed through the outbox.
 
 use super::{
@@ -7,8 +7,8 @@ use super::{
 };
 use crate::{
     domain::{
-        Activity, ActivityType, CODE_LIFETIME, EmailDomain, MAX_CODE_ATTEMPTS, PendingCode,
-        RESEND_INTERVAL, RecordKind, RecordStatus, ResourceType, SenderAddress, TrustedEmail,
+        Activity, ActivityType, CODE_LIFETIME, EmailAddress, EmailDomain, MAX_CODE_ATTEMPTS,
+        PendingCode, RESEND_INTERVAL, RecordKind, RecordStatus, ResourceType, TrustedEmail,
         TrustedEmailId, TrustedEmailStatus, new_verification_code, normalize_code, now,
         ownership_verified,
     },
@@ -47,7 +47,7 @@ impl Service {
         raw: &str,
     ) -> Result<Created<TrustedEmail>, ServiceError> {
         let settings = self.settings();
-        let address = SenderAddress::parse(raw, &domain.name, &settings.public_suffixes)
+        let address = EmailAddress::parse(raw, &domain.name, &settings.public_suffixes)
             .map_err(|e| invalid(ADDRESS, e.to_string()))?;
         if let Some(existing) = self
             .store()

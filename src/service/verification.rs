@@ -189,7 +189,7 @@ impl Service {
     }
 
     /// The ownership and environment records, re-checked when stale: writes that need a
-    /// verified domain (MAIL FROM, trusted senders) start here, so "publish, then ask" works.
+    /// verified domain (MAIL FROM, trusted emails) start here, so "publish, then ask" works.
     pub(super) async fn fresh_ownership(
         &self,
         domain: &EmailDomain,

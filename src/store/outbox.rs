@@ -81,7 +81,7 @@ macro_rules! outbox_columns {
 }
 
 /// Queues `mail` inside the caller's transaction, so the write that causes a message (a new
-/// trusted sender, a resend) and the message commit or roll back together.
+/// trusted email, a resend) and the message commit or roll back together.
 pub(crate) async fn insert_outbox(
     tx: &mut Tx<'_>,
     mail: &ComposedMail,

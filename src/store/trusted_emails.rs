@@ -1,4 +1,4 @@
-//! Trusted sender addresses. Creates lock the domain row so the per-domain limit holds under
+//! Trusted email addresses. Creates lock the domain row so the per-domain limit holds under
 //! concurrency; a code's mail is queued in the same transaction as the code.
 
 use sqlx::{Row, any::AnyRow};
@@ -9,7 +9,7 @@ use super::{
     outbox::insert_outbox,
 };
 use crate::{
-    domain::{Activity, DomainId, PendingCode, SenderAddress, TrustedEmail, TrustedEmailId},
+    domain::{Activity, DomainId, EmailAddress, PendingCode, TrustedEmail, TrustedEmailId},
     mail::ComposedMail,
 };
 
@@ -256,7 +256,7 @@ fn trusted_email_from_row(row: &AnyRow) -> Result<(TrustedEmail, Option<PendingC
         id: row.parsed("id")?,
         environment_id: row.parsed("environment_id")?,
         domain_id: row.parsed("domain_id")?,
-        address: SenderAddress::from_trusted(&row.text("email_address")?),
+        address: EmailAddress::from_trusted(&row.text("email_address")?),
         status: row.parsed("status")?,
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,

@@ -1,4 +1,5 @@
-//! Trusted email domains: contract §1.1–1.7.
+//! Trusted email domains: create, read, list, delete, and the ownership, DKIM and SPF reads
+//! (PingOne's operations in `contract/pingone-email-domains.openapi.yml`).
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};

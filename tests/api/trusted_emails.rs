@@ -1,4 +1,5 @@
-//! Trusted sender addresses: contract §1.9–1.12, with codes read from an in-process SMTP sink.
+//! Trusted email addresses (PingOne's operations in `contract/pingone-email-domains.openapi.yml`,
+//! and activation with a code), with codes read from an in-process SMTP sink.
 
 use std::time::Duration;
 
