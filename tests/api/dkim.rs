@@ -316,3 +316,62 @@ async fn private_keys_are_sealed_and_open_only_with_the_master_key() {
     let other = MasterKey::load_or_create(&f.app.dir.path().join("other.key")).unwrap();
     assert!(other.open("dkim-private-key", &sealed).is_err());
 }
+
+#[tokio::test]
+async fn a_domain_stored_without_keys_gets_them_at_the_next_start() {
+    use trustmail::domain::{
+        Activity, ActivityType, DomainId, DomainName, EmailDomain, PublicSuffixes, ResourceType,
+        build_domain_records, now,
+    };
+    let app = TestApp::spawn().await;
+    let env = app
+        .service
+        .environment(app.admin.environment_id)
+        .await
+        .unwrap();
+    let name = DomainName::parse("old.shopco.test", &PublicSuffixes::new(["test"])).unwrap();
+    let domain = EmailDomain {
+        id: DomainId::new(),
+        environment_id: env.id,
+        name: name.clone(),
+        mail_from: None,
+        created_at: now(),
+        updated_at: now(),
+    };
+    let settings = app.service.settings();
+    let records = build_domain_records(
+        &name,
+        &env.email_token,
+        env.region,
+        &settings.regions,
+        &settings.records,
+    );
+    let activity = Activity::new(
+        env.id,
+        ActivityType::EmailDomainCreated,
+        app.admin.client_id,
+        ResourceType::EmailDomain,
+        domain.id,
+        name.as_str(),
+    );
+    // As a domain made before DKIM keys existed: records, no keys.
+    app.store()
+        .create_domain(&domain, &records, &[], now(), 50, &activity)
+        .await
+        .unwrap();
+    assert!(app.service.dkim_keys(&domain).await.unwrap().is_empty());
+    let app = app.restart().await;
+    let keys = app.service.dkim_keys(&domain).await.unwrap();
+    let roles: Vec<_> = keys.iter().map(|k| k.role).collect();
+    assert_eq!(
+        roles,
+        [DkimRole::Signing, DkimRole::Published, DkimRole::Retired]
+    );
+    // Each key sits behind its own record's selector.
+    for (key, record) in keys
+        .iter()
+        .zip(records.iter().filter(|r| r.kind.as_str() == "DKIM"))
+    {
+        assert!(record.value.starts_with(&format!("{}.", key.selector)));
+    }
+}
