@@ -5,8 +5,10 @@
 #   .ci/interop/run.sh          (called by .ci/run after its release build; runs alone too)
 #
 # BIND 9 is authoritative for test. and shopco.test. on a free loopback port and takes nsupdate from
-# 127.0.0.1; aiosmtpd is the SMTP relay and keeps every message in a folder (mail_sink.py);
-# `trustmail serve` resolves through BIND and sends through aiosmtpd. Then, for a.shopco.test:
+# 127.0.0.1; the region's DKIM zone, dkim.shopco.test., is delegated in shopco.test. and BIND forwards it to
+# trustmail's own DNS (dkim_dns.listen), so a DKIM CNAME published in shopco.test. leads to the key trustmail
+# serves. aiosmtpd is the SMTP relay and keeps every message in a folder (mail_sink.py); `trustmail serve`
+# resolves through BIND and sends through aiosmtpd. Then, for a.shopco.test:
 #   every record starts VERIFICATION_REQUIRED; everything in …/zoneFile but the environment TXT is
 #   published with nsupdate and ownership, DKIM and SPF go ACTIVE while the environment record does not;
 #   a trusted sender gets its code by mail and is activated with it; once the environment TXT is
@@ -25,6 +27,7 @@ VENV=$BUILD/venv
 mkdir -p "$BUILD"
 
 AIOSMTPD_VERSION=1.4.6
+DKIM_ZONE=dkim.shopco.test
 DOMAIN=a.shopco.test
 SYSTEM_SENDER=interop@trustmail.test
 FIRST_SENDER=noreply@$DOMAIN
@@ -109,8 +112,9 @@ WORK=$(mktemp -d "$BUILD/interop.XXXXXX")
 mkdir "$WORK/bind" "$WORK/mail"
 
 # ---------------------------------------------------------------------------------------------------
-section "BIND 9: authoritative for test. and shopco.test."
-bind_start "$WORK/bind"
+section "BIND 9: authoritative for test. and shopco.test.; $DKIM_ZONE. forwarded to trustmail's DNS"
+DKIM_DNS_PORT=$(free_port)
+bind_start "$WORK/bind" --forward "$DKIM_ZONE" "$DKIM_DNS_PORT"
 
 # ---------------------------------------------------------------------------------------------------
 section "aiosmtpd: SMTP relay writing every message to $WORK/mail"
@@ -128,13 +132,26 @@ done
 echo "aiosmtpd pid $SMTP_PID on 127.0.0.1:$SMTP_PORT"
 
 # ---------------------------------------------------------------------------------------------------
-section "trustmail serve: resolvers = BIND, smtp_url = aiosmtpd"
-trustmail_start "$WORK" \
-	TRUSTMAIL_DNS__RESOLVERS="127.0.0.1:$BIND_PORT" \
-	TRUSTMAIL_DNS__TIMEOUT_MS=1000 \
-	TRUSTMAIL_DNS__MIN_RECHECK_INTERVAL_S=0 \
-	TRUSTMAIL_MAIL__SMTP_URL="smtp://127.0.0.1:$SMTP_PORT" \
-	TRUSTMAIL_MAIL__SYSTEM_SENDER="$SYSTEM_SENDER"
+# start_trustmail DIR ALGORITHM: trustmail serve with a fresh database in DIR and new DKIM keys of ALGORITHM,
+# resolving through BIND, sending through aiosmtpd, answering DNS for the one region's DKIM zone on
+# 127.0.0.1:DKIM_DNS_PORT, where BIND forwards that zone.
+start_trustmail() {
+	trustmail_start "$1" \
+		TRUSTMAIL_DNS__RESOLVERS="127.0.0.1:$BIND_PORT" \
+		TRUSTMAIL_DNS__TIMEOUT_MS=1000 \
+		TRUSTMAIL_DNS__MIN_RECHECK_INTERVAL_S=0 \
+		TRUSTMAIL_MAIL__SMTP_URL="smtp://127.0.0.1:$SMTP_PORT" \
+		TRUSTMAIL_MAIL__SYSTEM_SENDER="$SYSTEM_SENDER" \
+		TRUSTMAIL_REGIONS="[{ name = \"us-east-1\", dkim_zone = \"$DKIM_ZONE\" }]" \
+		TRUSTMAIL_DKIM_DNS__LISTEN="127.0.0.1:$DKIM_DNS_PORT" \
+		TRUSTMAIL_DKIM__ALGORITHM="$2"
+}
+
+section "trustmail serve: resolvers = BIND, smtp_url = aiosmtpd, DKIM zone $DKIM_ZONE on 127.0.0.1:$DKIM_DNS_PORT, rsa-2048"
+start_trustmail "$WORK" rsa-2048
+dig +short -p "$BIND_PORT" @127.0.0.1 SOA "$DKIM_ZONE." | grep -q . ||
+	die "BIND does not answer SOA $DKIM_ZONE. through trustmail's DNS: $(dig -p "$BIND_PORT" @127.0.0.1 SOA "$DKIM_ZONE.")"
+echo "BIND answers SOA $DKIM_ZONE.: $(dig +short -p "$BIND_PORT" @127.0.0.1 SOA "$DKIM_ZONE.")"
 
 # call METHOD PATH STATUS [BODY [CONTENT_TYPE]] -> the response body; dies unless the answer is STATUS.
 call() {
