@@ -18,33 +18,64 @@ ensure_bind() {
 	done
 }
 
-# bind_start DIR [ZONE...]: named authoritative on 127.0.0.1:<free port> (sets BIND_PORT, BIND_PID), serving
-# `test.` (read-only: DMARC lookups walk up to it), `shopco.test.` and each ZONE, both open to nsupdate from
-# 127.0.0.1. DIR must be a fresh directory (a stale .jnl journal gives stale answers). Records in
+# bind_start DIR [--forward ZONE PORT]... [ZONE...]: named authoritative on 127.0.0.1:<free port> (sets BIND_PORT,
+# BIND_PID), serving `test.` (read-only: DMARC lookups walk up to it), `shopco.test.` and each ZONE, both open to
+# nsupdate from 127.0.0.1. DIR must be a fresh directory (a stale .jnl journal gives stale answers). Records in
 # DIR/<zone>.records (zone-file lines, absolute names) are appended to that zone's file before start.
 # named's log is DIR/named.stderr.
+# --forward ZONE PORT: BIND also answers ZONE, a child of a zone it serves, by asking the DNS server on
+# 127.0.0.1:PORT (nothing needs to listen there yet). Below a zone BIND is primary for, a forward zone alone is
+# not enough: the parent gets a delegation (NS ns1.ZONE + glue), and recursion is on for loopback with no
+# cache, so that an answer changed behind ZONE shows at once. BIND is then also primary for an empty root zone,
+# so that recursion for a name outside every zone ends in NXDOMAIN here rather than in a query to the Internet.
 bind_start() {
-	local dir=$1 zone
+	local dir=$1 zone parent i
 	shift
+	local forwards=() # ZONE PORT pairs
+	while [ "${1:-}" = --forward ]; do
+		[ $# -ge 3 ] || die "bind_start: --forward needs ZONE and PORT"
+		forwards+=("$2" "$3")
+		shift 3
+	done
 	local zones=(test shopco.test "$@")
 	BIND_PORT=$(free_port)
+	local recursion='recursion no;'
+	[ ${#forwards[@]} -eq 0 ] ||
+		recursion='recursion yes; allow-recursion { 127.0.0.1; }; max-cache-ttl 0; max-ncache-ttl 0;'
 	{
 		cat <<EOF
 options { directory "$dir"; pid-file none; session-keyfile none;
           listen-on port $BIND_PORT { 127.0.0.1; }; listen-on-v6 { none; };
-          recursion no; dnssec-validation no; notify no; };
+          $recursion dnssec-validation no; notify no; };
 controls { };
 zone "test" { type primary; file "test.zone"; };
 EOF
 		for zone in "${zones[@]:1}"; do
 			printf 'zone "%s" { type primary; file "%s.zone"; allow-update { 127.0.0.1; }; };\n' "$zone" "$zone"
 		done
+		if [ ${#forwards[@]} -gt 0 ]; then
+			printf 'zone "." { type primary; file "root.zone"; };\n'
+			# shellcheck disable=SC2016 # $TTL is zone-file syntax, not a shell variable
+			printf '$TTL 60\n@ IN SOA ns1.root. hostmaster.root. 1 3600 600 86400 60\n@ IN NS ns1.root.\nns1.root. IN A 127.0.0.1\n' \
+				>"$dir/root.zone"
+		fi
+		for ((i = 0; i < ${#forwards[@]}; i += 2)); do
+			printf 'zone "%s" { type forward; forward only; forwarders { 127.0.0.1 port %s; }; };\n' \
+				"${forwards[i]}" "${forwards[i + 1]}"
+		done
 	} >"$dir/named.conf"
+	for ((i = 0; i < ${#forwards[@]}; i += 2)); do
+		zone=${forwards[i]}
+		parent=${zone#*.}
+		[[ " ${zones[*]} " == *" $parent "* ]] || die "bind_start: --forward $zone: BIND does not serve its parent $parent"
+		printf '%s. IN NS ns1.%s.\nns1.%s. IN A 127.0.0.1\n' "$zone" "$zone" "$zone" >>"$dir/$parent.delegations"
+	done
 	for zone in "${zones[@]}"; do
 		{
 			# shellcheck disable=SC2016 # $TTL is zone-file syntax, not a shell variable
 			printf '$TTL 60\n@ IN SOA ns1.%s. hostmaster.%s. 1 3600 600 86400 60\n' "$zone" "$zone"
 			printf '@ IN NS ns1\nns1 IN A 127.0.0.1\n'
+			if [ -f "$dir/$zone.delegations" ]; then cat "$dir/$zone.delegations"; fi
 			if [ -f "$dir/$zone.records" ]; then cat "$dir/$zone.records"; fi
 		} >"$dir/$zone.zone"
 	done
@@ -60,6 +91,9 @@ EOF
 		done
 	done
 	echo "named pid $BIND_PID on 127.0.0.1:$BIND_PORT, zones: ${zones[*]}"
+	for ((i = 0; i < ${#forwards[@]}; i += 2)); do
+		echo "  and ${forwards[i]}, delegated and forwarded to 127.0.0.1:${forwards[i + 1]}"
+	done
 }
 
 # bind_stop: stops named if bind_start started it.

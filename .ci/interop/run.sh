@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
 # Interop run: trustmail against real programs nobody here wrote: BIND 9 serves the records, aiosmtpd
-# receives the mail.
+# receives the mail, dkimpy verifies its DKIM signatures.
 #
 #   .ci/interop/run.sh          (called by .ci/run after its release build; runs alone too)
 #
 # BIND 9 is authoritative for test. and shopco.test. on a free loopback port and takes nsupdate from
-# 127.0.0.1; aiosmtpd is the SMTP relay and keeps every message in a folder (mail_sink.py);
-# `trustmail serve` resolves through BIND and sends through aiosmtpd. Then, for a.shopco.test:
+# 127.0.0.1; the region's DKIM zone, dkim.shopco.test., is delegated in shopco.test. and BIND forwards it to
+# trustmail's own DNS (dkim_dns.listen), so a DKIM CNAME published in shopco.test. leads to the key trustmail
+# serves. aiosmtpd is the SMTP relay and keeps every message in a folder (mail_sink.py); `trustmail serve`
+# resolves through BIND and sends through aiosmtpd. Then, for a.shopco.test, with RSA-2048 DKIM keys:
 #   every record starts VERIFICATION_REQUIRED; everything in …/zoneFile but the environment TXT is
 #   published with nsupdate and ownership, DKIM and SPF go ACTIVE while the environment record does not;
 #   a trusted sender gets its code by mail and is activated with it; once the environment TXT is
 #   published a second sender is ACTIVE at once; the ownership TXT deleted shows MISSING_AFTER_ACTIVE
-#   while its status stays ACTIVE.
+#   while its status stays ACTIVE;
+#   then the sending scenario (send_scenario): BIND answers the signing selector with the CNAME and the key
+#   behind it; a MAIL FROM domain goes ACTIVE; a message sent through POST …/messages reaches aiosmtpd and
+#   dkimpy (dkim_verify.py, resolving through BIND) verifies it; its envelope sender is on the MAIL FROM
+#   domain; a copy with one body line changed fails; after POST …/dkim/rotate a new message verifies with the
+#   new selector and the one sent before still does.
+# Then trustmail is restarted with a fresh database and Ed25519 keys, b.shopco.test is published whole, and
+# the sending scenario runs again.
 # Each check is a step; the run goes on past a failed step when later steps do not need it, names every
 # failed step at the end and exits 1. Scratch files go in .ci/build/interop.*; kept when a step failed.
 #
@@ -24,7 +33,9 @@ BUILD=$ROOT/.ci/build
 VENV=$BUILD/venv
 mkdir -p "$BUILD"
 
-AIOSMTPD_VERSION=1.4.6
+# aiosmtpd is the relay; dkimpy verifies signatures, Ed25519 ones with pynacl, and looks keys up with dnspython.
+PYTHON_PACKAGES=(aiosmtpd==1.4.6 dkimpy==1.1.8 pynacl==1.6.2 dnspython==2.9.2)
+DKIM_ZONE=dkim.shopco.test
 DOMAIN=a.shopco.test
 SYSTEM_SENDER=interop@trustmail.test
 FIRST_SENDER=noreply@$DOMAIN
@@ -49,7 +60,7 @@ cleanup() {
 	bind_stop
 	if [ -n "$WORK" ] && [ -d "$WORK" ]; then
 		if [ "$rc" -ne 0 ]; then
-			show_logs 30 "$WORK"/*.stderr "$WORK"/bind/named.stderr
+			show_logs 30 "$WORK"/*.stderr "$WORK"/ed25519/*.stderr "$WORK"/bind/named.stderr
 			printf '\n' >&2
 			note "scratch files kept in $WORK"
 		else
@@ -90,15 +101,19 @@ require_passed() { # the steps after the last one need it
 }
 
 # ---------------------------------------------------------------------------------------------------
-section "tools: curl, jq, BIND 9, aiosmtpd, trustmail"
+section "tools: curl, jq, BIND 9, aiosmtpd, dkimpy, trustmail"
 need_commands curl jq
 ensure_bind
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-aiosmtpd_version() { "$VENV/bin/python" -c 'import aiosmtpd; print(aiosmtpd.__version__)' 2>/dev/null || true; }
-if [ "$(aiosmtpd_version)" != "$AIOSMTPD_VERSION" ]; then
-	"$VENV/bin/pip" install --quiet --disable-pip-version-check "aiosmtpd==$AIOSMTPD_VERSION"
-fi
-echo "$(named -v); aiosmtpd $(aiosmtpd_version)"
+# installed_versions PKG==VERSION...: PKG==<the version in the venv> for each, or nothing when one is missing.
+installed_versions() {
+	"$VENV/bin/python" -c 'import sys
+from importlib.metadata import version
+print(" ".join(f"{p}=={version(p)}" for p in (a.split("==")[0] for a in sys.argv[1:])))' "$@" 2>/dev/null || true
+}
+[ "$(installed_versions "${PYTHON_PACKAGES[@]}")" = "${PYTHON_PACKAGES[*]}" ] ||
+	"$VENV/bin/pip" install --quiet --disable-pip-version-check "${PYTHON_PACKAGES[@]}"
+echo "$(named -v); $(installed_versions "${PYTHON_PACKAGES[@]}")"
 if [ -z "${TRUSTMAIL:-}" ]; then
 	cargo build --release --bin trustmail
 	TRUSTMAIL=$ROOT/target/release/trustmail
@@ -109,8 +124,9 @@ WORK=$(mktemp -d "$BUILD/interop.XXXXXX")
 mkdir "$WORK/bind" "$WORK/mail"
 
 # ---------------------------------------------------------------------------------------------------
-section "BIND 9: authoritative for test. and shopco.test."
-bind_start "$WORK/bind"
+section "BIND 9: authoritative for test. and shopco.test.; $DKIM_ZONE. forwarded to trustmail's DNS"
+DKIM_DNS_PORT=$(free_port)
+bind_start "$WORK/bind" --forward "$DKIM_ZONE" "$DKIM_DNS_PORT"
 
 # ---------------------------------------------------------------------------------------------------
 section "aiosmtpd: SMTP relay writing every message to $WORK/mail"
@@ -128,13 +144,26 @@ done
 echo "aiosmtpd pid $SMTP_PID on 127.0.0.1:$SMTP_PORT"
 
 # ---------------------------------------------------------------------------------------------------
-section "trustmail serve: resolvers = BIND, smtp_url = aiosmtpd"
-trustmail_start "$WORK" \
-	TRUSTMAIL_DNS__RESOLVERS="127.0.0.1:$BIND_PORT" \
-	TRUSTMAIL_DNS__TIMEOUT_MS=1000 \
-	TRUSTMAIL_DNS__MIN_RECHECK_INTERVAL_S=0 \
-	TRUSTMAIL_MAIL__SMTP_URL="smtp://127.0.0.1:$SMTP_PORT" \
-	TRUSTMAIL_MAIL__SYSTEM_SENDER="$SYSTEM_SENDER"
+# start_trustmail DIR ALGORITHM: trustmail serve with a fresh database in DIR and new DKIM keys of ALGORITHM,
+# resolving through BIND, sending through aiosmtpd, answering DNS for the one region's DKIM zone on
+# 127.0.0.1:DKIM_DNS_PORT, where BIND forwards that zone.
+start_trustmail() {
+	trustmail_start "$1" \
+		TRUSTMAIL_DNS__RESOLVERS="127.0.0.1:$BIND_PORT" \
+		TRUSTMAIL_DNS__TIMEOUT_MS=1000 \
+		TRUSTMAIL_DNS__MIN_RECHECK_INTERVAL_S=0 \
+		TRUSTMAIL_MAIL__SMTP_URL="smtp://127.0.0.1:$SMTP_PORT" \
+		TRUSTMAIL_MAIL__SYSTEM_SENDER="$SYSTEM_SENDER" \
+		TRUSTMAIL_REGIONS="[{ name = \"us-east-1\", dkim_zone = \"$DKIM_ZONE\" }]" \
+		TRUSTMAIL_DKIM_DNS__LISTEN="127.0.0.1:$DKIM_DNS_PORT" \
+		TRUSTMAIL_DKIM__ALGORITHM="$2"
+}
+
+section "trustmail serve: resolvers = BIND, smtp_url = aiosmtpd, DKIM zone $DKIM_ZONE on 127.0.0.1:$DKIM_DNS_PORT, rsa-2048"
+start_trustmail "$WORK" rsa-2048
+dig +short -p "$BIND_PORT" @127.0.0.1 SOA "$DKIM_ZONE." | grep -q . ||
+	die "BIND does not answer SOA $DKIM_ZONE. through trustmail's DNS: $(dig -p "$BIND_PORT" @127.0.0.1 SOA "$DKIM_ZONE.")"
+echo "BIND answers SOA $DKIM_ZONE.: $(dig +short -p "$BIND_PORT" @127.0.0.1 SOA "$DKIM_ZONE.")"
 
 # call METHOD PATH STATUS [BODY [CONTENT_TYPE]] -> the response body; dies unless the answer is STATUS.
 call() {
@@ -174,10 +203,30 @@ mail_to() {
 	done
 }
 
-ENV_ID=$(call POST /v1/environments 201 '{"name":"Interop","region":"NA"}' | jq -er .id)
-DOMAIN_ID=$(call POST "/v1/environments/$ENV_ID/emailDomains" 201 "{\"domainName\":\"$DOMAIN\"}" | jq -er .id)
-D=/v1/environments/$ENV_ID/emailDomains/$DOMAIN_ID
-echo "environment $ENV_ID, domain $DOMAIN ($DOMAIN_ID)"
+# publish FILE: adds FILE's records (zone-file lines from …/zoneFile) to shopco.test. with nsupdate.
+publish() {
+	sed 's/^/update add /' "$1" | nsupdate_send shopco.test
+	echo "published with nsupdate:"
+	cat "$1"
+}
+
+# new_domain ENVIRONMENT_NAME: a new environment (region NA) with DOMAIN in it; sets ENV_ID, DOMAIN_ID and D.
+new_domain() {
+	ENV_ID=$(call POST /v1/environments 201 "{\"name\":\"$1\",\"region\":\"NA\"}" | jq -er .id)
+	DOMAIN_ID=$(call POST "/v1/environments/$ENV_ID/emailDomains" 201 "{\"domainName\":\"$DOMAIN\"}" | jq -er .id)
+	D=/v1/environments/$ENV_ID/emailDomains/$DOMAIN_ID
+	echo "environment $ENV_ID, domain $DOMAIN ($DOMAIN_ID)"
+}
+
+# active_at_once ADDRESS: POST …/trustedEmails for ADDRESS answers 201 with status ACTIVE.
+active_at_once() {
+	local created
+	created=$(call POST "$D/trustedEmails" 201 "{\"emailAddress\":\"$1\"}")
+	echo "$created"
+	[ "$(jq -r .status <<<"$created")" = ACTIVE ] || die "POST …/trustedEmails: expected status ACTIVE, got: $created"
+}
+
+new_domain Interop
 
 # ---------------------------------------------------------------------------------------------------
 before_publishing() {
@@ -198,8 +247,7 @@ publish_all_but_environment() {
 		die "…/zoneFile has no _trustmail-environment record"
 	grep -v '^_trustmail-environment\.' "$WORK/records.txt" >"$WORK/others.txt" ||
 		die "…/zoneFile has nothing but the environment record"
-	sed 's/^/update add /' "$WORK/others.txt" | nsupdate_send shopco.test
-	echo "published $(wc -l <"$WORK/others.txt") records with nsupdate"
+	publish "$WORK/others.txt"
 	status_is 50 ACTIVE "$D/ownership" '.regions[].status'
 	status_is 50 ACTIVE "$D/dkim" '.regions[].status'
 	status_is 50 ACTIVE "$D/spf" '.status'
@@ -241,19 +289,15 @@ step "(3) trusted sender $FIRST_SENDER: VERIFICATION_REQUIRED, code mailed throu
 	sender_with_code
 
 publish_environment() {
-	sed 's/^/update add /' "$WORK/environment.txt" | nsupdate_send shopco.test
-	echo "published: $(cat "$WORK/environment.txt")"
+	publish "$WORK/environment.txt"
 	status_is 50 ACTIVE "$D/ownership" '.environmentDnsRecord.status'
 }
 step "(4) publish the environment TXT: environment record ACTIVE" publish_environment
 require_passed
 
 sender_active_at_once() {
-	local created
-	created=$(call POST "$D/trustedEmails" 201 "{\"emailAddress\":\"$SECOND_SENDER\"}")
-	echo "$created"
 	date +%s >"$WORK/second_sender.created"
-	[ "$(jq -r .status <<<"$created")" = ACTIVE ] || die "POST …/trustedEmails: expected status ACTIVE, got: $created"
+	active_at_once "$SECOND_SENDER"
 }
 step "(5) trusted sender $SECOND_SENDER with the environment record ACTIVE: 201 ACTIVE at once" \
 	sender_active_at_once
@@ -288,6 +332,158 @@ no_code_for_active_sender() {
 	echo "no mail to $SECOND_SENDER; $(find "$WORK/mail" -name '*.json' | wc -l) message(s) in all"
 }
 step "(7) no code mailed to $SECOND_SENDER" no_code_for_active_sender
+
+# ---------------------------------------------------------------------------------------------------
+# The sending scenario, once per DKIM algorithm. It reads ALGORITHM, DOMAIN, D (the domain's path), ENV_ID and
+# SENDER (an ACTIVE trusted address of DOMAIN); its files go in $WORK/$ALGORITHM.*.
+
+# dkim_verify FILE: dkimpy's verdict on FILE's signature, keys looked up through BIND only.
+dkim_verify() { BIND_PORT=$BIND_PORT "$VENV/bin/python" "$ROOT/.ci/interop/dkim_verify.py" "$1"; }
+
+# verified FILE: shows dkimpy's verdict on FILE (also kept in FILE.dkimpy) and dies unless it verifies.
+verified() {
+	local rc=0
+	dkim_verify "$1" >"$1.dkimpy" || rc=$?
+	cat "$1.dkimpy"
+	[ "$rc" -eq 0 ] || die "dkimpy did not verify ${1##*/}"
+}
+
+# signing_selector: the selector that signs for DOMAIN now, from GET …/dkim.
+signing_selector() { call GET "$D/dkim" 200 | jq -er '.regions[0].signingSelector'; }
+
+key_through_bind() {
+	local selector name answer key_type=${ALGORITHM%%-*}
+	selector=$(signing_selector)
+	name=$selector._domainkey.$DOMAIN
+	answer=$(dig +time=2 +tries=1 -p "$BIND_PORT" @127.0.0.1 TXT "$name" +noall +answer)
+	printf '%s\n' "$answer"
+	awk -v n="$name." -v t="$selector.$DKIM_ZONE." '$1 == n && $4 == "CNAME" && $5 == t { found = 1 } END { exit !found }' \
+		<<<"$answer" || die "BIND's answer for $name TXT has no CNAME to $selector.$DKIM_ZONE."
+	awk -v t="$selector.$DKIM_ZONE." '$1 == t && $4 == "TXT"' <<<"$answer" | grep -q "\"v=DKIM1; k=$key_type; p=" ||
+		die "BIND's answer for $name TXT has no \"v=DKIM1; k=$key_type; p=…\" TXT at $selector.$DKIM_ZONE."
+}
+
+set_mail_from() {
+	call PUT "$D/mailFromDomain" 200 "{\"mailFrom\":{\"domain\":\"$MAIL_FROM\"}}"
+	echo
+	call GET "$D/zoneFile" 200 | grep -v '^;' | awk -v n="$MAIL_FROM." '$1 == n' >"$WORK/$ALGORITHM.mailfrom.txt"
+	grep -q . "$WORK/$ALGORITHM.mailfrom.txt" || die "…/zoneFile has no record at $MAIL_FROM. after PUT …/mailFromDomain"
+	publish "$WORK/$ALGORITHM.mailfrom.txt"
+	status_is 50 ACTIVE "$D/mailFromDomain" '.status'
+}
+
+# send TAG: sends a message from SENDER to ALGORITHM.TAG@customer.test through POST …/messages, waits (15 s at most)
+# until GET …/messages/{id} says SENT, and copies what aiosmtpd received to $WORK/$ALGORITHM.TAG.{eml,json};
+# the message's id goes to $WORK/$ALGORITHM.TAG.id.
+send() {
+	local tag=$1 to=$ALGORITHM.$1@customer.test body id message status='' number='' out=$WORK/$ALGORITHM.$1
+	body=$(jq -nc --arg from "$SENDER" --arg to "$to" --arg tag "$tag" \
+		'{from: $from, to: [$to], subject: "Your order (\($tag))", text: "Order 1234 ships today.\nThank you."}')
+	id=$(call POST "/v1/environments/$ENV_ID/messages" 202 "$body" | jq -er .id)
+	echo "$id" >"$out.id"
+	for _ in $(seq 1 150); do
+		message=$(call GET "/v1/environments/$ENV_ID/messages/$id" 200)
+		status=$(jq -r .status <<<"$message")
+		[ "$status" = QUEUED ] || break
+		sleep 0.1
+	done
+	echo "$message"
+	[ "$status" = SENT ] || die "message $id: expected status SENT within 15 s, got: $message"
+	number=$(mail_to "$to")
+	[ -n "$number" ] || die "message $id is SENT but aiosmtpd has no mail for $to"
+	[ "$(wc -l <<<"$number")" -eq 1 ] || die "aiosmtpd has more than one mail for $to: $number"
+	cp "$WORK/mail/$number.eml" "$out.eml"
+	cp "$WORK/mail/$number.json" "$out.json"
+	echo "received as mail $number: $(jq -c '{mail_from, rcpt_tos}' "$out.json")"
+}
+
+send_verified() {
+	send first
+	verified "$WORK/$ALGORITHM.first.eml"
+	grep -q " a=$ALGORITHM_TAG\$" "$WORK/$ALGORITHM.first.eml.dkimpy" || die "the signature's a= is not $ALGORITHM_TAG"
+}
+
+envelope_on_mail_from() {
+	local mail_from id
+	mail_from=$(jq -r .mail_from "$WORK/$ALGORITHM.first.json")
+	# The id as GET …/messages shows it, in the form without hyphens (the Message-ID header's too).
+	id=$(tr -d - <"$WORK/$ALGORITHM.first.id")
+	echo "MAIL FROM:<$mail_from>"
+	[ "${mail_from##*@}" = "$MAIL_FROM" ] || die "the envelope sender $mail_from is not on the MAIL FROM domain $MAIL_FROM"
+	[ "$mail_from" = "$id@$MAIL_FROM" ] || die "the envelope sender $mail_from is not <message id>@$MAIL_FROM ($id@$MAIL_FROM)"
+}
+
+tampered_fails() {
+	local copy=$WORK/$ALGORITHM.first.tampered.eml out
+	# Only the body: lines after the first empty one.
+	awk 'body && !done && sub(/ships today/, "ships tomorrow") { done = 1 } /^\r?$/ { body = 1 } { print }' \
+		"$WORK/$ALGORITHM.first.eml" >"$copy"
+	! cmp -s "$WORK/$ALGORITHM.first.eml" "$copy" || die "no body line with 'ships today' to change in $ALGORITHM.first.eml"
+	diff "$WORK/$ALGORITHM.first.eml" "$copy" || true
+	if out=$(dkim_verify "$copy"); then
+		printf '%s\n' "$out"
+		die "dkimpy verified a copy whose body was changed"
+	fi
+	printf '%s\n' "$out"
+	# For that reason, not for one that would fail the untouched message too (a key not found, say).
+	grep -q 'body hash mismatch' <<<"$out" || die "dkimpy failed the changed copy, but not for its body hash"
+}
+
+rotated() {
+	local before after
+	before=$(signing_selector)
+	after=$(call POST "$D/dkim/rotate" 200 | jq -er '.regions[0].signingSelector')
+	echo "signing selector: $before before the rotation, $after after it"
+	[ "$after" != "$before" ] || die "POST …/dkim/rotate left the signing selector at $before"
+	send second
+	verified "$WORK/$ALGORITHM.second.eml"
+	grep -q " s=$after " "$WORK/$ALGORITHM.second.eml.dkimpy" ||
+		die "the message sent after the rotation is not signed with s=$after"
+	verified "$WORK/$ALGORITHM.first.eml"
+}
+
+send_scenario() {
+	MAIL_FROM=bounce.$DOMAIN
+	ALGORITHM_TAG=$([ "$ALGORITHM" = ed25519 ] && echo ed25519-sha256 || echo rsa-sha256)
+	step "($ALGORITHM) BIND answers the signing selector of $DOMAIN: the CNAME, then the k=${ALGORITHM%%-*} key from trustmail's DNS" \
+		key_through_bind
+	step "($ALGORITHM) MAIL FROM domain $MAIL_FROM: PUT, its records published with nsupdate, ACTIVE" set_mail_from
+	step "($ALGORITHM) a message from $SENDER: SENT, received by aiosmtpd, dkimpy verifies its $ALGORITHM_TAG signature" \
+		send_verified
+	[ "$LAST_STEP_PASSED" = yes ] || return 0 # the steps below read that message
+	step "($ALGORITHM) its envelope sender is <message id>@$MAIL_FROM" envelope_on_mail_from
+	step "($ALGORITHM) a copy with one body line changed fails dkimpy" tampered_fails
+	step "($ALGORITHM) POST …/dkim/rotate: a message sent after it verifies with the new selector, the one before still does" \
+		rotated
+}
+
+ALGORITHM=rsa-2048
+SENDER=$FIRST_SENDER
+send_scenario
+
+# ---------------------------------------------------------------------------------------------------
+section "(ed25519) trustmail serve again: a fresh database, DKIM keys ed25519"
+stop_pid "$TM_PID"
+mkdir "$WORK/ed25519"
+start_trustmail "$WORK/ed25519" ed25519
+ALGORITHM=ed25519
+DOMAIN=b.shopco.test
+SENDER=noreply@$DOMAIN
+new_domain "Interop Ed25519"
+
+publish_everything() {
+	call GET "$D/zoneFile" 200 | grep -v '^;' | grep . >"$WORK/ed25519.records.txt"
+	publish "$WORK/ed25519.records.txt"
+	status_is 50 ACTIVE "$D/ownership" '.regions[].status'
+	status_is 50 ACTIVE "$D/ownership" '.environmentDnsRecord.status'
+	status_is 50 ACTIVE "$D/dkim" '.regions[].status'
+	status_is 50 ACTIVE "$D/spf" '.status'
+	active_at_once "$SENDER"
+}
+step "(ed25519) publish every record of $DOMAIN: ownership, environment, DKIM, SPF ACTIVE; $SENDER ACTIVE at once" \
+	publish_everything
+require_passed
+send_scenario
 
 # ---------------------------------------------------------------------------------------------------
 kill -0 "$TM_PID" 2>/dev/null || die "trustmail serve died during the run"
