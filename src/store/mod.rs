@@ -34,7 +34,7 @@ pub use messages::{IDEMPOTENCY_WINDOW_MS, Idempotency, QueueOutcome};
 pub use outbox::{
     MAX_DELIVERY_ATTEMPTS, OutboxMessage, OutboxStatus, PER_ENVIRONMENT_PER_CLAIM, retry_delay,
 };
-pub use trusted_emails::{CodeDelivery, CreateTrustedEmailError};
+pub use trusted_emails::{CodeDelivery, CodeMailLimits, CreateTrustedEmailError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
