@@ -155,9 +155,7 @@ fn ed25519_seed(pkcs8: &[u8]) -> anyhow::Result<&[u8]> {
         .windows(4)
         .position(|w| w == [0x04, 0x22, 0x04, 0x20])
         .context("no Ed25519 seed in the PKCS#8 document")?;
-    pkcs8
-        .get(at + 4..at + 36)
-        .context("truncated Ed25519 seed")
+    pkcs8.get(at + 4..at + 36).context("truncated Ed25519 seed")
 }
 
 fn setup(dir: &Path) -> anyhow::Result<()> {
