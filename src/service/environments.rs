@@ -83,9 +83,14 @@ impl Service {
             id,
             &environment.name,
         );
+        // The store revokes them for every replica; this one refuses their tokens at once.
+        let clients = self.store().list_clients(id).await?;
         let deleted = self.store().delete_environment(id, &activity).await?;
         self.inner.cache.forget_environment(id);
         if deleted {
+            for client in clients {
+                self.tokens().revoke(client.id);
+            }
             Ok(())
         } else {
             Err(ServiceError::NotFound)
