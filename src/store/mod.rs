@@ -27,7 +27,7 @@ use crate::{
     secrets::MasterKey,
 };
 
-pub use auth::StoredSigningKey;
+pub use auth::{DeleteClient, StoredSigningKey};
 pub use dkim::{KeylessSelector, NewKeyMaterial, SealedDkimKey};
 pub use email_domains::CreateDomainError;
 pub use messages::{IDEMPOTENCY_WINDOW_MS, Idempotency, QueueOutcome};

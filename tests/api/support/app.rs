@@ -165,6 +165,15 @@ impl TestApp {
         Self::start(config, dir, Some(admin)).await
     }
 
+    /// A second replica: another server on the same database and master key file, as the
+    /// organization administrator of this one.
+    pub async fn replica(&self) -> Self {
+        let mut config = self.config.clone();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        let admin = (self.admin.clone(), self.admin_token.clone());
+        Self::start(config, tempfile::tempdir().unwrap(), Some(admin)).await
+    }
+
     pub async fn stop(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
@@ -218,14 +227,20 @@ impl TestApp {
 
     /// A token for a new client with `role` in `environment`, through the token endpoint.
     pub async fn token(&self, environment: &str, role: Role) -> String {
+        let operator = self.service.operator().await.unwrap().unwrap();
+        let resolved = self
+            .service
+            .environment(environment.parse().unwrap())
+            .await
+            .unwrap();
         let client = self
             .service
-            .create_client(environment.parse().unwrap(), role)
+            .create_client(&operator, &resolved, "test client", role)
             .await
             .unwrap();
         let credentials = Credentials {
             environment_id: environment.parse().unwrap(),
-            client_id: client.client_id,
+            client_id: client.client.id,
             client_secret: client.client_secret,
             token_url: format!("{}/{environment}/as/token", self.url),
         };
