@@ -478,6 +478,30 @@ impl Config {
                 ));
             }
         }
+        // Times are added to timestamps: a value past this would overflow the arithmetic.
+        const TEN_YEARS_S: u64 = 10 * 365 * 24 * 3600;
+        for (key, seconds) in [
+            ("dns.timeout_ms", self.dns.timeout_ms / 1000),
+            (
+                "dns.min_recheck_interval_s",
+                self.dns.min_recheck_interval_s,
+            ),
+            (
+                "dns.initial_recheck_interval_s",
+                self.dns.initial_recheck_interval_s,
+            ),
+            ("dns.active_grace_s", self.dns.active_grace_s),
+        ] {
+            if seconds > TEN_YEARS_S {
+                return Err(ConfigError::invalid(key, "must be at most ten years"));
+            }
+        }
+        if let Err(e) = self.mail.system_sender.parse::<lettre::message::Mailbox>() {
+            return Err(ConfigError::invalid(
+                "mail.system_sender",
+                format!("must be an email address ({e})"),
+            ));
+        }
         use crate::mail::relay::Relay;
         Relay::check_url(&self.mail.smtp_url)
             .map_err(|reason| ConfigError::invalid("mail.smtp_url", reason))?;
@@ -616,6 +640,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn times_that_would_overflow_and_a_bad_sender_are_refused_naming_the_key() {
+        for (var, key) in [
+            ("TRUSTMAIL_DNS__ACTIVE_GRACE_S", "dns.active_grace_s"),
+            ("TRUSTMAIL_DNS__TIMEOUT_MS", "dns.timeout_ms"),
+            (
+                "TRUSTMAIL_DNS__INITIAL_RECHECK_INTERVAL_S",
+                "dns.initial_recheck_interval_s",
+            ),
+        ] {
+            let err = Config::load_from(None, vars(&[(var, "18446744073709551615")]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{err}");
+        }
+        let err = Config::load_from(None, vars(&[("TRUSTMAIL_MAIL__SYSTEM_SENDER", "nobody")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mail.system_sender"), "{err}");
     }
 
     #[test]

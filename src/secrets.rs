@@ -19,6 +19,10 @@ pub enum SecretsError {
     },
     #[error("the master key in {0} is not a base64 32-byte key")]
     Malformed(String),
+    #[error(
+        "master key file {path} can be read by other users (mode {mode:o}); run `chmod 600 {path}`"
+    )]
+    Exposed { path: String, mode: u32 },
     #[error("a sealed value could not be opened: wrong master key or corrupt data")]
     Open,
     #[error("the system random number generator failed")]
@@ -48,8 +52,20 @@ impl MasterKey {
         Self::from_bytes(&raw)
     }
 
-    /// The key in `path`, or `None` when there is no such file.
+    /// The key in `path`, or `None` when there is no such file. A file that group or others may
+    /// read is refused: whoever reads it opens every sealed secret.
     pub fn load(path: &Path) -> Result<Option<Self>, SecretsError> {
+        #[cfg(unix)]
+        if let Ok(metadata) = fs::metadata(path) {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = metadata.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(SecretsError::Exposed {
+                    path: path.display().to_string(),
+                    mode,
+                });
+            }
+        }
         match fs::read_to_string(path) {
             Ok(text) => Self::from_base64(&text, &format!("file {}", path.display())).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

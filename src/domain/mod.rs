@@ -116,9 +116,10 @@ pub use entities::{Activity, Client, EmailDomain, Environment, now};
 pub use ids::{ActivityId, ClientId, DomainId, EnvironmentId, TrustedEmailId};
 pub use random::{random_base64url, random_lower_alnum};
 pub use records::{
-    DKIM_TOKENS_PER_REGION, DnsRecord, MAIL_FROM_PRIORITY, RecordKind, RecordSettings,
-    RecordStatus, SendingRegion, active_mail_from, apex_spf_record, build_domain_records,
-    mail_from_records, ownership_verified, regions_for, spf_value, visible_statuses,
+    DKIM_TOKENS_PER_REGION, DnsRecord, MAIL_FROM_PRIORITY, MAX_DNS_NAME, RecordKind,
+    RecordSettings, RecordStatus, SendingRegion, active_mail_from, apex_spf_record,
+    build_domain_records, longest_record_name, mail_from_records, ownership_verified, regions_for,
+    spf_value, visible_statuses,
 };
 pub use tenancy::{ActivityType, Geography, Permission, ResourceType, Role, TOKEN_LIFETIME_S};
 pub use trusted_emails::{

@@ -116,6 +116,24 @@ pub fn active_mail_from<'a>(
     domain.mail_from.as_ref().filter(|_| active)
 }
 
+/// The longest name, in characters, of the records a domain of `domain_len` characters must
+/// publish: DNS names end at 253, so a longer one could not exist.
+pub fn longest_record_name(domain_len: usize, settings: &RecordSettings) -> usize {
+    let dkim = DKIM_TOKEN_LEN + "._domainkey.".len();
+    let prefix = [
+        dkim,
+        settings.ownership_prefix.len() + 1,
+        settings.environment_prefix.len() + 1,
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(dkim);
+    prefix + domain_len
+}
+
+/// The longest a DNS name may be (RFC 1035 § 3.1, in presentation form without the final dot).
+pub const MAX_DNS_NAME: usize = 253;
+
 /// The regions that serve `geography`, in configuration order.
 pub fn regions_for(
     geography: Geography,

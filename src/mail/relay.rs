@@ -68,6 +68,20 @@ impl Relay {
         if url.is_empty() {
             return Ok(());
         }
+        let has_credentials = url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split(['/', '?']).next())
+            .is_some_and(|authority| authority.contains('@'));
+        // Opportunistic TLS falls back to plain text when the relay offers no STARTTLS.
+        let plain = url.starts_with("smtp://") && !url.contains("tls=required");
+        if has_credentials && plain {
+            // Never echo the URL: it holds the password.
+            return Err(
+                "credentials over plain SMTP would cross the network in clear; use \
+                        smtps:// or smtp://…?tls=required"
+                    .to_owned(),
+            );
+        }
         AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
             .map(drop)
             .map_err(|e| e.to_string())
@@ -200,6 +214,25 @@ mod tests {
                 Relay::from_url(&SecretString::from(url)).unwrap().is_some(),
                 "{url}"
             );
+        }
+    }
+
+    #[test]
+    fn credentials_over_plain_smtp_are_refused_without_showing_them() {
+        for url in [
+            "smtp://user:hunter2@relay.example",
+            "smtp://user:hunter2@relay.example:587?tls=opportunistic",
+        ] {
+            let err = Relay::check_url(&SecretString::from(url)).unwrap_err();
+            assert!(err.contains("plain SMTP"), "{err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+        for url in [
+            "smtp://user:hunter2@relay.example:587?tls=required",
+            "smtps://user:hunter2@relay.example",
+            "smtp://127.0.0.1:2525",
+        ] {
+            assert!(Relay::check_url(&SecretString::from(url)).is_ok(), "{url}");
         }
     }
 

@@ -6,8 +6,9 @@ use super::{Actor, Service, ServiceError, cache::DomainSnapshot, verification::C
 use crate::{
     domain::{
         Activity, ActivityType, DnsRecord, DomainId, DomainName, EmailDomain, Environment,
-        EnvironmentId, RecordKind, ResourceType, apex_spf_record, build_domain_records,
-        mail_from_records, now, ownership_verified, region_order,
+        EnvironmentId, MAX_DNS_NAME, RecordKind, ResourceType, apex_spf_record,
+        build_domain_records, longest_record_name, mail_from_records, now, ownership_verified,
+        region_order,
     },
     store::CreateDomainError,
 };
@@ -21,12 +22,19 @@ impl Service {
     ) -> Result<EmailDomain, ServiceError> {
         let environment_id = environment.id;
         let settings = self.settings();
-        let name = DomainName::parse(raw_name, &settings.public_suffixes).map_err(|e| {
-            ServiceError::InvalidValue {
-                target: "domainName".into(),
-                message: e.to_string(),
-            }
-        })?;
+        let invalid = |message: String| ServiceError::InvalidValue {
+            target: "domainName".into(),
+            message,
+        };
+        let name = DomainName::parse(raw_name, &settings.public_suffixes)
+            .map_err(|e| invalid(e.to_string()))?;
+        let longest = longest_record_name(name.as_str().len(), &settings.records);
+        if longest > MAX_DNS_NAME {
+            return Err(invalid(format!(
+                "The domain name is too long: its DKIM and ownership records would be named with \
+                 up to {longest} characters, and DNS names end at {MAX_DNS_NAME}."
+            )));
+        }
         let created_at = now();
         let domain = EmailDomain {
             id: DomainId::new(),

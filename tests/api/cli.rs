@@ -291,10 +291,34 @@ fn a_replica_with_another_master_key_refuses_to_start() {
     cli.json(&["init", "--json"]);
     let key_file = cli.dir.path().join("k");
     std::fs::write(&key_file, format!("{}\n", "A".repeat(43) + "=")).unwrap();
+    owner_only(&key_file);
     let out = cli.run(&["environment", "list"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("does not open"), "{stderr}");
+}
+
+fn owner_only(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+#[test]
+fn a_master_key_file_that_others_can_read_is_refused_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let cli = Cli::new();
+    cli.json(&["init", "--json"]);
+    let key_file = cli.dir.path().join("k");
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = cli.run(&["environment", "list"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("chmod 600 {}", key_file.display())),
+        "{stderr}"
+    );
+    owner_only(&key_file);
+    assert!(cli.run(&["environment", "list"]).status.success());
 }
 
 #[test]

@@ -228,6 +228,34 @@ async fn wildcards_bare_names_public_suffixes_and_bad_labels_are_400_invalid_val
 }
 
 #[tokio::test]
+async fn a_domain_whose_record_names_could_not_exist_is_400_invalid_value() {
+    let (app, env, _) = one_domain_app().await;
+    // 210 characters: a valid name, but `<32-character token>._domainkey.` makes 254.
+    let label = "a".repeat(63);
+    let name = format!("{label}.{label}.{label}.bbbbbb.shopco.test");
+    assert_eq!(name.len(), 210);
+    let r = app.create_domain(&env, &app.admin_token, &name).await;
+    let body = assert_p1_error(
+        r,
+        StatusCode::BAD_REQUEST,
+        "INVALID_DATA",
+        Some(("INVALID_VALUE", "domainName")),
+    )
+    .await;
+    assert!(
+        body["details"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too long"),
+        "{body}"
+    );
+    // One character less fits exactly.
+    let shorter = name.replacen('b', "", 1);
+    let r = app.create_domain(&env, &app.admin_token, &shorter).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
 async fn a_domain_body_that_is_not_an_object_is_400_invalid_request() {
     let (app, _, path) = one_domain_app().await;
     let r = raw_post(&app, &path, &app.admin_token, "application/json", "[]").await;
