@@ -197,9 +197,15 @@ impl Application {
     ) -> std::io::Result<()> {
         tracing::info!(url = %self.public_url, "trustmail listening");
         let store = self.store;
-        let upkeep = tokio::spawn(api::middleware::metrics_upkeep());
+        use crate::jobs::{FIRST_BACKOFF, supervise};
+        let upkeep = tokio::spawn(supervise("metrics_upkeep", FIRST_BACKOFF, || {
+            api::middleware::metrics_upkeep()
+        }));
         let delivery = self.outbox.spawn();
-        let checks = tokio::spawn(crate::jobs::dns::run_scheduled_checks(self.service.clone()));
+        let service = self.service.clone();
+        let checks = tokio::spawn(supervise("dns_checks", FIRST_BACKOFF, move || {
+            crate::jobs::dns::run_scheduled_checks(service.clone())
+        }));
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await;

@@ -58,16 +58,22 @@ impl OutboxDelivery {
         }
     }
 
-    /// Starts delivering in the background until `DeliveryJob::stop`.
+    /// Starts delivering in the background until `DeliveryJob::stop`, supervised: a pass that
+    /// panics is logged and delivery starts again.
     pub fn spawn(self) -> DeliveryJob {
         let (stop, stopped) = watch::channel(false);
+        let delivery = std::sync::Arc::new(self);
         DeliveryJob {
             stop,
-            task: tokio::spawn(self.run(stopped)),
+            task: tokio::spawn(super::supervise(
+                "outbox_delivery",
+                super::FIRST_BACKOFF,
+                move || delivery.clone().run(stopped.clone()),
+            )),
         }
     }
 
-    async fn run(self, mut stopped: watch::Receiver<bool>) {
+    async fn run(self: std::sync::Arc<Self>, mut stopped: watch::Receiver<bool>) {
         if self.relays.is_empty() {
             tracing::info!(
                 "no SMTP relay configured: mail stays in the outbox (`trustmail outbox list`)"
