@@ -10,6 +10,7 @@ mod dkim_dns;
 mod email_domains;
 mod environments;
 mod errors;
+mod http_limits;
 mod messages;
 mod openapi;
 mod outbox;
