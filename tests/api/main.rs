@@ -18,5 +18,6 @@ mod restart;
 mod self_check;
 mod store;
 mod support;
+mod token_limits;
 mod trusted_emails;
 mod verification;
