@@ -117,7 +117,11 @@ impl TestApp {
     }
 
     /// Starts a server on an existing data directory (restart tests).
-    async fn start(config: Config, dir: TempDir, admin: Option<(Credentials, String)>) -> Self {
+    async fn start(
+        config: Config,
+        dir: TempDir,
+        admin: Option<(Credentials, Option<String>)>,
+    ) -> Self {
         let mut app = Application::build(config.clone())
             .await
             .expect("app builds");
@@ -136,7 +140,12 @@ impl TestApp {
                 let token = fetch_token(&http, &credentials.token_url, &credentials).await;
                 (credentials, token)
             }
-            (None, Some(previous)) => previous,
+            (None, Some((credentials, Some(token)))) => (credentials, token),
+            (None, Some((mut credentials, None))) => {
+                credentials.token_url = format!("{url}/{}/as/token", credentials.environment_id);
+                let token = fetch_token(&http, &credentials.token_url, &credentials).await;
+                (credentials, token)
+            }
             (None, None) => panic!("a fresh database must bootstrap"),
         };
         Self {
@@ -158,9 +167,20 @@ impl TestApp {
     pub async fn restart(mut self) -> Self {
         self.stop().await;
         let mut config = self.config.clone();
-        // The same port may be taken by now; the links follow the new one.
-        config.listen = "127.0.0.1:0".parse().unwrap();
-        let admin = (self.admin.clone(), self.admin_token.clone());
+        // Tokens name the URL they were issued for (`iss`, `aud`), so the same address keeps
+        // them valid. Should the port be taken by now, the new one is used with a new token.
+        let address: std::net::SocketAddr = self.url.trim_start_matches("http://").parse().unwrap();
+        // As the server binds (SO_REUSEADDR), so that its closed connections do not count.
+        let probe = tokio::net::TcpSocket::new_v4().unwrap();
+        probe.set_reuseaddr(true).unwrap();
+        let same_port = probe.bind(address).is_ok() && probe.listen(1).is_ok();
+        let admin = if same_port {
+            config.listen = address;
+            (self.admin.clone(), Some(self.admin_token.clone()))
+        } else {
+            config.listen = "127.0.0.1:0".parse().unwrap();
+            (self.admin.clone(), None)
+        };
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
         Self::start(config, dir, Some(admin)).await
     }
