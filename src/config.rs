@@ -649,6 +649,13 @@ mod tests {
             .collect()
     }
 
+    /// Why loading with only these environment variables fails.
+    fn env_error(pairs: &[(&str, &str)]) -> String {
+        Config::load_from(None, vars(pairs))
+            .unwrap_err()
+            .to_string()
+    }
+
     #[test]
     fn the_documented_example_sets_every_known_key() {
         let example = include_str!("../config.example.toml");
@@ -685,12 +692,7 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_key() {
-        let err = Config::load_from(
-            None,
-            vars(&[("TRUSTMAIL_LIMITS__DOMAINS_PER_ENVIRONMENT", "many")]),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = env_error(&[("TRUSTMAIL_LIMITS__DOMAINS_PER_ENVIRONMENT", "many")]);
         assert!(err.contains("limits.domains_per_environment"), "{err}");
         let f = file("[[regions]]\nname = \"Bad_Name\"\n");
         let err = Config::load_from(Some(f.path()), vec![])
@@ -747,17 +749,10 @@ mod tests {
             ("TRUSTMAIL_HTTP__IDLE_TIMEOUT_S", "http.idle_timeout_s"),
             ("TRUSTMAIL_HTTP__MAX_CONNECTIONS", "http.max_connections"),
         ] {
-            let err = Config::load_from(None, vars(&[(var, "0")]))
-                .unwrap_err()
-                .to_string();
+            let err = env_error(&[(var, "0")]);
             assert!(err.contains(key), "{err}");
         }
-        let err = Config::load_from(
-            None,
-            vars(&[("TRUSTMAIL_HTTP__IDLE_TIMEOUT_S", "18446744073709551615")]),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = env_error(&[("TRUSTMAIL_HTTP__IDLE_TIMEOUT_S", "18446744073709551615")]);
         assert!(err.contains("http.idle_timeout_s"), "{err}");
         let config =
             Config::load_from(None, vars(&[("TRUSTMAIL_HTTP__REQUEST_TIMEOUT_S", "5")])).unwrap();

@@ -10,7 +10,7 @@ use trustmail::{
     secrets::MasterKey,
 };
 
-use crate::support::{TestApp, assert_p1_error};
+use crate::support::{TestApp, assert_p1_error, retry_after};
 
 async fn client(app: &TestApp, env: &str) -> (ClientId, String) {
     let client = app
@@ -41,32 +41,34 @@ async fn fail_ten_times(app: &TestApp, env: &str, client: ClientId) {
 
 async fn assert_locked_out(response: Response) {
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry_after: u64 = response.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after = retry_after(&response);
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "REQUEST_LIMITED", "{body}");
 }
 
-#[tokio::test]
-async fn the_eleventh_wrong_secret_within_a_minute_is_429_with_retry_after() {
-    let app = TestApp::spawn().await;
-    let env = app.environment("Shop").await;
-    let (client, _) = client(&app, &env).await;
-    fail_ten_times(&app, &env, client).await;
-    assert_locked_out(token_request(&app, &env, client, "wrong").await).await;
-}
-
-#[tokio::test]
-async fn the_right_secret_during_a_lockout_is_429_too() {
+/// The answer to an eleventh try within the minute, with the right secret or a wrong one.
+async fn eleventh_try(right_secret: bool) -> Response {
     let app = TestApp::spawn().await;
     let env = app.environment("Shop").await;
     let (client, secret) = client(&app, &env).await;
     fail_ten_times(&app, &env, client).await;
-    assert_locked_out(token_request(&app, &env, client, &secret).await).await;
+    let secret = if right_secret {
+        secret.as_str()
+    } else {
+        "wrong"
+    };
+    token_request(&app, &env, client, secret).await
+}
+
+#[tokio::test]
+async fn the_eleventh_wrong_secret_within_a_minute_is_429_with_retry_after() {
+    assert_locked_out(eleventh_try(false).await).await;
+}
+
+#[tokio::test]
+async fn the_right_secret_during_a_lockout_is_429_too() {
+    assert_locked_out(eleventh_try(true).await).await;
 }
 
 #[tokio::test]

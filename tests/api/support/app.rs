@@ -390,5 +390,14 @@ pub async fn assert_p1_error(
     body
 }
 
+/// The `Retry-After` header, in seconds.
+pub fn retry_after(response: &Response) -> u64 {
+    response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 /// Any id that names nothing (the Terraform provider's own choice).
 pub const UNKNOWN_ID: &str = "9c052a8a-14be-44e4-8f07-2662569994ce";
