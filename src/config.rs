@@ -25,6 +25,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "limits.domains_per_environment",
     "limits.trusted_emails_per_domain",
     "limits.messages_per_minute",
+    "limits.code_mails_per_hour",
     "domains.extra_public_suffixes",
     "dns.resolvers",
     "dns.timeout_ms",
@@ -112,6 +113,8 @@ pub struct Limits {
     pub trusted_emails_per_domain: u32,
     /// Messages an environment may queue through `POST …/messages` in any 60 s.
     pub messages_per_minute: u32,
+    /// Verification-code mails an environment may cause in any hour.
+    pub code_mails_per_hour: u32,
 }
 
 impl Default for Limits {
@@ -120,6 +123,7 @@ impl Default for Limits {
             domains_per_environment: 50,
             trusted_emails_per_domain: 10,
             messages_per_minute: 600,
+            code_mails_per_hour: 60,
         }
     }
 }
@@ -469,6 +473,12 @@ impl Config {
         if self.limits.messages_per_minute == 0 {
             return Err(ConfigError::invalid(
                 "limits.messages_per_minute",
+                "must be at least 1",
+            ));
+        }
+        if self.limits.code_mails_per_hour == 0 {
+            return Err(ConfigError::invalid(
+                "limits.code_mails_per_hour",
                 "must be at least 1",
             ));
         }

@@ -208,6 +208,7 @@ impl From<ServiceError> for ApiError {
                 }),
             }),
             ServiceError::InvalidRequest(message) => ApiError::InvalidRequest(message),
+            ServiceError::Forbidden => ApiError::Forbidden,
             ServiceError::RateLimited { retry_after_s } => {
                 ApiError::RequestLimited { retry_after_s }
             }

@@ -3,6 +3,7 @@
 mod activities;
 mod auth;
 mod body;
+mod clients;
 mod dkim;
 mod email_domains;
 mod environments;
@@ -50,6 +51,7 @@ struct ApiDoc;
 pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(environments::routes())
+        .merge(clients::routes())
         .merge(email_domains::routes())
         .merge(dkim::routes())
         .merge(self_check::routes())

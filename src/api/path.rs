@@ -19,7 +19,7 @@ use super::{
     errors::{ApiError, ApiResult},
 };
 use crate::{
-    domain::{Environment, Permission, TrustedEmail},
+    domain::{Client, Environment, Permission, TrustedEmail},
     service::{DomainSnapshot, OutboxMessage},
 };
 
@@ -41,6 +41,31 @@ impl EnvironmentPath {
     ) -> ApiResult<Arc<Environment>> {
         let id = caller.authorize(&self.environment_id, permission)?;
         Ok(state.service.environment(id).await?)
+    }
+}
+
+/// `…/clients/{clientId}`.
+#[derive(Debug, Deserialize, IntoParams, FromRequestParts)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Path)]
+#[from_request(via(Path), rejection(ApiError))]
+pub struct ClientPath {
+    environment_id: String,
+    client_id: String,
+}
+
+impl ClientPath {
+    /// The client, found in its environment.
+    pub async fn load(
+        &self,
+        state: &AppState,
+        caller: &Caller,
+        permission: Permission,
+    ) -> ApiResult<Client> {
+        let environment_id = caller.authorize(&self.environment_id, permission)?;
+        let environment = state.service.environment(environment_id).await?;
+        let id = self.client_id.parse().map_err(|_| ApiError::NotFound)?;
+        Ok(state.service.client(&environment, id).await?)
     }
 }
 

@@ -22,6 +22,7 @@ pub struct Environment {
 pub struct Client {
     pub id: ClientId,
     pub environment_id: EnvironmentId,
+    pub name: String,
     pub role: Role,
     /// Argon2 PHC string; the secret itself is never stored.
     pub secret_hash: String,

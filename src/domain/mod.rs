@@ -120,7 +120,7 @@ pub use records::{
     RecordStatus, SendingRegion, active_mail_from, apex_spf_record, build_domain_records,
     mail_from_records, ownership_verified, regions_for, spf_value, visible_statuses,
 };
-pub use tenancy::{ActivityType, Geography, Permission, ResourceType, Role};
+pub use tenancy::{ActivityType, Geography, Permission, ResourceType, Role, TOKEN_LIFETIME_S};
 pub use trusted_emails::{
     CODE_LIFETIME, EmailAddress, EmailAddressError, MAX_CODE_ATTEMPTS, PendingCode,
     RESEND_INTERVAL, TrustedEmail, TrustedEmailStatus, new_verification_code, normalize_code,

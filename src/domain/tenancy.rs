@@ -20,6 +20,7 @@ wire_enum!(
         Environment => "ENVIRONMENT",
         EmailDomain => "EMAIL_DOMAIN",
         TrustedEmail => "TRUSTED_EMAIL",
+        Client => "CLIENT",
     }
 );
 
@@ -36,8 +37,14 @@ wire_enum!(
         TrustedEmailSendCode => "TRUSTED_EMAIL_SEND_CODE",
         TrustedEmailActive => "TRUSTED_EMAIL_ACTIVE",
         DkimKeyRotated => "DKIM_KEY_ROTATED",
+        ClientCreated => "CLIENT_CREATED",
+        ClientDeleted => "CLIENT_DELETED",
+        ClientSecretRotated => "CLIENT_SECRET_ROTATED",
     }
 );
+
+/// Access tokens live an hour, as PingOne's do.
+pub const TOKEN_LIFETIME_S: i64 = 3600;
 
 /// The one permission a handler asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,6 +12,7 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use tokio::{sync::watch, task::JoinHandle};
 use tracing::Instrument;
 
@@ -30,6 +31,8 @@ const LEASE: Duration = Duration::from_secs(300);
 const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Messages claimed per route in one pass.
 const BATCH_SIZE: u32 = 20;
+/// Sends in flight at once per route (lettre's pool keeps up to 10 connections a relay).
+const CONCURRENT_SENDS: usize = 8;
 
 /// How long `DeliveryJob::stop` lets a send in progress finish before abandoning it (its lease
 /// then runs out and the message is sent later).
@@ -111,23 +114,27 @@ impl OutboxDelivery {
                 .await?;
             // A claim stops at a few per environment, so a short batch may still leave mail due.
             more_due |= !batch.is_empty();
-            for message in batch {
-                // A send started this late could outlive the lease, and by then another
-                // deliverer may have the message: leave it to be claimed again.
-                if message
-                    .leased_until
-                    .is_some_and(|until| now() + SEND_TIMEOUT >= until)
-                {
-                    continue;
-                }
-                let span = tracing::info_span!(
-                    "outbox_delivery",
-                    message_id = %message.id,
-                    route = %message.route,
-                    attempt = message.attempts + 1,
-                );
-                self.deliver(relay, &message).instrument(span).await;
-            }
+            // Several at once over the relay's connection pool: one SMTP transaction waits on
+            // round trips (and the peer's delayed ACK), not on this process.
+            futures_util::stream::iter(batch)
+                .for_each_concurrent(CONCURRENT_SENDS, |message| async move {
+                    // A send started this late could outlive the lease, and by then another
+                    // deliverer may have the message: leave it to be claimed again.
+                    if message
+                        .leased_until
+                        .is_some_and(|until| now() + SEND_TIMEOUT >= until)
+                    {
+                        return;
+                    }
+                    let span = tracing::info_span!(
+                        "outbox_delivery",
+                        message_id = %message.id,
+                        route = %message.route,
+                        attempt = message.attempts + 1,
+                    );
+                    self.deliver(relay, &message).instrument(span).await;
+                })
+                .await;
         }
         Ok(more_due)
     }

@@ -29,8 +29,11 @@ pub enum TokenGrant {
     Busy,
 }
 
-/// The name of the environment `init` creates.
+/// The name of the environment `init` creates. Only a name: which environment is the
+/// organization's is recorded by the bootstrap (`Store::organization_environment`).
 pub const ADMINISTRATORS: &str = "Administrators";
+/// The name of the client `init` creates.
+const BOOTSTRAP_CLIENT: &str = "Administrator";
 
 /// Printed once by `init` and by the first `serve`.
 #[derive(Debug, Clone, Serialize)]
@@ -43,10 +46,9 @@ pub struct Credentials {
 }
 
 /// A client and its secret, which exists only in this value.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct NewClient {
-    pub client_id: ClientId,
+    pub client: Client,
     pub client_secret: String,
 }
 
@@ -61,6 +63,7 @@ impl Service {
         let client = Client {
             id: ClientId::new(),
             environment_id: environment.id,
+            name: BOOTSTRAP_CLIENT.to_owned(),
             role: Role::OrganizationAdmin,
             secret_hash: hash_secret(secret.clone()).await?,
             created_at: now(),
@@ -95,36 +98,6 @@ impl Service {
             environment_id: client.environment_id,
             role: client.role,
         }))
-    }
-
-    /// A new client in `environment_id`. Organization administrators live in Administrators.
-    pub async fn create_client(
-        &self,
-        environment_id: EnvironmentId,
-        role: Role,
-    ) -> Result<NewClient, ServiceError> {
-        let environment = self.environment(environment_id).await?;
-        if role == Role::OrganizationAdmin && environment.name != ADMINISTRATORS {
-            return Err(ServiceError::InvalidValue {
-                target: "role".into(),
-                message: format!(
-                    "ORGANIZATION_ADMIN clients live in the {ADMINISTRATORS} environment."
-                ),
-            });
-        }
-        let secret = new_client_secret();
-        let client = Client {
-            id: ClientId::new(),
-            environment_id,
-            role,
-            secret_hash: hash_secret(secret.clone()).await?,
-            created_at: now(),
-        };
-        self.store().insert_client(&client).await?;
-        Ok(NewClient {
-            client_id: client.id,
-            client_secret: secret,
-        })
     }
 
     /// Client credentials grant: a token when the client lives in `environment_id` and the

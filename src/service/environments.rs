@@ -83,9 +83,14 @@ impl Service {
             id,
             &environment.name,
         );
+        // The store revokes them for every replica; this one refuses their tokens at once.
+        let clients = self.store().list_clients(id).await?;
         let deleted = self.store().delete_environment(id, &activity).await?;
         self.inner.cache.forget_environment(id);
         if deleted {
+            for client in clients {
+                self.tokens().revoke(client.id);
+            }
             Ok(())
         } else {
             Err(ServiceError::NotFound)
@@ -106,18 +111,21 @@ pub(super) fn new_environment(name: String, region: Geography) -> Environment {
 }
 
 fn environment_name(raw: &str) -> Result<String, ServiceError> {
+    name_value(raw, MAX_ENVIRONMENT_NAME)
+}
+
+/// A resource's `name`: trimmed, 1 to `max` characters, no control characters.
+pub(super) fn name_value(raw: &str, max: usize) -> Result<String, ServiceError> {
     let name = raw.trim();
     if name.is_empty() {
         return Err(ServiceError::RequiredValue {
             target: "name".into(),
         });
     }
-    if name.chars().count() > MAX_ENVIRONMENT_NAME || name.chars().any(char::is_control) {
+    if name.chars().count() > max || name.chars().any(char::is_control) {
         return Err(ServiceError::InvalidValue {
             target: "name".into(),
-            message: format!(
-                "The name must be 1 to {MAX_ENVIRONMENT_NAME} characters without control characters."
-            ),
+            message: format!("The name must be 1 to {max} characters without control characters."),
         });
     }
     Ok(name.to_owned())

@@ -6,6 +6,7 @@
 mod activities;
 mod auth;
 mod cache;
+mod clients;
 mod dkim;
 mod email_domains;
 mod environments;
@@ -43,6 +44,8 @@ pub use verification::{CheckScope, FORCED_CHECK_INTERVAL};
 pub enum ServiceError {
     #[error("the requested resource was not found")]
     NotFound,
+    #[error("the caller's role does not allow this")]
+    Forbidden,
     #[error("{target}: {message}")]
     InvalidValue { target: String, message: String },
     #[error("{target} is required")]

@@ -13,7 +13,7 @@ use crate::{
         ownership_verified,
     },
     mail::{ComposedMail, compose, verification_code_mail},
-    store::{CodeDelivery, CreateTrustedEmailError, Throttle},
+    store::{CodeDelivery, CodeMailLimits, CreateTrustedEmailError, Throttle},
 };
 
 const ADDRESS: &str = "emailAddress";
@@ -98,6 +98,7 @@ impl Service {
                 delivery
                     .as_ref()
                     .map(|(code, mail)| CodeDelivery { code, mail }),
+                self.code_mail_limits(),
                 maximum,
                 &activities,
             )
@@ -115,7 +116,19 @@ impl Service {
                     ),
                 })
             }
+            Err(CreateTrustedEmailError::CodeMailTooSoon { wait_ms }) => {
+                Err(ServiceError::retry_after_ms(wait_ms))
+            }
             Err(CreateTrustedEmailError::Store(e)) => Err(e.into()),
+        }
+    }
+
+    /// One code mail a minute per address, `limits.code_mails_per_hour` per environment.
+    fn code_mail_limits(&self) -> CodeMailLimits {
+        CodeMailLimits {
+            per_address_interval_ms: i64::try_from(RESEND_INTERVAL.whole_milliseconds())
+                .unwrap_or(60_000),
+            per_environment_per_hour: self.settings().limits.code_mails_per_hour,
         }
     }
 
@@ -173,8 +186,7 @@ impl Service {
         let deleted = self
             .store()
             .delete_trusted_email(
-                email.domain_id,
-                email.id,
+                email,
                 &activity(email, ActivityType::TrustedEmailDeleted, actor),
             )
             .await?;
@@ -198,16 +210,15 @@ impl Service {
             ));
         }
         let (code, mail) = self.new_code(email).await?;
-        let interval_ms = i64::try_from(RESEND_INTERVAL.whole_milliseconds()).unwrap_or(60_000);
         let sent = self
             .store()
             .replace_code(
-                email.id,
+                email,
                 CodeDelivery {
                     code: &code,
                     mail: &mail,
                 },
-                interval_ms,
+                self.code_mail_limits(),
                 &activity(email, ActivityType::TrustedEmailSendCode, actor),
             )
             .await?;

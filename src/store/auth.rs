@@ -1,10 +1,25 @@
-//! Clients, token signing keys and the one-time bootstrap.
+//! Clients, their revocations, token signing keys and the one-time bootstrap.
 
 use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
 use super::{RowExt, Store, StoreError, environments::insert_environment, insert_activity, millis};
-use crate::domain::{Activity, Client, ClientId, Environment};
+use crate::domain::{Activity, Client, ClientId, Environment, EnvironmentId, Role};
+
+macro_rules! client_columns {
+    () => {
+        "id, environment_id, name, role, secret_hash, created_at"
+    };
+}
+
+/// What a client delete did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteClient {
+    Deleted,
+    NotFound,
+    /// Refused: it is the last ORGANIZATION_ADMIN, without which nobody manages environments.
+    LastOrganizationAdmin,
+}
 
 /// A token signing key as stored: the private half sealed under the master key.
 #[derive(Debug, Clone)]
@@ -15,6 +30,10 @@ pub struct StoredSigningKey {
     pub public_key: String,
     pub created_at: OffsetDateTime,
 }
+
+/// How long a revocation is kept: past a token's lifetime (plus slack for clock skew between
+/// replicas) no token it refuses is still valid anyway.
+const REVOCATION_KEPT_MS: i64 = (crate::domain::TOKEN_LIFETIME_S + 300) * 1000;
 
 impl Store {
     /// Creates the first environment and its administrator once; false when another process
@@ -61,32 +80,145 @@ impl Store {
         Ok(row.int("n")? > 0)
     }
 
-    pub async fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
+    /// The organization's environment, recorded by the bootstrap; `None` before it.
+    pub async fn organization_environment(&self) -> Result<Option<EnvironmentId>, StoreError> {
+        let row = sqlx::query("SELECT environment_id FROM bootstrap WHERE id = 'init'")
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(|r| r.parsed("environment_id")).transpose()
+    }
+
+    pub async fn insert_client(
+        &self,
+        client: &Client,
+        activity: &Activity,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         insert_client(&mut tx, client).await?;
+        insert_activity(&mut tx, activity).await?;
         tx.commit().await?;
         Ok(())
     }
 
     pub async fn get_client(&self, id: ClientId) -> Result<Option<Client>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, environment_id, role, secret_hash, created_at FROM clients WHERE id = $1",
-        )
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            client_columns!(),
+            " FROM clients WHERE id = $1"
+        ))
         .bind(id.to_string())
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(client_from_row).transpose()
     }
 
+    /// The environment's clients, oldest first.
+    pub async fn list_clients(
+        &self,
+        environment: EnvironmentId,
+    ) -> Result<Vec<Client>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            client_columns!(),
+            " FROM clients WHERE environment_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(environment.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(client_from_row).collect()
+    }
+
     /// The first organization administrator, in whose name the operator's CLI acts.
     pub async fn operator_client(&self) -> Result<Option<Client>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, environment_id, role, secret_hash, created_at FROM clients \
-             WHERE role = 'ORGANIZATION_ADMIN' ORDER BY created_at, id LIMIT 1",
-        )
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            client_columns!(),
+            " FROM clients WHERE role = 'ORGANIZATION_ADMIN' ORDER BY created_at, id LIMIT 1"
+        ))
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(client_from_row).transpose()
+    }
+
+    /// Deletes the client and records its revocation, so every replica refuses its tokens.
+    /// Deletes in its environment are serialised on the environment row, so two concurrent
+    /// deletes cannot both remove "the other" last organization administrator.
+    pub async fn delete_client(
+        &self,
+        client: &Client,
+        activity: &Activity,
+    ) -> Result<DeleteClient, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE environments SET lock_version = lock_version + 1 WHERE id = $1")
+            .bind(client.environment_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        if client.role == Role::OrganizationAdmin {
+            let row = sqlx::query(
+                "SELECT COUNT(*) AS n FROM clients WHERE role = 'ORGANIZATION_ADMIN' AND id <> $1",
+            )
+            .bind(client.id.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+            if row.int("n")? == 0 {
+                return Ok(DeleteClient::LastOrganizationAdmin);
+            }
+        }
+        let deleted = sqlx::query("DELETE FROM clients WHERE id = $1")
+            .bind(client.id.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted == 0 {
+            return Ok(DeleteClient::NotFound);
+        }
+        let now = millis(activity.recorded_at);
+        sqlx::query("DELETE FROM client_revocations WHERE revoked_at < $1")
+            .bind(now - REVOCATION_KEPT_MS)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO client_revocations (client_id, revoked_at) VALUES ($1, $2)")
+            .bind(client.id.to_string())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        insert_activity(&mut tx, activity).await?;
+        tx.commit().await?;
+        Ok(DeleteClient::Deleted)
+    }
+
+    /// Replaces the secret's hash; false when the client is gone.
+    pub async fn set_client_secret(
+        &self,
+        id: ClientId,
+        secret_hash: &str,
+        activity: &Activity,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query("UPDATE clients SET secret_hash = $1 WHERE id = $2")
+            .bind(secret_hash)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if updated == 0 {
+            return Ok(false);
+        }
+        insert_activity(&mut tx, activity).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Clients revoked at or after `since` (deleted, or in a deleted environment).
+    pub async fn revoked_clients(
+        &self,
+        since: OffsetDateTime,
+    ) -> Result<Vec<ClientId>, StoreError> {
+        let rows = sqlx::query("SELECT client_id FROM client_revocations WHERE revoked_at >= $1")
+            .bind(millis(since))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|row| row.parsed("client_id")).collect()
     }
 
     pub async fn insert_signing_key(&self, key: &StoredSigningKey) -> Result<(), StoreError> {
@@ -128,11 +260,12 @@ impl Store {
 
 async fn insert_client(tx: &mut super::Tx<'_>, client: &Client) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO clients (id, environment_id, role, secret_hash, created_at) \
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO clients (id, environment_id, name, role, secret_hash, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(client.id.to_string())
     .bind(client.environment_id.to_string())
+    .bind(&client.name)
     .bind(client.role.as_str())
     .bind(&client.secret_hash)
     .bind(millis(client.created_at))
@@ -145,6 +278,7 @@ fn client_from_row(row: &AnyRow) -> Result<Client, StoreError> {
     Ok(Client {
         id: row.parsed("id")?,
         environment_id: row.parsed("environment_id")?,
+        name: row.text("name")?,
         role: row.parsed("role")?,
         secret_hash: row.text("secret_hash")?,
         created_at: row.time("created_at")?,

@@ -56,6 +56,15 @@ impl Store {
         activity: &Activity,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
+        // Its clients go with it (ON DELETE CASCADE): every replica must refuse their tokens.
+        sqlx::query(
+            "INSERT INTO client_revocations (client_id, revoked_at) \
+             SELECT id, $1 FROM clients WHERE environment_id = $2",
+        )
+        .bind(millis(activity.recorded_at))
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
         let deleted = sqlx::query("DELETE FROM environments WHERE id = $1")
             .bind(id.to_string())
             .execute(&mut *tx)

@@ -27,14 +27,14 @@ use crate::{
     secrets::MasterKey,
 };
 
-pub use auth::StoredSigningKey;
+pub use auth::{DeleteClient, StoredSigningKey};
 pub use dkim::{KeylessSelector, NewKeyMaterial, SealedDkimKey};
 pub use email_domains::CreateDomainError;
 pub use messages::{IDEMPOTENCY_WINDOW_MS, Idempotency, QueueOutcome};
 pub use outbox::{
     MAX_DELIVERY_ATTEMPTS, OutboxMessage, OutboxStatus, PER_ENVIRONMENT_PER_CLAIM, retry_delay,
 };
-pub use trusted_emails::{CodeDelivery, CreateTrustedEmailError};
+pub use trusted_emails::{CodeDelivery, CodeMailLimits, CreateTrustedEmailError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

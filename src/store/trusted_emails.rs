@@ -1,16 +1,17 @@
 //! Trusted email addresses. Creates lock the domain row so the per-domain limit holds under
-//! concurrency; a code's mail is queued in the same transaction as the code.
+//! concurrency; a code's mail is queued in the same transaction as the code, after the
+//! environment row is locked so that the code-mail limits hold too.
 
 use sqlx::{Row, any::AnyRow};
 use time::OffsetDateTime;
 
 use super::{
-    RowExt, Store, StoreError, Throttle, Tx, insert_activities, insert_activity, millis,
-    outbox::insert_outbox,
+    OutboxStatus, RowExt, Store, StoreError, Throttle, Tx, insert_activities, insert_activity,
+    millis, outbox::insert_outbox,
 };
 use crate::{
     domain::{Activity, DomainId, EmailAddress, PendingCode, TrustedEmail, TrustedEmailId},
-    mail::ComposedMail,
+    mail::{ComposedMail, MailRoute},
 };
 
 macro_rules! trusted_email_columns {
@@ -28,6 +29,8 @@ pub enum CreateTrustedEmailError {
     Exists(Box<TrustedEmail>),
     #[error("the domain already has {maximum} trusted addresses")]
     LimitReached { maximum: u32 },
+    #[error("a code mail may go in {wait_ms} ms")]
+    CodeMailTooSoon { wait_ms: i64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -44,11 +47,22 @@ pub struct CodeDelivery<'a> {
     pub mail: &'a ComposedMail,
 }
 
+/// How often code mail may go: to one address (whatever became of the trusted email it was
+/// for: a delete and re-create does not reset it), and from one environment in all.
+#[derive(Debug, Clone, Copy)]
+pub struct CodeMailLimits {
+    pub per_address_interval_ms: i64,
+    pub per_environment_per_hour: u32,
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
 impl Store {
     pub async fn create_trusted_email(
         &self,
         email: &TrustedEmail,
         delivery: Option<CodeDelivery<'_>>,
+        limits: CodeMailLimits,
         maximum: u32,
         activities: &[Activity],
     ) -> Result<(), CreateTrustedEmailError> {
@@ -82,6 +96,12 @@ impl Store {
             .int("n")?;
         if count >= i64::from(maximum) {
             return Err(CreateTrustedEmailError::LimitReached { maximum });
+        }
+        if let Some(delivery) = &delivery
+            && let Throttle::TooSoon { wait_ms } =
+                code_mail_throttle(&mut tx, email, delivery, limits).await?
+        {
+            return Err(CreateTrustedEmailError::CodeMailTooSoon { wait_ms });
         }
         let code = delivery.as_ref().map(|d| d.code);
         sqlx::query(
@@ -143,29 +163,57 @@ impl Store {
         row.as_ref().map(trusted_email_from_row).transpose()
     }
 
+    /// Deletes the address; its code mail still waiting in the outbox is cancelled with it.
     pub async fn delete_trusted_email(
         &self,
-        domain_id: DomainId,
-        id: TrustedEmailId,
+        email: &TrustedEmail,
         activity: &Activity,
     ) -> Result<bool, StoreError> {
-        let delete = sqlx::query("DELETE FROM trusted_emails WHERE id = $1 AND domain_id = $2")
-            .bind(id.to_string())
-            .bind(domain_id.to_string());
-        self.delete_recorded(delete, activity).await
+        let mut tx = self.pool.begin().await?;
+        let deleted = sqlx::query("DELETE FROM trusted_emails WHERE id = $1 AND domain_id = $2")
+            .bind(email.id.to_string())
+            .bind(email.domain_id.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE outbox SET status = $1, last_error = $2, lease_owner = NULL \
+             WHERE environment_id = $3 AND route = $4 AND status = $5 \
+             AND LOWER(envelope_to) = LOWER($6)",
+        )
+        .bind(OutboxStatus::Failed.as_str())
+        .bind("not sent: the trusted email was deleted")
+        .bind(email.environment_id.to_string())
+        .bind(MailRoute::System.to_string())
+        .bind(OutboxStatus::Pending.as_str())
+        .bind(email.address.to_string())
+        .execute(&mut *tx)
+        .await?;
+        insert_activity(&mut tx, activity).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Replaces the code (and resets its tries) unless one was sent less than `interval_ms`
     /// ago.
     pub async fn replace_code(
         &self,
-        id: TrustedEmailId,
+        email: &TrustedEmail,
         delivery: CodeDelivery<'_>,
-        interval_ms: i64,
+        limits: CodeMailLimits,
         activity: &Activity,
     ) -> Result<Throttle, StoreError> {
+        let (id, interval_ms) = (email.id, limits.per_address_interval_ms);
         let now = millis(delivery.code.sent_at);
         let mut tx = self.pool.begin().await?;
+        if let throttled @ Throttle::TooSoon { .. } =
+            code_mail_throttle(&mut tx, email, &delivery, limits).await?
+        {
+            return Ok(throttled);
+        }
         let replaced = sqlx::query(
             "UPDATE trusted_emails SET code_hash = $1, code_sent_at = $2, code_expires_at = $3, \
              failed_attempts = 0, updated_at = $2 WHERE id = $4 AND status = 'VERIFICATION_REQUIRED' \
@@ -249,6 +297,56 @@ impl Store {
         let sealed = self.seal_mail(&delivery.mail.message)?;
         insert_outbox(tx, delivery.mail, &sealed, delivery.code.sent_at).await
     }
+}
+
+/// Whether one more code mail may go now, under `limits`; locks the environment row first, so
+/// that concurrent creates and resends count each other.
+async fn code_mail_throttle(
+    tx: &mut Tx<'_>,
+    email: &TrustedEmail,
+    delivery: &CodeDelivery<'_>,
+    limits: CodeMailLimits,
+) -> Result<Throttle, StoreError> {
+    let now = millis(delivery.code.sent_at);
+    let environment = email.environment_id.to_string();
+    let system = MailRoute::System.to_string();
+    sqlx::query("UPDATE environments SET lock_version = lock_version + 1 WHERE id = $1")
+        .bind(&environment)
+        .execute(&mut **tx)
+        .await?;
+    let last_to_address: Option<i64> = sqlx::query(
+        "SELECT MAX(created_at) AS last FROM outbox WHERE environment_id = $1 AND route = $2 \
+         AND LOWER(envelope_to) = LOWER($3)",
+    )
+    .bind(&environment)
+    .bind(&system)
+    .bind(email.address.to_string())
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get("last")?;
+    if let Some(last) = last_to_address
+        && last > now - limits.per_address_interval_ms
+    {
+        return Ok(Throttle::TooSoon {
+            wait_ms: (last + limits.per_address_interval_ms - now).max(1),
+        });
+    }
+    let recent = sqlx::query(
+        "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox \
+         WHERE environment_id = $1 AND route = $2 AND created_at > $3",
+    )
+    .bind(&environment)
+    .bind(&system)
+    .bind(now - HOUR_MS)
+    .fetch_one(&mut **tx)
+    .await?;
+    if recent.int("n")? >= i64::from(limits.per_environment_per_hour) {
+        let oldest = recent.try_get::<Option<i64>, _>("oldest")?.unwrap_or(now);
+        return Ok(Throttle::TooSoon {
+            wait_ms: (oldest + HOUR_MS - now).clamp(1, HOUR_MS),
+        });
+    }
+    Ok(Throttle::Done)
 }
 
 fn trusted_email_from_row(row: &AnyRow) -> Result<(TrustedEmail, Option<PendingCode>), StoreError> {

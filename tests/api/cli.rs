@@ -57,6 +57,20 @@ impl Cli {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Creates an environment "Shop" (NA) after `init`; its id.
+    fn shop(&self) -> String {
+        let env = self.json(&[
+            "environment",
+            "create",
+            "--name",
+            "Shop",
+            "--region",
+            "NA",
+            "--json",
+        ]);
+        env["id"].as_str().unwrap().to_owned()
+    }
+
     /// The one JSON line a `--json` command prints.
     fn json(&self, args: &[&str]) -> Value {
         let stdout = self.stdout(args);
@@ -307,16 +321,8 @@ fn the_master_key_may_come_from_the_environment_instead_of_the_file() {
 fn dkim_rotate_moves_a_domains_keys_from_the_command_line() {
     let cli = Cli::new();
     cli.json(&["init", "--json"]);
-    let env = cli.json(&[
-        "environment",
-        "create",
-        "--name",
-        "Shop",
-        "--region",
-        "NA",
-        "--json",
-    ]);
-    let env = env["id"].as_str().unwrap();
+    let env = cli.shop();
+    let env = env.as_str();
     // The CLI has no domain command: the domain is made through the library on the same files.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
@@ -416,4 +422,44 @@ async fn dkim_zone_file_prints_the_regions_zone_with_every_key() {
     let stderr = String::from_utf8_lossy(&unknown.stderr);
     assert!(stderr.contains("no region mars-1"), "{stderr}");
     assert!(stderr.contains("us-east-1"), "{stderr}");
+}
+
+#[test]
+fn client_list_show_rotate_secret_and_delete_from_the_command_line() {
+    let cli = Cli::new();
+    let init = cli.json(&["init", "--json"]);
+    let env = cli.shop();
+    let env = env.as_str();
+    let created = cli.json(&[
+        "client",
+        "create",
+        "--environment",
+        env,
+        "--role",
+        "READ_ONLY",
+        "--name",
+        "Reports",
+        "--json",
+    ]);
+    let id = created["clientId"].as_str().unwrap();
+    let secret = created["clientSecret"].as_str().unwrap();
+    let list = cli.json(&["client", "list", "--environment", env, "--json"]);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["id"], id);
+    assert_eq!(list[0]["name"], "Reports");
+    assert_eq!(list[0]["role"], "READ_ONLY");
+    assert!(list[0].get("clientSecret").is_none(), "{list}");
+    let shown = cli.json(&["client", "show", id, "--json"]);
+    assert_eq!(shown, list[0]);
+    let rotated = cli.json(&["client", "rotate-secret", id, "--json"]);
+    let keys: Vec<_> = rotated.as_object().unwrap().keys().cloned().collect();
+    assert_eq!(keys, ["clientSecret"]);
+    assert_ne!(rotated["clientSecret"], secret);
+    assert!(cli.run(&["client", "delete", id]).status.success());
+    assert_eq!(cli.run(&["client", "show", id]).status.code(), Some(1));
+    assert_eq!(cli.run(&["client", "delete", id]).status.code(), Some(1));
+    // The organization keeps its last administrator.
+    let last = cli.run(&["client", "delete", init["clientId"].as_str().unwrap()]);
+    assert_eq!(last.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&last.stderr).contains("last ORGANIZATION_ADMIN"));
 }

@@ -73,3 +73,46 @@ async fn sixty_simultaneous_creates_leave_at_most_fifty() {
         assert_eq!(domains.len(), 50, "{db:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn simultaneous_deletes_of_the_two_organization_admins_keep_one() {
+    for db in backends("simultaneous_deletes_of_the_two_organization_admins_keep_one").await {
+        let app = TestApp::spawn_on(db.clone(), |_| {}).await;
+        let org = app.admin.environment_id;
+        let r = app
+            .post(
+                &format!("/v1/environments/{org}/clients"),
+                &app.admin_token,
+                serde_json::json!({"name": "Second", "role": "ORGANIZATION_ADMIN"}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let second = r.json::<serde_json::Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let first = app.admin.client_id.to_string();
+        let paths = [&first, &second].map(|id| format!("/v1/environments/{org}/clients/{id}"));
+        let statuses: Vec<_> =
+            join_all(paths.iter().map(|path| app.delete(path, &app.admin_token)))
+                .await
+                .into_iter()
+                .map(|r| r.status())
+                .collect();
+        let deleted = statuses
+            .iter()
+            .filter(|s| **s == StatusCode::NO_CONTENT)
+            .count();
+        assert_eq!(deleted, 1, "{db:?}: {statuses:?}");
+        let environment = app.service.environment(org).await.unwrap();
+        let admins = app
+            .service
+            .list_clients(&environment)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|c| c.role == trustmail::domain::Role::OrganizationAdmin)
+            .count();
+        assert_eq!(admins, 1, "{db:?}");
+    }
+}

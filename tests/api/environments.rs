@@ -104,13 +104,14 @@ async fn deleting_an_environment_deletes_its_domains() {
 }
 
 #[tokio::test]
-async fn a_deleted_environments_own_token_finds_nothing() {
+async fn a_deleted_environments_own_token_gets_401() {
     let app = TestApp::spawn().await;
     let (env, _, env_token) = deleted_environment(&app).await;
+    // Its clients went with it, and a deleted client's tokens are revoked.
     let r = app
         .get(&format!("/v1/environments/{env}/emailDomains"), &env_token)
         .await;
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

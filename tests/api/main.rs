@@ -4,6 +4,7 @@
 mod access;
 mod activities;
 mod cli;
+mod clients;
 mod concurrency;
 mod dkim;
 mod dkim_dns;

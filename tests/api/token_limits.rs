@@ -13,12 +13,14 @@ use trustmail::{
 use crate::support::{TestApp, assert_p1_error, retry_after};
 
 async fn client(app: &TestApp, env: &str) -> (ClientId, String) {
+    let operator = app.service.operator().await.unwrap().unwrap();
+    let environment = app.service.environment(env.parse().unwrap()).await.unwrap();
     let client = app
         .service
-        .create_client(env.parse().unwrap(), Role::EnvironmentAdmin)
+        .create_client(&operator, &environment, "limits", Role::EnvironmentAdmin)
         .await
         .unwrap();
-    (client.client_id, client.client_secret)
+    (client.client.id, client.client_secret)
 }
 
 async fn token_request(app: &TestApp, env: &str, client: ClientId, secret: &str) -> Response {

@@ -103,17 +103,19 @@ impl Senders {
             .await
     }
 
-    /// Makes the last code older than the one-minute resend interval.
+    /// Makes the last code, and its mail, older than the one-minute resend interval.
     async fn age_codes_past_the_resend_interval(&self) {
         let store_url = format!(
             "sqlite://{}",
             self.app.dir.path().join("trustmail.db").display()
         );
         let pool = sqlx::AnyPool::connect(&store_url).await.unwrap();
-        sqlx::query("UPDATE trusted_emails SET code_sent_at = code_sent_at - 61000")
-            .execute(&pool)
-            .await
-            .unwrap();
+        for aging in [
+            "UPDATE trusted_emails SET code_sent_at = code_sent_at - 61000",
+            "UPDATE outbox SET created_at = created_at - 61000",
+        ] {
+            sqlx::query(aging).execute(&pool).await.unwrap();
+        }
     }
 }
 
@@ -250,10 +252,71 @@ async fn a_deleted_sender_is_not_found_and_its_address_can_be_created_again() {
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let r = s.app.get(&s.sender_path(&id), &s.app.admin_token).await;
     assert_p1_error(r, StatusCode::NOT_FOUND, "NOT_FOUND", None).await;
+    s.age_codes_past_the_resend_interval().await;
     assert_eq!(
         s.create("noreply@a.shopco.test").await.status(),
         StatusCode::CREATED
     );
+}
+
+#[tokio::test]
+async fn deleting_and_recreating_a_sender_does_not_reset_the_one_code_a_minute_rule() {
+    let mut s = Senders::new(|_| {}).await;
+    let (id, _) = s.sender_with_code("NoReply@a.shopco.test").await;
+    let r = s.app.delete(&s.sender_path(&id), &s.app.admin_token).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    // The same address in another case is the same mailbox.
+    let r = s.create("noreply@a.shopco.test").await;
+    assert!(r.headers().contains_key(header::RETRY_AFTER));
+    assert_p1_error(r, StatusCode::TOO_MANY_REQUESTS, "REQUEST_LIMITED", None).await;
+    let list: Value = s
+        .app
+        .get(&format!("{}/trustedEmails", s.domain), &s.app.admin_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["count"], 0, "nothing was created");
+}
+
+#[tokio::test]
+async fn a_deleted_senders_queued_code_mail_is_not_sent() {
+    // No relay: the code mail waits in the outbox.
+    let s = Senders::new(|c| c.mail.smtp_url = "".to_owned().into()).await;
+    let r = s.create("late@a.shopco.test").await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = s.app.delete(&s.sender_path(&id), &s.app.admin_token).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let outbox = s.app.store().list_outbox(10).await.unwrap();
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0].status.as_str(), "FAILED");
+    assert!(
+        outbox[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("trusted email was deleted")
+    );
+}
+
+#[tokio::test]
+async fn an_environment_past_its_code_mails_per_hour_gets_429() {
+    let s = Senders::new(|c| c.limits.code_mails_per_hour = 2).await;
+    for address in ["one@a.shopco.test", "two@a.shopco.test"] {
+        assert_eq!(s.create(address).await.status(), StatusCode::CREATED);
+    }
+    let r = s.create("three@a.shopco.test").await;
+    let wait: u64 = r.headers()[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3600).contains(&wait), "{wait}");
+    assert_p1_error(r, StatusCode::TOO_MANY_REQUESTS, "REQUEST_LIMITED", None).await;
 }
 
 /// A sender whose code was tried wrong five times: (senders, sender id, the right code).

@@ -1,7 +1,7 @@
 //! Access tokens: EdDSA JWTs that any replica can verify, signed with a key sealed in the store.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, RwLock},
     time::{Duration, Instant},
 };
@@ -21,11 +21,13 @@ use crate::{
     store::{Store, StoreError, StoredSigningKey},
 };
 
-/// Access tokens live an hour, as PingOne's do.
-pub const TOKEN_LIFETIME_S: i64 = 3600;
+pub use crate::domain::TOKEN_LIFETIME_S;
 const SEALING_PURPOSE: &str = "token-signing-key";
 /// Verified tokens kept in memory; past this the cache starts over (a bound, not a policy).
 const VERIFIED_CACHE_CAPACITY: usize = 10_000;
+/// How stale this replica's view of revoked clients may be: another replica's client delete
+/// refuses that client's tokens here within this (plus one store round trip).
+const REVOCATION_POLL: Duration = Duration::from_secs(1);
 /// A token naming a key we do not hold reloads the keys from the store at most this often, so
 /// tokens with made-up `kid`s cannot turn into a query each.
 const MIN_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
@@ -84,10 +86,27 @@ pub struct TokenService {
     master_key: Arc<MasterKey>,
     keys: RwLock<Arc<Keys>>,
     verified: RwLock<HashMap<String, (Actor, i64)>>,
+    revoked: RwLock<Revoked>,
+    /// One store poll at a time; the others wait for its answer.
+    revocation_poll: tokio::sync::Mutex<()>,
     /// When the keys were last reloaded for an unknown `kid`; held while reloading, so
     /// concurrent unknown `kid`s wait for one reload instead of each making their own.
     last_reload: tokio::sync::Mutex<Option<Instant>>,
     public_url: String,
+}
+
+/// Clients whose tokens are refused (deleted ones), as last read from the store.
+#[derive(Default)]
+struct Revoked {
+    clients: HashSet<ClientId>,
+    polled_at: Option<Instant>,
+}
+
+impl Revoked {
+    fn is_fresh(&self) -> bool {
+        self.polled_at
+            .is_some_and(|at| at.elapsed() < REVOCATION_POLL)
+    }
 }
 
 impl TokenService {
@@ -111,6 +130,8 @@ impl TokenService {
             master_key,
             keys: RwLock::new(Arc::new(keys)),
             verified: RwLock::new(HashMap::new()),
+            revoked: RwLock::new(Revoked::default()),
+            revocation_poll: tokio::sync::Mutex::new(()),
             last_reload: tokio::sync::Mutex::new(None),
             public_url,
         })
@@ -152,9 +173,56 @@ impl TokenService {
         format!("{}/{}/as", self.public_url, environment_id)
     }
 
-    /// Checks signature, expiry, audience (`public_url`) and issuer (the environment's
-    /// authorization server); a token seen before is answered from memory until it expires.
+    /// Checks signature, expiry, audience (`public_url`), issuer (the environment's
+    /// authorization server) and that the client is not revoked; a token seen before is
+    /// answered from memory until it expires, but revocations are re-read at least every second.
     pub async fn verify(&self, token: &str) -> Result<Actor, TokenError> {
+        let actor = self.verify_signed(token).await?;
+        if self.is_revoked(actor.client_id).await? {
+            return Err(TokenError::Invalid);
+        }
+        Ok(actor)
+    }
+
+    /// Refuses the client's tokens in this process at once (other replicas learn it from the
+    /// store within `REVOCATION_POLL`).
+    pub fn revoke(&self, client_id: ClientId) {
+        if let Ok(mut revoked) = self.revoked.write() {
+            revoked.clients.insert(client_id);
+        }
+    }
+
+    async fn is_revoked(&self, client_id: ClientId) -> Result<bool, TokenError> {
+        if let Ok(revoked) = self.revoked.read()
+            && revoked.is_fresh()
+        {
+            return Ok(revoked.clients.contains(&client_id));
+        }
+        let _polling = self.revocation_poll.lock().await;
+        let fresh = self.revoked.read().map(|r| r.is_fresh()).unwrap_or(false);
+        if !fresh {
+            let since = now() - time::Duration::seconds(TOKEN_LIFETIME_S);
+            let clients: HashSet<_> = self
+                .store
+                .revoked_clients(since)
+                .await?
+                .into_iter()
+                .collect();
+            if let Ok(mut revoked) = self.revoked.write() {
+                // Keep local revocations too: the store has them, but a poll that started
+                // before one committed would not.
+                revoked.clients.extend(clients);
+                revoked.polled_at = Some(Instant::now());
+            }
+        }
+        Ok(self
+            .revoked
+            .read()
+            .map(|r| r.clients.contains(&client_id))
+            .unwrap_or(true))
+    }
+
+    async fn verify_signed(&self, token: &str) -> Result<Actor, TokenError> {
         let now_s = now().unix_timestamp();
         if let Ok(cache) = self.verified.read()
             && let Some((actor, exp)) = cache.get(token)

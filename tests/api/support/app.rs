@@ -125,7 +125,9 @@ impl TestApp {
         let mut app = Application::build(config.clone())
             .await
             .expect("app builds");
-        let url = app.public_url().to_owned();
+        // Where this server answers; its `public_url` (links, `iss`, `aud`) is the same unless
+        // the test set one (a replica shares its first server's).
+        let url = format!("http://127.0.0.1:{}", app.port());
         let service = app.service().clone();
         let store = app.store().clone();
         let dkim_dns = app.dkim_dns_addr();
@@ -185,6 +187,17 @@ impl TestApp {
         Self::start(config, dir, Some(admin)).await
     }
 
+    /// A second replica: another server on the same database and master key file, as the
+    /// organization administrator of this one.
+    pub async fn replica(&self) -> Self {
+        let mut config = self.config.clone();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        // Replicas sit behind one public URL, which their tokens name.
+        config.public_url = self.url.clone();
+        let admin = (self.admin.clone(), Some(self.admin_token.clone()));
+        Self::start(config, tempfile::tempdir().unwrap(), Some(admin)).await
+    }
+
     pub async fn stop(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
@@ -238,14 +251,20 @@ impl TestApp {
 
     /// A token for a new client with `role` in `environment`, through the token endpoint.
     pub async fn token(&self, environment: &str, role: Role) -> String {
+        let operator = self.service.operator().await.unwrap().unwrap();
+        let resolved = self
+            .service
+            .environment(environment.parse().unwrap())
+            .await
+            .unwrap();
         let client = self
             .service
-            .create_client(environment.parse().unwrap(), role)
+            .create_client(&operator, &resolved, "test client", role)
             .await
             .unwrap();
         let credentials = Credentials {
             environment_id: environment.parse().unwrap(),
-            client_id: client.client_id,
+            client_id: client.client.id,
             client_secret: client.client_secret,
             token_url: format!("{}/{environment}/as/token", self.url),
         };

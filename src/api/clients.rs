@@ -1,0 +1,169 @@
+//! `/v1/environments/{environmentId}/clients`: addition; the clients that get tokens
+//! (PingOne's worker applications). A secret is shown only when made: by the create and by a
+//! rotation.
+
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{
+    AppState,
+    auth::Caller,
+    body::RawBody,
+    errors::{ApiError, ApiResult, P1Error, ResourceErrors},
+    hal::{IdRef, Links, Page, UrlBuilder, wire_time},
+    path::{ClientPath, EnvironmentPath},
+};
+use crate::domain::{Client, Permission, Role};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_client, list_clients))
+        .routes(routes!(read_client, delete_client))
+        .routes(routes!(rotate_client_secret))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientView {
+    #[serde(rename = "_links")]
+    #[schema(value_type = Object)]
+    links: Links,
+    id: String,
+    name: String,
+    /// `ORGANIZATION_ADMIN`, `ENVIRONMENT_ADMIN` or `READ_ONLY`.
+    role: &'static str,
+    environment: IdRef,
+    created_at: String,
+    /// Only in the answer to the create.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret: Option<String>,
+}
+
+impl ClientView {
+    fn new(client: &Client, urls: &UrlBuilder) -> Self {
+        let environment = urls.environment(client.environment_id);
+        Self {
+            links: Links::from([
+                (
+                    "self",
+                    UrlBuilder::link(format!("{environment}/clients/{}", client.id)),
+                ),
+                ("environment", UrlBuilder::link(environment)),
+            ]),
+            id: client.id.to_string(),
+            name: client.name.clone(),
+            role: client.role.as_str(),
+            environment: IdRef::new(client.environment_id),
+            created_at: wire_time(client.created_at),
+            client_secret: None,
+        }
+    }
+}
+
+/// Request body of a client create.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct CreateClient {
+    name: String,
+    /// `ORGANIZATION_ADMIN` (only in the organization's environment), `ENVIRONMENT_ADMIN` or
+    /// `READ_ONLY`.
+    role: String,
+}
+
+/// A new client secret: the old one no longer gets tokens.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientSecretView {
+    client_secret: String,
+}
+
+#[utoipa::path(post, path = "/v1/environments/{environmentId}/clients", tag = "Clients",
+    params(EnvironmentPath), request_body = CreateClient,
+    responses((status = 201, body = ClientView), (status = 400, body = P1Error), ResourceErrors))]
+async fn create_client(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: EnvironmentPath,
+    body: RawBody,
+) -> ApiResult<impl IntoResponse> {
+    let environment = path.load(&state, &caller, Permission::Write).await?;
+    let body = body.json_object()?;
+    let name = body.required_str("name")?;
+    let role: Role = body
+        .required_str("role")?
+        .parse()
+        .map_err(|e: crate::domain::UnknownValue| ApiError::invalid_value("role", e.to_string()))?;
+    let created = state
+        .service
+        .create_client(&caller.0, &environment, name, role)
+        .await?;
+    let mut view = ClientView::new(&created.client, &state.urls);
+    view.client_secret = Some(created.client_secret);
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[utoipa::path(get, path = "/v1/environments/{environmentId}/clients", tag = "Clients",
+    params(EnvironmentPath),
+    responses((status = 200, description = "`_embedded.clients`"), ResourceErrors))]
+async fn list_clients(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: EnvironmentPath,
+) -> ApiResult<impl IntoResponse> {
+    let environment = path.load(&state, &caller, Permission::Read).await?;
+    let clients = state.service.list_clients(&environment).await?;
+    let views: Vec<_> = clients
+        .iter()
+        .map(|c| ClientView::new(c, &state.urls))
+        .collect();
+    let count = views.len() as i64;
+    let this = format!("{}/clients", state.urls.environment(environment.id));
+    Ok(Json(Page::new(
+        "clients",
+        views,
+        count,
+        Links::from([("self", UrlBuilder::link(this))]),
+    )))
+}
+
+#[utoipa::path(get, path = "/v1/environments/{environmentId}/clients/{clientId}", tag = "Clients",
+    params(ClientPath), responses((status = 200, body = ClientView), ResourceErrors))]
+async fn read_client(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: ClientPath,
+) -> ApiResult<impl IntoResponse> {
+    let client = path.load(&state, &caller, Permission::Read).await?;
+    Ok(Json(ClientView::new(&client, &state.urls)))
+}
+
+#[utoipa::path(delete, path = "/v1/environments/{environmentId}/clients/{clientId}", tag = "Clients",
+    params(ClientPath),
+    responses((status = 204), (status = 400, body = P1Error), ResourceErrors))]
+async fn delete_client(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: ClientPath,
+) -> ApiResult<impl IntoResponse> {
+    let client = path.load(&state, &caller, Permission::Write).await?;
+    state.service.delete_client(&caller.0, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/v1/environments/{environmentId}/clients/{clientId}/secret",
+    tag = "Clients", params(ClientPath),
+    responses((status = 200, body = ClientSecretView), ResourceErrors))]
+async fn rotate_client_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: ClientPath,
+) -> ApiResult<impl IntoResponse> {
+    let client = path.load(&state, &caller, Permission::Write).await?;
+    let client_secret = state
+        .service
+        .rotate_client_secret(&caller.0, &client)
+        .await?;
+    Ok(Json(ClientSecretView { client_secret }))
+}
