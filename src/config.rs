@@ -43,6 +43,10 @@ pub const KNOWN_KEYS: &[&str] = &[
     "secrets.master_key",
     "dkim_dns.listen",
     "dkim_dns.nameservers",
+    "http.header_read_timeout_s",
+    "http.request_timeout_s",
+    "http.idle_timeout_s",
+    "http.max_connections",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +83,7 @@ pub struct Config {
     pub dkim: Dkim,
     pub secrets: Secrets,
     pub dkim_dns: DkimDns,
+    pub http: Http,
 }
 
 impl Default for Config {
@@ -96,6 +101,7 @@ impl Default for Config {
             dkim: Dkim::default(),
             secrets: Secrets::default(),
             dkim_dns: DkimDns::default(),
+            http: Http::default(),
         }
     }
 }
@@ -281,6 +287,74 @@ pub struct DkimDns {
     /// Host names in each DKIM zone's NS records; empty = `ns1.<dkim_zone>`.
     #[serde(deserialize_with = "string_or_list")]
     pub nameservers: Vec<String>,
+}
+
+/// Limits of the HTTP server (README § HTTP limits).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http {
+    /// A connection must deliver a request's headers within this, else it is closed.
+    pub header_read_timeout_s: u64,
+    /// A request still without an answer after this is answered 503.
+    pub request_timeout_s: u64,
+    /// A connection that moves no byte either way for this long is closed.
+    pub idle_timeout_s: u64,
+    /// Connections served at once; past it new ones wait in the listen backlog.
+    pub max_connections: u32,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_s: 30,
+            request_timeout_s: 30,
+            idle_timeout_s: 60,
+            max_connections: 10_000,
+        }
+    }
+}
+
+impl Http {
+    /// The longest timeout accepted: a year of seconds, far inside what `Instant` arithmetic
+    /// can add without overflowing.
+    pub const MAX_TIMEOUT_S: u64 = 365 * 24 * 3600;
+
+    pub fn header_read_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.header_read_timeout_s)
+    }
+
+    pub fn request_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.request_timeout_s)
+    }
+
+    pub fn idle_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.idle_timeout_s)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (key, value) in [
+            ("http.header_read_timeout_s", self.header_read_timeout_s),
+            ("http.request_timeout_s", self.request_timeout_s),
+            ("http.idle_timeout_s", self.idle_timeout_s),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, "must be at least 1"));
+            }
+            if value > Self::MAX_TIMEOUT_S {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("must be at most {} (a year)", Self::MAX_TIMEOUT_S),
+                ));
+            }
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::invalid(
+                "http.max_connections",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A value named by a string that the type parses (the wire enums of `domain`).
@@ -525,6 +599,7 @@ impl Config {
                 "must be IP:PORT or empty",
             ));
         }
+        self.http.validate()?;
         for (i, name) in self.dkim_dns.nameservers.iter().enumerate() {
             if !is_host_name(name) {
                 return Err(ConfigError::invalid(
@@ -608,6 +683,13 @@ mod tests {
             .collect()
     }
 
+    /// Why loading with only these environment variables fails.
+    fn env_error(pairs: &[(&str, &str)]) -> String {
+        Config::load_from(None, vars(pairs))
+            .unwrap_err()
+            .to_string()
+    }
+
     #[test]
     fn the_documented_example_sets_every_known_key() {
         let example = include_str!("../config.example.toml");
@@ -665,12 +747,7 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_key() {
-        let err = Config::load_from(
-            None,
-            vars(&[("TRUSTMAIL_LIMITS__DOMAINS_PER_ENVIRONMENT", "many")]),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = env_error(&[("TRUSTMAIL_LIMITS__DOMAINS_PER_ENVIRONMENT", "many")]);
         assert!(err.contains("limits.domains_per_environment"), "{err}");
         let f = file("[[regions]]\nname = \"Bad_Name\"\n");
         let err = Config::load_from(Some(f.path()), vec![])
@@ -711,6 +788,31 @@ mod tests {
         assert_eq!(config.dns.resolvers, ["127.0.0.1:5353", "127.0.0.2"]);
         assert_eq!(config.domains.extra_public_suffixes, ["test", "example"]);
         assert_eq!(config.database_url.expose_secret(), "postgres://u@h/db");
+    }
+
+    #[test]
+    fn http_limits_must_be_positive_and_not_overflow() {
+        for (var, key) in [
+            (
+                "TRUSTMAIL_HTTP__HEADER_READ_TIMEOUT_S",
+                "http.header_read_timeout_s",
+            ),
+            (
+                "TRUSTMAIL_HTTP__REQUEST_TIMEOUT_S",
+                "http.request_timeout_s",
+            ),
+            ("TRUSTMAIL_HTTP__IDLE_TIMEOUT_S", "http.idle_timeout_s"),
+            ("TRUSTMAIL_HTTP__MAX_CONNECTIONS", "http.max_connections"),
+        ] {
+            let err = env_error(&[(var, "0")]);
+            assert!(err.contains(key), "{err}");
+        }
+        let err = env_error(&[("TRUSTMAIL_HTTP__IDLE_TIMEOUT_S", "18446744073709551615")]);
+        assert!(err.contains("http.idle_timeout_s"), "{err}");
+        let config =
+            Config::load_from(None, vars(&[("TRUSTMAIL_HTTP__REQUEST_TIMEOUT_S", "5")])).unwrap();
+        assert_eq!(config.http.request_timeout_s, 5);
+        assert_eq!(config.http.header_read_timeout_s, 30);
     }
 
     #[test]

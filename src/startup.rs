@@ -1,5 +1,9 @@
 //! Wiring: configuration in, a running server out. Tests build it on port 0.
 
+mod serve;
+
+pub use serve::SHUTDOWN_GRACE;
+
 use std::{future::Future, sync::Arc};
 
 use axum::Router;
@@ -8,7 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::{
     api,
-    config::{Config, Secrets},
+    config::{Config, Http, Secrets},
     dkim_dns::DkimDns,
     jobs::outbox::OutboxDelivery,
     mail::{RelayConfigError, Relays},
@@ -117,6 +121,7 @@ pub struct Application {
     bootstrap: Option<Credentials>,
     outbox: OutboxDelivery,
     dkim_dns: Option<DkimDns>,
+    http: Http,
 }
 
 impl Application {
@@ -148,7 +153,7 @@ impl Application {
         } else {
             Some(DkimDns::start(&config.dkim_dns.listen, service.clone()).await?)
         };
-        let router = api::router(service.clone(), &public_url);
+        let router = api::router(service.clone(), &public_url, config.http.request_timeout());
         Ok(Self {
             listener,
             router,
@@ -159,6 +164,7 @@ impl Application {
             bootstrap,
             outbox,
             dkim_dns,
+            http: config.http,
         })
     }
 
@@ -190,7 +196,8 @@ impl Application {
         self.bootstrap.take()
     }
 
-    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    /// Serves until `shutdown` completes, then finishes the requests in flight (for at most
+    /// `SHUTDOWN_GRACE`).
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -206,9 +213,7 @@ impl Application {
         let checks = tokio::spawn(supervise("dns_checks", FIRST_BACKOFF, move || {
             crate::jobs::dns::run_scheduled_checks(service.clone())
         }));
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = serve::serve(self.listener, self.router, &self.http, shutdown).await;
         upkeep.abort();
         checks.abort();
         if let Some(dkim_dns) = self.dkim_dns {

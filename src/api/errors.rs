@@ -67,6 +67,8 @@ pub enum ApiError {
     RequestLimited {
         retry_after_s: u64,
     },
+    /// 503 `SERVICE_UNAVAILABLE`: no answer within `http.request_timeout_s`.
+    TimedOut,
     /// 500; the cause is logged, never shown.
     Unexpected(Box<dyn std::error::Error + Send + Sync>),
 }
@@ -131,6 +133,13 @@ impl ApiError {
                 format!(
                     "The request could not be completed. Too many requests; retry after {retry_after_s} seconds."
                 ),
+                vec![],
+            ),
+            ApiError::TimedOut => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SERVICE_UNAVAILABLE",
+                "The request could not be completed. The service did not answer in time; try again later."
+                    .into(),
                 vec![],
             ),
             ApiError::Unexpected(cause) => {

@@ -4,11 +4,11 @@
 use std::{
     collections::HashSet,
     sync::{OnceLock, RwLock},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use axum::{
-    extract::{MatchedPath, Request},
+    extract::{MatchedPath, Request, State},
     http::{HeaderName, HeaderValue, Method, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
@@ -82,6 +82,18 @@ pub async fn observe(request: Request, next: Next) -> Response {
         response.headers_mut().insert(CORRELATION_ID, value);
     }
     response
+}
+
+/// Answers 503 (`ApiError::TimedOut`) for a request still unanswered after `limit`
+/// (`http.request_timeout_s`); the handler is dropped, and with it whatever it awaited.
+pub async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(limit_s = limit.as_secs(), "request timed out");
+            ApiError::TimedOut.into_response()
+        }
+    }
 }
 
 /// A `'static` copy of a label value. Values come from a bounded set (routes, methods, status

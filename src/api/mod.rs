@@ -72,7 +72,9 @@ pub fn openapi(public_url: &str) -> utoipa::openapi::OpenApi {
     doc
 }
 
-pub fn router(service: Service, public_url: &str) -> Router {
+/// Every route, with the request time limit (`http.request_timeout_s`) inside the
+/// correlation-id and metrics layer, so a timed-out request is logged and counted as its 503.
+pub fn router(service: Service, public_url: &str, request_timeout: std::time::Duration) -> Router {
     let (routes, mut doc) = routes();
     doc.servers = Some(vec![utoipa::openapi::Server::new(public_url)]);
     let openapi = doc.to_pretty_json().unwrap_or_else(|_| "{}".into());
@@ -87,6 +89,10 @@ pub fn router(service: Service, public_url: &str) -> Router {
         .with_state(state)
         .layer(axum::middleware::map_response(
             middleware::p1_method_not_allowed,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            request_timeout,
+            middleware::time_limit,
         ))
         .layer(axum::middleware::from_fn(middleware::observe))
 }

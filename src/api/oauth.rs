@@ -15,7 +15,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{AppState, body::RawBody, errors::ApiResult};
 use crate::{
     domain::{ClientId, EnvironmentId},
-    service::TOKEN_LIFETIME_S,
+    service::{TOKEN_LIFETIME_S, TokenGrant},
 };
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -53,6 +53,20 @@ fn oauth_error(status: StatusCode, error: &'static str, description: &str) -> Re
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Basic realm=\"trustmail\""),
         );
+    }
+    response
+}
+
+/// `error` as it is set, plus `Retry-After`.
+fn retry_later(
+    status: StatusCode,
+    error: &'static str,
+    description: &str,
+    seconds: u64,
+) -> Response {
+    let mut response = oauth_error(status, error, description);
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
     }
     response
 }
@@ -101,7 +115,9 @@ fn form_decode(s: &str) -> String {
     request_body(content_type = "application/x-www-form-urlencoded",
                  description = "`grant_type=client_credentials`, with `client_id` and `client_secret` here or in HTTP Basic"),
     responses((status = 200, body = TokenResponse), (status = 400, body = OAuthError),
-              (status = 401, body = OAuthError)))]
+              (status = 401, body = OAuthError),
+              (status = 429, body = OAuthError, description = "`REQUEST_LIMITED`: too many wrong secrets for this client; see `Retry-After`"),
+              (status = 503, body = OAuthError, description = "`temporarily_unavailable`: too many secrets being checked; see `Retry-After`")))]
 async fn issue_token(
     State(state): State<AppState>,
     Path(environment): Path<String>,
@@ -165,7 +181,7 @@ async fn issue_token(
         .issue_token(environment_id, client_id, &secret)
         .await?
     {
-        Some(access_token) => {
+        TokenGrant::Issued(access_token) => {
             let mut response = Json(TokenResponse {
                 access_token,
                 token_type: "Bearer",
@@ -177,10 +193,27 @@ async fn issue_token(
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             Ok(response)
         }
-        None => {
+        TokenGrant::Refused => {
             tracing::info!(%client_id, "token refused: unknown client or wrong secret");
             Ok(invalid_client())
         }
+        TokenGrant::Locked { retry_after_s } => {
+            tracing::warn!(%client_id, "token refused: client locked out after wrong secrets");
+            Ok(retry_later(
+                StatusCode::TOO_MANY_REQUESTS,
+                "REQUEST_LIMITED",
+                &format!(
+                    "Too many failed client authentications; retry after {retry_after_s} seconds."
+                ),
+                retry_after_s,
+            ))
+        }
+        TokenGrant::Busy => Ok(retry_later(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "Too many client authentications in progress; retry shortly.",
+            1,
+        )),
     }
 }
 

@@ -1,17 +1,33 @@
 //! Who may call: clients, their secrets (Argon2), access tokens (`tokens`) and the first
 //! administrator.
 
+mod limits;
 mod tokens;
 
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use serde::Serialize;
 
-use super::{Service, ServiceError, environments::new_environment};
+use super::{Service, ServiceError, environments::new_environment, retry_after_s};
 use crate::domain::{
     Activity, ActivityType, Client, ClientId, EnvironmentId, Geography, ResourceType, Role, now,
 };
 
+pub use limits::{FailedSecrets, HashingPool};
 pub use tokens::{Actor, TOKEN_LIFETIME_S, TokenError, TokenService};
+
+/// What the client credentials grant answers.
+#[derive(Debug)]
+pub enum TokenGrant {
+    Issued(String),
+    /// Unknown client, another environment's client, or a wrong secret.
+    Refused,
+    /// Too many wrong secrets for this client lately; nothing was hashed.
+    Locked {
+        retry_after_s: u64,
+    },
+    /// Every hashing slot and queue place is taken; nothing was hashed.
+    Busy,
+}
 
 /// The name of the environment `init` creates. Only a name: which environment is the
 /// organization's is recorded by the bootstrap (`Store::organization_environment`).
@@ -85,27 +101,44 @@ impl Service {
     }
 
     /// Client credentials grant: a token when the client lives in `environment_id` and the
-    /// secret matches; `None` otherwise (the caller answers `invalid_client`).
+    /// secret matches. A client with `limits::MAX_FAILURES` wrong secrets in the last minute is
+    /// locked out before anything is hashed, whatever it sends.
     pub async fn issue_token(
         &self,
         environment_id: EnvironmentId,
         client_id: ClientId,
         secret: &str,
-    ) -> Result<Option<String>, ServiceError> {
-        let Some(client) = self.store().get_client(client_id).await? else {
-            return Ok(None);
-        };
-        if client.environment_id != environment_id
-            || !verify_secret(client.secret_hash.clone(), secret.to_owned()).await
-        {
-            return Ok(None);
+    ) -> Result<TokenGrant, ServiceError> {
+        let failed = &self.inner.failed_secrets;
+        if let Some(wait) = failed.locked_for(client_id) {
+            let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+            return Ok(TokenGrant::Locked {
+                retry_after_s: retry_after_s(wait_ms),
+            });
         }
+        let Some(client) = self.store().get_client(client_id).await? else {
+            return Ok(TokenGrant::Refused);
+        };
+        let (hash, secret) = (client.secret_hash.clone(), secret.to_owned());
+        let Ok(matches) = self
+            .inner
+            .hashing
+            .run(move || verify_secret_now(&hash, &secret))
+            .await
+        else {
+            return Ok(TokenGrant::Busy);
+        };
+        if client.environment_id != environment_id || !matches {
+            failed.record_failure(client_id);
+            return Ok(TokenGrant::Refused);
+        }
+        failed.clear(client_id);
         let token = self.tokens().issue(&Actor {
             client_id: client.id,
             environment_id: client.environment_id,
             role: client.role,
         })?;
-        Ok(Some(token))
+        Ok(TokenGrant::Issued(token))
     }
 }
 
@@ -142,11 +175,12 @@ pub async fn hash_secret(secret: String) -> Result<String, TokenError> {
 
 /// Verifies off the async workers; the parameters come from the stored hash.
 pub async fn verify_secret(hash: String, secret: String) -> bool {
-    tokio::task::spawn_blocking(move || {
-        hasher()
-            .verify_password(secret.as_bytes(), hash.as_str())
-            .is_ok()
-    })
-    .await
-    .unwrap_or(false)
+    tokio::task::spawn_blocking(move || verify_secret_now(&hash, &secret))
+        .await
+        .unwrap_or(false)
+}
+
+/// Verifies on this thread (callers run it on a blocking one).
+fn verify_secret_now(hash: &str, secret: &str) -> bool {
+    hasher().verify_password(secret.as_bytes(), hash).is_ok()
 }

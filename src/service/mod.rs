@@ -29,8 +29,8 @@ use crate::{
 /// What the API shows of a queued message.
 pub use crate::store::{OutboxMessage, OutboxStatus};
 pub use auth::{
-    ADMINISTRATORS, Actor, Credentials, NewClient, TOKEN_LIFETIME_S, TokenError, TokenService,
-    token_url,
+    ADMINISTRATORS, Actor, Credentials, NewClient, TOKEN_LIFETIME_S, TokenError, TokenGrant,
+    TokenService, token_url,
 };
 pub use cache::DomainSnapshot;
 pub use messages::{MAX_RECIPIENTS, NewMessage};
@@ -76,9 +76,16 @@ impl ServiceError {
     /// 429 with `Retry-After`: `wait_ms` rounded up to whole seconds, at least one.
     pub fn retry_after_ms(wait_ms: i64) -> Self {
         Self::RateLimited {
-            retry_after_s: u64::try_from((wait_ms + 999) / 1000).unwrap_or(1).max(1),
+            retry_after_s: retry_after_s(wait_ms),
         }
     }
+}
+
+/// `Retry-After`: `wait_ms` rounded up to whole seconds, at least one.
+fn retry_after_s(wait_ms: i64) -> u64 {
+    u64::try_from(wait_ms.saturating_add(999) / 1000)
+        .unwrap_or(1)
+        .max(1)
 }
 
 /// What a create did: made the resource, or found it already there (PingOne answers 201 and
@@ -138,6 +145,10 @@ struct Inner {
     store: Store,
     master_key: Arc<MasterKey>,
     tokens: TokenService,
+    /// Wrong client secrets per client, for the token endpoint's lockout.
+    failed_secrets: auth::FailedSecrets,
+    /// Where the token endpoint's Argon2 verifications run, a bounded number at a time.
+    hashing: auth::HashingPool,
     settings: Settings,
     cache: cache::ReadCache,
     signers: dkim::Signers,
@@ -160,6 +171,8 @@ impl Service {
                 store,
                 master_key,
                 tokens,
+                failed_secrets: auth::FailedSecrets::default(),
+                hashing: auth::HashingPool::default(),
                 settings,
                 cache: cache::ReadCache::default(),
                 signers: dkim::Signers::default(),

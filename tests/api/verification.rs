@@ -6,7 +6,7 @@ use hickory_proto::rr::RecordType;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, TestDns, assert_p1_error, redact};
+use crate::support::{TestApp, TestDns, assert_p1_error, redact, retry_after};
 
 const DOMAIN: &str = "a.shopco.test";
 
@@ -510,11 +510,7 @@ async fn forced_checks_are_limited_to_one_per_five_seconds() {
     let first = f.app.post(&path, &f.app.admin_token, Value::Null).await;
     assert_eq!(first.status(), StatusCode::OK);
     let second = f.app.post(&path, &f.app.admin_token, Value::Null).await;
-    let retry: u64 = second.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry = retry_after(&second);
     assert!((1..=5).contains(&retry), "{retry}");
     assert_p1_error(
         second,

@@ -28,6 +28,9 @@ const VERIFIED_CACHE_CAPACITY: usize = 10_000;
 /// How stale this replica's view of revoked clients may be: another replica's client delete
 /// refuses that client's tokens here within this (plus one store round trip).
 const REVOCATION_POLL: Duration = Duration::from_secs(1);
+/// A token naming a key we do not hold reloads the keys from the store at most this often, so
+/// tokens with made-up `kid`s cannot turn into a query each.
+const MIN_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Who is calling, from a verified token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +59,8 @@ pub enum TokenError {
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
     iss: String,
+    /// `public_url`: the API the token is for.
+    aud: String,
     sub: String,
     env: String,
     role: String,
@@ -84,6 +89,9 @@ pub struct TokenService {
     revoked: RwLock<Revoked>,
     /// One store poll at a time; the others wait for its answer.
     revocation_poll: tokio::sync::Mutex<()>,
+    /// When the keys were last reloaded for an unknown `kid`; held while reloading, so
+    /// concurrent unknown `kid`s wait for one reload instead of each making their own.
+    last_reload: tokio::sync::Mutex<Option<Instant>>,
     public_url: String,
 }
 
@@ -124,6 +132,7 @@ impl TokenService {
             verified: RwLock::new(HashMap::new()),
             revoked: RwLock::new(Revoked::default()),
             revocation_poll: tokio::sync::Mutex::new(()),
+            last_reload: tokio::sync::Mutex::new(None),
             public_url,
         })
     }
@@ -144,7 +153,8 @@ impl TokenService {
         let keys = self.keys();
         let iat = issued_at.unix_timestamp();
         let claims = Claims {
-            iss: format!("{}/{}/as", self.public_url, actor.environment_id),
+            iss: self.issuer(actor.environment_id),
+            aud: self.public_url.clone(),
             sub: actor.client_id.to_string(),
             env: actor.environment_id.to_string(),
             role: actor.role.as_str().to_owned(),
@@ -158,7 +168,13 @@ impl TokenService {
             .map_err(|e| TokenError::Key(e.to_string()))
     }
 
-    /// Checks signature, expiry and that the client is not revoked; a token seen before is
+    /// `iss` of the tokens of `environment_id`: its authorization server's base URL.
+    fn issuer(&self, environment_id: EnvironmentId) -> String {
+        format!("{}/{}/as", self.public_url, environment_id)
+    }
+
+    /// Checks signature, expiry, audience (`public_url`), issuer (the environment's
+    /// authorization server) and that the client is not revoked; a token seen before is
     /// answered from memory until it expires, but revocations are re-read at least every second.
     pub async fn verify(&self, token: &str) -> Result<Actor, TokenError> {
         let actor = self.verify_signed(token).await?;
@@ -222,15 +238,15 @@ impl TokenService {
             .kid
             .ok_or(TokenError::Invalid)?;
         if !self.keys().verifying.contains_key(&kid) {
-            // A key another replica added since we loaded ours.
-            self.reload().await?;
+            // Perhaps a key another replica added since we loaded ours.
+            self.reload_for(&kid).await?;
         }
         let keys = self.keys();
         let key = keys.verifying.get(&kid).ok_or(TokenError::Invalid)?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.leeway = 0;
-        validation.validate_aud = false;
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.set_audience(&[&self.public_url]);
+        validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
         let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)
             .map_err(|_| TokenError::Invalid)?
             .claims;
@@ -239,6 +255,9 @@ impl TokenService {
             environment_id: claims.env.parse().map_err(|_| TokenError::Invalid)?,
             role: claims.role.parse().map_err(|_| TokenError::Invalid)?,
         };
+        if claims.iss != self.issuer(actor.environment_id) {
+            return Err(TokenError::Invalid);
+        }
         if let Ok(mut cache) = self.verified.write() {
             if cache.len() >= VERIFIED_CACHE_CAPACITY {
                 cache.clear();
@@ -248,7 +267,17 @@ impl TokenService {
         Ok(actor)
     }
 
-    async fn reload(&self) -> Result<(), TokenError> {
+    /// Reloads the keys for a token naming `kid`, unless another request just did (then its
+    /// result serves this one) or the last reload was under `MIN_RELOAD_INTERVAL` ago.
+    async fn reload_for(&self, kid: &str) -> Result<(), TokenError> {
+        let mut last = self.last_reload.lock().await;
+        if self.keys().verifying.contains_key(kid)
+            || last.is_some_and(|at| at.elapsed() < MIN_RELOAD_INTERVAL)
+        {
+            return Ok(());
+        }
+        *last = Some(Instant::now());
+        metrics::counter!("token_key_reloads_total").increment(1);
         let stored = self.store.list_signing_keys().await?;
         let keys = build_keys(&stored, &self.master_key)?;
         if let Ok(mut slot) = self.keys.write() {

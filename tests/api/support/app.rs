@@ -117,11 +117,17 @@ impl TestApp {
     }
 
     /// Starts a server on an existing data directory (restart tests).
-    async fn start(config: Config, dir: TempDir, admin: Option<(Credentials, String)>) -> Self {
+    async fn start(
+        config: Config,
+        dir: TempDir,
+        admin: Option<(Credentials, Option<String>)>,
+    ) -> Self {
         let mut app = Application::build(config.clone())
             .await
             .expect("app builds");
-        let url = app.public_url().to_owned();
+        // Where this server answers; its `public_url` (links, `iss`, `aud`) is the same unless
+        // the test set one (a replica shares its first server's).
+        let url = format!("http://127.0.0.1:{}", app.port());
         let service = app.service().clone();
         let store = app.store().clone();
         let dkim_dns = app.dkim_dns_addr();
@@ -136,7 +142,12 @@ impl TestApp {
                 let token = fetch_token(&http, &credentials.token_url, &credentials).await;
                 (credentials, token)
             }
-            (None, Some(previous)) => previous,
+            (None, Some((credentials, Some(token)))) => (credentials, token),
+            (None, Some((mut credentials, None))) => {
+                credentials.token_url = format!("{url}/{}/as/token", credentials.environment_id);
+                let token = fetch_token(&http, &credentials.token_url, &credentials).await;
+                (credentials, token)
+            }
             (None, None) => panic!("a fresh database must bootstrap"),
         };
         Self {
@@ -158,9 +169,20 @@ impl TestApp {
     pub async fn restart(mut self) -> Self {
         self.stop().await;
         let mut config = self.config.clone();
-        // The same port may be taken by now; the links follow the new one.
-        config.listen = "127.0.0.1:0".parse().unwrap();
-        let admin = (self.admin.clone(), self.admin_token.clone());
+        // Tokens name the URL they were issued for (`iss`, `aud`), so the same address keeps
+        // them valid. Should the port be taken by now, the new one is used with a new token.
+        let address: std::net::SocketAddr = self.url.trim_start_matches("http://").parse().unwrap();
+        // As the server binds (SO_REUSEADDR), so that its closed connections do not count.
+        let probe = tokio::net::TcpSocket::new_v4().unwrap();
+        probe.set_reuseaddr(true).unwrap();
+        let same_port = probe.bind(address).is_ok() && probe.listen(1).is_ok();
+        let admin = if same_port {
+            config.listen = address;
+            (self.admin.clone(), Some(self.admin_token.clone()))
+        } else {
+            config.listen = "127.0.0.1:0".parse().unwrap();
+            (self.admin.clone(), None)
+        };
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
         Self::start(config, dir, Some(admin)).await
     }
@@ -170,7 +192,9 @@ impl TestApp {
     pub async fn replica(&self) -> Self {
         let mut config = self.config.clone();
         config.listen = "127.0.0.1:0".parse().unwrap();
-        let admin = (self.admin.clone(), self.admin_token.clone());
+        // Replicas sit behind one public URL, which their tokens name.
+        config.public_url = self.url.clone();
+        let admin = (self.admin.clone(), Some(self.admin_token.clone()));
         Self::start(config, tempfile::tempdir().unwrap(), Some(admin)).await
     }
 
@@ -383,6 +407,15 @@ pub async fn assert_p1_error(
         None => assert!(body.get("details").is_none(), "{body}"),
     }
     body
+}
+
+/// The `Retry-After` header, in seconds.
+pub fn retry_after(response: &Response) -> u64 {
+    response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// Any id that names nothing (the Terraform provider's own choice).

@@ -1,0 +1,130 @@
+//! `[http]`: header read timeout, request timeout, bounded shutdown (README § HTTP limits).
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+use trustmail::startup::SHUTDOWN_GRACE;
+
+use crate::support::{TestApp, assert_p1_error};
+
+async fn connect(app: &TestApp) -> TcpStream {
+    TcpStream::connect(app.url.trim_start_matches("http://"))
+        .await
+        .unwrap()
+}
+
+/// Whether the server has closed `stream`, waiting at most `wait` for it.
+async fn closed_within(stream: &mut TcpStream, wait: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    match tokio::time::timeout(wait, stream.read(&mut buf)).await {
+        Ok(Ok(0) | Err(_)) => true,
+        // A response (hyper may answer before closing): keep reading for the close.
+        Ok(Ok(_)) => matches!(
+            tokio::time::timeout(wait, stream.read(&mut buf)).await,
+            Ok(Ok(0) | Err(_))
+        ),
+        Err(_) => false,
+    }
+}
+
+#[tokio::test]
+async fn a_client_trickling_its_headers_is_disconnected_after_the_header_timeout() {
+    let app = TestApp::spawn_on(crate::support::Db::Sqlite, |c| {
+        c.http.header_read_timeout_s = 1;
+    })
+    .await;
+    let mut stream = connect(&app).await;
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut closed = false;
+    // One header line every 200 ms, never the blank line that ends them.
+    for i in 0..50 {
+        if stream
+            .write_all(format!("X-Trickle-{i}: a\r\n").as_bytes())
+            .await
+            .is_err()
+            || closed_within(&mut stream, Duration::from_millis(200)).await
+        {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "still open after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_request_unanswered_after_the_request_timeout_is_503_service_unavailable() {
+    // A resolver that never answers, and a DNS timeout far past the request timeout: a status
+    // read, which re-checks DNS, cannot answer in time.
+    let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let resolver = silent.local_addr().unwrap().to_string();
+    let app = TestApp::spawn_on(crate::support::Db::Sqlite, move |c| {
+        c.dns.resolvers = vec![resolver];
+        c.dns.timeout_ms = 60_000;
+        c.dns.min_recheck_interval_s = 0;
+        c.http.request_timeout_s = 1;
+    })
+    .await;
+    let env = app.environment("Shop").await;
+    let domain = app.domain(&env, "slow.shopco.test").await;
+    let started = Instant::now();
+    let response = app
+        .get(
+            &format!("/v1/environments/{env}/emailDomains/{domain}/ownership"),
+            &app.admin_token,
+        )
+        .await;
+    assert_p1_error(
+        response,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "SERVICE_UNAVAILABLE",
+        None,
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(silent);
+}
+
+#[tokio::test]
+async fn shutdown_with_idle_keep_alive_connections_open_finishes_within_the_grace() {
+    let mut app = TestApp::spawn().await;
+    let mut open = Vec::new();
+    // Keep-alive connections that were answered once and now sit idle.
+    for _ in 0..3 {
+        let mut stream = connect(&app).await;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 1024];
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+        open.push(stream);
+    }
+    // One that never sent a byte, and one half way through its headers.
+    open.push(connect(&app).await);
+    let mut half = connect(&app).await;
+    half.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+    open.push(half);
+    let started = Instant::now();
+    tokio::time::timeout(SHUTDOWN_GRACE + Duration::from_secs(5), app.stop())
+        .await
+        .unwrap_or_else(|_| panic!("shutdown still running after {:?}", started.elapsed()));
+    drop(open);
+}
