@@ -319,48 +319,18 @@ async fn private_keys_are_sealed_and_open_only_with_the_master_key() {
 
 #[tokio::test]
 async fn a_domain_stored_without_keys_gets_them_at_the_next_start() {
-    use trustmail::domain::{
-        Activity, ActivityType, DomainId, DomainName, EmailDomain, PublicSuffixes, ResourceType,
-        build_domain_records, now,
-    };
-    let app = TestApp::spawn().await;
-    let env = app
-        .service
-        .environment(app.admin.environment_id)
-        .await
-        .unwrap();
-    let name = DomainName::parse("old.shopco.test", &PublicSuffixes::new(["test"])).unwrap();
-    let domain = EmailDomain {
-        id: DomainId::new(),
-        environment_id: env.id,
-        name: name.clone(),
-        mail_from: None,
-        created_at: now(),
-        updated_at: now(),
-    };
-    let settings = app.service.settings();
-    let records = build_domain_records(
-        &name,
-        &env.email_token,
-        env.region,
-        &settings.regions,
-        &settings.records,
+    let stored = crate::store::Stored::new(crate::support::Db::Sqlite).await;
+    let (domain, records) = (stored.domain.clone(), stored.records.clone());
+    assert!(
+        stored
+            .app
+            .service
+            .dkim_keys(&domain)
+            .await
+            .unwrap()
+            .is_empty()
     );
-    let activity = Activity::new(
-        env.id,
-        ActivityType::EmailDomainCreated,
-        app.admin.client_id,
-        ResourceType::EmailDomain,
-        domain.id,
-        name.as_str(),
-    );
-    // As a domain made before DKIM keys existed: records, no keys.
-    app.store()
-        .create_domain(&domain, &records, &[], now(), 50, &activity)
-        .await
-        .unwrap();
-    assert!(app.service.dkim_keys(&domain).await.unwrap().is_empty());
-    let app = app.restart().await;
+    let app = stored.app.restart().await;
     let keys = app.service.dkim_keys(&domain).await.unwrap();
     let roles: Vec<_> = keys.iter().map(|k| k.role).collect();
     assert_eq!(
@@ -368,10 +338,8 @@ async fn a_domain_stored_without_keys_gets_them_at_the_next_start() {
         [DkimRole::Signing, DkimRole::Published, DkimRole::Retired]
     );
     // Each key sits behind its own record's selector.
-    for (key, record) in keys
-        .iter()
-        .zip(records.iter().filter(|r| r.kind.as_str() == "DKIM"))
-    {
+    let dkim_records = records.iter().filter(|r| r.kind.as_str() == "DKIM");
+    for (key, record) in keys.iter().zip(dkim_records) {
         assert!(record.value.starts_with(&format!("{}.", key.selector)));
     }
 }

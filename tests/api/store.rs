@@ -11,17 +11,18 @@ use trustmail::{
 
 use crate::support::{Db, TestApp, backends};
 
-/// An environment made through the service and a domain with its records stored directly.
-struct Stored {
-    app: TestApp,
-    actor: Actor,
-    env: Environment,
-    domain: EmailDomain,
-    records: Vec<DnsRecord>,
+/// An environment made through the service and a domain with its records stored directly (no
+/// DKIM keys: as a domain made before keys existed).
+pub struct Stored {
+    pub app: TestApp,
+    pub actor: Actor,
+    pub env: Environment,
+    pub domain: EmailDomain,
+    pub records: Vec<DnsRecord>,
 }
 
 impl Stored {
-    async fn new(db: Db) -> Self {
+    pub async fn new(db: Db) -> Self {
         let app = TestApp::spawn_on(db, |_| {}).await;
         let actor = Actor {
             client_id: app.admin.client_id,
