@@ -43,15 +43,20 @@ impl RawBody {
         self.bytes.as_deref()
     }
 
-    /// The media type without parameters, lowercased.
+    /// The media type without parameters, lowercased; `None` without a `Content-Type`, or when
+    /// its `charset` names anything but UTF-8 (JSON is UTF-8, RFC 8259 §8.1, and so are the
+    /// forms we read): callers then answer as for a wrong content type.
     pub fn media_type(&self) -> Option<String> {
-        self.content_type.as_deref().map(|ct| {
-            ct.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
+        let mut parts = self.content_type.as_deref()?.split(';');
+        let media_type = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let utf8 = parts.all(|parameter| match parameter.split_once('=') {
+            Some((name, value)) if name.trim().eq_ignore_ascii_case("charset") => {
+                let value = value.trim().trim_matches('"');
+                value.eq_ignore_ascii_case("utf-8") || value.eq_ignore_ascii_case("utf8")
+            }
+            _ => true,
+        });
+        utf8.then_some(media_type)
     }
 
     /// A JSON object sent as `application/json`.
