@@ -225,6 +225,63 @@ pub fn verification_code_mail(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Address-like inputs: plain, named, bracketed, and broken ones; or any string.
+    fn address() -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => "([A-Za-zé\" ]{0,8} ?<)?[a-zA-Z0-9.+_-]{1,8}@[a-z0-9-]{1,8}\\.[a-z]{2,4}>?",
+            1 => any::<String>(),
+        ]
+    }
+
+    fn outgoing() -> impl Strategy<Value = OutgoingMail> {
+        (
+            address(),
+            prop::collection::vec(address(), 0..3),
+            prop::collection::vec(address(), 0..2),
+            prop::option::of(address()),
+            any::<String>(),
+            prop::option::of(any::<String>()),
+            prop::option::of(any::<String>()),
+        )
+            .prop_map(
+                |(from, to, cc, reply_to, subject, text, html)| OutgoingMail {
+                    environment_id: None,
+                    route: MailRoute::System,
+                    from,
+                    to,
+                    cc,
+                    reply_to,
+                    subject,
+                    text,
+                    html,
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        /// Any mail composes, or is an error; composed mail is ASCII with CRLF line ends, sent
+        /// from the From address to each recipient once.
+        #[test]
+        fn any_mail_composes_or_is_an_error(mail in outgoing()) {
+            if let Ok(composed) = compose(&mail) {
+                prop_assert!(composed.message.is_ascii());
+                let bare_lf = composed.message.match_indices('\n').any(|(at, _)| {
+                    at == 0 || composed.message.as_bytes()[at - 1] != b'\r'
+                });
+                prop_assert!(!bare_lf, "{}", composed.message);
+                prop_assert_eq!(
+                    Some(composed.envelope_from.clone()),
+                    sender_address("from", &mail.from).ok()
+                );
+                prop_assert!(!composed.envelope_to.is_empty());
+                prop_assert!(composed.envelope_to.len() <= mail.to.len() + mail.cc.len());
+            }
+        }
+    }
 
     fn mail(from: &str, to: &str) -> OutgoingMail {
         OutgoingMail {
