@@ -163,9 +163,12 @@ pub fn query<T: DeserializeOwned>(uri: &Uri) -> ApiResult<T> {
     Query::<T>::try_from_uri(uri)
         .map(|Query(query)| query)
         .map_err(|e| {
+            let text = e.body_text();
+            let reason = text
+                .strip_prefix("Failed to deserialize query string: ")
+                .unwrap_or(&text);
             ApiError::InvalidRequest(format!(
-                "The request could not be completed. The query string is not valid: {}",
-                e.body_text()
+                "The request could not be completed. The query string is not valid: {reason}."
             ))
         })
 }
