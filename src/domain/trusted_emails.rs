@@ -192,7 +192,10 @@ mod tests {
         /// dot-atom local part of at most 64 characters and the trusted domain.
         #[test]
         fn any_string_is_an_address_in_the_domain_or_an_error(
-            local in prop_oneof![any::<String>(), "[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~\\- \"()<>@\\[\\]]{0,70}"],
+            local in prop_oneof![
+                "[a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]{1,20}(\\.[a-zA-Z0-9_-]{1,10}){0,2}",
+                any::<String>(),
+                "[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~\\- \"()<>@\\[\\]]{0,70}"],
             domain in prop_oneof![
                 Just("auth.shopco.test".to_owned()),
                 Just("AUTH.ShopCo.test.".to_owned()),

@@ -8,7 +8,7 @@ pub mod relay;
 use std::{fmt, str::FromStr};
 
 use lettre::{
-    Message,
+    Address, Message,
     message::{
         Mailbox, MultiPart,
         header::{ContentType, MIME_VERSION_1_0},
@@ -189,7 +189,26 @@ fn parse_one_mailbox(field: &'static str, value: &str) -> Result<Mailbox, Compos
     } else {
         value.trim() == address
     };
-    if whole { Ok(mailbox) } else { Err(invalid()) }
+    if !whole {
+        return Err(invalid());
+    }
+    ascii_address(mailbox).ok_or_else(invalid)
+}
+
+/// The mailbox with its domain as A-labels (`bücher.example` → `xn--bcher-kva.example`), so
+/// that headers and envelope stay ASCII; `None` for a local part that is not ASCII, which
+/// would need SMTPUTF8 (RFC 6531), or a domain IDNA cannot map.
+fn ascii_address(mailbox: Mailbox) -> Option<Mailbox> {
+    if AsRef::<str>::as_ref(&mailbox.email).is_ascii() {
+        return Some(mailbox);
+    }
+    let user = mailbox.email.user();
+    if !user.is_ascii() {
+        return None;
+    }
+    let domain = idna::domain_to_ascii(mailbox.email.domain()).ok()?;
+    let email = Address::new(user, domain).ok()?;
+    Some(Mailbox::new(mailbox.name, email))
 }
 
 /// The verification-code mail to a trusted email address: system mail, from
@@ -227,10 +246,13 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Address-like inputs: plain, named, bracketed, and broken ones; or any string.
+    /// Mailboxes as people write them (plain or named), almost-mailboxes, and any string.
     fn address() -> impl Strategy<Value = String> {
+        let plain = "[a-zA-Z0-9+_-]{1,8}(\\.[a-zA-Z0-9+_-]{1,8})?@[a-z0-9]{1,8}\\.[a-z]{2,4}";
         prop_oneof![
-            3 => "([A-Za-zé\" ]{0,8} ?<)?[a-zA-Z0-9.+_-]{1,8}@[a-z0-9-]{1,8}\\.[a-z]{2,4}>?",
+            4 => plain,
+            4 => (r"[A-Za-zé ]{1,8}", plain).prop_map(|(name, address)| format!("{name} <{address}>")),
+            1 => "([A-Za-zé\" ]{0,8} ?<)?[a-zA-Z0-9.+_-]{1,8}@[a-z0-9-]{1,8}\\.[a-z]{2,4}>?",
             1 => any::<String>(),
         ]
     }
@@ -240,10 +262,10 @@ mod tests {
             address(),
             prop::collection::vec(address(), 0..3),
             prop::collection::vec(address(), 0..2),
-            prop::option::of(address()),
+            prop::option::weighted(0.2, address()),
             any::<String>(),
-            prop::option::of(any::<String>()),
-            prop::option::of(any::<String>()),
+            prop::option::weighted(0.8, any::<String>()),
+            prop::option::weighted(0.5, any::<String>()),
         )
             .prop_map(
                 |(from, to, cc, reply_to, subject, text, html)| OutgoingMail {
@@ -295,6 +317,21 @@ mod tests {
             text: Some("Hi there.\r\n".into()),
             html: None,
         }
+    }
+
+    #[test]
+    fn an_internationalised_domain_is_sent_as_a_labels_and_a_non_ascii_local_part_refused() {
+        let composed = compose(&mail(
+            "no-reply@trustmail.example",
+            "Ann <ann@Bücher.example>",
+        ))
+        .unwrap();
+        assert_eq!(composed.envelope_to, ["ann@xn--bcher-kva.example"]);
+        assert!(composed.message.is_ascii());
+        assert!(matches!(
+            compose(&mail("no-reply@trustmail.example", "jürgen@shop.example")),
+            Err(ComposeError::InvalidAddress { field: "to", .. })
+        ));
     }
 
     #[test]
