@@ -43,15 +43,20 @@ impl RawBody {
         self.bytes.as_deref()
     }
 
-    /// The media type without parameters, lowercased.
+    /// The media type without parameters, lowercased; `None` without a `Content-Type`, or when
+    /// its `charset` names anything but UTF-8 (JSON is UTF-8, RFC 8259 §8.1, and so are the
+    /// forms we read): callers then answer as for a wrong content type.
     pub fn media_type(&self) -> Option<String> {
-        self.content_type.as_deref().map(|ct| {
-            ct.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
+        let mut parts = self.content_type.as_deref()?.split(';');
+        let media_type = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let utf8 = parts.all(|parameter| match parameter.split_once('=') {
+            Some((name, value)) if name.trim().eq_ignore_ascii_case("charset") => {
+                let value = value.trim().trim_matches('"');
+                value.eq_ignore_ascii_case("utf-8") || value.eq_ignore_ascii_case("utf8")
+            }
+            _ => true,
+        });
+        utf8.then_some(media_type)
     }
 
     /// A JSON object sent as `application/json`.
@@ -134,6 +139,115 @@ impl JsonObject {
                 .map(|item| item.as_str().map(str::to_owned).ok_or_else(not_strings))
                 .collect(),
             Some(_) => Err(not_strings()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn body(content_type: Option<&str>, bytes: &[u8]) -> RawBody {
+        RawBody {
+            content_type: content_type.map(str::to_owned),
+            bytes: Some(Bytes::copy_from_slice(bytes)),
+        }
+    }
+
+    /// Any JSON value, a few levels deep, with keys from a small set so that lookups hit.
+    fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<String>().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map("[ab]{0,2}", inner, 0..4)
+                    .prop_map(|members| Value::Object(members.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// What `required_str_at` must answer: the string at `path`, if there is one.
+    fn string_at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
+        path.iter()
+            .try_fold(value, |v, key| v.as_object()?.get(*key))
+            .and_then(Value::as_str)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+        /// Any bytes: an object exactly when serde_json reads a JSON object from them.
+        #[test]
+        fn any_bytes_are_an_object_or_invalid_request(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+            let read = body(Some("application/json"), &bytes).json_object();
+            let expected = matches!(serde_json::from_slice::<Value>(&bytes), Ok(Value::Object(_)));
+            prop_assert_eq!(read.is_ok(), expected);
+            if let Err(e) = read {
+                prop_assert!(matches!(e, ApiError::InvalidRequest(_)));
+            }
+        }
+
+        /// Nesting of any depth is refused past serde_json's recursion limit, never a crash.
+        #[test]
+        fn any_nesting_depth_is_an_answer(
+            depth in prop_oneof![0usize..200, 0usize..20_000],
+            open in "[\\[{]",
+        ) {
+            let (open, close) = if open == "[" { ("[", "]") } else { (r#"{"a":"#, "}") };
+            let text = format!(r#"{{"a":{}1{}}}"#, open.repeat(depth), close.repeat(depth));
+            let read = body(Some("application/json"), text.as_bytes()).object();
+            prop_assert_eq!(read.is_ok(), depth < 127);
+        }
+
+        /// Lookups answer the string at the path, and an error (never a panic) otherwise.
+        #[test]
+        fn lookups_find_exactly_the_strings(
+            value in json(),
+            path in prop::collection::vec("[ab]{0,2}", 1..4),
+        ) {
+            let bytes = serde_json::to_vec(&value).unwrap();
+            let read = body(Some("application/json"), &bytes).json_object();
+            prop_assert_eq!(read.is_ok(), value.is_object());
+            if let Ok(object) = read {
+                let path: Vec<&str> = path.iter().map(String::as_str).collect();
+                let at = object.required_str_at(&path, "target").ok();
+                prop_assert_eq!(at, string_at(&value, &path));
+                let first = object.required_str(path[0]).ok();
+                prop_assert_eq!(first, string_at(&value, &path[..1]));
+            }
+        }
+
+        /// Any Content-Type: a lowercase media type without parameters, or none.
+        #[test]
+        fn any_content_type_is_a_media_type_or_none(content_type in any::<String>()) {
+            if let Some(media_type) = body(Some(&content_type), b"{}").media_type() {
+                prop_assert!(!media_type.contains(';'));
+                prop_assert_eq!(media_type.trim(), media_type.as_str());
+                prop_assert!(!media_type.bytes().any(|b| b.is_ascii_uppercase()));
+            }
+        }
+    }
+
+    #[test]
+    fn only_a_utf8_charset_is_json() {
+        for (content_type, media_type) in [
+            ("application/json", Some("application/json")),
+            ("Application/JSON; charset=UTF-8", Some("application/json")),
+            (
+                "application/json;charset=\"utf-8\"",
+                Some("application/json"),
+            ),
+            ("application/json; charset=latin1", None),
+            ("application/json; CHARSET=iso-8859-1", None),
+        ] {
+            let read = body(Some(content_type), b"{}").media_type();
+            assert_eq!(read.as_deref(), media_type, "{content_type}");
         }
     }
 }

@@ -1,9 +1,9 @@
 //! `/{environmentId}/as/token` (OAuth 2.0 client credentials) and `/{environmentId}/as/jwks`.
-//! Errors here are RFC 6749's, not P1Error.
+//! The token endpoint's errors are RFC 6749's, not P1Error; the JWKS route's 404 is a P1Error.
 
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::{Path, State, rejection::PathRejection},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -12,7 +12,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{AppState, body::RawBody, errors::ApiResult};
+use super::{
+    AppState,
+    body::RawBody,
+    errors::{ApiResult, P1Error},
+};
 use crate::{
     domain::{ClientId, EnvironmentId},
     service::{TOKEN_LIFETIME_S, TokenGrant},
@@ -120,10 +124,16 @@ fn form_decode(s: &str) -> String {
               (status = 503, body = OAuthError, description = "`temporarily_unavailable`: too many secrets being checked; see `Retry-After`")))]
 async fn issue_token(
     State(state): State<AppState>,
-    Path(environment): Path<String>,
+    environment: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: RawBody,
 ) -> ApiResult<Response> {
+    // A segment that is not UTF-8 once decoded names no environment; axum would answer in text.
+    let Ok(Path(environment)) = environment else {
+        return Ok(invalid_request(
+            "The environment id in the path is not valid.",
+        ));
+    };
     if body.media_type().as_deref() != Some("application/x-www-form-urlencoded") {
         return Ok(invalid_request(
             "The Content-Type must be application/x-www-form-urlencoded.",
@@ -132,6 +142,9 @@ async fn issue_token(
     let Some(raw) = body.bytes() else {
         return Ok(invalid_request("The request body is too large."));
     };
+    if std::str::from_utf8(raw).is_err() {
+        return Ok(invalid_request("The request body is not UTF-8."));
+    }
     let mut grant_type = None;
     let mut form_id = None;
     let mut form_secret = None;
@@ -219,11 +232,13 @@ async fn issue_token(
 
 #[utoipa::path(get, path = "/{environmentId}/as/jwks", tag = "Authorization",
     params(("environmentId" = String, Path)),
-    responses((status = 200, description = "JSON Web Key Set"), (status = 404)))]
+    responses((status = 200, description = "JSON Web Key Set"), (status = 404, body = P1Error)))]
 async fn read_jwks(
     State(state): State<AppState>,
-    Path(environment): Path<String>,
+    environment: Result<Path<String>, PathRejection>,
 ) -> ApiResult<impl IntoResponse> {
+    // Not UTF-8 once decoded: 404 `NOT_FOUND` (`From<PathRejection>`), not axum's text.
+    let Path(environment) = environment?;
     let id = environment
         .parse()
         .map_err(|_| super::errors::ApiError::NotFound)?;

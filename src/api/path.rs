@@ -163,9 +163,12 @@ pub fn query<T: DeserializeOwned>(uri: &Uri) -> ApiResult<T> {
     Query::<T>::try_from_uri(uri)
         .map(|Query(query)| query)
         .map_err(|e| {
+            let text = e.body_text();
+            let reason = text
+                .strip_prefix("Failed to deserialize query string: ")
+                .unwrap_or(&text);
             ApiError::InvalidRequest(format!(
-                "The request could not be completed. The query string is not valid: {}",
-                e.body_text()
+                "The request could not be completed. The query string is not valid: {reason}."
             ))
         })
 }
@@ -180,4 +183,50 @@ async fn load_domain(
     let environment_id = caller.authorize(environment, permission)?;
     let id = domain.parse().map_err(|_| ApiError::NotFound)?;
     Ok(state.service.domain(environment_id, id).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Page {
+        limit: Option<String>,
+        offset: Option<String>,
+    }
+
+    fn uri(query: &str) -> Option<Uri> {
+        format!("/v1/x?{query}").parse().ok()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+        /// Any query string a request line can carry: a page or a 400, never a panic.
+        #[test]
+        fn any_query_is_read_or_invalid_request(text in "[a-z0-9=&%+;._~!$'()*,:@/?-]{0,60}") {
+            if let Some(uri) = uri(&text)
+                && let Err(e) = query::<Page>(&uri)
+            {
+                prop_assert!(matches!(e, ApiError::InvalidRequest(_)));
+            }
+        }
+
+        /// Any string, form-encoded as a value, reads back as itself.
+        #[test]
+        fn any_encoded_value_reads_back(value in any::<String>()) {
+            let encoded: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
+            let uri = uri(&format!("limit={encoded}")).unwrap();
+            let page = query::<Page>(&uri).ok();
+            prop_assert_eq!(page, Some(Page { limit: Some(value), offset: None }));
+        }
+
+        /// A repeated parameter is a 400, whatever its values.
+        #[test]
+        fn a_repeated_parameter_is_invalid_request(a in "[a-z0-9]{0,5}", b in "[a-z0-9]{0,5}") {
+            let uri = uri(&format!("limit={a}&offset=1&limit={b}")).unwrap();
+            prop_assert!(matches!(query::<Page>(&uri), Err(ApiError::InvalidRequest(_))));
+        }
+    }
 }

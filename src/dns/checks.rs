@@ -499,3 +499,43 @@ fn count<'a>(
         total
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+        /// Any TXT value: the key without whitespace when a tag is `p=`, else none.
+        #[test]
+        fn any_txt_is_a_key_or_none(
+            txt in prop_oneof![any::<String>(), "(v=DKIM1|p=|;| |k=ed25519|[a-zA-Z0-9+/=]){0,20}"],
+        ) {
+            let has_p_tag = txt.split(';').any(|tag| tag.trim().starts_with("p="));
+            let key = dkim_key_of(&txt);
+            prop_assert_eq!(key.is_some(), has_p_tag);
+            if let Some(key) = key {
+                prop_assert!(!key.chars().any(char::is_whitespace));
+            }
+        }
+
+        /// A key record's `p=` tag, however its tags and the key are spaced.
+        #[test]
+        fn a_key_record_gives_its_key(
+            key in "[a-zA-Z0-9+/]{1,60}={0,2}",
+            spaces in prop::collection::vec(0usize..60, 0..4),
+            sep in "; ?",
+        ) {
+            let mut spaced = key.clone();
+            for at in spaces {
+                if at < spaced.len() {
+                    spaced.insert(at, ' ');
+                }
+            }
+            let txt = format!("v=DKIM1{sep}k=ed25519{sep}p={spaced}");
+            prop_assert_eq!(dkim_key_of(&txt), Some(key));
+        }
+    }
+}

@@ -128,6 +128,24 @@ pub fn txt_strings(value: &str) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+        /// Any value splits into pieces of at most 255 bytes, none empty unless the value is,
+        /// that concatenate back to the value.
+        #[test]
+        fn txt_strings_are_short_pieces_of_the_value(
+            value in prop_oneof![any::<String>(), "[a-z€😀]{0,700}"],
+        ) {
+            let pieces = txt_strings(&value);
+            prop_assert!(pieces.iter().all(|p| p.len() <= 255));
+            prop_assert_eq!(pieces.concat(), value.clone());
+            prop_assert!(value.is_empty() || pieces.iter().all(|p| !p.is_empty()));
+            prop_assert_eq!(pieces.len() == 1, value.len() <= 255);
+        }
+    }
 
     #[test]
     fn three_rotations_bring_every_role_back() {

@@ -235,4 +235,51 @@ mod tests {
             prop_assert_eq!(parse(&lower.to_uppercase()).unwrap(), parse(&lower).unwrap());
         }
     }
+
+    /// What every accepted name is: lowercase LDH labels, at least two, at most 253 in all,
+    /// and the same name when its display is parsed again.
+    fn assert_canonical(name: &DomainName) -> Result<(), TestCaseError> {
+        let text = name.to_string();
+        prop_assert!(text.len() <= MAX_NAME_LEN, "{}", text);
+        prop_assert!(text.split('.').count() >= 2, "{}", text);
+        prop_assert!(text.split('.').all(is_ldh_label), "{}", text);
+        let again = DomainName::parse(&text, &PublicSuffixes::new(["test"]));
+        prop_assert_eq!(again.as_ref(), Ok(name));
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_string_is_a_canonical_name_or_an_error(input in any::<String>()) {
+            if let Ok(name) = DomainName::parse(&input, &PublicSuffixes::new(["test"])) {
+                assert_canonical(&name)?;
+            }
+        }
+
+        #[test]
+        fn name_like_strings_are_a_canonical_name_or_an_error(
+            input in "[a-zA-Z0-9.*_ü\\-]{0,300}\\.?",
+        ) {
+            if let Ok(name) = DomainName::parse(&input, &PublicSuffixes::new(["test"])) {
+                assert_canonical(&name)?;
+            }
+        }
+
+        #[test]
+        fn ldh_names_are_accepted_lowercased_and_round_trip(
+            labels in prop::collection::vec("[a-zA-Z0-9]{1,20}", 1..6),
+            trailing_dot in any::<bool>(),
+        ) {
+            let dot = if trailing_dot { "." } else { "" };
+            let input = format!("{}.shopco.TEST{dot}", labels.join("."));
+            let name = DomainName::parse(&input, &PublicSuffixes::new(["test"]));
+            let expected = input.trim_end_matches('.').to_ascii_lowercase();
+            prop_assert_eq!(name.as_ref().map(DomainName::as_str), Ok(expected.as_str()));
+            if let Ok(name) = name {
+                assert_canonical(&name)?;
+            }
+        }
+    }
 }

@@ -182,4 +182,57 @@ mod tests {
         assert_eq!(normalize_code("short"), None);
         assert_eq!(normalize_code("avu0w4l!"), None);
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+        /// Any input is an error or an address whose display parses back to itself, with a
+        /// dot-atom local part of at most 64 characters and the trusted domain.
+        #[test]
+        fn any_string_is_an_address_in_the_domain_or_an_error(
+            local in prop_oneof![
+                "[a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]{1,20}(\\.[a-zA-Z0-9_-]{1,10}){0,2}",
+                any::<String>(),
+                "[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~\\- \"()<>@\\[\\]]{0,70}"],
+            domain in prop_oneof![
+                Just("auth.shopco.test".to_owned()),
+                Just("AUTH.ShopCo.test.".to_owned()),
+                any::<String>(),
+            ],
+        ) {
+            let raw = format!("{local}@{domain}");
+            if let Ok(address) = parse(&raw) {
+                let (parsed_local, parsed_domain) = address.rsplit_once('@').unwrap();
+                prop_assert_eq!(parsed_domain, "auth.shopco.test");
+                prop_assert_eq!(parsed_local, local.as_str());
+                prop_assert!(!local.is_empty() && local.len() <= MAX_LOCAL_PART);
+                prop_assert!(local.split('.').all(|atom| !atom.is_empty()));
+                prop_assert_eq!(parse(&address).unwrap(), address);
+            }
+            let _ = parse(&local);
+        }
+
+        /// A code is eight lowercase alphanumerics, or nothing; normalising is idempotent.
+        #[test]
+        fn any_string_normalises_to_a_code_or_none(raw in any::<String>()) {
+            if let Some(code) = normalize_code(&raw) {
+                prop_assert_eq!(code.len(), CODE_LEN);
+                prop_assert!(code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+                prop_assert_eq!(normalize_code(&code), Some(code.clone()));
+            }
+        }
+
+        /// A code as typed, in any case and between any spaces, is the code.
+        #[test]
+        fn a_typed_code_in_any_case_and_spacing_is_the_code(
+            code in "[a-zA-Z0-9]{8}",
+            before in "[ \t\r\n]{0,3}",
+            after in "[ \t\r\n]{0,3}",
+        ) {
+            let typed = format!("{before}{code}{after}");
+            prop_assert_eq!(normalize_code(&typed), Some(code.to_ascii_lowercase()));
+        }
+    }
 }

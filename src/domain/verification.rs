@@ -266,6 +266,55 @@ pub fn region_order(regions: &[SendingRegion], records: &mut [CheckedRecord]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    const QUALIFIERS: [char; 4] = ['+', '-', '~', '?'];
+
+    /// SPF-looking records: terms in any case, with and without qualifiers, `all` anywhere.
+    fn spf_like() -> impl Strategy<Value = String> {
+        "(v=spf1|V=SPF1|v=spf10|)( {1,2}[-+~?]?(all|ALL|mx|a|ip4:10.0.0.[0-9]|include:[a-z]{1,4}\\.test|INCLUDE:SPF.TRUSTMAIL.TEST|redirect=[a-z]{1,4}\\.test)){0,6} ?"
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+        /// Any value: SPF exactly when it starts with `v=spf1` in any case, alone or then a space.
+        #[test]
+        fn is_spf_reads_the_version_term(value in prop_oneof![any::<String>(), spf_like()]) {
+            let lower = value.to_ascii_lowercase();
+            let expected = lower == "v=spf1" || lower.starts_with("v=spf1 ");
+            prop_assert_eq!(is_spf(&value), expected);
+        }
+
+        /// Merging adds the include once, before the tail, keeps every other term in its order,
+        /// and merging again changes nothing.
+        #[test]
+        fn merging_adds_the_include_once_and_keeps_the_rest(
+            existing in prop_oneof![any::<String>(), spf_like()],
+        ) {
+            let include = "spf.trustmail.test";
+            let wanted = format!("include:{include}");
+            let is_wanted =
+                |t: &&str| t.trim_start_matches(QUALIFIERS).eq_ignore_ascii_case(&wanted);
+            let original: Vec<&str> = existing.split_ascii_whitespace().collect();
+            let merged = merge_spf_include(&existing, include);
+            prop_assert_eq!(merge_spf_include(&merged, include), merged.clone());
+            let mut terms: Vec<&str> = merged.split_ascii_whitespace().collect();
+            if !original.iter().any(is_wanted) {
+                let at = terms.iter().position(|t| *t == wanted);
+                prop_assert!(at.is_some(), "{}", merged);
+                terms.remove(at.unwrap_or_default());
+                let tail = |t: &&str| {
+                    let t = t.trim_start_matches(QUALIFIERS).to_ascii_lowercase();
+                    t == "all" || t.starts_with("redirect=")
+                };
+                if !original.iter().any(tail) {
+                    prop_assert_eq!(terms.pop(), Some("~all"));
+                }
+            }
+            prop_assert_eq!(terms, original);
+        }
+    }
 
     fn state(status: RecordStatus, reason: ReasonCode) -> CheckState {
         CheckState {

@@ -8,7 +8,7 @@ pub mod relay;
 use std::{fmt, str::FromStr};
 
 use lettre::{
-    Message,
+    Address, Message,
     message::{
         Mailbox, MultiPart,
         header::{ContentType, MIME_VERSION_1_0},
@@ -189,7 +189,26 @@ fn parse_one_mailbox(field: &'static str, value: &str) -> Result<Mailbox, Compos
     } else {
         value.trim() == address
     };
-    if whole { Ok(mailbox) } else { Err(invalid()) }
+    if !whole {
+        return Err(invalid());
+    }
+    ascii_address(mailbox).ok_or_else(invalid)
+}
+
+/// The mailbox with its domain as A-labels (`bücher.example` → `xn--bcher-kva.example`), so
+/// that headers and envelope stay ASCII; `None` for a local part that is not ASCII, which
+/// would need SMTPUTF8 (RFC 6531), or a domain IDNA cannot map.
+fn ascii_address(mailbox: Mailbox) -> Option<Mailbox> {
+    if AsRef::<str>::as_ref(&mailbox.email).is_ascii() {
+        return Some(mailbox);
+    }
+    let user = mailbox.email.user();
+    if !user.is_ascii() {
+        return None;
+    }
+    let domain = idna::domain_to_ascii(mailbox.email.domain()).ok()?;
+    let email = Address::new(user, domain).ok()?;
+    Some(Mailbox::new(mailbox.name, email))
 }
 
 /// The verification-code mail to a trusted email address: system mail, from
@@ -225,6 +244,66 @@ pub fn verification_code_mail(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Mailboxes as people write them (plain or named), almost-mailboxes, and any string.
+    fn address() -> impl Strategy<Value = String> {
+        let plain = "[a-zA-Z0-9+_-]{1,8}(\\.[a-zA-Z0-9+_-]{1,8})?@[a-z0-9]{1,8}\\.[a-z]{2,4}";
+        prop_oneof![
+            4 => plain,
+            4 => (r"[A-Za-zé ]{1,8}", plain).prop_map(|(name, address)| format!("{name} <{address}>")),
+            1 => "([A-Za-zé\" ]{0,8} ?<)?[a-zA-Z0-9.+_-]{1,8}@[a-z0-9-]{1,8}\\.[a-z]{2,4}>?",
+            1 => any::<String>(),
+        ]
+    }
+
+    fn outgoing() -> impl Strategy<Value = OutgoingMail> {
+        (
+            address(),
+            prop::collection::vec(address(), 0..3),
+            prop::collection::vec(address(), 0..2),
+            prop::option::weighted(0.2, address()),
+            any::<String>(),
+            prop::option::weighted(0.8, any::<String>()),
+            prop::option::weighted(0.5, any::<String>()),
+        )
+            .prop_map(
+                |(from, to, cc, reply_to, subject, text, html)| OutgoingMail {
+                    environment_id: None,
+                    route: MailRoute::System,
+                    from,
+                    to,
+                    cc,
+                    reply_to,
+                    subject,
+                    text,
+                    html,
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        /// Any mail composes, or is an error; composed mail is ASCII with CRLF line ends, sent
+        /// from the From address to each recipient once.
+        #[test]
+        fn any_mail_composes_or_is_an_error(mail in outgoing()) {
+            if let Ok(composed) = compose(&mail) {
+                prop_assert!(composed.message.is_ascii());
+                let bare_lf = composed.message.match_indices('\n').any(|(at, _)| {
+                    at == 0 || composed.message.as_bytes()[at - 1] != b'\r'
+                });
+                prop_assert!(!bare_lf, "{}", composed.message);
+                prop_assert_eq!(
+                    Some(composed.envelope_from.clone()),
+                    sender_address("from", &mail.from).ok()
+                );
+                prop_assert!(!composed.envelope_to.is_empty());
+                prop_assert!(composed.envelope_to.len() <= mail.to.len() + mail.cc.len());
+            }
+        }
+    }
 
     fn mail(from: &str, to: &str) -> OutgoingMail {
         OutgoingMail {
@@ -238,6 +317,21 @@ mod tests {
             text: Some("Hi there.\r\n".into()),
             html: None,
         }
+    }
+
+    #[test]
+    fn an_internationalised_domain_is_sent_as_a_labels_and_a_non_ascii_local_part_refused() {
+        let composed = compose(&mail(
+            "no-reply@trustmail.example",
+            "Ann <ann@Bücher.example>",
+        ))
+        .unwrap();
+        assert_eq!(composed.envelope_to, ["ann@xn--bcher-kva.example"]);
+        assert!(composed.message.is_ascii());
+        assert!(matches!(
+            compose(&mail("no-reply@trustmail.example", "jürgen@shop.example")),
+            Err(ComposeError::InvalidAddress { field: "to", .. })
+        ));
     }
 
     #[test]

@@ -5,7 +5,8 @@ use serde_json::{Value, json};
 use trustmail::domain::Role;
 
 use crate::support::{
-    Db, TestApp, UNKNOWN_ID, assert_error_snapshot, assert_p1_error, p1_error, redact,
+    Db, SmtpSink, TestApp, TestDns, UNKNOWN_ID, assert_error_snapshot, assert_p1_error, p1_error,
+    redact,
 };
 
 async fn raw_post(
@@ -549,4 +550,365 @@ async fn unexpected_failures_are_an_opaque_500() {
         "{text}"
     );
     insta::assert_json_snapshot!(body, { ".id" => redact::id() });
+}
+
+// Rejections before a handler's own checks (issue 8, item 7): every one is JSON with a code,
+// on every kind of route: a list with a query string, a create, an activation (a vendor JSON
+// type), and the token and JWKS endpoints (`/{environmentId}/as/…`, whose errors are OAuth's).
+
+/// A running app with one environment, a verified domain and a trusted email in it: the paths
+/// of the routes under test.
+struct Routes {
+    app: TestApp,
+    _dns: std::sync::Arc<TestDns>,
+    _sink: SmtpSink,
+    activities: String,
+    domains: String,
+    trusted_email: String,
+}
+
+const ACTIVATE: &str = "application/vnd.pingidentity.trustedEmail.activate+json";
+
+impl Routes {
+    async fn new() -> Self {
+        let dns = TestDns::start().await;
+        let sink = SmtpSink::start().await;
+        let url = sink.url();
+        let app = TestApp::with_dns(&dns, move |c| c.mail.smtp_url = url.into()).await;
+        let env = app.environment("E").await;
+        let domain_id = app.domain(&env, "a.shopco.test").await;
+        app.publish_domain(&dns, &env, &domain_id).await;
+        let domains = format!("/v1/environments/{env}/emailDomains");
+        let r = app
+            .post(
+                &format!("{domains}/{domain_id}/trustedEmails"),
+                &app.admin_token,
+                json!({"emailAddress": "noreply@a.shopco.test"}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let created: Value = r.json().await.unwrap();
+        let trusted_email = format!(
+            "{domains}/{domain_id}/trustedEmails/{}",
+            created["id"].as_str().unwrap()
+        );
+        Self {
+            activities: format!("/v1/environments/{env}/activities"),
+            app,
+            _dns: dns,
+            _sink: sink,
+            domains,
+            trusted_email,
+        }
+    }
+
+    fn token_url(&self) -> String {
+        format!("/{}/as/token", self.app.admin.environment_id)
+    }
+
+    /// Sends `body` as `content_type` (none when `None`) with the admin token.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> Response {
+        let mut request = self
+            .app
+            .http
+            .request(method, format!("{}{path}", self.app.url))
+            .bearer_auth(&self.app.admin_token)
+            .body(body);
+        if let Some(content_type) = content_type {
+            request = request.header(header::CONTENT_TYPE, content_type);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// The answers to each `(label, method, path)`, sent with `content_type` and `body`.
+    async fn answers(
+        &self,
+        requests: &[(&str, Method, &str)],
+        content_type: &str,
+        body: &str,
+    ) -> Vec<Value> {
+        let mut answers = Vec::new();
+        for (label, method, path) in requests {
+            let r = self
+                .send(method.clone(), path, Some(content_type), body.to_owned())
+                .await;
+            answers.push(json_answer(label, r).await);
+        }
+        answers
+    }
+
+    /// The activities list's answers to each of `queries`.
+    async fn list_activities(&self, queries: &[&str]) -> Vec<Value> {
+        let mut answers = Vec::new();
+        for query in queries {
+            let path = format!("{}{query}", self.activities);
+            let r = self.send(Method::GET, &path, None, "").await;
+            answers.push(json_answer(query, r).await);
+        }
+        answers
+    }
+
+    /// The answers of a domain create (`application/json`) and an activation (its vendor type)
+    /// to `body`.
+    async fn post_bodies(&self, body: impl Into<Vec<u8>>) -> Vec<Value> {
+        let body = body.into();
+        let mut answers = Vec::new();
+        for (label, path, content_type) in [
+            ("domain create", &self.domains, "application/json"),
+            ("activation", &self.trusted_email, ACTIVATE),
+        ] {
+            let r = self
+                .send(Method::POST, path, Some(content_type), body.clone())
+                .await;
+            answers.push(json_answer(label, r).await);
+        }
+        answers
+    }
+
+    /// The token endpoint asked with HTTP Basic, as `content_type`.
+    async fn token(&self, content_type: &str, body: impl Into<reqwest::Body>) -> Response {
+        self.app
+            .http
+            .post(format!("{}{}", self.app.url, self.token_url()))
+            .basic_auth(
+                self.app.admin.client_id.to_string(),
+                Some(&self.app.admin.client_secret),
+            )
+            .header(header::CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// `route`'s answer: its status and JSON body, after checking that it is JSON with a code (a
+/// P1Error's `code`, `message` and `id`, or OAuth's `error` and `error_description`).
+async fn json_answer(route: &str, response: Response) -> Value {
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let text = response.text().await.unwrap();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{route}: {status} {content_type}: {text}"
+    );
+    let body: Value = serde_json::from_str(&text).unwrap();
+    let p1 = body["code"].is_string() && body["message"].is_string() && body["id"].is_string();
+    let oauth = body["error"].is_string() && body["error_description"].is_string();
+    assert!(p1 || oauth, "{route}: {body}");
+    json!({"route": route, "status": status, "answer": body})
+}
+
+macro_rules! assert_answers_snapshot {
+    ($answers:expr) => {
+        insta::assert_json_snapshot!($answers, { "[].answer.id" => redact::id() });
+    };
+}
+
+#[tokio::test]
+async fn a_repeated_query_parameter_is_400_invalid_request() {
+    let t = Routes::new().await;
+    let answers = t
+        .list_activities(&["?limit=1&limit=2", "?offset=0&offset=0"])
+        .await;
+    assert_answers_snapshot!(answers);
+}
+
+#[tokio::test]
+async fn a_query_parameter_that_is_not_a_number_is_400_invalid_value() {
+    let t = Routes::new().await;
+    let answers = t
+        .list_activities(&["?limit=abc", "?offset=-1", "?limit=%FF", "?limit=1%"])
+        .await;
+    assert_answers_snapshot!(answers);
+}
+
+#[tokio::test]
+async fn a_path_segment_that_is_not_utf8_is_404_not_found() {
+    let t = Routes::new().await;
+    let bad_domain = format!("{}/%FF", t.domains);
+    let bad_email = format!("{}%C3%28", t.trusted_email);
+    let requests = [
+        ("environment", Method::GET, "/v1/environments/%FF"),
+        ("activities", Method::GET, "/v1/environments/%FF/activities"),
+        ("domain", Method::GET, bad_domain.as_str()),
+        ("activation", Method::POST, bad_email.as_str()),
+        ("jwks", Method::GET, "/%FF/as/jwks"),
+    ];
+    assert_answers_snapshot!(t.answers(&requests, ACTIVATE, "{}").await);
+}
+
+#[tokio::test]
+async fn bad_percent_encoding_in_a_path_is_404_not_found() {
+    let t = Routes::new().await;
+    let bad_domain = format!("{}/%ZZ", t.domains);
+    let requests = [
+        ("environment", Method::GET, "/v1/environments/%"),
+        ("activities", Method::GET, "/v1/environments/%G1/activities"),
+        ("domain", Method::GET, bad_domain.as_str()),
+        ("jwks", Method::GET, "/%ZZ/as/jwks"),
+    ];
+    assert_answers_snapshot!(t.answers(&requests, "application/json", "").await);
+}
+
+#[tokio::test]
+async fn a_token_request_whose_path_is_not_utf8_is_400_invalid_request() {
+    let t = Routes::new().await;
+    let r = t
+        .app
+        .http
+        .post(format!("{}/%FF/as/token", t.app.url))
+        .form(CLIENT_CREDENTIALS)
+        .send()
+        .await
+        .unwrap();
+    assert_answers_snapshot!(vec![json_answer("/%FF/as/token", r).await]);
+}
+
+#[tokio::test]
+async fn a_method_and_path_matching_nothing_is_404_not_found() {
+    let t = Routes::new().await;
+    let under_domains = format!("{}/x/y/z/w", t.domains);
+    let requests = [
+        ("POST /v2/environments", Method::POST, "/v2/environments"),
+        ("DELETE /%FF", Method::DELETE, "/%FF"),
+        (
+            "PATCH under a domain",
+            Method::PATCH,
+            under_domains.as_str(),
+        ),
+        (
+            "GET /v1/environments/x/as/token",
+            Method::GET,
+            "/v1/environments/x/as/token",
+        ),
+    ];
+    assert_answers_snapshot!(t.answers(&requests, "application/json", "{}").await);
+}
+
+#[tokio::test]
+async fn a_wrong_or_missing_content_type_is_400_invalid_request() {
+    let t = Routes::new().await;
+    let body = r#"{"domainName":"b.shopco.test","verificationCode":"ABCDEFGH"}"#;
+    let mut answers = Vec::new();
+    for (path, content_type) in [
+        (&t.domains, Some("text/plain")),
+        (&t.domains, Some("application/x-www-form-urlencoded")),
+        (&t.domains, None),
+        (&t.trusted_email, Some("application/json")),
+        (&t.trusted_email, None),
+    ] {
+        let r = t.send(Method::POST, path, content_type, body).await;
+        answers.push(json_answer(content_type.unwrap_or("(none)"), r).await);
+    }
+    let r = t.token("application/json", "{}").await;
+    answers.push(json_answer("token: application/json", r).await);
+    assert_answers_snapshot!(answers);
+}
+
+#[tokio::test]
+async fn a_charset_other_than_utf8_is_400_invalid_request() {
+    let t = Routes::new().await;
+    let mut answers = Vec::new();
+    for (path, content_type, body) in [
+        (
+            &t.domains,
+            "application/json; charset=latin1",
+            r#"{"domainName":"b.shopco.test"}"#,
+        ),
+        (
+            &t.trusted_email,
+            "application/vnd.pingidentity.trustedEmail.activate+json; charset=\"ISO-8859-1\"",
+            r#"{"verificationCode":"ABCDEFGH"}"#,
+        ),
+    ] {
+        let r = t.send(Method::POST, path, Some(content_type), body).await;
+        answers.push(json_answer(content_type, r).await);
+    }
+    let r = t
+        .token(
+            "application/x-www-form-urlencoded; charset=latin1",
+            "grant_type=client_credentials",
+        )
+        .await;
+    answers.push(json_answer("token: charset=latin1", r).await);
+    assert_answers_snapshot!(answers);
+}
+
+#[tokio::test]
+async fn a_charset_of_utf8_is_accepted() {
+    let t = Routes::new().await;
+    let r = t
+        .send(
+            Method::POST,
+            &t.domains,
+            Some("application/json; charset=UTF-8"),
+            r#"{"domainName":"b.shopco.test"}"#,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = t
+        .token(
+            "application/x-www-form-urlencoded; charset=utf-8",
+            "grant_type=client_credentials",
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_400_invalid_request_on_every_route() {
+    let t = Routes::new().await;
+    let pad = "x".repeat(64 * 1024);
+    let body = format!(r#"{{"domainName":"b.shopco.test","pad":"{pad}"}}"#);
+    let mut answers = t.post_bodies(body).await;
+    let r = t
+        .token(
+            "application/x-www-form-urlencoded",
+            format!("grant_type=client_credentials&pad={pad}"),
+        )
+        .await;
+    answers.push(json_answer("token", r).await);
+    assert_answers_snapshot!(answers);
+}
+
+#[tokio::test]
+async fn a_body_of_invalid_utf8_is_400_invalid_request() {
+    let t = Routes::new().await;
+    let mut answers = t
+        .post_bodies(b"{\"domainName\":\"b.shopco.test\xff\xfe\"}".to_vec())
+        .await;
+    let r = t
+        .token(
+            "application/x-www-form-urlencoded",
+            b"grant_type=client_credentials&x=\xff".to_vec(),
+        )
+        .await;
+    answers.push(json_answer("token", r).await);
+    assert_answers_snapshot!(answers);
+}
+
+#[tokio::test]
+async fn json_nested_past_the_limit_is_400_invalid_request() {
+    let t = Routes::new().await;
+    let deep = format!(
+        r#"{{"domainName":{}{}}}"#,
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    let answers = t.post_bodies(deep).await;
+    assert_answers_snapshot!(answers);
+    // The service is still there.
+    let r = t.app.get(&t.activities, &t.app.admin_token).await;
+    assert_eq!(r.status(), StatusCode::OK);
 }
