@@ -1,0 +1,282 @@
+//! Faults survived: the real `trustmail serve` process killed with SIGKILL in the middle of
+//! concurrent writes loses none it acknowledged, and leaves a SQLite file that checks clean.
+
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sqlx::Row;
+
+use trustmail::service::Credentials;
+
+use crate::support::{Db, backends, fetch_token};
+
+/// How many creates are fired, how many at a time, and after how many answers the server dies.
+const CREATES: usize = 1000;
+const CONCURRENCY: usize = 64;
+const KILL_AFTER: usize = 200;
+
+/// One `trustmail serve` process on a data directory.
+struct Server {
+    child: Child,
+    base: String,
+    stderr: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // A failed test must not leave the process behind.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn database_url(dir: &Path, db: &Db) -> String {
+    match db {
+        Db::Sqlite => format!("sqlite://{}", dir.join("trustmail.db").display()),
+        Db::Postgres(url) => url.clone(),
+    }
+}
+
+/// Starts `trustmail serve` on `dir` (and `db`) listening on `listen`; `run` numbers the log
+/// files so that a restart keeps the first run's.
+fn start(dir: &Path, db: &Db, listen: &str, run: u32) -> Server {
+    let stdout = dir.join(format!("serve{run}.stdout"));
+    let stderr = dir.join(format!("serve{run}.stderr"));
+    let child = Command::new(env!("CARGO_BIN_EXE_trustmail"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "warn")
+        .env("TRUSTMAIL_LISTEN", listen)
+        .env("TRUSTMAIL_DATABASE_URL", database_url(dir, db))
+        .env("TRUSTMAIL_SECRETS__MASTER_KEY_FILE", dir.join("master.key"))
+        .env("TRUSTMAIL_DOMAINS__EXTRA_PUBLIC_SUFFIXES", "test")
+        .env("TRUSTMAIL_DNS__RESOLVERS", "127.0.0.1:9")
+        .env("TRUSTMAIL_DNS__TIMEOUT_MS", "500")
+        .env("TRUSTMAIL_LIMITS__DOMAINS_PER_ENVIRONMENT", "2000")
+        .env("TRUSTMAIL_DKIM__ALGORITHM", "ed25519")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&stdout).unwrap())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    Server {
+        child,
+        base: format!("http://{listen}"),
+        stderr,
+    }
+}
+
+impl Server {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Fails the test (with the server's log) if the process has exited.
+    fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("trustmail serve exited ({status}): {}", self.log());
+        }
+    }
+
+    /// Waits (30 s at most) for GET /healthz to answer 200.
+    async fn ready(&mut self, http: &reqwest::Client) {
+        for _ in 0..300 {
+            self.assert_running();
+            if let Ok(r) = http.get(format!("{}/healthz", self.base)).send().await
+                && r.status() == StatusCode::OK
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("GET /healthz did not answer 200: {}", self.log());
+    }
+}
+
+/// Starts the first server on a port the kernel picks; its bootstrap JSON (30 s at most), from
+/// which the address it bound.
+async fn first_start(dir: &Path, db: &Db) -> (Server, Credentials) {
+    let mut server = start(dir, db, "127.0.0.1:0", 1);
+    let stdout = dir.join("serve1.stdout");
+    for _ in 0..300 {
+        server.assert_running();
+        let text = std::fs::read_to_string(&stdout).unwrap_or_default();
+        if let Some(line) = text.lines().next().filter(|_| text.contains('\n')) {
+            let boot: Value = serde_json::from_str(line).unwrap();
+            let token_url = boot["tokenUrl"].as_str().unwrap();
+            let authority = token_url
+                .trim_start_matches("http://")
+                .split('/')
+                .next()
+                .unwrap();
+            server.base = format!("http://{authority}");
+            let credentials = Credentials {
+                environment_id: boot["environmentId"].as_str().unwrap().parse().unwrap(),
+                client_id: boot["clientId"].as_str().unwrap().parse().unwrap(),
+                client_secret: boot["clientSecret"].as_str().unwrap().to_owned(),
+                token_url: token_url.to_owned(),
+            };
+            return (server, credentials);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no bootstrap JSON on stdout: {}", server.log());
+}
+
+/// Fires `CREATES` domain creates, `CONCURRENCY` at a time, and SIGKILLs the server once
+/// `KILL_AFTER` have been answered. The names answered 201, and how many got no answer.
+async fn creates_until_killed(
+    http: &reqwest::Client,
+    server: Server,
+    environment: &str,
+    token: &str,
+) -> (BTreeSet<String>, usize) {
+    let url = format!("{}/v1/environments/{environment}/emailDomains", server.base);
+    let server = Arc::new(Mutex::new(server));
+    let answers = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let results: Vec<(String, Option<StatusCode>)> = futures_util::stream::iter(0..CREATES)
+        .map(|i| {
+            let (http, url, server, answers) =
+                (http.clone(), url.clone(), server.clone(), answers.clone());
+            async move {
+                let name = format!("d{i}.test");
+                let status = http
+                    .post(&url)
+                    .bearer_auth(token)
+                    .json(&json!({ "domainName": name }))
+                    .send()
+                    .await
+                    .ok()
+                    .map(|r| r.status());
+                if status.is_some()
+                    && answers.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == KILL_AFTER
+                {
+                    // SIGKILL on unix: no shutdown, no flush, writes in flight cut off.
+                    let mut server = server.lock().unwrap();
+                    server.child.kill().unwrap();
+                    server.child.wait().unwrap();
+                }
+                (name, status)
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut created = BTreeSet::new();
+    let mut unanswered = 0;
+    for (name, status) in results {
+        match status {
+            Some(StatusCode::CREATED) => {
+                created.insert(name);
+            }
+            // Cut off by the kill: the create may or may not have committed.
+            None => unanswered += 1,
+            Some(other) => {
+                let log = server.lock().unwrap().log();
+                panic!("{name}: {other} before the kill: {log}");
+            }
+        }
+    }
+    (created, unanswered)
+}
+
+async fn integrity_check(dir: &Path) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&database_url(dir, &Db::Sqlite))
+        .await
+        .unwrap();
+    let rows = sqlx::query("PRAGMA integrity_check")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let results: Vec<String> = rows.iter().map(|r| r.get::<String, _>(0)).collect();
+    assert_eq!(results, ["ok"]);
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn sigkill_during_concurrent_creates_loses_no_acknowledged_create() {
+    for db in backends("sigkill_during_concurrent_creates").await {
+        sigkill_during_concurrent_creates(db).await;
+    }
+}
+
+async fn sigkill_during_concurrent_creates(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let (mut server, boot) = first_start(dir.path(), &db).await;
+    server.ready(&http).await;
+    let base = server.base.clone();
+    let admin = fetch_token(&http, &boot.token_url, &boot).await;
+    let response = http
+        .post(format!("{base}/v1/environments"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "Shop", "region": "NA"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let environment = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let (created, unanswered) = creates_until_killed(&http, server, &environment, &admin).await;
+    assert!(created.len() >= KILL_AFTER / 2, "{db:?}: {}", created.len());
+    assert!(unanswered > 0, "{db:?}: the kill cut nothing off");
+
+    if matches!(db, Db::Sqlite) {
+        integrity_check(dir.path()).await;
+    }
+
+    // The same address, so that the list's links and the token's audience stay the same; the
+    // first credentials (no bootstrap JSON on a database that has them).
+    let mut server = start(dir.path(), &db, base.trim_start_matches("http://"), 2);
+    server.ready(&http).await;
+    let admin = fetch_token(&http, &boot.token_url, &boot).await;
+    let list: Value = http
+        .get(format!("{base}/v1/environments/{environment}/emailDomains"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed: BTreeSet<String> = list["_embedded"]["emailDomains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["domainName"].as_str().unwrap().to_owned())
+        .collect();
+    eprintln!(
+        "{db:?}: {} answered 201, {unanswered} cut off by the kill, {} listed after restart",
+        created.len(),
+        listed.len()
+    );
+    let lost: Vec<_> = created.difference(&listed).collect();
+    assert!(lost.is_empty(), "{db:?}: answered 201, gone: {lost:?}");
+    // At most the creates cut off by the kill may have committed without an answer.
+    assert!(
+        listed.len() <= created.len() + unanswered,
+        "{db:?}: {} listed",
+        listed.len()
+    );
+    drop(server);
+
+    if matches!(db, Db::Sqlite) {
+        integrity_check(dir.path()).await;
+    }
+}
