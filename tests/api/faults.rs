@@ -335,8 +335,9 @@ struct PrivatePostgres {
     port: u16,
 }
 
-/// `program args…` as the `postgres` user (initdb refuses to run as root); must succeed.
-fn as_postgres(program: &Path, args: &[&str]) {
+/// `program args…` as the `postgres` user (initdb refuses to run as root); must succeed (else
+/// the failure shows `log` too).
+fn as_postgres(program: &Path, args: &[&str], log: &Path) {
     let out = Command::new("runuser")
         .args(["-u", "postgres", "--"])
         .arg(program)
@@ -345,10 +346,11 @@ fn as_postgres(program: &Path, args: &[&str]) {
         .unwrap();
     assert!(
         out.status.success(),
-        "{} {args:?}: {}{}",
+        "{} {args:?}: {}{}\n{}",
         program.display(),
         String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(log).unwrap_or_default()
     );
 }
 
@@ -377,6 +379,7 @@ impl PrivatePostgres {
                 "-U",
                 "postgres",
             ],
+            &dir.path().join("postgres.log"),
         );
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -395,7 +398,7 @@ impl PrivatePostgres {
         let log = self.dir.path().join("postgres.log");
         let mut all = vec!["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap()];
         all.extend_from_slice(args);
-        as_postgres(&self.bin.join("pg_ctl"), &all);
+        as_postgres(&self.bin.join("pg_ctl"), &all, &log);
     }
 
     fn start(&self) {
