@@ -36,6 +36,12 @@ impl FromRequestParts<AppState> for Caller {
             .await
             .map_err(|e| match e {
                 crate::service::TokenError::Invalid => ApiError::Unauthorized,
+                crate::service::TokenError::Store(e) if e.is_unavailable() => {
+                    ApiError::Unavailable(Box::new(e))
+                }
+                e @ crate::service::TokenError::StoreUnavailable => {
+                    ApiError::Unavailable(Box::new(e))
+                }
                 other => ApiError::Unexpected(Box::new(other)),
             })?;
         tracing::Span::current().record("client_id", tracing::field::display(actor.client_id));

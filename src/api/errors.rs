@@ -27,6 +27,9 @@ pub const MSG_FORBIDDEN: &str =
 pub const MSG_UNEXPECTED: &str =
     "An unexpected error occurred. The request could not be completed.";
 
+/// What a 503 for an unreachable database asks clients to wait.
+const UNAVAILABLE_RETRY_AFTER_S: u64 = 5;
+
 /// PingOne's error body.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct P1Error {
@@ -69,6 +72,9 @@ pub enum ApiError {
     },
     /// 503 `SERVICE_UNAVAILABLE`: no answer within `http.request_timeout_s`.
     TimedOut,
+    /// 503 `SERVICE_UNAVAILABLE` with `Retry-After`: the database cannot be reached; the cause
+    /// is logged, never shown.
+    Unavailable(Box<dyn std::error::Error + Send + Sync>),
     /// 500; the cause is logged, never shown.
     Unexpected(Box<dyn std::error::Error + Send + Sync>),
 }
@@ -142,6 +148,16 @@ impl ApiError {
                     .into(),
                 vec![],
             ),
+            ApiError::Unavailable(cause) => {
+                tracing::warn!(error = %ErrorChain(cause.as_ref()), "database unavailable");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "SERVICE_UNAVAILABLE",
+                    "The request could not be completed. The service is temporarily unavailable; try again later."
+                        .into(),
+                    vec![],
+                )
+            }
             ApiError::Unexpected(cause) => {
                 tracing::error!(error = %ErrorChain(cause.as_ref()), "unexpected error");
                 (
@@ -160,6 +176,7 @@ impl IntoResponse for ApiError {
         let unauthorized = matches!(self, ApiError::Unauthorized);
         let retry_after = match self {
             ApiError::RequestLimited { retry_after_s } => Some(retry_after_s),
+            ApiError::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER_S),
             _ => None,
         };
         let (status, code, message, details) = self.parts();
@@ -212,6 +229,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::RateLimited { retry_after_s } => {
                 ApiError::RequestLimited { retry_after_s }
             }
+            ServiceError::Store(e) if e.is_unavailable() => ApiError::Unavailable(Box::new(e)),
             e @ (ServiceError::Store(_)
             | ServiceError::Token(_)
             | ServiceError::Dkim(_)

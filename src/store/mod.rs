@@ -51,6 +51,34 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// The database cannot be reached (down, restarting, refusing connections, no connection
+    /// free in time): temporary, not a bug in the request or in trustmail.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Database(e) => database_unavailable(e),
+            StoreError::Migrate(sqlx::migrate::MigrateError::Execute(e)) => database_unavailable(e),
+            _ => false,
+        }
+    }
+}
+
+fn database_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // PostgreSQL's SQLSTATE class 08 (connection exception) and 57P01-57P03 (shut down by
+        // an administrator, crash shutdown, cannot connect now).
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
+    }
+}
+
 /// The outcome of a write allowed at most once per interval (a code resend, a forced check).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]

@@ -11,6 +11,7 @@ mod dkim_dns;
 mod email_domains;
 mod environments;
 mod errors;
+mod faults;
 mod http_limits;
 mod messages;
 mod openapi;

@@ -475,6 +475,77 @@ async fn a_dns_error_is_reported_and_changes_no_status() {
     );
 }
 
+/// How the resolver fails.
+#[derive(Clone, Copy, Debug)]
+enum DnsFault {
+    /// Not running: queries go unanswered.
+    Down,
+    /// Answers every query SERVFAIL.
+    Servfail,
+}
+
+/// Every `status` in a status read's body, wherever it sits (regions, tokens, records).
+fn statuses(value: &Value) -> Vec<String> {
+    match value {
+        Value::Object(map) => map
+            .iter()
+            .flat_map(|(key, v)| match (key.as_str(), v) {
+                ("status", Value::String(s)) => vec![s.clone()],
+                _ => statuses(v),
+            })
+            .collect(),
+        Value::Array(items) => items.iter().flat_map(statuses).collect(),
+        _ => vec![],
+    }
+}
+
+/// With every record of a domain (MAIL FROM included) ACTIVE, the resolver fails: every status
+/// read still answers 200 with every record ACTIVE, and a forced check says `DNS_ERROR`.
+async fn active_records_survive(fault: DnsFault) {
+    let (f, _) = with_mail_from().await;
+    f.app.publish_domain(&f.dns, f.env(), f.domain_id()).await;
+    let reads = ["ownership", "dkim", "spf", "mailFromDomain"];
+    for leaf in reads {
+        let body = f.get(leaf).await;
+        assert!(!statuses(&body).is_empty(), "{leaf}: {body}");
+        assert!(
+            statuses(&body).iter().all(|s| s == "ACTIVE"),
+            "{leaf}: {body}"
+        );
+    }
+    match fault {
+        DnsFault::Down => f.dns.stop().await,
+        DnsFault::Servfail => f.dns.servfail(true),
+    }
+    for leaf in reads {
+        // `get` asserts the 200.
+        let body = f.get(leaf).await;
+        assert!(
+            statuses(&body).iter().all(|s| s == "ACTIVE"),
+            "{fault:?} {leaf}: {body}"
+        );
+    }
+    let records = f.check_now().await;
+    assert!(!records.is_empty());
+    for record in &records {
+        assert_eq!(record["status"], "ACTIVE", "{fault:?}: {record}");
+        assert_eq!(record["reason"], "DNS_ERROR", "{fault:?}: {record}");
+    }
+    for record in f.diagnosis().await {
+        assert_eq!(record["reason"], "DNS_ERROR", "{fault:?}: {record}");
+    }
+}
+
+#[tokio::test]
+async fn a_resolver_that_is_down_changes_no_status_on_any_read() {
+    active_records_survive(DnsFault::Down).await;
+}
+
+#[tokio::test]
+async fn a_resolver_answering_servfail_changes_no_status_on_any_read() {
+    active_records_survive(DnsFault::Servfail).await;
+}
+
 #[tokio::test]
 async fn a_record_removed_after_active_stays_active_for_the_grace_period() {
     let f = Fixture::new(|_| {}).await;

@@ -46,6 +46,10 @@ pub enum TokenError {
     Invalid,
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The store was unreachable for another request's revocation poll while this one waited
+    /// its turn: it fails at once rather than wait out the pool's timeout again.
+    #[error("the store was unreachable for the revocation poll just made")]
+    StoreUnavailable,
     #[error("signing key: {0}")]
     Key(String),
     #[error(
@@ -100,6 +104,8 @@ pub struct TokenService {
 struct Revoked {
     clients: HashSet<ClientId>,
     polled_at: Option<Instant>,
+    /// When a poll last failed because the store was unreachable.
+    unavailable_at: Option<Instant>,
 }
 
 impl Revoked {
@@ -198,16 +204,31 @@ impl TokenService {
         {
             return Ok(revoked.clients.contains(&client_id));
         }
+        let waiting_since = Instant::now();
         let _polling = self.revocation_poll.lock().await;
+        // Requests queued here behind a poll that found the store unreachable would each wait
+        // out the pool's timeout in turn (and run into the request timeout): they fail now.
+        if self
+            .revoked
+            .read()
+            .is_ok_and(|r| r.unavailable_at.is_some_and(|at| at >= waiting_since))
+        {
+            return Err(TokenError::StoreUnavailable);
+        }
         let fresh = self.revoked.read().map(|r| r.is_fresh()).unwrap_or(false);
         if !fresh {
             let since = now() - time::Duration::seconds(TOKEN_LIFETIME_S);
-            let clients: HashSet<_> = self
-                .store
-                .revoked_clients(since)
-                .await?
-                .into_iter()
-                .collect();
+            let clients: HashSet<_> = match self.store.revoked_clients(since).await {
+                Ok(clients) => clients.into_iter().collect(),
+                Err(e) => {
+                    if e.is_unavailable()
+                        && let Ok(mut revoked) = self.revoked.write()
+                    {
+                        revoked.unavailable_at = Some(Instant::now());
+                    }
+                    return Err(e.into());
+                }
+            };
             if let Ok(mut revoked) = self.revoked.write() {
                 // Keep local revocations too: the store has them, but a poll that started
                 // before one committed would not.

@@ -5,34 +5,46 @@
 use std::{
     net::SocketAddr,
     str::FromStr,
-    sync::{Arc, Mutex, RwLock},
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
-use hickory_proto::rr::{
-    LowerName, Name, RData, Record, RecordType,
-    rdata::{CNAME, MX, NS, SOA, TXT},
+use hickory_proto::{
+    op::ResponseCode,
+    rr::{
+        LowerName, Name, RData, Record, RecordType,
+        rdata::{CNAME, MX, NS, SOA, TXT},
+    },
 };
 use hickory_server::{
     Server,
     net::runtime::Time,
     server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
     store::in_memory::InMemoryZoneHandler,
-    zone_handler::{AxfrPolicy, Catalog, ZoneType},
+    zone_handler::{AxfrPolicy, Catalog, MessageResponseBuilder, ZoneType},
 };
 
 const ZONES: [&str; 3] = ["shopco.test.", "test.", "trustmail.example."];
 
-/// Answers from whichever catalog is current; a change builds a new one and swaps it in.
-struct Swappable(RwLock<Arc<Catalog>>);
+/// Answers from whichever catalog is current; a change builds a new one and swaps it in. While
+/// `servfail` is set, answers every query SERVFAIL instead.
+struct Swappable(RwLock<Arc<Catalog>>, AtomicBool);
 
 #[async_trait::async_trait]
 impl RequestHandler for Swappable {
     async fn handle_request<R: ResponseHandler, T: Time>(
         &self,
         request: &Request,
-        response_handle: R,
+        mut response_handle: R,
     ) -> ResponseInfo {
+        if self.1.load(Ordering::SeqCst) {
+            let response = MessageResponseBuilder::new(&request.queries, None)
+                .error_msg(&request.metadata, ResponseCode::ServFail);
+            return response_handle.send_response(response).await.unwrap();
+        }
         let catalog = self.0.read().unwrap().clone();
         catalog
             .handle_request::<R, T>(request, response_handle)
@@ -89,7 +101,10 @@ impl TestDns {
     /// Serves on 127.0.0.1, UDP and TCP on the same port.
     pub async fn start() -> Arc<Self> {
         let (udp, tcp, addr) = bind_udp_and_tcp().await;
-        let handler = Arc::new(Swappable(RwLock::new(Arc::new(Catalog::new()))));
+        let handler = Arc::new(Swappable(
+            RwLock::new(Arc::new(Catalog::new())),
+            AtomicBool::new(false),
+        ));
         let mut server = Server::new(ArcHandler(handler.clone()));
         server.register_socket(udp);
         server.register_listener(tcp, Duration::from_secs(5), 4096);
@@ -109,6 +124,11 @@ impl TestDns {
         if let Some(mut server) = server {
             server.shutdown_gracefully().await.unwrap();
         }
+    }
+
+    /// Answers every query SERVFAIL (`true`) or from its records again (`false`).
+    pub fn servfail(&self, on: bool) {
+        self.handler.1.store(on, Ordering::SeqCst);
     }
 
     pub fn resolver(&self) -> String {

@@ -7,7 +7,9 @@ pub mod dns_query;
 pub mod redact;
 pub mod smtp;
 
-pub use app::{Db, TestApp, UNKNOWN_ID, assert_p1_error, backends, p1_error, retry_after};
+pub use app::{
+    Db, TestApp, UNKNOWN_ID, assert_p1_error, backends, fetch_token, p1_error, retry_after,
+};
 pub use dns::TestDns;
 pub use smtp::SmtpSink;
 
