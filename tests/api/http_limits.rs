@@ -128,3 +128,55 @@ async fn shutdown_with_idle_keep_alive_connections_open_finishes_within_the_grac
         .unwrap_or_else(|_| panic!("shutdown still running after {:?}", started.elapsed()));
     drop(open);
 }
+
+/// A keep-alive connection answered once, now idle.
+async fn answered_once(app: &TestApp) -> TcpStream {
+    let mut stream = connect(app).await;
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+    stream
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    let app = TestApp::spawn_on(crate::support::Db::Sqlite, |c| {
+        c.http.idle_timeout_s = 1;
+        // Long enough that only the idle timeout can close it.
+        c.http.header_read_timeout_s = 30;
+    })
+    .await;
+    let mut stream = answered_once(&app).await;
+    assert!(
+        closed_within(&mut stream, Duration::from_secs(10)).await,
+        "still open"
+    );
+}
+
+#[tokio::test]
+async fn past_max_connections_a_new_connection_waits_until_one_closes() {
+    let app = TestApp::spawn_on(crate::support::Db::Sqlite, |c| {
+        c.http.max_connections = 1;
+        // The test client's own pooled connection from start-up holds the one permit until the
+        // header timeout (which also bounds the wait between requests) closes it.
+        c.http.header_read_timeout_s = 2;
+    })
+    .await;
+    let holder = answered_once(&app).await;
+    let url = format!("{}/healthz", app.url);
+    let waiting = tokio::spawn(async move { reqwest::get(url).await.map(|r| r.status()) });
+    // While the only connection is held, the second is not served at all.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "served past max_connections");
+    drop(holder);
+    let status = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("served once the first connection closed")
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+}
