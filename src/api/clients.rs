@@ -118,14 +118,8 @@ async fn list_clients(
         .iter()
         .map(|c| ClientView::new(c, &state.urls))
         .collect();
-    let count = views.len() as i64;
     let this = format!("{}/clients", state.urls.environment(environment.id));
-    Ok(Json(Page::new(
-        "clients",
-        views,
-        count,
-        Links::from([("self", UrlBuilder::link(this))]),
-    )))
+    Ok(Json(Page::whole("clients", views, this)))
 }
 
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/clients/{clientId}", tag = "Clients",

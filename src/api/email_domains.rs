@@ -117,12 +117,10 @@ async fn list_domains(
         .iter()
         .map(|d| EmailDomainView::new(d, &state.urls))
         .collect();
-    let count = views.len() as i64;
-    Ok(Json(Page::new(
+    Ok(Json(Page::whole(
         "emailDomains",
         views,
-        count,
-        Links::from([("self", UrlBuilder::link(state.urls.domains(environment.id)))]),
+        state.urls.domains(environment.id),
     )))
 }
 

@@ -98,12 +98,10 @@ async fn list_environments(
         .iter()
         .map(|e| EnvironmentView::new(e, &state.urls))
         .collect();
-    let count = views.len() as i64;
-    Ok(Json(Page::new(
+    Ok(Json(Page::whole(
         "environments",
         views,
-        count,
-        Links::from([("self", UrlBuilder::link(state.urls.environments()))]),
+        state.urls.environments(),
     )))
 }
 

@@ -40,6 +40,17 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
+    /// A whole collection on one page, linked to itself at `href`.
+    pub fn whole(key: &'static str, items: Vec<T>, href: String) -> Self {
+        let count = items.len() as i64;
+        Self::new(
+            key,
+            items,
+            count,
+            Links::from([("self", UrlBuilder::link(href))]),
+        )
+    }
+
     pub fn new(key: &'static str, items: Vec<T>, count: i64, links: Links) -> Self {
         let size = items.len();
         Self {

@@ -129,14 +129,8 @@ async fn list_trusted_emails(
         .iter()
         .map(|e| TrustedEmailView::new(e, &state.urls))
         .collect();
-    let count = views.len() as i64;
     let this = state.urls.domain_leaf(&domain, "trustedEmails");
-    Ok(Json(Page::new(
-        "trustedEmails",
-        views,
-        count,
-        Links::from([("self", UrlBuilder::link(this))]),
-    )))
+    Ok(Json(Page::whole("trustedEmails", views, this)))
 }
 
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/trustedEmails/{trustedEmailId}",

@@ -107,15 +107,7 @@ async fn shutdown_with_idle_keep_alive_connections_open_finishes_within_the_grac
     let mut open = Vec::new();
     // Keep-alive connections that were answered once and now sit idle.
     for _ in 0..3 {
-        let mut stream = connect(&app).await;
-        stream
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
-        let mut buf = [0u8; 1024];
-        let n = stream.read(&mut buf).await.unwrap();
-        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
-        open.push(stream);
+        open.push(answered_once(&app).await);
     }
     // One that never sent a byte, and one half way through its headers.
     open.push(connect(&app).await);
