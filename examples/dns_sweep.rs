@@ -85,9 +85,9 @@ enum Command {
         /// Only the DNS lookups and comparisons: no lease, nothing saved.
         #[arg(long)]
         lookups_only: bool,
-        /// As the background job sweeps: every record made due, then
-        /// `Service::check_due_domains(concurrency)` until nothing is due (batched leases and
-        /// one transaction per batch).
+        /// As the background job sweeps: every record made due, then one pass of
+        /// `jobs::dns::sweep_due(concurrency)` (the pipeline: read-ahead leases, `concurrency`
+        /// checks in flight, results written in grouped transactions).
         #[arg(long, conflicts_with = "lookups_only")]
         scheduled: bool,
     },
@@ -331,11 +331,11 @@ async fn sweep(
     Ok(())
 }
 
-/// The background job's sweep: every record due, then batches of `batch` domains until none is.
+/// The background job's sweep: every record due, then one pass of the pipeline.
 async fn scheduled_sweep(
     cli: &Cli,
     service: &Service,
-    batch: usize,
+    slots: usize,
     queries_so_far: impl Fn() -> u64,
 ) -> anyhow::Result<()> {
     sqlx::any::install_default_drivers();
@@ -347,16 +347,8 @@ async fn scheduled_sweep(
     let queries_before = queries_so_far();
     let cpu_before = cpu_seconds();
     let started = Instant::now();
-    let mut checked = 0usize;
-    loop {
-        let n = service
-            .check_due_domains(u32::try_from(batch.max(1))?)
-            .await?;
-        if n == 0 {
-            break;
-        }
-        checked += n;
-    }
+    let stats = trustmail::jobs::dns::sweep_due(service, slots).await?;
+    let checked = stats.checked;
     let seconds = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds()
         .zip(cpu_before)
@@ -372,7 +364,8 @@ async fn scheduled_sweep(
     let cpu = cpu.map_or_else(|| "unknown".to_owned(), |c| format!("{c:.2}"));
     println!(
         "scheduled sweep: {checked} domains, {records} records ({active} ACTIVE), {queries} DNS \
-         queries in {seconds:.3} s, {cpu} s CPU"
+         queries in {seconds:.3} s, {cpu} s CPU, {} transactions",
+        stats.writes
     );
     println!(
         "RESULT domains={checked} records={records} active={active} errors=0 queries={queries} \

@@ -32,6 +32,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "dns.min_recheck_interval_s",
     "dns.initial_recheck_interval_s",
     "dns.active_grace_s",
+    "dns.check_deadline_ms",
     "records.ownership_prefix",
     "records.environment_prefix",
     "records.spf_include",
@@ -144,6 +145,8 @@ pub struct Dns {
     pub min_recheck_interval_s: u64,
     pub initial_recheck_interval_s: u64,
     pub active_grace_s: u64,
+    /// One domain's whole check, its SPF include walk included.
+    pub check_deadline_ms: u64,
 }
 
 impl Default for Dns {
@@ -154,6 +157,7 @@ impl Default for Dns {
             min_recheck_interval_s: 5,
             initial_recheck_interval_s: 60,
             active_grace_s: 259_200,
+            check_deadline_ms: 5000,
         }
     }
 }
@@ -503,6 +507,12 @@ impl Config {
         if self.dns.timeout_ms == 0 {
             return Err(ConfigError::invalid("dns.timeout_ms", "must be at least 1"));
         }
+        if self.dns.check_deadline_ms == 0 {
+            return Err(ConfigError::invalid(
+                "dns.check_deadline_ms",
+                "must be at least 1",
+            ));
+        }
         for (key, value) in [
             ("records.ownership_prefix", &self.records.ownership_prefix),
             (
@@ -556,6 +566,7 @@ impl Config {
         const TEN_YEARS_S: u64 = 10 * 365 * 24 * 3600;
         for (key, seconds) in [
             ("dns.timeout_ms", self.dns.timeout_ms / 1000),
+            ("dns.check_deadline_ms", self.dns.check_deadline_ms / 1000),
             (
                 "dns.min_recheck_interval_s",
                 self.dns.min_recheck_interval_s,

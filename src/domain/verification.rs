@@ -65,6 +65,8 @@ pub struct CheckedRecord {
     pub last_checked_at: Option<OffsetDateTime>,
     pub next_check_at: OffsetDateTime,
     pub failing_since: Option<OffsetDateTime>,
+    /// DNS errors in a row (0 after any real answer): the re-check backs off with it.
+    pub error_streak: u32,
 }
 
 impl CheckedRecord {
@@ -73,6 +75,7 @@ impl CheckedRecord {
             status: self.record.status,
             reason: self.reason,
             failing_since: self.failing_since,
+            error_streak: self.error_streak,
         }
     }
 
@@ -118,6 +121,7 @@ impl CheckedRecord {
             last_checked_at: Some(now),
             next_check_at: now + delay,
             failing_since: state.failing_since,
+            error_streak: state.error_streak,
         }
     }
 }
@@ -129,6 +133,8 @@ pub struct CheckState {
     pub reason: ReasonCode,
     /// When a record that was ACTIVE was first seen missing (the grace period's start).
     pub failing_since: Option<OffsetDateTime>,
+    /// DNS errors in a row.
+    pub error_streak: u32,
 }
 
 /// The state after `observation`: DNS errors change nothing visible; a record lost after
@@ -144,11 +150,13 @@ pub fn next_state(
             status: previous.status,
             reason: ReasonCode::DnsError,
             failing_since: previous.failing_since,
+            error_streak: previous.error_streak.saturating_add(1),
         },
         ReasonCode::Ok => CheckState {
             status: RecordStatus::Active,
             reason: ReasonCode::Ok,
             failing_since: None,
+            error_streak: 0,
         },
         // An SPF record over the lookup limit still publishes our include: it stays usable,
         // and the diagnosis says what to fix.
@@ -156,6 +164,7 @@ pub fn next_state(
             status: RecordStatus::Active,
             reason: ReasonCode::SpfTooManyLookups,
             failing_since: None,
+            error_streak: 0,
         },
         failing if previous.status == RecordStatus::Active => {
             let since = previous.failing_since.unwrap_or(now);
@@ -164,12 +173,14 @@ pub fn next_state(
                     status: RecordStatus::Active,
                     reason: ReasonCode::MissingAfterActive,
                     failing_since: Some(since),
+                    error_streak: 0,
                 }
             } else {
                 CheckState {
                     status: RecordStatus::VerificationRequired,
                     reason: failing,
                     failing_since: None,
+                    error_streak: 0,
                 }
             }
         }
@@ -177,14 +188,24 @@ pub fn next_state(
             status: RecordStatus::VerificationRequired,
             reason: failing,
             failing_since: None,
+            error_streak: 0,
         },
     }
 }
 
+/// The longest wait between re-checks of a record that keeps failing to answer.
+pub const MAX_ERROR_BACKOFF: Duration = Duration::HOUR;
+
 /// When to look again (README § DNS verification): every `initial` for 15 minutes, then every
-/// 15 minutes to an hour, hourly to 72 hours, daily after; ACTIVE records daily; DNS errors soon.
+/// 15 minutes to an hour, hourly to 72 hours, daily after; ACTIVE records daily; a record lost
+/// after ACTIVE every `initial`; DNS errors after `initial`, doubling with each error in a row
+/// up to `MAX_ERROR_BACKOFF`.
 pub fn next_check_delay(state: &CheckState, age: Duration, initial: Duration) -> Duration {
-    if state.reason == ReasonCode::DnsError || state.reason == ReasonCode::MissingAfterActive {
+    if state.reason == ReasonCode::DnsError {
+        let doublings = state.error_streak.saturating_sub(1).min(20);
+        return (initial * 2_i32.pow(doublings)).min(MAX_ERROR_BACKOFF.max(initial));
+    }
+    if state.reason == ReasonCode::MissingAfterActive {
         return initial;
     }
     if state.status == RecordStatus::Active {
@@ -321,6 +342,7 @@ mod tests {
             status,
             reason,
             failing_since: None,
+            error_streak: 0,
         }
     }
 
@@ -410,6 +432,40 @@ mod tests {
         let active = state(RecordStatus::Active, ReasonCode::Ok);
         assert_eq!(
             next_check_delay(&active, Duration::minutes(1), initial),
+            Duration::DAY
+        );
+    }
+
+    #[test]
+    fn dns_errors_back_off_doubling_to_an_hour() {
+        let initial = Duration::seconds(60);
+        let mut erring = state(RecordStatus::Active, ReasonCode::Ok);
+        let mut delays = Vec::new();
+        for _ in 0..8 {
+            erring = next_state(
+                &erring,
+                &seen(ReasonCode::DnsError),
+                OffsetDateTime::UNIX_EPOCH,
+                initial,
+            );
+            delays.push(next_check_delay(&erring, Duration::hours(100), initial).whole_minutes());
+        }
+        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(
+            erring.status,
+            RecordStatus::Active,
+            "a DNS error is never a verdict"
+        );
+        // Any real answer ends the streak.
+        let answered = next_state(
+            &erring,
+            &seen(ReasonCode::Ok),
+            OffsetDateTime::UNIX_EPOCH,
+            initial,
+        );
+        assert_eq!(answered.error_streak, 0);
+        assert_eq!(
+            next_check_delay(&answered, Duration::hours(100), initial),
             Duration::DAY
         );
     }

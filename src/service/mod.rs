@@ -37,7 +37,7 @@ pub use messages::{MAX_RECIPIENTS, NewMessage};
 pub use self_check::{
     DmarcVerdict, RegionSelfCheck, SelfCheck, SpfVerdict, TrustedEmailAlignment, Verdict,
 };
-pub use verification::{CheckScope, FORCED_CHECK_INTERVAL};
+pub use verification::{CheckScope, DueChecks, FORCED_CHECK_INTERVAL, LeasedCheck};
 
 /// What a use case can refuse, in the vocabulary of the API's error codes.
 #[derive(Debug, thiserror::Error)]

@@ -1,4 +1,6 @@
-//! DNS verification: when to check, one check of a domain, and what changed.
+//! DNS verification: when to check, one check of a domain, and what changed. The background
+//! sweep (`jobs::dns`) streams due domains through `lease_due_checks`, `run_check` and
+//! `save_check_results`; API reads and `POST …/verification` use `check_domain`.
 
 use std::{collections::HashMap, time::Duration as StdDuration};
 
@@ -9,21 +11,35 @@ use super::{Actor, Service, ServiceError};
 use crate::{
     dns::{Expected, check_record},
     domain::{
-        Activity, ActivityType, CheckedRecord, DomainId, EmailDomain, RecordKind, ResourceType,
-        now, visible_statuses,
+        Activity, ActivityType, CheckedRecord, DkimKey, EmailDomain, Observation, ReasonCode,
+        RecordKind, ResourceType, now, visible_statuses,
     },
-    store::Throttle,
+    store::{CheckResult, DueCursor, RecordActivity, SavedChecks, Throttle},
 };
 
-/// How long a check may hold a domain before another process may take over.
-const CHECK_LEASE: Duration = Duration::seconds(60);
+/// The shortest check lease; longer when the deadline is long (a leased domain may wait in the
+/// sweep's read-ahead for a few deadlines before its check starts).
+const MIN_CHECK_LEASE: Duration = Duration::seconds(60);
 /// `POST …/verification` runs at most this often per domain.
 pub const FORCED_CHECK_INTERVAL: StdDuration = StdDuration::from_secs(5);
 
-/// What one check of one domain changed.
-struct CheckOutcome {
-    changed: Vec<CheckedRecord>,
-    activities: Vec<Activity>,
+/// A domain whose check lease this process holds, with everything its check reads.
+#[derive(Debug)]
+pub struct LeasedCheck {
+    domain: EmailDomain,
+    token: String,
+    records: Vec<CheckedRecord>,
+    keys: Vec<DkimKey>,
+    /// When it was leased: records due by then are checked.
+    leased_at: time::OffsetDateTime,
+}
+
+/// One read-ahead of the sweep.
+#[derive(Debug)]
+pub struct DueChecks {
+    pub checks: Vec<LeasedCheck>,
+    /// The scan reached the last due record.
+    pub exhausted: bool,
 }
 
 /// Which records a check looks at.
@@ -53,20 +69,140 @@ impl Service {
         if selected.is_empty() {
             return Ok(records);
         }
-        let owner = self.inner.instance_id.as_str();
-        let leased = self
+        let lease = self
             .store()
-            .lease_domain_checks(&[domain.id], owner, started, started + CHECK_LEASE)
+            .lease_domain_checks(
+                &[domain.id],
+                &self.inner.instance_id,
+                started,
+                started + self.check_lease(),
+            )
             .await?;
-        if leased.is_empty() {
+        if lease.domains.is_empty() {
             return Ok(records);
         }
-        let outcome = self.observe(domain, &mut records, &selected, actor).await?;
-        // Results, activities and the lease's release commit together.
-        self.store()
-            .save_checks(&[(domain.id, outcome.changed)], &outcome.activities, owner)
+        let keys = if selected
+            .iter()
+            .any(|&i| records[i].record.kind == RecordKind::Dkim)
+        {
+            self.store().dkim_keys(domain.id).await?
+        } else {
+            Vec::new()
+        };
+        let (changed, activities) = self
+            .observe(domain, &mut records, &selected, &keys, actor)
+            .await;
+        let saved = self
+            .save_check_results(&[CheckResult {
+                domain: domain.id,
+                token: lease.token,
+                records: changed,
+                activities,
+            }])
             .await?;
+        if saved.saved == 0 || saved.stale_records > 0 {
+            // The domain changed under the check: answer with what is stored.
+            return Ok(self.store().checked_records(domain.id).await?);
+        }
         Ok(records)
+    }
+
+    /// How long a check holds its domain's lease.
+    fn check_lease(&self) -> Duration {
+        let deadline = self.check_deadline();
+        MIN_CHECK_LEASE.max(Duration::try_from(deadline * 4).unwrap_or(MIN_CHECK_LEASE))
+    }
+
+    /// `dns.check_deadline_ms`: one domain's whole check.
+    fn check_deadline(&self) -> StdDuration {
+        StdDuration::from_millis(self.settings().dns.check_deadline_ms)
+    }
+
+    /// The sweep's read-ahead: leases the domains of up to `rows` due records after `cursor`
+    /// (moving it on), with their records and DKIM keys, in four statements.
+    pub async fn lease_due_checks(
+        &self,
+        cursor: &mut Option<DueCursor>,
+        rows: u32,
+    ) -> Result<DueChecks, ServiceError> {
+        let started = now();
+        let page = self
+            .store()
+            .due_domains(started, cursor.as_ref(), rows)
+            .await?;
+        *cursor = page.next;
+        let lease = self
+            .store()
+            .lease_domain_checks(
+                &page.domains,
+                &self.inner.instance_id,
+                started,
+                started + self.check_lease(),
+            )
+            .await?;
+        let domains = self.store().domains_by_id(&lease.domains).await?;
+        let mut records = self.store().checked_records_of(&lease.domains).await?;
+        let mut keys = self.store().dkim_keys_of(&lease.domains).await?;
+        let mut checks: Vec<LeasedCheck> = domains
+            .into_iter()
+            .map(|domain| LeasedCheck {
+                token: lease.token.clone(),
+                records: records.remove(&domain.id).unwrap_or_default(),
+                keys: keys.remove(&domain.id).unwrap_or_default(),
+                leased_at: started,
+                domain,
+            })
+            .collect();
+        // Most overdue first, as the scan found them.
+        checks.sort_by_key(|c| lease.domains.iter().position(|id| *id == c.domain.id));
+        Ok(DueChecks {
+            checks,
+            exhausted: page.exhausted,
+        })
+    }
+
+    /// Checks a leased domain's due records within `dns.check_deadline_ms`. Reads nothing from
+    /// the store: its result goes to `save_check_results`.
+    pub async fn run_check(&self, check: LeasedCheck) -> CheckResult {
+        let LeasedCheck {
+            domain,
+            token,
+            mut records,
+            keys,
+            leased_at,
+        } = check;
+        let selected = self.select(&records, CheckScope::Due, leased_at);
+        let (changed, activities) = self
+            .observe(&domain, &mut records, &selected, &keys, None)
+            .await;
+        CheckResult {
+            domain: domain.id,
+            token,
+            records: changed,
+            activities,
+        }
+    }
+
+    /// Writes check results in one transaction; a result whose lease no longer holds is
+    /// dropped (counted in `dns_check_results_discarded_total`).
+    pub async fn save_check_results(
+        &self,
+        results: &[CheckResult],
+    ) -> Result<SavedChecks, ServiceError> {
+        let saved = self.store().save_checks(results, now()).await?;
+        if saved.discarded > 0 {
+            metrics::counter!("dns_check_results_discarded_total", "why" => "lease")
+                .increment(saved.discarded as u64);
+            tracing::info!(
+                discarded = saved.discarded,
+                "check results dropped: their lease ran out or their domain is gone"
+            );
+        }
+        if saved.stale_records > 0 {
+            metrics::counter!("dns_check_results_discarded_total", "why" => "record_changed")
+                .increment(saved.stale_records as u64);
+        }
+        Ok(saved)
     }
 
     /// When the background job first looks at records created at `created_at`: one
@@ -104,25 +240,21 @@ impl Service {
             .collect()
     }
 
-    /// Looks up the selected records, applies what DNS said, and names the visible changes.
+    /// Looks up the selected records, all within `dns.check_deadline_ms`, applies what DNS
+    /// said, and names the visible changes: the records checked and the activities to record.
     async fn observe(
         &self,
         domain: &EmailDomain,
         records: &mut [CheckedRecord],
         selected: &[usize],
+        keys: &[DkimKey],
         actor: Option<&Actor>,
-    ) -> Result<CheckOutcome, ServiceError> {
+    ) -> (Vec<CheckedRecord>, Vec<RecordActivity>) {
         let settings = self.settings();
         let spf_include = settings.records.spf_include.as_str();
+        let deadline = self.check_deadline();
+        let until = tokio::time::Instant::now() + deadline;
         // A DKIM record is ACTIVE only when its CNAME leads to the key trustmail holds.
-        let keys = if selected
-            .iter()
-            .any(|&i| records[i].record.kind == RecordKind::Dkim)
-        {
-            self.store().dkim_keys(domain.id).await?
-        } else {
-            Vec::new()
-        };
         let key_of = |record: &crate::domain::DnsRecord| {
             keys.iter()
                 .find(|k| {
@@ -143,7 +275,11 @@ impl Service {
                 spf_include,
                 dkim_public_key: key_of(record),
             };
-            async move { check_record(&self.inner.dns, &expected).await }
+            async move {
+                tokio::time::timeout_at(until, check_record(&self.inner.dns, &expected))
+                    .await
+                    .unwrap_or_else(|_| past_deadline(domain.name.as_str(), deadline))
+            }
         }))
         .await;
         let checked_at = now();
@@ -162,12 +298,12 @@ impl Service {
             records[i] = records[i].after_check(observation, checked_at, grace, initial);
             changed.push(records[i].clone());
         }
-        let activities: Vec<Activity> = visible_statuses(records.iter().map(|r| &r.record))
+        let activities = visible_statuses(records.iter().map(|r| &r.record))
             .into_iter()
             .filter(|(kind, region, status)| before.get(&(*kind, region.clone())) != Some(status))
             .map(|(kind, region, status)| {
                 tracing::info!(domain = %domain.name, record = kind.as_str(), ?region, status = status.as_str(), "record status changed");
-                Activity::new(
+                let activity = Activity::new(
                     domain.environment_id,
                     ActivityType::EmailDomainStatusUpdated,
                     actor.map(|a| a.client_id),
@@ -179,13 +315,15 @@ impl Service {
                     "record": kind.as_str(),
                     "region": region,
                     "status": status.as_str(),
-                }))
+                }));
+                RecordActivity {
+                    kind,
+                    region,
+                    activity,
+                }
             })
             .collect();
-        Ok(CheckOutcome {
-            changed,
-            activities,
-        })
+        (changed, activities)
     }
 
     /// The ownership and environment records, re-checked when stale: writes that need a
@@ -228,57 +366,18 @@ impl Service {
         self.check_domain(domain, CheckScope::All, Some(actor))
             .await
     }
+}
 
-    /// One pass of the background job: leases up to `batch` domains whose records are due,
-    /// checks them all concurrently, and saves every result (releasing the leases) in one
-    /// transaction. Returns how many domains it checked.
-    pub async fn check_due_domains(&self, batch: u32) -> Result<usize, ServiceError> {
-        let started = now();
-        let due = self.store().due_domains(started, batch).await?;
-        if due.is_empty() {
-            return Ok(0);
-        }
-        let owner = self.inner.instance_id.as_str();
-        let leased = self
-            .store()
-            .lease_domain_checks(&due, owner, started, started + CHECK_LEASE)
-            .await?;
-        let domains = self.store().domains_by_id(&leased).await?;
-        let mut records = self.store().checked_records_of(&leased).await?;
-        let outcomes = join_all(domains.iter().map(|domain| {
-            let mut mine = records.remove(&domain.id).unwrap_or_default();
-            async move {
-                let selected = self.select(&mine, CheckScope::Due, started);
-                let outcome = self.observe(domain, &mut mine, &selected, None).await;
-                (domain, outcome)
-            }
-        }))
-        .await;
-        let mut activities = Vec::new();
-        let mut changed: Vec<(DomainId, Vec<CheckedRecord>)> = Vec::with_capacity(leased.len());
-        for (domain, outcome) in outcomes {
-            match outcome {
-                Ok(outcome) => {
-                    activities.extend(outcome.activities);
-                    changed.push((domain.id, outcome.changed));
-                }
-                // Its lease is released below with nothing saved; the next pass tries again.
-                Err(e) => tracing::warn!(
-                    domain = %domain.name,
-                    error = %crate::error_chain::ErrorChain(&e),
-                    "scheduled check failed"
-                ),
-            }
-        }
-        // Leased domains deleted meanwhile are released too.
-        for id in &leased {
-            if !changed.iter().any(|(done, _)| done == id) {
-                changed.push((*id, Vec::new()));
-            }
-        }
-        self.store()
-            .save_checks(&changed, &activities, owner)
-            .await?;
-        Ok(domains.len())
-    }
+/// A record whose lookups did not finish within the domain's deadline.
+fn past_deadline(domain: &str, deadline: StdDuration) -> Observation {
+    Observation::new(
+        ReasonCode::DnsError,
+        vec![],
+        format!(
+            "The check of {domain} did not finish within {} ms: its DNS answers came too slowly \
+             (or it took too many of them). The status is unchanged; it is checked again later, \
+             waiting longer after each failed attempt.",
+            deadline.as_millis()
+        ),
+    )
 }

@@ -1,6 +1,8 @@
 //! DKIM keys: three per domain and region, their private halves sealed with the master key.
 //! Rotations lock the domain row, so two at once cannot leave a region without a signing key.
 
+use std::collections::HashMap;
+
 use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
@@ -40,15 +42,34 @@ pub struct KeylessSelector {
 impl Store {
     /// The domain's keys, by region and position.
     pub async fn dkim_keys(&self, domain_id: DomainId) -> Result<Vec<DkimKey>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            dkim_columns!(),
-            " FROM dkim_keys WHERE domain_id = $1 ORDER BY region, position"
-        ))
-        .bind(domain_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(dkim_key_from_row).collect()
+        Ok(self
+            .dkim_keys_of(&[domain_id])
+            .await?
+            .remove(&domain_id)
+            .unwrap_or_default())
+    }
+
+    /// The keys of several domains at once (each domain's by region, then position).
+    pub async fn dkim_keys_of(
+        &self,
+        ids: &[DomainId],
+    ) -> Result<HashMap<DomainId, Vec<DkimKey>>, StoreError> {
+        let mut by_domain: HashMap<DomainId, Vec<DkimKey>> = HashMap::new();
+        let rows = self
+            .fetch_for_ids(
+                concat!(
+                    "SELECT ",
+                    dkim_columns!(),
+                    " FROM dkim_keys WHERE domain_id IN (#IDS) ORDER BY region, position"
+                ),
+                ids,
+            )
+            .await?;
+        for row in rows {
+            let key = dkim_key_from_row(&row)?;
+            by_domain.entry(key.domain_id).or_default().push(key);
+        }
+        Ok(by_domain)
     }
 
     /// The key published under `selector`, whatever its role.

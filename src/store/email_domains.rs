@@ -138,23 +138,16 @@ impl Store {
 
     /// Several domains by id, whatever their environment (the background checks).
     pub async fn domains_by_id(&self, ids: &[DomainId]) -> Result<Vec<EmailDomain>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let sql = format!(
-            concat!(
-                "SELECT ",
-                domain_columns!(),
-                " FROM email_domains WHERE id IN ({})"
-            ),
-            super::verification::placeholders(1, ids.len())
-        );
-        // Only numbered placeholders are spliced in; every value is bound.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for id in ids {
-            query = query.bind(id.to_string());
-        }
-        let rows = query.fetch_all(&self.pool).await?;
+        let rows = self
+            .fetch_for_ids(
+                concat!(
+                    "SELECT ",
+                    domain_columns!(),
+                    " FROM email_domains WHERE id IN (#IDS)"
+                ),
+                ids,
+            )
+            .await?;
         rows.iter().map(domain_from_row).collect()
     }
 

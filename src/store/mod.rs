@@ -35,6 +35,7 @@ pub use outbox::{
     MAX_DELIVERY_ATTEMPTS, OutboxMessage, OutboxStatus, PER_ENVIRONMENT_PER_CLAIM, retry_delay,
 };
 pub use trusted_emails::{CodeDelivery, CodeMailLimits, CreateTrustedEmailError};
+pub use verification::{CheckLease, CheckResult, DueCursor, DuePage, RecordActivity, SavedChecks};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

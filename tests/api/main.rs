@@ -20,6 +20,7 @@ mod restart;
 mod self_check;
 mod store;
 mod support;
+mod sweep;
 mod token_limits;
 mod trusted_emails;
 mod verification;

@@ -2,11 +2,12 @@
 
 use trustmail::{
     domain::{
-        Activity, ActivityType, DnsRecord, DomainId, DomainName, EmailDomain, Environment,
-        Geography, PublicSuffixes, ResourceType, now,
+        Activity, ActivityType, CheckedRecord, DnsRecord, DomainId, DomainName, EmailDomain,
+        Environment, Geography, PublicSuffixes, ReasonCode, RecordKind, RecordStatus, ResourceType,
+        now,
     },
     service::Actor,
-    store::{CreateDomainError, Store},
+    store::{CheckLease, CheckResult, CreateDomainError, RecordActivity, Store},
 };
 
 use crate::support::{Db, TestApp, backends};
@@ -216,6 +217,87 @@ fn activity_for(domain: &EmailDomain, actor: trustmail::domain::ClientId) -> Act
     )
 }
 
+/// The result of a check that found every record of `domain` ACTIVE, with one status activity
+/// per record kind, under `token`.
+async fn all_active(stored: &Stored, token: &str) -> CheckResult {
+    let at = now();
+    let records: Vec<CheckedRecord> = stored
+        .store()
+        .checked_records(stored.domain.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|mut r| {
+            r.record.status = RecordStatus::Active;
+            r.reason = ReasonCode::Ok;
+            r.last_checked_at = Some(at);
+            r.next_check_at = at + time::Duration::DAY;
+            r
+        })
+        .collect();
+    let activities = records
+        .iter()
+        .map(|r| RecordActivity {
+            kind: r.record.kind,
+            region: r.record.region.clone(),
+            activity: Activity::new(
+                stored.env.id,
+                ActivityType::EmailDomainStatusUpdated,
+                None,
+                ResourceType::EmailDomain,
+                stored.domain.id,
+                stored.domain.name.as_str(),
+            ),
+        })
+        .collect();
+    CheckResult {
+        domain: stored.domain.id,
+        token: token.to_owned(),
+        records,
+        activities,
+    }
+}
+
+impl Stored {
+    async fn lease(&self, at: time::OffsetDateTime) -> CheckLease {
+        self.store()
+            .lease_domain_checks(
+                &[self.domain.id],
+                "replica",
+                at,
+                at + time::Duration::minutes(1),
+            )
+            .await
+            .unwrap()
+    }
+
+    /// Statuses and reasons by record kind, as stored.
+    async fn statuses(&self) -> Vec<(RecordKind, String, RecordStatus, ReasonCode)> {
+        let mut records: Vec<_> = self
+            .store()
+            .checked_records(self.domain.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.record.kind, r.record.key, r.record.status, r.reason))
+            .collect();
+        records.sort_by_key(|r| (r.0.as_str(), r.1.clone()));
+        records
+    }
+
+    async fn status_updates(&self) -> usize {
+        let (activities, _) = self
+            .store()
+            .list_activities(self.env.id, 100, 0)
+            .await
+            .unwrap();
+        activities
+            .iter()
+            .filter(|a| a.action == ActivityType::EmailDomainStatusUpdated)
+            .count()
+    }
+}
+
 #[tokio::test]
 async fn one_process_at_a_time_holds_a_domains_check_lease() {
     for db in backends("one_process_at_a_time_holds_a_domains_check_lease").await {
@@ -231,24 +313,137 @@ async fn one_process_at_a_time_holds_a_domains_check_lease() {
                 .await
                 .unwrap()
         };
-        let release = |owner: &'static str| async move {
-            store
-                .save_checks(&[(domain, vec![])], &[], owner)
+        let release = |token: String| async move {
+            let release = CheckResult {
+                domain,
+                token,
+                records: vec![],
+                activities: vec![],
+            };
+            store.save_checks(&[release], now()).await.unwrap()
+        };
+        let a = lease("replica-a", t0, until).await;
+        assert_eq!(a.domains, [domain], "{db:?}");
+        let b = lease("replica-b", t0, until).await;
+        assert!(b.domains.is_empty(), "{db:?}");
+        // Only the holder's token releases it; an expired lease can be taken over.
+        assert_eq!(release(b.token).await.discarded, 1);
+        assert!(lease("replica-b", t0, until).await.domains.is_empty());
+        let later = until + time::Duration::seconds(1);
+        let b = lease("replica-b", later, later + time::Duration::minutes(1)).await;
+        assert_eq!(b.domains, [domain]);
+        assert_eq!(release(b.token).await.saved, 1);
+        assert_eq!(lease("replica-a", later, later).await.domains, [domain]);
+    }
+}
+
+#[tokio::test]
+async fn a_late_result_after_its_lease_ran_out_is_discarded() {
+    for db in backends("a_late_result_after_its_lease_ran_out_is_discarded").await {
+        let stored = Stored::new(db.clone()).await;
+        let before = stored.statuses().await;
+        // Leased a minute and a half ago: the lease ran out half a minute ago.
+        let first = stored.lease(now() - time::Duration::seconds(90)).await;
+        assert_eq!(first.domains, [stored.domain.id]);
+        let late = all_active(&stored, &first.token).await;
+        let saved = stored
+            .store()
+            .save_checks(std::slice::from_ref(&late), now())
+            .await
+            .unwrap();
+        assert_eq!((saved.saved, saved.discarded), (0, 1), "{db:?}");
+        assert_eq!(stored.statuses().await, before, "{db:?}");
+        assert_eq!(stored.status_updates().await, 0);
+        // Another check takes the domain over; the late result still writes nothing, the new
+        // holder's does.
+        let second = stored.lease(now()).await;
+        assert_eq!(second.domains, [stored.domain.id]);
+        let saved = stored.store().save_checks(&[late], now()).await.unwrap();
+        assert_eq!(saved.discarded, 1, "{db:?}");
+        assert_eq!(stored.statuses().await, before, "{db:?}");
+        let current = all_active(&stored, &second.token).await;
+        let saved = stored.store().save_checks(&[current], now()).await.unwrap();
+        assert_eq!((saved.saved, saved.discarded), (1, 0), "{db:?}");
+        assert!(
+            stored
+                .statuses()
+                .await
+                .iter()
+                .all(|r| r.2 == RecordStatus::Active),
+            "{db:?}"
+        );
+        assert_eq!(stored.status_updates().await, before.len());
+    }
+}
+
+#[tokio::test]
+async fn a_mail_from_change_during_a_check_keeps_the_new_spf_row_unverified() {
+    for db in backends("a_mail_from_change_during_a_check_keeps_the_new_spf_row_unverified").await {
+        let stored = Stored::new(db.clone()).await;
+        let lease = stored.lease(now()).await;
+        // The check read the records (SPF at the domain itself) and is looking them up...
+        let result = all_active(&stored, &lease.token).await;
+        // ...when a MAIL FROM domain is set: the SPF record moves to it, and an MX is added.
+        let settings = stored.app.service.settings();
+        let mail_from =
+            DomainName::parse("mail.x.shopco.test", &PublicSuffixes::new(["test"])).unwrap();
+        let (mx, spf) = trustmail::domain::mail_from_records(
+            &mail_from,
+            stored.env.region,
+            &settings.regions,
+            &settings.records,
+        )
+        .unwrap();
+        let at = now();
+        assert!(
+            stored
+                .store()
+                .set_mail_from(stored.domain.id, Some(&mail_from), &[mx, spf], at, at)
                 .await
                 .unwrap()
-        };
-        assert_eq!(lease("replica-a", t0, until).await, [domain], "{db:?}");
-        assert!(lease("replica-b", t0, until).await.is_empty(), "{db:?}");
-        // Only the holder releases it; an expired lease can be taken over.
-        release("replica-b").await;
-        assert!(lease("replica-b", t0, until).await.is_empty());
-        let later = until + time::Duration::seconds(1);
-        assert_eq!(
-            lease("replica-b", later, later + time::Duration::minutes(1)).await,
-            [domain]
         );
-        release("replica-b").await;
-        assert_eq!(lease("replica-a", later, later).await, [domain]);
+        let saved = stored
+            .store()
+            .save_checks(std::slice::from_ref(&result), now())
+            .await
+            .unwrap();
+        assert_eq!((saved.saved, saved.stale_records), (1, 1), "{db:?}");
+        for (kind, key, status, reason) in stored.statuses().await {
+            if matches!(kind, RecordKind::Spf | RecordKind::MailFrom) {
+                assert_eq!(key, "mail.x.shopco.test");
+                assert_eq!(
+                    (status, reason),
+                    (RecordStatus::VerificationRequired, ReasonCode::NotChecked),
+                    "{kind:?} {db:?}"
+                );
+            } else {
+                assert_eq!(status, RecordStatus::Active, "{kind:?} {db:?}");
+            }
+        }
+        // No activity claims the new SPF record changed.
+        assert_eq!(
+            stored.status_updates().await,
+            result.records.len() - 1,
+            "{db:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_check_of_a_domain_deleted_meanwhile_writes_nothing() {
+    for db in backends("a_check_of_a_domain_deleted_meanwhile_writes_nothing").await {
+        let stored = Stored::new(db.clone()).await;
+        let lease = stored.lease(now()).await;
+        let result = all_active(&stored, &lease.token).await;
+        let deleted = stored
+            .app
+            .service
+            .delete_domain(&stored.actor, &stored.domain)
+            .await;
+        assert!(deleted.is_ok(), "{deleted:?}");
+        let saved = stored.store().save_checks(&[result], now()).await.unwrap();
+        assert_eq!((saved.saved, saved.discarded), (0, 1), "{db:?}");
+        assert_eq!(stored.status_updates().await, 0, "{db:?}");
     }
 }
 

@@ -30,8 +30,13 @@ use hickory_server::{
 const ZONES: [&str; 3] = ["shopco.test.", "test.", "trustmail.example."];
 
 /// Answers from whichever catalog is current; a change builds a new one and swaps it in. While
-/// `servfail` is set, answers every query SERVFAIL instead.
-struct Swappable(RwLock<Arc<Catalog>>, AtomicBool);
+/// `servfail` is set, answers every query SERVFAIL instead. Queries for names under a `slow`
+/// suffix are answered after its delay.
+struct Swappable(
+    RwLock<Arc<Catalog>>,
+    AtomicBool,
+    RwLock<Vec<(String, Duration)>>,
+);
 
 #[async_trait::async_trait]
 impl RequestHandler for Swappable {
@@ -40,6 +45,16 @@ impl RequestHandler for Swappable {
         request: &Request,
         mut response_handle: R,
     ) -> ResponseInfo {
+        let delay = request.request_info().ok().and_then(|info| {
+            let asked = info.query.name().to_string().to_ascii_lowercase();
+            let slow = self.2.read().unwrap();
+            slow.iter()
+                .find(|(suffix, _)| asked.trim_end_matches('.').ends_with(suffix.as_str()))
+                .map(|(_, delay)| *delay)
+        });
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
         if self.1.load(Ordering::SeqCst) {
             let response = MessageResponseBuilder::new(&request.queries, None)
                 .error_msg(&request.metadata, ResponseCode::ServFail);
@@ -104,6 +119,7 @@ impl TestDns {
         let handler = Arc::new(Swappable(
             RwLock::new(Arc::new(Catalog::new())),
             AtomicBool::new(false),
+            RwLock::new(Vec::new()),
         ));
         let mut server = Server::new(ArcHandler(handler.clone()));
         server.register_socket(udp);
@@ -129,6 +145,15 @@ impl TestDns {
     /// Answers every query SERVFAIL (`true`) or from its records again (`false`).
     pub fn servfail(&self, on: bool) {
         self.handler.1.store(on, Ordering::SeqCst);
+    }
+
+    /// Answers queries for `suffix` and the names under it after `delay`.
+    pub fn slow(&self, suffix: &str, delay: Duration) {
+        self.handler
+            .2
+            .write()
+            .unwrap()
+            .push((suffix.trim_end_matches('.').to_ascii_lowercase(), delay));
     }
 
     pub fn resolver(&self) -> String {
