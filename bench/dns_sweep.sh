@@ -5,14 +5,14 @@
 #
 # Builds release (examples/dns_sweep.rs), which makes a fresh SQLite store with 20 environments × 50
 # domains (1,000 domains, 6 records each) and writes their records and the lookups one check makes
-# (ownership TXT, environment TXT, 3 DKIM CNAMEs, SPF TXT and the TXT of its include: 7 per domain).
+# (ownership TXT, environment TXT, 3 DKIM CNAMEs and the 3 key records they lead to, SPF TXT and the TXT of
+# its include: 10 per domain).
 # BIND 9 (.ci/interop/lib.sh, as the interop run starts it) serves those records on a free loopback port.
 # Then, in alternating rounds:
-#   trustmail sweep: every record made due, then Service::check_due_domains(64) until none is (the
-#              background job's batched path); `dns_sweep sweep` without --scheduled times
-#              Service::check_domain(…, CheckScope::All, …) for every domain, 64 at a time, each on a
-#              Tokio task: every record looked up, compared and saved (lease, results, release) in the store;
-#              DNS queries counted with the dns_queries_total counter;
+#   trustmail sweep: every record made due (`dns_sweep make-due`), then one pass of the background job's
+#              pipeline (`jobs::dns::sweep_due`, --concurrency checks in flight, read-ahead leases, results
+#              written in grouped transactions) with `dns_sweep sweep --scheduled`: every record looked up,
+#              compared and saved; DNS queries counted with the dns_queries_total counter;
 #   trustmail record checks alone: the same lookups and comparisons (dns::check_record) with nothing read
 #              or written in the store while timed: where the sweep's time goes, DNS client or store;
 #   dnsperf:   the same names and types (queries.txt), for as long as trustmail's sweep took (>= 1 s).
@@ -20,17 +20,20 @@
 # queries/s and the ratio trustmail q/s / dnsperf q/s (median of the rounds' ratios). Target: ratio >= 0.5;
 # the script reports whether it is met and fails only when the benchmark itself cannot run.
 #
-# Knobs (environment): BENCH_ROUNDS (default 5), BENCH_CONCURRENCY (domains checked at once, 64),
+# Knobs (environment): BENCH_ROUNDS (default 5), BENCH_CONCURRENCY (domains checked at once, 128, as the job),
 # BENCH_ENVIRONMENTS (20), BENCH_DOMAINS (per environment, 50; at most 50), BENCH_DB_DIR (where the SQLite
 # file lives; default the scratch folder, set /dev/shm to take fsync out), BENCH_PERF=1 (one more sweep
-# under `perf record`, with its top symbols).
+# under `perf record`, with its top symbols), BENCH_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/postgres:
+# then the same sweep on a fresh PostgreSQL database, by one process and by BENCH_REPLICAS (2) processes at once,
+# which must check every domain exactly once between them; the combined rate is all their queries over the
+# slowest one's time).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 BUILD=$ROOT/.ci/build
 ROUNDS=${BENCH_ROUNDS:-5}
-CONCURRENCY=${BENCH_CONCURRENCY:-64}
+CONCURRENCY=${BENCH_CONCURRENCY:-128}
 ENVIRONMENTS=${BENCH_ENVIRONMENTS:-20}
 DOMAINS=${BENCH_DOMAINS:-50}
 PERF=${BENCH_PERF:-0}
@@ -121,11 +124,14 @@ tm_qps_all=()
 tm_dps_all=()
 tm_seconds_all=()
 tm_cpu_all=()
+tm_rss_all=()
+tm_writes_all=()
 lookups_qps_all=()
 lookups_cpu_all=()
 perf_qps_all=()
 for round in $(seq 1 "$ROUNDS"); do
 	section "round $round/$ROUNDS: trustmail sweep (concurrency $CONCURRENCY)"
+	"$SWEEP" "${STORE[@]}" make-due
 	run_sweep "sweep$round" --scheduled
 	seconds=$(field seconds "$WORK/sweep$round.out")
 	records=$(field records "$WORK/sweep$round.out")
@@ -145,6 +151,8 @@ for round in $(seq 1 "$ROUNDS"); do
 	tm_dps_all+=("$(field domains_per_s "$WORK/sweep$round.out")")
 	tm_seconds_all+=("$seconds")
 	tm_cpu_all+=("$(field cpu_seconds "$WORK/sweep$round.out")")
+	tm_rss_all+=("$(field peak_rss_mb "$WORK/sweep$round.out")")
+	tm_writes_all+=("$(field writes "$WORK/sweep$round.out")")
 	lookups_qps_all+=("$(field queries_per_s "$WORK/lookups$round.out")")
 	lookups_cpu_all+=("$(field cpu_seconds "$WORK/lookups$round.out")")
 	perf_qps_all+=("$qps")
@@ -154,8 +162,9 @@ done
 
 if [ "$PERF" = 1 ]; then
 	section "profile: one more sweep under perf record (on-CPU samples of the sweep process)"
+	"$SWEEP" "${STORE[@]}" make-due
 	perf record -q -g -o "$WORK/perf.data" -- "$SWEEP" "${STORE[@]}" sweep --dns "127.0.0.1:$BIND_PORT" \
-		--concurrency "$CONCURRENCY" 2>"$WORK/perf-sweep.stderr"
+		--concurrency "$CONCURRENCY" --scheduled 2>"$WORK/perf-sweep.stderr"
 	perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --stdio >"$WORK/perf.txt" 2>/dev/null
 	awk '/^ +[0-9.]+%/ && n++ < 30 { sub(/[ -]+$/, ""); print }' "$WORK/perf.txt"
 	echo
@@ -184,6 +193,71 @@ printf '%-44s %12.3f\n' "sweep of $records records, 1 check each (s)" "$TM_SECON
 printf '%-44s %12s %14s\n' "CPU of the trustmail process (s)" "$TM_CPU" "$(median "${lookups_cpu_all[@]}")"
 printf '%-44s %12s\n' "  as a share of $cores cores × the sweep" "$(cpu_share "$TM_CPU" "$TM_SECONDS")"
 printf '%-44s %12s\n' "records ACTIVE after each sweep" "$active/$records"
+printf '%-44s %12s\n' "peak RSS of the sweep process (MB)" "$(median "${tm_rss_all[@]}")"
+printf '%-44s %12s\n' "result transactions per sweep" "$(median "${tm_writes_all[@]}")"
 echo
 printf 'ratio trustmail q/s / dnsperf q/s: %s   (target >= %s: %s)\n' "$RATIO" "$TARGET_RATIO" \
 	"$(met "$RATIO >= $TARGET_RATIO")"
+
+# ---------------------------------------------------------------------------------------------------
+# Replicas on one PostgreSQL: BENCH_POSTGRES_URL (a server URL; the benchmark makes and drops its own
+# database) runs the same sweep with one process, then with BENCH_REPLICAS (2) processes at once.
+[ -n "${BENCH_POSTGRES_URL:-}" ] || exit 0
+REPLICAS=${BENCH_REPLICAS:-2}
+need_commands psql
+PG_DB=trustmail_bench_dns
+PG_URL="${BENCH_POSTGRES_URL%/*}/$PG_DB"
+section "PostgreSQL: a fresh database $PG_DB, the same setup, BIND restarted with its records"
+psql "$BENCH_POSTGRES_URL" -q -c "DROP DATABASE IF EXISTS $PG_DB" -c "CREATE DATABASE $PG_DB" >/dev/null
+PG_STORE=(--database-url "$PG_URL" --master-key "$WORK/master-pg.key")
+mkdir "$WORK/bind-pg"
+"$SWEEP" "${PG_STORE[@]}" setup --out "$WORK/bind-pg" --environments "$ENVIRONMENTS" --domains "$DOMAINS" \
+	2>"$WORK/setup-pg.stderr"
+bind_stop
+bind_start "$WORK/bind-pg" trustmail.example
+TOTAL_DOMAINS=$((ENVIRONMENTS * DOMAINS))
+
+pg_sweep() { # pg_sweep ROUND N: N processes sweep at once; prints domains, queries, seconds (the slowest)
+	local round=$1 n=$2 i pids=()
+	"$SWEEP" "${PG_STORE[@]}" make-due
+	for i in $(seq 1 "$n"); do
+		"$SWEEP" "${PG_STORE[@]}" sweep --dns "127.0.0.1:$BIND_PORT" --concurrency "$CONCURRENCY" --scheduled \
+			>"$WORK/pg$round-$n-$i.out" 2>"$WORK/pg$round-$n-$i.stderr" &
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do wait "$i" || die "a PostgreSQL sweep process failed"; done
+	local domains=0 queries=0 seconds=0
+	for i in $(seq 1 "$n"); do
+		sed 's/^/  /' "$WORK/pg$round-$n-$i.out" | grep -v RESULT
+		domains=$((domains + $(field domains "$WORK/pg$round-$n-$i.out")))
+		queries=$((queries + $(field queries "$WORK/pg$round-$n-$i.out")))
+		seconds=$(awk -v a="$seconds" -v b="$(field seconds "$WORK/pg$round-$n-$i.out")" 'BEGIN { print (b > a) ? b : a }')
+	done
+	[ "$domains" = "$TOTAL_DOMAINS" ] ||
+		die "$n processes checked $domains domains in all, not $TOTAL_DOMAINS: a domain was checked twice or not at all"
+	echo "$domains $queries $seconds"
+}
+
+pg_one=()
+pg_many=()
+pg_perf=()
+for round in $(seq 1 "$ROUNDS"); do
+	section "round $round/$ROUNDS: PostgreSQL, 1 process"
+	read -r _ q sec < <(pg_sweep "$round" 1 | tee /dev/stderr | tail -n 1)
+	pg_one+=("$(awk -v q="$q" -v s="$sec" 'BEGIN { printf "%.1f", q / s }')")
+	section "round $round/$ROUNDS: PostgreSQL, $REPLICAS processes at once (each domain checked once in all)"
+	read -r _ q sec < <(pg_sweep "$round" "$REPLICAS" | tee /dev/stderr | tail -n 1)
+	pg_many+=("$(awk -v q="$q" -v s="$sec" 'BEGIN { printf "%.1f", q / s }')")
+	duration=$(awk -v s="$sec" 'BEGIN { printf "%.2f", (s < 1 ? 1 : s) }')
+	dnsperf -s 127.0.0.1 -p "$BIND_PORT" -d "$WORK/bind-pg/queries.txt" -l "$duration" >"$WORK/pg-dnsperf$round.out" 2>&1
+	pg_perf+=("$(dnsperf_qps "$WORK/pg-dnsperf$round.out")")
+done
+psql "$BENCH_POSTGRES_URL" -q -c "DROP DATABASE IF EXISTS $PG_DB" >/dev/null
+QPD=$(awk -v q="$(wc -l <"$WORK/bind-pg/queries.txt")" -v d="$TOTAL_DOMAINS" 'BEGIN { print q / d }')
+section "results on PostgreSQL (median of $ROUNDS rounds; $TOTAL_DOMAINS domains, $QPD queries per domain)"
+printf '%-44s %12s %14s %12s\n' "" "1 process" "$REPLICAS processes" "dnsperf"
+printf '%-44s %12.0f %14.0f %12.0f\n' "DNS queries/s" "$(median "${pg_one[@]}")" "$(median "${pg_many[@]}")" \
+	"$(median "${pg_perf[@]}")"
+printf '%-44s %12.0f %14.0f\n' "domains checked/s" "$(awk -v q="$(median "${pg_one[@]}")" -v p="$QPD" 'BEGIN { print q / p }')" \
+	"$(awk -v q="$(median "${pg_many[@]}")" -v p="$QPD" 'BEGIN { print q / p }')"
+

@@ -52,8 +52,11 @@ const TTL: u32 = 60;
 #[derive(Parser)]
 struct Cli {
     /// The SQLite database file.
-    #[arg(long)]
-    database: PathBuf,
+    #[arg(long, required_unless_present = "database_url")]
+    database: Option<PathBuf>,
+    /// A database URL instead (`postgres://…`): replicas share it.
+    #[arg(long, conflicts_with = "database")]
+    database_url: Option<String>,
     /// The master key file (created when missing).
     #[arg(long)]
     master_key: PathBuf,
@@ -73,6 +76,8 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         domains: u32,
     },
+    /// Make every record due now (before a `sweep --scheduled`; replicas then share one pass).
+    MakeDue,
     /// Check every record of every domain once, timed.
     Sweep {
         /// The DNS server, IP:PORT.
@@ -85,17 +90,33 @@ enum Command {
         /// Only the DNS lookups and comparisons: no lease, nothing saved.
         #[arg(long)]
         lookups_only: bool,
-        /// As the background job sweeps: every record made due, then one pass of
+        /// As the background job sweeps (after `make-due`): one pass of
         /// `jobs::dns::sweep_due(concurrency)` (the pipeline: read-ahead leases, `concurrency`
-        /// checks in flight, results written in grouped transactions).
+        /// checks in flight, results written in grouped transactions) over whatever is due.
         #[arg(long, conflicts_with = "lookups_only")]
         scheduled: bool,
     },
 }
 
+impl Cli {
+    fn database_url(&self) -> String {
+        match (&self.database_url, &self.database) {
+            (Some(url), _) => url.clone(),
+            (None, Some(file)) => format!("sqlite://{}", file.display()),
+            (None, None) => unreachable!("clap requires one of them"),
+        }
+    }
+
+    /// A plain pool on the database, for what the benchmark does below the service.
+    async fn pool(&self) -> anyhow::Result<sqlx::AnyPool> {
+        sqlx::any::install_default_drivers();
+        Ok(sqlx::AnyPool::connect(&self.database_url()).await?)
+    }
+}
+
 fn config(cli: &Cli, resolver: &str, timeout_ms: u64) -> Config {
     let mut config = Config {
-        database_url: SecretString::from(format!("sqlite://{}", cli.database.display())),
+        database_url: SecretString::from(cli.database_url()),
         ..Config::default()
     };
     config.secrets.master_key_file = cli.master_key.clone();
@@ -119,6 +140,14 @@ async fn main() -> anyhow::Result<()> {
             // No lookups during setup: DNS points at the discard port.
             let service = open_service(&config(&cli, "127.0.0.1:9", 1000), PUBLIC_URL).await?;
             setup(&service, out, *environments, *domains).await
+        }
+        Command::MakeDue => {
+            let pool = cli.pool().await?;
+            sqlx::query("UPDATE dns_records SET next_check_at = 0")
+                .execute(&pool)
+                .await?;
+            pool.close().await;
+            Ok(())
         }
         Command::Sweep {
             dns,
@@ -331,19 +360,13 @@ async fn sweep(
     Ok(())
 }
 
-/// The background job's sweep: every record due, then one pass of the pipeline.
+/// The background job's sweep: one pass of the pipeline over whatever is due.
 async fn scheduled_sweep(
     cli: &Cli,
     service: &Service,
     slots: usize,
     queries_so_far: impl Fn() -> u64,
 ) -> anyhow::Result<()> {
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&format!("sqlite://{}", cli.database.display())).await?;
-    sqlx::query("UPDATE dns_records SET next_check_at = 0")
-        .execute(&pool)
-        .await?;
-    pool.close().await;
     let queries_before = queries_so_far();
     let cpu_before = cpu_seconds();
     let started = Instant::now();
@@ -354,26 +377,49 @@ async fn scheduled_sweep(
         .zip(cpu_before)
         .map(|(after, before)| after - before);
     let queries = queries_so_far() - queries_before;
-    let (mut records, mut active) = (0usize, 0usize);
-    for domain in all_domains(service).await? {
-        for r in service.verification(&domain).await? {
-            records += 1;
-            active += usize::from(r.record.status == RecordStatus::Active);
-        }
-    }
+    let peak_rss_mb = peak_rss_mb().unwrap_or(0.0);
+    // Counted below the service: one query, whatever the number of domains.
+    let pool = cli.pool().await?;
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n, COALESCE(SUM(CASE WHEN status = 'ACTIVE' THEN 1 ELSE 0 END), 0) \
+         AS active FROM dns_records",
+    )
+    .fetch_one(&pool)
+    .await?;
+    pool.close().await;
+    let records: i64 = sqlx::Row::try_get(&row, "n")?;
+    let active: i64 = sqlx::Row::try_get(&row, "active")?;
     let cpu = cpu.map_or_else(|| "unknown".to_owned(), |c| format!("{c:.2}"));
     println!(
         "scheduled sweep: {checked} domains, {records} records ({active} ACTIVE), {queries} DNS \
-         queries in {seconds:.3} s, {cpu} s CPU, {} transactions",
-        stats.writes
+         queries in {seconds:.3} s, {cpu} s CPU, {} transactions, {} results discarded, peak \
+         RSS {peak_rss_mb:.0} MB",
+        stats.writes, stats.saved.discarded
     );
     println!(
         "RESULT domains={checked} records={records} active={active} errors=0 queries={queries} \
-         seconds={seconds:.4} cpu_seconds={cpu} domains_per_s={:.1} queries_per_s={:.1}",
+         seconds={seconds:.4} cpu_seconds={cpu} domains_per_s={:.1} queries_per_s={:.1} \
+         writes={} discarded={} peak_rss_mb={peak_rss_mb:.1}",
         checked as f64 / seconds,
-        queries as f64 / seconds
+        queries as f64 / seconds,
+        stats.writes,
+        stats.saved.discarded,
     );
     Ok(())
+}
+
+/// This process's peak resident memory (Linux `/proc/self/status`, `VmHWM`), in MB.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
 }
 
 /// `check_domain`'s DNS half: every record of the domain looked up and compared at once; a

@@ -1,11 +1,11 @@
 //! Check state of DNS records, and the leases that keep two processes off one domain.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::{Row, any::AnyRow};
 use time::OffsetDateTime;
 
-use super::{RowExt, Store, StoreError, Throttle, insert_activities, millis};
+use super::{RowExt, Store, StoreError, Throttle, Tx, insert_activities, millis};
 use crate::domain::{Activity, CheckedRecord, DnsRecord, DomainId, RecordKind};
 
 /// `$from, $from+1, …`: `n` numbered placeholders for an `IN (…)` list.
@@ -103,6 +103,140 @@ fn checked_from_row(row: &AnyRow) -> Result<CheckedRecord, StoreError> {
         error_streak: u32::try_from(row.int("error_streak")?)
             .map_err(|e| corrupt("error_streak", &e))?,
     })
+}
+
+/// Leases released per statement (2 parameters each).
+const LEASES_PER_STATEMENT: usize = 500;
+/// Records written per statement (17 parameters each; SQLite allows 32,766 in one statement).
+const RECORDS_PER_STATEMENT: usize = 200;
+
+/// A record's identity: its row, as it was when the check read it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RecordId {
+    domain: String,
+    kind: String,
+    region: String,
+    position: i64,
+}
+
+impl RecordId {
+    fn of(domain: DomainId, r: &CheckedRecord) -> Self {
+        Self {
+            domain: domain.to_string(),
+            kind: r.record.kind.as_str().to_owned(),
+            region: r.record.region.clone().unwrap_or_default(),
+            position: i64::from(r.record.position),
+        }
+    }
+}
+
+/// `(CAST($from AS type), …), (…)`: `rows` rows of numbered placeholders, cast to the column
+/// types so that PostgreSQL knows them inside `VALUES`.
+fn values_rows(from: usize, rows: usize, types: &[&str]) -> String {
+    (0..rows)
+        .map(|row| {
+            let first = from + row * types.len();
+            let cells: Vec<String> = types
+                .iter()
+                .enumerate()
+                .map(|(i, t)| format!("CAST(${} AS {t})", first + i))
+                .collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Releases each result's lease that its token still holds at `now`; returns those domains.
+async fn release_held_leases(
+    tx: &mut Tx<'_>,
+    results: &[CheckResult],
+    now: OffsetDateTime,
+) -> Result<Vec<DomainId>, StoreError> {
+    if results.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "UPDATE email_domains SET check_lease_until = 0, check_lease_owner = NULL, \
+         check_lease_token = NULL FROM (VALUES {}) AS held \
+         WHERE email_domains.id = held.column1 AND email_domains.check_lease_token = held.column2 \
+         AND email_domains.check_lease_until > $1 RETURNING email_domains.id AS id",
+        values_rows(2, results.len(), &["TEXT", "TEXT"])
+    );
+    // Only numbered placeholders are spliced in; every value is bound.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(millis(now));
+    for result in results {
+        query = query.bind(result.domain.to_string()).bind(&result.token);
+    }
+    query
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|row| row.parsed("id"))
+        .collect()
+}
+
+/// Writes checked records whose row is still the one the check read (same name, value and
+/// creation time); returns the rows written.
+async fn write_records(
+    tx: &mut Tx<'_>,
+    records: &[(DomainId, &CheckedRecord)],
+) -> Result<Vec<RecordId>, StoreError> {
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
+    const TYPES: [&str; 17] = [
+        "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "BIGINT",
+        "TEXT", "TEXT", "TEXT", "BIGINT", "TEXT", "TEXT", "BIGINT",
+    ];
+    let sql = format!(
+        "UPDATE dns_records SET status = v.column1, reason = v.column2, message = v.column3, \
+         observed = v.column4, suggested = v.column5, lookups = v.column6, \
+         last_checked_at = v.column7, next_check_at = v.column8, failing_since = v.column9, \
+         error_streak = v.column10 FROM (VALUES {}) AS v \
+         WHERE dns_records.domain_id = v.column11 AND dns_records.record = v.column12 \
+         AND dns_records.region = v.column13 AND dns_records.position = v.column14 \
+         AND dns_records.record_key = v.column15 AND dns_records.record_value = v.column16 \
+         AND dns_records.created_at = v.column17 \
+         RETURNING dns_records.domain_id AS domain_id, dns_records.record AS record, \
+         dns_records.region AS region, dns_records.position AS position",
+        values_rows(1, records.len(), &TYPES)
+    );
+    // Only numbered placeholders are spliced in; every value is bound.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (domain, r) in records {
+        query = query
+            .bind(r.record.status.as_str())
+            .bind(r.reason.as_str())
+            .bind(r.message.clone())
+            .bind(serde_json::Value::from(r.observed.clone()).to_string())
+            .bind(r.suggested.clone())
+            .bind(r.lookups.map(i64::from))
+            .bind(r.last_checked_at.map(millis))
+            .bind(millis(r.next_check_at))
+            .bind(r.failing_since.map(millis))
+            .bind(i64::from(r.error_streak))
+            .bind(domain.to_string())
+            .bind(r.record.kind.as_str())
+            .bind(r.record.region.clone().unwrap_or_default())
+            .bind(i64::from(r.record.position))
+            .bind(r.record.key.clone())
+            .bind(r.record.value.clone())
+            .bind(millis(r.created_at));
+    }
+    query
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(RecordId {
+                domain: row.text("domain_id")?,
+                kind: row.text("record")?,
+                region: row.text("region")?,
+                position: row.int("position")?,
+            })
+        })
+        .collect()
 }
 
 impl Store {
@@ -203,75 +337,55 @@ impl Store {
     /// that releases it), in one transaction: the records it checked, unless a record changed
     /// meanwhile (a new MAIL FROM domain replaces its rows), and the activities of the status
     /// changes it saw, minus those of records it could not write. A result whose lease ran out
-    /// or was taken over, or whose domain is gone, writes nothing.
+    /// or was taken over, or whose domain is gone, writes nothing. Statements carry many rows
+    /// each (`UPDATE … FROM (VALUES …)`), so a sweep's group costs a handful of them.
     pub async fn save_checks(
         &self,
         results: &[CheckResult],
         now: OffsetDateTime,
     ) -> Result<SavedChecks, StoreError> {
-        let mut saved = SavedChecks::default();
         let mut tx = self.pool.begin().await?;
-        for result in results {
-            let held = sqlx::query(
-                "UPDATE email_domains SET check_lease_until = 0, check_lease_owner = NULL, \
-                 check_lease_token = NULL \
-                 WHERE id = $1 AND check_lease_token = $2 AND check_lease_until > $3",
-            )
-            .bind(result.domain.to_string())
-            .bind(&result.token)
-            .bind(millis(now))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if held == 0 {
-                saved.discarded += 1;
-                continue;
-            }
-            saved.saved += 1;
-            let mut stale = Vec::new();
-            for r in &result.records {
-                let written = sqlx::query(
-                    "UPDATE dns_records SET status = $1, reason = $2, message = $3, observed = $4, \
-                     suggested = $5, lookups = $6, last_checked_at = $7, next_check_at = $8, \
-                     failing_since = $9, error_streak = $10 \
-                     WHERE domain_id = $11 AND record = $12 AND region = $13 AND position = $14 \
-                     AND record_key = $15 AND record_value = $16 AND created_at = $17",
-                )
-                .bind(r.record.status.as_str())
-                .bind(r.reason.as_str())
-                .bind(&r.message)
-                .bind(serde_json::Value::from(r.observed.clone()).to_string())
-                .bind(r.suggested.clone())
-                .bind(r.lookups.map(i64::from))
-                .bind(r.last_checked_at.map(millis))
-                .bind(millis(r.next_check_at))
-                .bind(r.failing_since.map(millis))
-                .bind(i64::from(r.error_streak))
-                .bind(result.domain.to_string())
-                .bind(r.record.kind.as_str())
-                .bind(r.record.region.as_deref().unwrap_or(""))
-                .bind(i64::from(r.record.position))
-                .bind(&r.record.key)
-                .bind(&r.record.value)
-                .bind(millis(r.created_at))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if written == 0 {
-                    saved.stale_records += 1;
-                    stale.push((r.record.kind, r.record.region.as_deref()));
-                }
-            }
-            let activities: Vec<Activity> = result
-                .activities
-                .iter()
-                .filter(|a| !stale.contains(&(a.kind, a.region.as_deref())))
-                .map(|a| a.activity.clone())
-                .collect();
-            insert_activities(&mut tx, &activities).await?;
+        let mut held = HashSet::new();
+        for chunk in results.chunks(LEASES_PER_STATEMENT) {
+            held.extend(release_held_leases(&mut tx, chunk, now).await?);
         }
+        let saved: Vec<&CheckResult> = results
+            .iter()
+            .filter(|r| held.contains(&r.domain))
+            .collect();
+        let records: Vec<(DomainId, &CheckedRecord)> = saved
+            .iter()
+            .flat_map(|r| r.records.iter().map(|record| (r.domain, record)))
+            .collect();
+        let mut written = HashSet::new();
+        for chunk in records.chunks(RECORDS_PER_STATEMENT) {
+            written.extend(write_records(&mut tx, chunk).await?);
+        }
+        let mut stale_records = 0;
+        let mut activities = Vec::new();
+        for result in &saved {
+            let stale: Vec<(RecordKind, Option<&str>)> = result
+                .records
+                .iter()
+                .filter(|r| !written.contains(&RecordId::of(result.domain, r)))
+                .map(|r| (r.record.kind, r.record.region.as_deref()))
+                .collect();
+            stale_records += stale.len();
+            activities.extend(
+                result
+                    .activities
+                    .iter()
+                    .filter(|a| !stale.contains(&(a.kind, a.region.as_deref())))
+                    .map(|a| a.activity.clone()),
+            );
+        }
+        insert_activities(&mut tx, &activities).await?;
         tx.commit().await?;
-        Ok(saved)
+        Ok(SavedChecks {
+            saved: saved.len(),
+            discarded: results.len() - saved.len(),
+            stale_records,
+        })
     }
 
     /// Up to `limit` records due at `now` on domains no check holds, in due order after
