@@ -105,10 +105,13 @@ fn checked_from_row(row: &AnyRow) -> Result<CheckedRecord, StoreError> {
     })
 }
 
-/// Leases released per statement (2 parameters each).
-const LEASES_PER_STATEMENT: usize = 500;
-/// Records written per statement (17 parameters each; SQLite allows 32,766 in one statement).
-const RECORDS_PER_STATEMENT: usize = 200;
+/// Rows per multi-row statement. Small on purpose: sqlx binds each SQLite parameter by looking
+/// its name up among all of the statement's (`sqlite3_bind_parameter_name`, a linear walk), so
+/// a statement's binding costs the square of its parameters; a few rows each already saves
+/// almost all the per-statement cost. Leases released per statement (2 parameters each):
+const LEASES_PER_STATEMENT: usize = 32;
+/// Records written per statement (17 parameters each).
+const RECORDS_PER_STATEMENT: usize = 8;
 
 /// A record's identity: its row, as it was when the check read it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
