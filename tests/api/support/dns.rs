@@ -12,6 +12,8 @@ use std::{
     time::Duration,
 };
 
+use tokio::net::{TcpListener, UdpSocket};
+
 use hickory_proto::{
     op::ResponseCode,
     rr::{
@@ -21,7 +23,7 @@ use hickory_proto::{
 };
 use hickory_server::{
     Server,
-    net::runtime::Time,
+    net::{runtime::Time, xfer::Protocol},
     server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
     store::in_memory::InMemoryZoneHandler,
     zone_handler::{AxfrPolicy, Catalog, MessageResponseBuilder, ZoneType},
@@ -30,8 +32,17 @@ use hickory_server::{
 const ZONES: [&str; 3] = ["shopco.test.", "test.", "trustmail.example."];
 
 /// Answers from whichever catalog is current; a change builds a new one and swaps it in. While
-/// `servfail` is set, answers every query SERVFAIL instead.
-struct Swappable(RwLock<Arc<Catalog>>, AtomicBool);
+/// `servfail` is set, answers every query SERVFAIL instead. Every query is logged.
+struct Swappable(RwLock<Arc<Catalog>>, AtomicBool, Mutex<Vec<Asked>>);
+
+/// One query the server received: how, from where, and for what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asked {
+    pub protocol: Protocol,
+    pub from: SocketAddr,
+    pub name: String,
+    pub record_type: RecordType,
+}
 
 #[async_trait::async_trait]
 impl RequestHandler for Swappable {
@@ -40,6 +51,14 @@ impl RequestHandler for Swappable {
         request: &Request,
         mut response_handle: R,
     ) -> ResponseInfo {
+        if let Ok(info) = request.request_info() {
+            self.2.lock().unwrap().push(Asked {
+                protocol: request.protocol(),
+                from: request.src(),
+                name: info.query.name().to_string(),
+                record_type: info.query.query_type(),
+            });
+        }
         if self.1.load(Ordering::SeqCst) {
             let response = MessageResponseBuilder::new(&request.queries, None)
                 .error_msg(&request.metadata, ResponseCode::ServFail);
@@ -86,15 +105,22 @@ fn name(s: &str) -> Name {
 
 /// A UDP socket and a TCP listener on the same free port: the kernel picks the UDP port, and
 /// that port may be taken for TCP (another test's connection), so try again until both bind.
-async fn bind_udp_and_tcp() -> (tokio::net::UdpSocket, tokio::net::TcpListener, SocketAddr) {
+pub async fn bind_udp_and_tcp() -> (UdpSocket, TcpListener, SocketAddr) {
     for _ in 0..100 {
-        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = udp.local_addr().unwrap();
-        if let Ok(tcp) = tokio::net::TcpListener::bind(addr).await {
+        if let Ok(tcp) = TcpListener::bind(addr).await {
             return (udp, tcp, addr);
         }
     }
     panic!("no port free for both UDP and TCP on 127.0.0.1");
+}
+
+fn serve(handler: &Arc<Swappable>, udp: UdpSocket, tcp: TcpListener) -> Server<ArcHandler> {
+    let mut server = Server::new(ArcHandler(handler.clone()));
+    server.register_socket(udp);
+    server.register_listener(tcp, Duration::from_secs(5), 4096);
+    server
 }
 
 impl TestDns {
@@ -104,18 +130,30 @@ impl TestDns {
         let handler = Arc::new(Swappable(
             RwLock::new(Arc::new(Catalog::new())),
             AtomicBool::new(false),
+            Mutex::new(Vec::new()),
         ));
-        let mut server = Server::new(ArcHandler(handler.clone()));
-        server.register_socket(udp);
-        server.register_listener(tcp, Duration::from_secs(5), 4096);
         let dns = Arc::new(Self {
             addr,
             records: Mutex::new(Vec::new()),
+            server: Mutex::new(Some(serve(&handler, udp, tcp))),
             handler,
-            server: Mutex::new(Some(server)),
         });
         dns.rebuild();
         dns
+    }
+
+    /// Every query received so far, in order.
+    pub fn asked(&self) -> Vec<Asked> {
+        self.handler.2.lock().unwrap().clone()
+    }
+
+    /// Stops (closing every open TCP connection) and serves again on the same port, with the
+    /// same records.
+    pub async fn restart(&self) {
+        self.stop().await;
+        let udp = UdpSocket::bind(self.addr).await.unwrap();
+        let tcp = TcpListener::bind(self.addr).await.unwrap();
+        *self.server.lock().unwrap() = Some(serve(&self.handler, udp, tcp));
     }
 
     /// Stops answering (queries then fail as a dead server's would).
