@@ -33,6 +33,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "dns.initial_recheck_interval_s",
     "dns.active_grace_s",
     "dns.check_deadline_ms",
+    "dns.transport",
     "records.ownership_prefix",
     "records.environment_prefix",
     "records.spf_include",
@@ -147,6 +148,23 @@ pub struct Dns {
     pub active_grace_s: u64,
     /// One domain's whole check, its SPF include walk included.
     pub check_deadline_ms: u64,
+    /// How the resolvers of `resolvers` are asked.
+    pub transport: DnsTransport,
+}
+
+/// `dns.transport`: how trustmail talks to the resolvers of `dns.resolvers` (the system's are
+/// always asked over UDP).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DnsTransport {
+    /// A fresh UDP socket on a random port per query, TCP when an answer is truncated: each
+    /// query independent of the others, whatever the resolver.
+    #[default]
+    Udp,
+    /// Queries pipelined over two long-lived TCP connections per resolver: cheaper per query,
+    /// for resolvers that answer pipelined queries out of order as RFC 7766 asks (BIND,
+    /// Unbound); one that answers in order lets a slow answer hold up those behind it.
+    Tcp,
 }
 
 impl Default for Dns {
@@ -158,6 +176,7 @@ impl Default for Dns {
             initial_recheck_interval_s: 60,
             active_grace_s: 259_200,
             check_deadline_ms: 5000,
+            transport: DnsTransport::Udp,
         }
     }
 }

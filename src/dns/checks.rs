@@ -447,57 +447,85 @@ fn includes(spf: &Spf, include: &str) -> bool {
 }
 
 /// RFC 7208 § 4.6.4: the terms that cost a DNS lookup (include, a, mx, ptr, exists, redirect),
-/// counted through every include and redirect whose target is a plain name.
+/// counted over the whole tree as a receiver evaluates it: depth first, in order, each include
+/// or redirect whose target is a plain name followed (its TXT fetched) where it stands. One
+/// budget for the whole tree: once the running total passes [`SPF_LOOKUP_LIMIT`] the walk
+/// stops, so a hostile tree costs at most about that many queries, and the total returned
+/// (then over the limit) is what was counted so far.
 pub async fn count_spf_lookups(dns: &DnsClient, spf: &Spf) -> u32 {
-    let mut seen = HashSet::new();
-    count(dns, spf, &mut seen, 0).await
+    let mut walk = SpfWalk {
+        dns,
+        total: 0,
+        seen: HashSet::new(),
+    };
+    walk.record(spf, 0).await;
+    walk.total
 }
 
 const MAX_SPF_DEPTH: u32 = 10;
 
-fn count<'a>(
+/// The running state of [`count_spf_lookups`]: the lookups counted so far and the targets
+/// already followed (a loop is counted, never followed twice).
+struct SpfWalk<'a> {
     dns: &'a DnsClient,
-    spf: &'a Spf,
-    seen: &'a mut HashSet<String>,
-    depth: u32,
-) -> Pin<Box<dyn Future<Output = u32> + Send + 'a>> {
-    Box::pin(async move {
-        let mut total = 0;
-        let mut targets = Vec::new();
-        for directive in spf.directives.iter() {
-            match &directive.mechanism {
-                Mechanism::Include { macro_string } => {
-                    total += 1;
-                    targets.extend(literal(macro_string));
+    total: u32,
+    seen: HashSet<String>,
+}
+
+impl SpfWalk<'_> {
+    fn over(&self) -> bool {
+        self.total > SPF_LOOKUP_LIMIT
+    }
+
+    /// Counts `spf`'s terms in order, following each literal include or redirect at once;
+    /// returns early once over the limit.
+    fn record<'w>(
+        &'w mut self,
+        spf: &'w Spf,
+        depth: u32,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'w>> {
+        Box::pin(async move {
+            // Each term that costs a lookup, with the name it leads to when it is followed.
+            let terms = spf
+                .directives
+                .iter()
+                .filter_map(|directive| match &directive.mechanism {
+                    Mechanism::Include { macro_string } => Some(literal(macro_string)),
+                    Mechanism::A { .. }
+                    | Mechanism::Mx { .. }
+                    | Mechanism::Ptr { .. }
+                    | Mechanism::Exists { .. } => Some(None),
+                    _ => None,
+                })
+                .chain(spf.redirect.as_ref().map(literal));
+            for target in terms {
+                self.total += 1;
+                if self.over() {
+                    return;
                 }
-                Mechanism::A { .. }
-                | Mechanism::Mx { .. }
-                | Mechanism::Ptr { .. }
-                | Mechanism::Exists { .. } => total += 1,
-                _ => {}
+                let Some(target) = target else { continue };
+                // Never too deep, and never follow a loop.
+                if depth >= MAX_SPF_DEPTH || !self.seen.insert(target.to_ascii_lowercase()) {
+                    continue;
+                }
+                if let Some(nested) = self.fetch(&target).await {
+                    self.record(&nested, depth + 1).await;
+                    if self.over() {
+                        return;
+                    }
+                }
             }
-        }
-        if let Some(redirect) = &spf.redirect {
-            total += 1;
-            targets.extend(literal(redirect));
-        }
-        for target in targets {
-            // Stop once over the limit or too deep, and never follow a loop.
-            if total > SPF_LOOKUP_LIMIT
-                || depth >= MAX_SPF_DEPTH
-                || !seen.insert(target.to_ascii_lowercase())
-            {
-                continue;
-            }
-            if let Lookup::Answer(answers) = dns.lookup(&target, RecordType::TXT).await
-                && let Some(record) = txts(&answers).into_iter().find(|v| is_spf(v))
-                && let Ok(nested) = Spf::parse(record.as_bytes())
-            {
-                total += count(dns, &nested, seen, depth + 1).await;
-            }
-        }
-        total
-    })
+        })
+    }
+
+    /// The SPF record published at `name`, if there is one that parses.
+    async fn fetch(&self, name: &str) -> Option<Spf> {
+        let Lookup::Answer(answers) = self.dns.lookup(name, RecordType::TXT).await else {
+            return None;
+        };
+        let record = txts(&answers).into_iter().find(|v| is_spf(v))?;
+        Spf::parse(record.as_bytes()).ok()
+    }
 }
 
 #[cfg(test)]

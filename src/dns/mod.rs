@@ -1,20 +1,25 @@
 //! The DNS client: plain lookups against the configured resolvers, never cached, so a record
-//! published a second ago is seen now. TCP takes over when a UDP answer is truncated.
+//! published a second ago is seen now. By default every resolver is asked over UDP from a random
+//! port per query, TCP when an answer is truncated; with `dns.transport = "tcp"` the resolvers
+//! of `dns.resolvers` are asked over pipelined long-lived TCP connections instead (see
+//! [`pipelined`] for why that is safe, and `config::DnsTransport` for when it is wise).
 
 mod checks;
+mod pipelined;
 
 use std::{net::SocketAddr, time::Duration};
 
 use hickory_resolver::{
-    TokioResolver,
-    config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts},
+    ConnectionProvider, Resolver, TokioResolver,
+    config::{ConnectionConfig, NameServerConfig, ProtocolConfig, ResolverConfig, ResolverOpts},
+    lookup::Lookup as Found,
     net::{NetError, runtime::TokioRuntimeProvider},
     proto::rr::{RData, RecordType},
 };
 
 pub use checks::{Expected, check_record, count_spf_lookups};
 
-use crate::config::Dns;
+use crate::config::{Dns, DnsTransport};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DnsSetupError {
@@ -54,55 +59,104 @@ pub enum Lookup {
 
 #[derive(Clone)]
 pub struct DnsClient {
-    resolver: TokioResolver,
+    resolver: Resolvers,
+}
+
+/// hickory's resolver over the connections each kind of resolver gets.
+#[derive(Clone)]
+enum Resolvers {
+    /// UDP from a random port per query, TCP when an answer is truncated.
+    System(TokioResolver),
+    /// `dns.resolvers` with `dns.transport = "tcp"`: pipelined TCP connections.
+    Configured(Resolver<pipelined::PipelinedTcp>),
 }
 
 impl DnsClient {
     /// Resolvers from `dns.resolvers`, or the system's when that is empty.
     pub fn new(config: &Dns) -> Result<Self, DnsSetupError> {
-        let (resolver_config, options) = resolver_setup(config)?;
-        let resolver =
-            TokioResolver::builder_with_config(resolver_config, TokioRuntimeProvider::default())
-                .with_options(options)
-                .build()
-                .map_err(|e| DnsSetupError::System(e.to_string()))?;
+        let (mut resolver_config, mut options) = resolver_setup(config)?;
+        let resolver = if config.resolvers.is_empty() || config.transport == DnsTransport::Udp {
+            Resolvers::System(build(
+                resolver_config,
+                options,
+                TokioRuntimeProvider::default(),
+            )?)
+        } else {
+            // TCP only: no UDP to fall back from, so no truncation either.
+            for server in &mut resolver_config.name_servers {
+                server
+                    .connections
+                    .retain(|c| matches!(c.protocol, ProtocolConfig::Tcp));
+            }
+            // As many queries in flight on a connection as checks may ask at once.
+            options.max_active_requests = MAX_IN_FLIGHT;
+            Resolvers::Configured(build(
+                resolver_config,
+                options,
+                pipelined::PipelinedTcp::default(),
+            )?)
+        };
         Ok(Self { resolver })
     }
 
     pub async fn lookup(&self, name: &str, record_type: RecordType) -> Lookup {
         let fqdn = format!("{}.", name.trim_end_matches('.'));
         metrics::counter!("dns_queries_total", "type" => record_type.to_string()).increment(1);
-        match self.resolver.lookup(fqdn.as_str(), record_type).await {
-            Ok(lookup) => {
-                let answers: Vec<Answer> = lookup
-                    .answers()
-                    .iter()
-                    .filter_map(|record| match &record.data {
-                        RData::TXT(txt) => Some(Answer::Txt(
-                            txt.txt_data
-                                .iter()
-                                .map(|part| String::from_utf8_lossy(part))
-                                .collect(),
-                        )),
-                        RData::CNAME(cname) => Some(Answer::Cname {
-                            name: record.name.to_ascii(),
-                            target: cname.0.to_ascii(),
-                        }),
-                        RData::MX(mx) => Some(Answer::Mx {
-                            preference: mx.preference,
-                            exchange: mx.exchange.to_ascii(),
-                        }),
-                        _ => None,
-                    })
-                    .collect();
-                if answers.is_empty() {
-                    Lookup::NoData { zone: None }
-                } else {
-                    Lookup::Answer(answers)
-                }
+        let found = match &self.resolver {
+            Resolvers::System(resolver) => resolver.lookup(fqdn.as_str(), record_type).await,
+            Resolvers::Configured(resolver) => resolver.lookup(fqdn.as_str(), record_type).await,
+        };
+        answers(found)
+    }
+}
+
+/// Queries in flight on one connection to a configured resolver before hickory answers "busy"
+/// (and retries after a pause): well above what the checks ask at once.
+const MAX_IN_FLIGHT: usize = 4096;
+
+fn build<P: ConnectionProvider>(
+    config: ResolverConfig,
+    options: ResolverOpts,
+    provider: P,
+) -> Result<Resolver<P>, DnsSetupError> {
+    Resolver::builder_with_config(config, provider)
+        .with_options(options)
+        .build()
+        .map_err(|e| DnsSetupError::System(e.to_string()))
+}
+
+/// A resolver's answer in the shapes the checks compare.
+fn answers(found: Result<Found, NetError>) -> Lookup {
+    match found {
+        Ok(lookup) => {
+            let answers: Vec<Answer> = lookup
+                .answers()
+                .iter()
+                .filter_map(|record| match &record.data {
+                    RData::TXT(txt) => Some(Answer::Txt(
+                        txt.txt_data
+                            .iter()
+                            .map(|part| String::from_utf8_lossy(part))
+                            .collect(),
+                    )),
+                    RData::CNAME(cname) => Some(Answer::Cname {
+                        name: record.name.to_ascii(),
+                        target: cname.0.to_ascii(),
+                    }),
+                    RData::MX(mx) => Some(Answer::Mx {
+                        preference: mx.preference,
+                        exchange: mx.exchange.to_ascii(),
+                    }),
+                    _ => None,
+                })
+                .collect();
+            if answers.is_empty() {
+                Lookup::NoData { zone: None }
+            } else {
+                Lookup::Answer(answers)
             }
-            Err(e) => negative(e),
         }
+        Err(e) => negative(e),
     }
 }
 

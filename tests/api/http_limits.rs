@@ -66,10 +66,11 @@ async fn a_client_trickling_its_headers_is_disconnected_after_the_header_timeout
 
 #[tokio::test]
 async fn a_request_unanswered_after_the_request_timeout_is_503_service_unavailable() {
-    // A resolver that never answers, and a DNS timeout far past the request timeout: a status
-    // read, which re-checks DNS, cannot answer in time.
-    let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let resolver = silent.local_addr().unwrap().to_string();
+    // A resolver that never answers (over UDP or TCP: its listener never accepts), and a DNS
+    // timeout far past the request timeout: a status read, which re-checks DNS, cannot answer
+    // in time.
+    let silent = crate::support::dns::bind_udp_and_tcp().await;
+    let resolver = silent.2.to_string();
     let app = TestApp::spawn_on(crate::support::Db::Sqlite, move |c| {
         c.dns.resolvers = vec![resolver];
         c.dns.timeout_ms = 60_000;

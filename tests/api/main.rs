@@ -8,6 +8,7 @@ mod clients;
 mod concurrency;
 mod dkim;
 mod dkim_dns;
+mod dns_client;
 mod email_domains;
 mod environments;
 mod errors;

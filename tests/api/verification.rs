@@ -457,6 +457,124 @@ async fn an_spf_needing_more_than_ten_lookups_is_spf_too_many_lookups() {
     assert_eq!(spf["lookups"]["overLimit"], true);
 }
 
+/// Publishes `value` at `at` as TXT, in strings of at most 255 bytes as a DNS panel must.
+fn publish_txt(dns: &TestDns, at: &str, value: &str) {
+    let strings: Vec<&str> = value
+        .as_bytes()
+        .chunks(255)
+        .map(|chunk| std::str::from_utf8(chunk).unwrap())
+        .collect();
+    dns.add_txt(at, &strings);
+}
+
+/// Publishes the TXT `records` (name, value), checks the domain, and returns its SPF
+/// observation with the names under `suffix` the test DNS was asked for, in order.
+async fn check_spf_tree(
+    f: &Fixture,
+    records: &[(String, String)],
+    suffix: &str,
+) -> (Value, Vec<String>) {
+    for (name, value) in records {
+        publish_txt(&f.dns, name, value);
+    }
+    let observation = find(&f.check_now().await, "SPF").clone();
+    let asked = f
+        .dns
+        .asked()
+        .into_iter()
+        .map(|asked| asked.name.trim_end_matches('.').to_owned())
+        .filter(|name| name.ends_with(suffix))
+        .collect();
+    (observation, asked)
+}
+
+fn txt(name: &str, value: &str) -> (String, String) {
+    (name.to_owned(), value.to_owned())
+}
+
+#[tokio::test]
+async fn a_hostile_spf_tree_stops_at_the_limit_after_a_few_queries() {
+    let f = Fixture::new(|_| {}).await;
+    // 10 includes, each with 10 includes of its own: about 110 lookups in all.
+    let includes = |names: Vec<String>| -> String {
+        let terms: String = names.iter().map(|n| format!(" include:{n}")).collect();
+        format!("v=spf1{terms} -all")
+    };
+    let top: Vec<String> = (0..10).map(|i| format!("n{i}.tree.test")).collect();
+    let mut records: Vec<(String, String)> = top
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let leaves = (0..10).map(|j| format!("n{i}-{j}.tree.test")).collect();
+            (name.clone(), includes(leaves))
+        })
+        .collect();
+    let mut record = top.clone();
+    record.insert(0, "spf.trustmail.example".into());
+    records.push((DOMAIN.into(), includes(record)));
+
+    let (spf, asked) = check_spf_tree(&f, &records, ".tree.test").await;
+    assert_eq!(spf["reason"], "SPF_TOO_MANY_LOOKUPS", "{spf}");
+    assert_eq!(spf["lookups"]["count"], 11, "{spf}");
+    // Depth first, in order, and nothing after the 11th term: n0, then 8 of its includes
+    // (spf.trustmail.example and n0 are the first two terms).
+    let mut expected = vec!["n0.tree.test".to_owned()];
+    expected.extend((0..8).map(|j| format!("n0-{j}.tree.test")));
+    assert_eq!(asked, expected);
+}
+
+#[tokio::test]
+async fn an_spf_tree_within_the_limit_is_counted_exactly_across_levels() {
+    let f = Fixture::new(|_| {}).await;
+    let records = [
+        txt(
+            DOMAIN,
+            "v=spf1 include:spf.trustmail.example include:l1.tree.test mx -all",
+        ),
+        txt("l1.tree.test", "v=spf1 a include:l2.tree.test ~all"),
+        txt(
+            "l2.tree.test",
+            "v=spf1 mx exists:%{i}.x.tree.test include:l3.tree.test -all",
+        ),
+        txt(
+            "l3.tree.test",
+            "v=spf1 ip4:192.0.2.0/24 redirect=l4.tree.test",
+        ),
+        txt("l4.tree.test", "v=spf1 a -all"),
+    ];
+    let (spf, asked) = check_spf_tree(&f, &records, ".tree.test").await;
+    // 3 at the top, 2 in l1, 3 in l2, 1 in l3, 1 in l4.
+    assert_eq!(spf["lookups"]["count"], 10, "{spf}");
+    assert_eq!(spf["reason"], "OK", "{spf}");
+    assert_eq!(
+        asked,
+        [
+            "l1.tree.test",
+            "l2.tree.test",
+            "l3.tree.test",
+            "l4.tree.test"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_spf_include_loop_is_counted_once_round_and_ends() {
+    let f = Fixture::new(|_| {}).await;
+    let records = [
+        txt(
+            DOMAIN,
+            "v=spf1 include:spf.trustmail.example include:a.loop.test -all",
+        ),
+        txt("a.loop.test", "v=spf1 include:b.loop.test -all"),
+        txt("b.loop.test", "v=spf1 include:a.loop.test -all"),
+    ];
+    let (spf, asked) = check_spf_tree(&f, &records, ".loop.test").await;
+    // Our include, a, b, and a again (counted, not followed).
+    assert_eq!(spf["lookups"]["count"], 4, "{spf}");
+    assert_eq!(spf["reason"], "OK", "{spf}");
+    assert_eq!(asked, ["a.loop.test", "b.loop.test"]);
+}
+
 #[tokio::test]
 async fn a_dns_error_is_reported_and_changes_no_status() {
     let f = Fixture::new(|_| {}).await;

@@ -12,6 +12,8 @@ use std::{
     time::Duration,
 };
 
+use tokio::net::{TcpListener, UdpSocket};
+
 use hickory_proto::{
     op::ResponseCode,
     rr::{
@@ -21,7 +23,7 @@ use hickory_proto::{
 };
 use hickory_server::{
     Server,
-    net::runtime::Time,
+    net::{runtime::Time, xfer::Protocol},
     server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
     store::in_memory::InMemoryZoneHandler,
     zone_handler::{AxfrPolicy, Catalog, MessageResponseBuilder, ZoneType},
@@ -30,13 +32,23 @@ use hickory_server::{
 const ZONES: [&str; 3] = ["shopco.test.", "test.", "trustmail.example."];
 
 /// Answers from whichever catalog is current; a change builds a new one and swaps it in. While
-/// `servfail` is set, answers every query SERVFAIL instead. Queries for names under a `slow`
-/// suffix are answered after its delay.
-struct Swappable(
-    RwLock<Arc<Catalog>>,
-    AtomicBool,
-    RwLock<Vec<(String, Duration)>>,
-);
+/// `servfail` is set, answers every query SERVFAIL instead. Every query is logged; queries for
+/// names under a `slow` suffix are answered after its delay.
+struct Swappable {
+    catalog: RwLock<Arc<Catalog>>,
+    servfail: AtomicBool,
+    asked: Mutex<Vec<Asked>>,
+    slow: RwLock<Vec<(String, Duration)>>,
+}
+
+/// One query the server received: how, from where, and for what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asked {
+    pub protocol: Protocol,
+    pub from: SocketAddr,
+    pub name: String,
+    pub record_type: RecordType,
+}
 
 #[async_trait::async_trait]
 impl RequestHandler for Swappable {
@@ -45,22 +57,32 @@ impl RequestHandler for Swappable {
         request: &Request,
         mut response_handle: R,
     ) -> ResponseInfo {
-        let delay = request.request_info().ok().and_then(|info| {
-            let asked = info.query.name().to_string().to_ascii_lowercase();
-            let slow = self.2.read().unwrap();
-            slow.iter()
-                .find(|(suffix, _)| asked.trim_end_matches('.').ends_with(suffix.as_str()))
-                .map(|(_, delay)| *delay)
-        });
-        if let Some(delay) = delay {
-            tokio::time::sleep(delay).await;
+        if let Ok(info) = request.request_info() {
+            let name = info.query.name().to_string();
+            self.asked.lock().unwrap().push(Asked {
+                protocol: request.protocol(),
+                from: request.src(),
+                name: name.clone(),
+                record_type: info.query.query_type(),
+            });
+            let asked = name.trim_end_matches('.').to_ascii_lowercase();
+            let delay = self
+                .slow
+                .read()
+                .unwrap()
+                .iter()
+                .find(|(suffix, _)| asked.ends_with(suffix.as_str()))
+                .map(|(_, delay)| *delay);
+            if let Some(delay) = delay {
+                tokio::time::sleep(delay).await;
+            }
         }
-        if self.1.load(Ordering::SeqCst) {
+        if self.servfail.load(Ordering::SeqCst) {
             let response = MessageResponseBuilder::new(&request.queries, None)
                 .error_msg(&request.metadata, ResponseCode::ServFail);
             return response_handle.send_response(response).await.unwrap();
         }
-        let catalog = self.0.read().unwrap().clone();
+        let catalog = self.catalog.read().unwrap().clone();
         catalog
             .handle_request::<R, T>(request, response_handle)
             .await
@@ -101,37 +123,56 @@ fn name(s: &str) -> Name {
 
 /// A UDP socket and a TCP listener on the same free port: the kernel picks the UDP port, and
 /// that port may be taken for TCP (another test's connection), so try again until both bind.
-async fn bind_udp_and_tcp() -> (tokio::net::UdpSocket, tokio::net::TcpListener, SocketAddr) {
+pub async fn bind_udp_and_tcp() -> (UdpSocket, TcpListener, SocketAddr) {
     for _ in 0..100 {
-        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = udp.local_addr().unwrap();
-        if let Ok(tcp) = tokio::net::TcpListener::bind(addr).await {
+        if let Ok(tcp) = TcpListener::bind(addr).await {
             return (udp, tcp, addr);
         }
     }
     panic!("no port free for both UDP and TCP on 127.0.0.1");
 }
 
+fn serve(handler: &Arc<Swappable>, udp: UdpSocket, tcp: TcpListener) -> Server<ArcHandler> {
+    let mut server = Server::new(ArcHandler(handler.clone()));
+    server.register_socket(udp);
+    server.register_listener(tcp, Duration::from_secs(5), 4096);
+    server
+}
+
 impl TestDns {
     /// Serves on 127.0.0.1, UDP and TCP on the same port.
     pub async fn start() -> Arc<Self> {
         let (udp, tcp, addr) = bind_udp_and_tcp().await;
-        let handler = Arc::new(Swappable(
-            RwLock::new(Arc::new(Catalog::new())),
-            AtomicBool::new(false),
-            RwLock::new(Vec::new()),
-        ));
-        let mut server = Server::new(ArcHandler(handler.clone()));
-        server.register_socket(udp);
-        server.register_listener(tcp, Duration::from_secs(5), 4096);
+        let handler = Arc::new(Swappable {
+            catalog: RwLock::new(Arc::new(Catalog::new())),
+            servfail: AtomicBool::new(false),
+            asked: Mutex::new(Vec::new()),
+            slow: RwLock::new(Vec::new()),
+        });
         let dns = Arc::new(Self {
             addr,
             records: Mutex::new(Vec::new()),
+            server: Mutex::new(Some(serve(&handler, udp, tcp))),
             handler,
-            server: Mutex::new(Some(server)),
         });
         dns.rebuild();
         dns
+    }
+
+    /// Every query received so far, in order.
+    pub fn asked(&self) -> Vec<Asked> {
+        self.handler.asked.lock().unwrap().clone()
+    }
+
+    /// Stops (closing every open TCP connection) and serves again on the same port, with the
+    /// same records.
+    pub async fn restart(&self) {
+        self.stop().await;
+        let udp = UdpSocket::bind(self.addr).await.unwrap();
+        let tcp = TcpListener::bind(self.addr).await.unwrap();
+        *self.server.lock().unwrap() = Some(serve(&self.handler, udp, tcp));
     }
 
     /// Stops answering (queries then fail as a dead server's would).
@@ -144,13 +185,13 @@ impl TestDns {
 
     /// Answers every query SERVFAIL (`true`) or from its records again (`false`).
     pub fn servfail(&self, on: bool) {
-        self.handler.1.store(on, Ordering::SeqCst);
+        self.handler.servfail.store(on, Ordering::SeqCst);
     }
 
     /// Answers queries for `suffix` and the names under it after `delay`.
     pub fn slow(&self, suffix: &str, delay: Duration) {
         self.handler
-            .2
+            .slow
             .write()
             .unwrap()
             .push((suffix.trim_end_matches('.').to_ascii_lowercase(), delay));
@@ -257,6 +298,6 @@ impl TestDns {
             }
             catalog.upsert(LowerName::new(&origin), vec![Arc::new(handler)]);
         }
-        *self.handler.0.write().unwrap() = Arc::new(catalog);
+        *self.handler.catalog.write().unwrap() = Arc::new(catalog);
     }
 }
