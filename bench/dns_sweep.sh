@@ -26,7 +26,7 @@
 # under `perf record`, with its top symbols), BENCH_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/postgres:
 # then the same sweep on a fresh PostgreSQL database, by one process and by BENCH_REPLICAS (2) processes at once,
 # which must check every domain exactly once between them; the combined rate is all their queries over the
-# slowest one's time).
+# slowest one's time), BENCH_DNS_TRANSPORT (udp, as the default configuration; tcp = dns.transport "tcp").
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -83,7 +83,9 @@ else
 	DB_DIR=$WORK/db
 	mkdir "$DB_DIR"
 fi
-STORE=(--database "$DB_DIR/trustmail.db" --master-key "$WORK/master.key")
+TRANSPORT=()
+[ "${BENCH_DNS_TRANSPORT:-udp}" = tcp ] && TRANSPORT=(--tcp)
+STORE=(--database "$DB_DIR/trustmail.db" --master-key "$WORK/master.key" "${TRANSPORT[@]}")
 
 # ---------------------------------------------------------------------------------------------------
 section "setup: $ENVIRONMENTS environments × $DOMAINS domains, their records for BIND, queries for dnsperf"
@@ -209,7 +211,7 @@ PG_DB=trustmail_bench_dns
 PG_URL="${BENCH_POSTGRES_URL%/*}/$PG_DB"
 section "PostgreSQL: a fresh database $PG_DB, the same setup, BIND restarted with its records"
 psql "$BENCH_POSTGRES_URL" -q -c "DROP DATABASE IF EXISTS $PG_DB" -c "CREATE DATABASE $PG_DB" >/dev/null
-PG_STORE=(--database-url "$PG_URL" --master-key "$WORK/master-pg.key")
+PG_STORE=(--database-url "$PG_URL" --master-key "$WORK/master-pg.key" "${TRANSPORT[@]}")
 mkdir "$WORK/bind-pg"
 "$SWEEP" "${PG_STORE[@]}" setup --out "$WORK/bind-pg" --environments "$ENVIRONMENTS" --domains "$DOMAINS" \
 	2>"$WORK/setup-pg.stderr"
@@ -217,7 +219,7 @@ bind_stop
 bind_start "$WORK/bind-pg" trustmail.example
 TOTAL_DOMAINS=$((ENVIRONMENTS * DOMAINS))
 
-pg_sweep() { # pg_sweep ROUND N: N processes sweep at once; prints domains, queries, seconds (the slowest)
+pg_sweep() { # pg_sweep ROUND N: N processes sweep at once; prints domains, queries, seconds (the slowest); their lines on stderr
 	local round=$1 n=$2 i pids=()
 	"$SWEEP" "${PG_STORE[@]}" make-due
 	for i in $(seq 1 "$n"); do
@@ -228,7 +230,7 @@ pg_sweep() { # pg_sweep ROUND N: N processes sweep at once; prints domains, quer
 	for i in "${pids[@]}"; do wait "$i" || die "a PostgreSQL sweep process failed"; done
 	local domains=0 queries=0 seconds=0
 	for i in $(seq 1 "$n"); do
-		sed 's/^/  /' "$WORK/pg$round-$n-$i.out" | grep -v RESULT
+		sed 's/^/  /' "$WORK/pg$round-$n-$i.out" | grep -v RESULT >&2
 		domains=$((domains + $(field domains "$WORK/pg$round-$n-$i.out")))
 		queries=$((queries + $(field queries "$WORK/pg$round-$n-$i.out")))
 		seconds=$(awk -v a="$seconds" -v b="$(field seconds "$WORK/pg$round-$n-$i.out")" 'BEGIN { print (b > a) ? b : a }')
@@ -243,10 +245,10 @@ pg_many=()
 pg_perf=()
 for round in $(seq 1 "$ROUNDS"); do
 	section "round $round/$ROUNDS: PostgreSQL, 1 process"
-	read -r _ q sec < <(pg_sweep "$round" 1 | tee /dev/stderr | tail -n 1)
+	read -r _ q sec < <(pg_sweep "$round" 1)
 	pg_one+=("$(awk -v q="$q" -v s="$sec" 'BEGIN { printf "%.1f", q / s }')")
 	section "round $round/$ROUNDS: PostgreSQL, $REPLICAS processes at once (each domain checked once in all)"
-	read -r _ q sec < <(pg_sweep "$round" "$REPLICAS" | tee /dev/stderr | tail -n 1)
+	read -r _ q sec < <(pg_sweep "$round" "$REPLICAS")
 	pg_many+=("$(awk -v q="$q" -v s="$sec" 'BEGIN { printf "%.1f", q / s }')")
 	duration=$(awk -v s="$sec" 'BEGIN { printf "%.2f", (s < 1 ? 1 : s) }')
 	dnsperf -s 127.0.0.1 -p "$BIND_PORT" -d "$WORK/bind-pg/queries.txt" -l "$duration" >"$WORK/pg-dnsperf$round.out" 2>&1

@@ -57,6 +57,9 @@ struct Cli {
     /// A database URL instead (`postgres://…`): replicas share it.
     #[arg(long, conflicts_with = "database")]
     database_url: Option<String>,
+    /// Ask the resolver over pipelined TCP (`dns.transport = "tcp"`) instead of UDP.
+    #[arg(long)]
+    tcp: bool,
     /// The master key file (created when missing).
     #[arg(long)]
     master_key: PathBuf,
@@ -123,6 +126,9 @@ fn config(cli: &Cli, resolver: &str, timeout_ms: u64) -> Config {
     config.domains.extra_public_suffixes = vec!["test".to_owned()];
     config.dns.resolvers = vec![resolver.to_owned()];
     config.dns.timeout_ms = timeout_ms;
+    if cli.tcp {
+        config.dns.transport = trustmail::config::DnsTransport::Tcp;
+    }
     // The sweep measures checks, not key generation: Ed25519 keys are made in microseconds.
     config.dkim.algorithm = trustmail::domain::DkimAlgorithm::Ed25519;
     config
