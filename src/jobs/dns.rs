@@ -106,9 +106,11 @@ impl<'a> Pipeline<'a> {
             if until == Until::ScanEnds && self.scan_ended.is_some() && self.running.is_empty() {
                 break;
             }
-            // Wake for a finished check, or (with nothing else to wait for) when the scan may
-            // start again.
-            let rescan = self.scan_ended.map_or_else(Instant::now, |at| at + POLL);
+            // Wake for a finished check, or (forever, after the scan's end) when it may start
+            // again. With the scan still going and nothing running, go round and read on.
+            let rescan = self.scan_ended.map(|at| at + POLL);
+            let wait_to_rescan = until == Until::Forever && rescan.is_some();
+            let rescan = rescan.unwrap_or_else(Instant::now);
             tokio::select! {
                 Some(done) = self.running.join_next() => match done {
                     // Only a panicked writer closes the channel: the lease then runs out and
@@ -120,7 +122,7 @@ impl<'a> Pipeline<'a> {
                     }
                     Err(e) => tracing::error!(error = %e, "a DNS check panicked"),
                 },
-                () = tokio::time::sleep_until(rescan), if until == Until::Forever => {}
+                () = tokio::time::sleep_until(rescan), if wait_to_rescan => {}
                 else => {}
             }
         }
