@@ -153,8 +153,8 @@ impl Service {
                 domain,
             })
             .collect();
-        // Most overdue first, as the scan found them.
-        checks.sort_by_key(|c| lease.domains.iter().position(|id| *id == c.domain.id));
+        // Most overdue first, as the scan found them (the lease's RETURNING has no order).
+        checks.sort_by_key(|c| page.domains.iter().position(|id| *id == c.domain.id));
         Ok(DueChecks {
             checks,
             exhausted: page.exhausted,
