@@ -63,7 +63,7 @@ impl EmailDomainView {
             ]),
             id: domain.id.to_string(),
             environment: IdRef::new(env),
-            domain_name: domain.name.to_string(),
+            domain_name: domain.written_name.clone(),
             created_at: wire_time(domain.created_at),
             updated_at: wire_time(domain.updated_at),
         }

@@ -39,6 +39,7 @@ impl Service {
         let domain = EmailDomain {
             id: DomainId::new(),
             environment_id,
+            written_name: name.written_as(raw_name),
             name,
             mail_from: None,
             created_at,
