@@ -1,20 +1,28 @@
 //! Additions PingOne lacks: `…/verification` (why each record is or is not ACTIVE) and
 //! `…/zoneFile` (every record as BIND zone-file lines).
 
-use axum::{Json, extract::State, http::header, response::IntoResponse};
-use serde::Serialize;
-use utoipa::ToSchema;
+use std::time::Duration;
+
+use axum::{
+    Json,
+    extract::State,
+    http::{Uri, header},
+    response::IntoResponse,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     AppState,
     auth::Caller,
-    errors::{ApiResult, P1Error, ResourceErrors},
+    errors::{ApiError, ApiResult, P1Error, ResourceErrors},
     hal::{Links, wire_time},
-    path::DomainPath,
+    path::{DomainPath, query, query_number},
 };
 use crate::domain::{
-    CheckedRecord, EmailDomain, Permission, RecordKind, SPF_LOOKUP_LIMIT, region_order, zone_txt,
+    CheckedRecord, EmailDomain, Permission, RecordKind, RecordStatus, SPF_LOOKUP_LIMIT,
+    region_order, zone_txt,
 };
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -58,6 +66,8 @@ pub struct RecordDiagnosis {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct VerificationView {
+    /// Every record is ACTIVE (with `waitFor=ACTIVE`: false means the wait timed out first).
+    complete: bool,
     records: Vec<RecordDiagnosis>,
     #[serde(rename = "_links")]
     #[schema(value_type = Object)]
@@ -71,6 +81,9 @@ fn verification_view(
 ) -> VerificationView {
     region_order(&state.service.settings().regions, &mut records);
     VerificationView {
+        complete: records
+            .iter()
+            .all(|r| r.record.status == RecordStatus::Active),
         records: records
             .into_iter()
             .map(|r| {
@@ -107,16 +120,77 @@ fn verification_view(
     }
 }
 
+/// The longest `timeoutSeconds` of a wait for ACTIVE.
+pub const MAX_WAIT_S: u32 = 300;
+const DEFAULT_WAIT_S: u32 = 60;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitQuery {
+    /// `ACTIVE`: hold the request, re-checking on the DNS cadence, until every record is ACTIVE
+    /// or `timeoutSeconds` pass.
+    wait_for: Option<String>,
+    /// How long to wait (1 to 300, default 60).
+    timeout_seconds: Option<String>,
+}
+
+impl WaitQuery {
+    /// How long the request asks to be held; `None` for a plain read.
+    fn wait(&self) -> ApiResult<Option<Duration>> {
+        match self.wait_for.as_deref() {
+            None => Ok(None),
+            Some("ACTIVE") => {
+                let seconds = query_number(
+                    self.timeout_seconds.as_deref(),
+                    "timeoutSeconds",
+                    DEFAULT_WAIT_S,
+                    1,
+                    MAX_WAIT_S,
+                )?;
+                Ok(Some(Duration::from_secs(seconds.into())))
+            }
+            Some(_) => Err(ApiError::invalid_value(
+                "waitFor",
+                "waitFor must be ACTIVE.".to_owned(),
+            )),
+        }
+    }
+}
+
+/// How much longer than `http.request_timeout_s` a request may take because it waits for ACTIVE
+/// (the request time limit adds this, so a long poll is not cut off as a slow request).
+pub fn long_poll_allowance(uri: &Uri) -> Duration {
+    if !uri.path().ends_with("/verification") {
+        return Duration::ZERO;
+    }
+    query::<WaitQuery>(uri)
+        .ok()
+        .and_then(|q| q.wait().ok().flatten())
+        .unwrap_or(Duration::ZERO)
+}
+
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/verification",
-    tag = "Trusted Email Domains", params(DomainPath),
-    responses((status = 200, body = VerificationView), ResourceErrors))]
+    tag = "Trusted Email Domains", params(DomainPath, WaitQuery),
+    responses((status = 200, body = VerificationView), (status = 400, body = P1Error),
+              ResourceErrors))]
 async fn read_verification(
     State(state): State<AppState>,
     caller: Caller,
     path: DomainPath,
+    uri: Uri,
 ) -> ApiResult<impl IntoResponse> {
     let domain = path.load(&state, &caller, Permission::Read).await?;
-    let records = state.service.verification(&domain).await?;
+    let records = match query::<WaitQuery>(&uri)?.wait()? {
+        None => state.service.verification(&domain).await?,
+        Some(timeout) => {
+            state
+                .service
+                .wait_until_active(&domain, timeout, |_| {})
+                .await?
+                .records
+        }
+    };
     Ok(Json(verification_view(&state, &domain, records)))
 }
 

@@ -25,3 +25,4 @@ mod sweep;
 mod token_limits;
 mod trusted_emails;
 mod verification;
+mod wait;
