@@ -50,7 +50,7 @@ pub struct EmailDomainView {
 }
 
 impl EmailDomainView {
-    fn new(domain: &EmailDomain, urls: &UrlBuilder) -> Self {
+    pub fn new(domain: &EmailDomain, urls: &UrlBuilder) -> Self {
         let env = domain.environment_id;
         let this = urls.domain(env, domain.id);
         Self {

@@ -36,7 +36,7 @@ pub struct EnvironmentView {
 }
 
 impl EnvironmentView {
-    fn new(environment: &Environment, urls: &UrlBuilder) -> Self {
+    pub fn new(environment: &Environment, urls: &UrlBuilder) -> Self {
         Self {
             links: Links::from([("self", UrlBuilder::link(urls.environment(environment.id)))]),
             id: environment.id.to_string(),

@@ -17,12 +17,12 @@ use super::{
     AppState,
     auth::Caller,
     errors::{ApiError, ApiResult, P1Error, ResourceErrors},
-    hal::{Links, wire_time},
+    hal::{Links, UrlBuilder, wire_time},
     path::{DomainPath, query, query_number},
 };
 use crate::domain::{
     CheckedRecord, EmailDomain, Permission, RecordKind, RecordStatus, SPF_LOOKUP_LIMIT,
-    region_order, zone_txt,
+    SendingRegion, region_order, zone_txt,
 };
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -74,50 +74,67 @@ pub struct VerificationView {
     links: Links,
 }
 
+impl VerificationView {
+    /// Every record of `domain` with its diagnosis, regions in configuration order.
+    pub fn new(
+        regions: &[SendingRegion],
+        urls: &UrlBuilder,
+        domain: &EmailDomain,
+        mut records: Vec<CheckedRecord>,
+    ) -> Self {
+        region_order(regions, &mut records);
+        VerificationView {
+            complete: records
+                .iter()
+                .all(|r| r.record.status == RecordStatus::Active),
+            records: records
+                .into_iter()
+                .map(|r| {
+                    let spf = r.record.kind == RecordKind::Spf;
+                    RecordDiagnosis {
+                        record: r.record.kind.as_str(),
+                        name: r.record.fqdn(&domain.name),
+                        region: r.record.region,
+                        r#type: r.record.record_type,
+                        expected: r.record.value,
+                        observed: r.observed,
+                        status: r.record.status.as_str(),
+                        reason: r.reason.as_str(),
+                        message: if r.message.is_empty() {
+                            "Not checked yet.".to_owned()
+                        } else {
+                            r.message
+                        },
+                        last_checked_at: r.last_checked_at.map(wire_time),
+                        next_check_at: wire_time(r.next_check_at),
+                        suggested: if spf { r.suggested } else { None },
+                        lookups: spf.then(|| {
+                            let count = r.lookups.unwrap_or(0);
+                            LookupCount {
+                                count,
+                                limit: SPF_LOOKUP_LIMIT,
+                                over_limit: count > SPF_LOOKUP_LIMIT,
+                            }
+                        }),
+                    }
+                })
+                .collect(),
+            links: urls.domain_leaf_links(domain, "verification"),
+        }
+    }
+}
+
 fn verification_view(
     state: &AppState,
     domain: &EmailDomain,
-    mut records: Vec<CheckedRecord>,
+    records: Vec<CheckedRecord>,
 ) -> VerificationView {
-    region_order(&state.service.settings().regions, &mut records);
-    VerificationView {
-        complete: records
-            .iter()
-            .all(|r| r.record.status == RecordStatus::Active),
-        records: records
-            .into_iter()
-            .map(|r| {
-                let spf = r.record.kind == RecordKind::Spf;
-                RecordDiagnosis {
-                    record: r.record.kind.as_str(),
-                    name: r.record.fqdn(&domain.name),
-                    region: r.record.region,
-                    r#type: r.record.record_type,
-                    expected: r.record.value,
-                    observed: r.observed,
-                    status: r.record.status.as_str(),
-                    reason: r.reason.as_str(),
-                    message: if r.message.is_empty() {
-                        "Not checked yet.".to_owned()
-                    } else {
-                        r.message
-                    },
-                    last_checked_at: r.last_checked_at.map(wire_time),
-                    next_check_at: wire_time(r.next_check_at),
-                    suggested: if spf { r.suggested } else { None },
-                    lookups: spf.then(|| {
-                        let count = r.lookups.unwrap_or(0);
-                        LookupCount {
-                            count,
-                            limit: SPF_LOOKUP_LIMIT,
-                            over_limit: count > SPF_LOOKUP_LIMIT,
-                        }
-                    }),
-                }
-            })
-            .collect(),
-        links: state.urls.domain_leaf_links(domain, "verification"),
-    }
+    VerificationView::new(
+        &state.service.settings().regions,
+        &state.urls,
+        domain,
+        records,
+    )
 }
 
 /// The longest `timeoutSeconds` of a wait for ACTIVE.

@@ -4,6 +4,7 @@
 mod access;
 mod activities;
 mod cli;
+mod cli_domains;
 mod clients;
 mod concurrency;
 mod dkim;
