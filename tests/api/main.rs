@@ -27,3 +27,4 @@ mod sweep;
 mod token_limits;
 mod trusted_emails;
 mod verification;
+mod zone_file;
