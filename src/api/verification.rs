@@ -1,5 +1,5 @@
 //! Additions PingOne lacks: `…/verification` (why each record is or is not ACTIVE) and
-//! `…/zoneFile` (every record as BIND zone-file lines).
+//! `…/zoneFile` (every record as BIND lines, or for Route 53, Cloudflare or Terraform).
 
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ use super::{
 };
 use crate::domain::{
     CheckedRecord, EmailDomain, Permission, RecordKind, RecordStatus, SPF_LOOKUP_LIMIT,
-    SendingRegion, region_order, zone_txt,
+    SendingRegion, ZoneFileFormat, region_order,
 };
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -225,27 +225,38 @@ async fn check_now(
     Ok(Json(verification_view(&state, &domain, records)))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ZoneFileQuery {
+    /// `bind` (the default): zone-file lines; `route53`: a `ChangeResourceRecordSets` change
+    /// batch; `cloudflare`: `POST /zones/{zone_id}/dns_records` bodies; `terraform`:
+    /// `aws_route53_record` and `cloudflare_record` resources.
+    format: Option<String>,
+}
+
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/zoneFile",
-    tag = "Trusted Email Domains", params(DomainPath),
-    responses((status = 200, description = "BIND zone-file lines", content_type = "text/plain"),
-              ResourceErrors))]
+    tag = "Trusted Email Domains", params(DomainPath, ZoneFileQuery),
+    responses((status = 200, description = "The records: `text/plain` for bind and terraform, \
+                 `application/json` for route53 and cloudflare",
+               content(("text/plain"), ("application/json"))),
+              (status = 400, body = P1Error), ResourceErrors))]
 async fn read_zone_file(
     State(state): State<AppState>,
     caller: Caller,
     path: DomainPath,
+    uri: Uri,
 ) -> ApiResult<impl IntoResponse> {
     let domain = path.load(&state, &caller, Permission::Read).await?;
-    let mut records = state.service.verification(&domain).await?;
-    region_order(&state.service.settings().regions, &mut records);
-    let mut zone = format!("; trustmail records for {}\n", domain.name);
-    for r in &records {
-        let name = r.record.fqdn(&domain.name);
-        let data = match r.record.kind {
-            RecordKind::Dkim => format!("CNAME {}.", r.record.value.trim_end_matches('.')),
-            RecordKind::MailFrom => format!("MX 10 {}.", r.record.value.trim_end_matches('.')),
-            _ => format!("TXT {}", zone_txt(&r.record.value)),
-        };
-        zone.push_str(&format!("{name}. 3600 IN {data}\n"));
-    }
-    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], zone))
+    let ZoneFileQuery { format } = query(&uri)?;
+    let format = match format {
+        None => ZoneFileFormat::Bind,
+        Some(format) => format.parse().map_err(|_| {
+            ApiError::invalid_value(
+                "format",
+                "format must be one of bind, route53, cloudflare or terraform.",
+            )
+        })?,
+    };
+    let body = state.service.zone_file(&domain, format).await?;
+    Ok(([(header::CONTENT_TYPE, format.content_type())], body))
 }

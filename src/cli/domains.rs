@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use super::{BoxError, EXIT_REFUSED, EXIT_TIMED_OUT, Output, rfc3339};
 use crate::{
     api::views::{EmailDomainView, VerificationView},
-    domain::{CheckedRecord, EmailDomain, EnvironmentId, RecordKind, RecordStatus},
+    domain::{CheckedRecord, EmailDomain, EnvironmentId, RecordKind, RecordStatus, ZoneFileFormat},
     service::{Service, ServiceError},
 };
 
@@ -28,6 +28,16 @@ pub enum DomainCommand {
         domain: String,
         #[arg(long)]
         json: bool,
+    },
+    /// Print the records to publish: BIND lines, a Route 53 change batch, Cloudflare API
+    /// bodies or Terraform resources.
+    ZoneFile {
+        environment: EnvironmentId,
+        /// The domain: its id or its name.
+        domain: String,
+        /// bind, route53, cloudflare or terraform.
+        #[arg(long, default_value = "bind")]
+        format: ZoneFileFormat,
     },
     /// Check the domain on the DNS cadence until every record is ACTIVE (exit 0) or the
     /// timeout passes (exit 3), with progress on stderr.
@@ -101,6 +111,16 @@ pub(super) async fn domain_command(
             };
             let records = service.verification(&found).await?;
             print_domain(service, out, &found, records, json)?;
+        }
+        DomainCommand::ZoneFile {
+            environment,
+            domain,
+            format,
+        } => {
+            let Some(found) = find_domain(service, environment, &domain).await? else {
+                return refuse_unknown(environment, &domain);
+            };
+            print!("{}", service.zone_file(&found, format).await?);
         }
         DomainCommand::Wait {
             environment,

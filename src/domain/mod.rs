@@ -109,6 +109,7 @@ mod tenancy;
 mod trusted_emails;
 mod verification;
 mod zone;
+mod zone_file;
 
 pub use dkim::{DkimAlgorithm, DkimKey, DkimRole, dkim_selector, txt_strings};
 pub use domain_name::{DomainName, DomainNameError, PublicSuffixes};
@@ -131,3 +132,4 @@ pub use verification::{
     merge_spf_include, next_check_delay, next_state, region_order, same_name,
 };
 pub use zone::{DKIM_ZONE_TTL, DkimZone, ZoneSoa, zone_txt};
+pub use zone_file::{ZONE_FILE_TTL, ZoneFileFormat, zone_file};

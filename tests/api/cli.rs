@@ -192,6 +192,7 @@ fn every_command_has_help() {
         vec!["domain", "list", "--help"],
         vec!["domain", "show", "--help"],
         vec!["domain", "wait", "--help"],
+        vec!["domain", "zone-file", "--help"],
         vec!["client", "create", "--help"],
         vec!["dkim", "zone-file", "--help"],
     ] {
@@ -425,7 +426,7 @@ async fn dkim_zone_file_prints_the_regions_zone_with_every_key() {
         String::from_utf8_lossy(&out.stderr)
     );
     let zone = String::from_utf8(out.stdout).unwrap();
-    let origin = "dkim.us-east-1.trustmail.example";
+    let origin = "useast1.dkim.trustmail.example";
     for expected in [
         format!("$ORIGIN {origin}."),
         "$TTL 300".to_owned(),

@@ -90,6 +90,35 @@ async fn domains_are_listed_shown_and_waited_for_from_the_command_line() {
     let records = shown["verification"]["records"].as_array().unwrap();
     assert!(records.iter().any(|r| r["record"] == "DKIM"), "{shown:#}");
 
+    // The zone file in each form, as the API writes it.
+    for format in ["bind", "route53", "cloudflare", "terraform"] {
+        let cli = stdout(
+            &trustmail(
+                &app,
+                &dns,
+                &["domain", "zone-file", &env, &id, "--format", format],
+            )
+            .await,
+        );
+        let api = app
+            .get(
+                &format!("/v1/environments/{env}/emailDomains/{id}/zoneFile?format={format}"),
+                &app.admin_token,
+            )
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(cli, api, "{format}");
+    }
+    let unknown_format = trustmail(
+        &app,
+        &dns,
+        &["domain", "zone-file", &env, &id, "--format", "csv"],
+    )
+    .await;
+    assert_eq!(unknown_format.status.code(), Some(2), "clap usage error");
+
     // Not published: the wait times out with exit 3, saying what it waits on.
     let waited = trustmail(
         &app,

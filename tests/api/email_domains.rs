@@ -374,7 +374,7 @@ async fn each_region_serving_the_environments_geography_gets_its_own_dkim_tokens
         dkim["regions"][1]["tokens"][0]["value"]
             .as_str()
             .unwrap()
-            .ends_with(".dkim.eu-west-1.trustmail.example")
+            .ends_with(".euwest1.dkim.trustmail.example")
     );
 }
 
