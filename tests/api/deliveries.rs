@@ -15,7 +15,7 @@ use trustmail::{
     store::{DeliveryOutcome, Store},
 };
 
-use crate::subscriptions::{created, subscriptions};
+use crate::subscriptions::{create, created, subscription_body, subscriptions};
 use crate::support::{Db, TestApp, WebhookReceiver, backends, receiver::Received, redact};
 
 /// An app whose first retry comes after 50 ms, so a test sees several attempts at once.
@@ -134,6 +134,54 @@ async fn an_endpoint_that_fails_twice_gets_the_delivery_on_the_third_attempt() {
     assert_eq!(delivery["attempts"], 3, "{page}");
     assert_eq!(delivery["lastStatus"], 204, "{page}");
     assert_eq!(page["count"], 1);
+}
+
+#[tokio::test]
+async fn verify_tls_certificates_false_trusts_a_certificate_that_true_refuses() {
+    let app = quick_retries(Db::Sqlite).await;
+    let receiver = WebhookReceiver::self_signed().await;
+    let env = app.environment("Shop").await;
+    let mut ids = Vec::new();
+    for verify in [true, false] {
+        let mut body = subscription_body(&receiver.url, &["EMAIL_DOMAIN_CREATED"]);
+        body["verifyTlsCertificates"] = verify.into();
+        body["httpEndpoint"]["headers"] = serde_json::json!({"X-Verify": verify.to_string()});
+        let r = create(&app, &env, body).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        ids.push(
+            r.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    app.domain(&env, "auth.shopco.test").await;
+
+    let trusting = settled_deliveries(&app, &env, &ids[1]).await;
+    assert_eq!(
+        trusting["_embedded"]["deliveries"][0]["state"], "DELIVERED",
+        "{trusting}"
+    );
+    // The verifying subscription's attempts fail in the handshake, before any request.
+    let path = format!("{}/{}/deliveries", subscriptions(&env), ids[0]);
+    let verifying = loop {
+        let page = app.get_json(&path).await;
+        if page["_embedded"]["deliveries"][0]["attempts"].as_u64() >= Some(1) {
+            break page;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let delivery = &verifying["_embedded"]["deliveries"][0];
+    assert!(delivery.get("lastStatus").is_none(), "{verifying}");
+    let error = delivery["lastError"].as_str().unwrap();
+    assert!(error.contains("certificate"), "{error}");
+    assert!(
+        receiver
+            .received()
+            .iter()
+            .all(|r| r.header("x-verify") == "false"),
+        "a request reached the endpoint over a refused certificate"
+    );
 }
 
 /// A client and its CLIENT_CREATED activity, written straight to `store` (as a write of the

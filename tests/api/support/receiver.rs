@@ -1,8 +1,9 @@
-//! A webhook endpoint on 127.0.0.1: records every request it gets and answers each with the
+//! A webhook endpoint on 127.0.0.1 (plain HTTP, or HTTPS with a self-signed certificate): records every request it gets and answers each with the
 //! next status of its plan (204 once the plan is used up).
 
 use std::{
     collections::VecDeque,
+    net::SocketAddr,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -14,7 +15,12 @@ use axum::{
     http::{HeaderMap, StatusCode},
     routing::post,
 };
-use tokio::task::JoinHandle;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    task::JoinHandle,
+};
+use tokio_rustls::{TlsAcceptor, rustls};
 
 /// One request as the endpoint got it.
 #[derive(Clone, Debug)]
@@ -66,11 +72,36 @@ impl WebhookReceiver {
     pub async fn answering(plan: impl IntoIterator<Item = StatusCode>) -> Self {
         let inbox = Arc::new(Inbox::default());
         inbox.plan.lock().unwrap().extend(plan);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        let app = Router::new()
-            .route("/hook", post(receive))
-            .with_state(inbox.clone());
+        let app = router(&inbox);
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self { url, inbox, server }
+    }
+
+    /// An endpoint over HTTPS whose certificate (tests/api/fixtures/self-signed.cert.pem, for
+    /// 127.0.0.1) no trust store knows; it answers 204. A client that refuses the certificate
+    /// never reaches it.
+    pub async fn self_signed() -> Self {
+        let inbox = Arc::new(Inbox::default());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://{}/hook", listener.local_addr().unwrap());
+        let certificate =
+            CertificateDer::from_pem_slice(include_bytes!("../fixtures/self-signed.cert.pem"))
+                .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(include_bytes!("../fixtures/self-signed.key.pem"))
+            .unwrap();
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![certificate], key)
+            .unwrap();
+        let listener = TlsListener {
+            tcp: listener,
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+        };
+        let app = router(&inbox);
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
@@ -94,6 +125,38 @@ impl WebhookReceiver {
             "the endpoint got {} requests, not {count}",
             self.received().len()
         );
+    }
+}
+
+fn router(inbox: &Arc<Inbox>) -> Router {
+    Router::new()
+        .route("/hook", post(receive))
+        .with_state(inbox.clone())
+}
+
+/// TCP connections that completed a TLS handshake; failed handshakes are dropped.
+struct TlsListener {
+    tcp: TcpListener,
+    acceptor: TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, SocketAddr) {
+        loop {
+            let Ok((tcp, address)) = self.tcp.accept().await else {
+                continue;
+            };
+            if let Ok(tls) = self.acceptor.accept(tcp).await {
+                return (tls, address);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.tcp.local_addr()
     }
 }
 
