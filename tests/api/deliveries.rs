@@ -1,20 +1,16 @@
-//! Webhook deliveries: signed the Standard Webhooks way, retried until the endpoint takes them,
-//! kept across a restart, and leased so that two deliverers never take the same one.
+//! Webhook deliveries end to end: signed the Standard Webhooks way, retried until the endpoint
+//! takes them, TLS verified or not as asked, held while disabled, kept across a restart. The
+//! queue's leases and schedule are in `delivery_queue.rs`.
 
-use std::{collections::HashSet, time::Duration};
+use std::time::Duration;
 
 use aws_lc_rs::hmac;
 use base64::{Engine, engine::general_purpose::STANDARD};
 use reqwest::StatusCode;
 use serde_json::Value;
-use trustmail::{
-    domain::{
-        Activity, ActivityType, Client, ClientId, DeliveryState, EnvironmentId, ResourceType, Role,
-        now,
-    },
-    store::{DeliveryOutcome, Store},
-};
+use trustmail::domain::DeliveryState;
 
+use crate::delivery_queue::client_created;
 use crate::subscriptions::{create, created, subscription_body, subscriptions};
 use crate::support::{Db, TestApp, WebhookReceiver, backends, receiver::Received, redact};
 
@@ -184,27 +180,34 @@ async fn verify_tls_certificates_false_trusts_a_certificate_that_true_refuses() 
     );
 }
 
-/// A client and its CLIENT_CREATED activity, written straight to `store` (as a write of the
-/// API would, with the app stopped so that no deliverer runs): the activity.
-async fn client_created(store: &Store, env: EnvironmentId) -> Activity {
-    let client = Client {
-        id: ClientId::new(),
-        environment_id: env,
-        name: "Worker".into(),
-        role: Role::ReadOnly,
-        secret_hash: "not a hash: this client never asks for a token".into(),
-        created_at: now(),
-    };
-    let activity = Activity::new(
-        env,
-        ActivityType::ClientCreated,
-        None,
-        ResourceType::Client,
-        client.id,
-        &client.name,
-    );
-    store.insert_client(&client, &activity).await.unwrap();
-    activity
+#[tokio::test]
+async fn a_disabled_subscription_keeps_its_deliveries_and_sends_them_once_enabled() {
+    let app = quick_retries(Db::Sqlite).await;
+    let receiver = WebhookReceiver::start().await;
+    let env = app.environment("Shop").await;
+    let mut body = subscription_body(&receiver.url, &["EMAIL_DOMAIN_CREATED"]);
+    body["enabled"] = false.into();
+    let r = create(&app, &env, body.clone()).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.domain(&env, "auth.shopco.test").await;
+
+    let one = format!("{}/{id}", subscriptions(&env));
+    let page = app.get_json(&format!("{one}/deliveries")).await;
+    let delivery = &page["_embedded"]["deliveries"][0];
+    assert_eq!(delivery["state"], "PENDING", "{page}");
+    assert_eq!(delivery["attempts"], 0, "{page}");
+    assert!(delivery["nextAttemptAt"].is_string(), "{page}");
+
+    body["enabled"] = true.into();
+    let r = app.put(&one, &app.admin_token, body).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let received = receiver.wait_for(1).await;
+    let activity = listed_activity(&app, &env, "EMAIL_DOMAIN_CREATED").await;
+    assert_eq!(received[0].header("webhook-id"), activity["id"]);
 }
 
 #[tokio::test]
@@ -229,178 +232,5 @@ async fn a_delivery_queued_before_a_restart_is_delivered_after_it() {
         let _app = app.restart().await;
         let received = receiver.wait_for(1).await;
         assert_eq!(received[0].header("webhook-id"), activity.id.to_string());
-    }
-}
-
-const LEASE: Duration = Duration::from_secs(60);
-
-/// A stopped app whose environment has an enabled subscription to CLIENT_CREATED and `count`
-/// activities queued for it: (app, store, the subscription's id).
-async fn queued(db: Db, count: usize) -> (TestApp, Store, String) {
-    let mut app = TestApp::spawn_on(db, |_| {}).await;
-    let env = app.environment("Shop").await;
-    // Nothing answers there: no delivery of this test is ever sent.
-    let (id, _) = created(&app, &env, "http://127.0.0.1:9/hook", &["CLIENT_CREATED"]).await;
-    app.stop().await;
-    let store = app.open_store().await;
-    for _ in 0..count {
-        client_created(&store, env.parse().unwrap()).await;
-    }
-    (app, store, id)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_deliverers_never_claim_the_same_delivery() {
-    for db in backends("concurrent_deliverers_never_claim_the_same_delivery").await {
-        let (_app, store, _) = queued(db.clone(), 30).await;
-        let at = now() + Duration::from_millis(10);
-        let deliverers: Vec<_> = (0..4)
-            .map(|n| {
-                let store = store.clone();
-                tokio::spawn(async move {
-                    let owner = format!("deliverer-{n}");
-                    let mut mine = Vec::new();
-                    loop {
-                        let batch = store
-                            .claim_due_deliveries(&owner, at, LEASE, 3)
-                            .await
-                            .unwrap();
-                        if batch.is_empty() {
-                            return mine;
-                        }
-                        mine.extend(batch.into_iter().map(|d| d.activity.id));
-                    }
-                })
-            })
-            .collect();
-        let mut claimed = HashSet::new();
-        for deliverer in deliverers {
-            for id in deliverer.await.unwrap() {
-                assert!(claimed.insert(id), "{id} claimed twice on {db:?}");
-            }
-        }
-        assert_eq!(claimed.len(), 30, "{db:?}");
-        let again = store
-            .claim_due_deliveries("late", at, LEASE, 100)
-            .await
-            .unwrap();
-        assert!(again.is_empty(), "{db:?}");
-    }
-}
-
-#[tokio::test]
-async fn only_the_lease_holder_records_and_a_lapsed_lease_passes_on() {
-    for db in backends("only_the_lease_holder_records_and_a_lapsed_lease_passes_on").await {
-        let (_app, store, _) = queued(db.clone(), 1).await;
-        let t0 = now() + Duration::from_millis(10);
-        let first = store
-            .claim_due_deliveries("a", t0, LEASE, 10)
-            .await
-            .unwrap();
-        assert_eq!(first.len(), 1, "{db:?}");
-        let d = &first[0];
-        let delivered = DeliveryOutcome::Delivered { status: 204 };
-        let by_b = store
-            .record_delivery(d.subscription_id, d.activity.id, "b", &delivered, t0, LEASE)
-            .await
-            .unwrap();
-        assert_eq!(by_b, None, "{db:?}");
-        // Once a's lease has run out, b takes the delivery and its outcome counts; a's does not.
-        let later = t0 + LEASE + Duration::from_secs(1);
-        let second = store
-            .claim_due_deliveries("b", later, LEASE, 10)
-            .await
-            .unwrap();
-        assert_eq!(second.len(), 1, "{db:?}");
-        let by_a = store
-            .record_delivery(
-                d.subscription_id,
-                d.activity.id,
-                "a",
-                &delivered,
-                later,
-                LEASE,
-            )
-            .await
-            .unwrap();
-        assert_eq!(by_a, None, "{db:?}");
-        let by_b = store
-            .record_delivery(
-                d.subscription_id,
-                d.activity.id,
-                "b",
-                &delivered,
-                later,
-                LEASE,
-            )
-            .await
-            .unwrap();
-        assert_eq!(by_b, Some((DeliveryState::Delivered, 1)), "{db:?}");
-    }
-}
-
-#[tokio::test]
-async fn failed_attempts_follow_the_schedule_then_fail() {
-    for db in backends("failed_attempts_follow_the_schedule_then_fail").await {
-        let (_app, store, _) = queued(db.clone(), 1).await;
-        let first_retry = Duration::from_secs(5);
-        let mut at = now() + Duration::from_millis(10);
-        let mut waits = Vec::new();
-        loop {
-            let claimed = store
-                .claim_due_deliveries("a", at, LEASE, 10)
-                .await
-                .unwrap();
-            assert_eq!(claimed.len(), 1, "{db:?}");
-            let d = &claimed[0];
-            let failed = DeliveryOutcome::Failed {
-                status: Some(500),
-                error: "the endpoint answered 500".into(),
-            };
-            let recorded = store
-                .record_delivery(
-                    d.subscription_id,
-                    d.activity.id,
-                    "a",
-                    &failed,
-                    at,
-                    first_retry,
-                )
-                .await
-                .unwrap()
-                .unwrap();
-            let (deliveries, _) = store
-                .list_deliveries(d.subscription_id, 1, 0)
-                .await
-                .unwrap();
-            let delivery = &deliveries[0];
-            assert_eq!(delivery.last_status, Some(500));
-            match recorded {
-                (DeliveryState::Pending, _) => {
-                    let next = delivery.next_attempt_at.unwrap();
-                    waits.push((next - at).whole_seconds());
-                    // Not due a moment before its time.
-                    let early = next - Duration::from_millis(1);
-                    assert!(
-                        store
-                            .claim_due_deliveries("a", early, LEASE, 10)
-                            .await
-                            .unwrap()
-                            .is_empty()
-                    );
-                    at = next;
-                }
-                (state, attempts) => {
-                    assert_eq!(state, DeliveryState::Failed, "{db:?}");
-                    assert_eq!(attempts, 9, "{db:?}");
-                    break;
-                }
-            }
-        }
-        assert_eq!(
-            waits,
-            [5, 30, 300, 1800, 7200, 18000, 36000, 36000],
-            "{db:?}"
-        );
     }
 }

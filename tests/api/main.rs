@@ -7,6 +7,7 @@ mod cli;
 mod clients;
 mod concurrency;
 mod deliveries;
+mod delivery_queue;
 mod dkim;
 mod dkim_dns;
 mod dns_client;
