@@ -810,6 +810,41 @@ mod tests {
     }
 
     #[test]
+    fn webhook_times_out_of_range_are_refused_naming_the_key() {
+        for (var, value, key) in [
+            (
+                "TRUSTMAIL_WEBHOOKS__FIRST_RETRY_MS",
+                "0",
+                "webhooks.first_retry_ms",
+            ),
+            (
+                "TRUSTMAIL_WEBHOOKS__FIRST_RETRY_MS",
+                "3600001",
+                "webhooks.first_retry_ms",
+            ),
+            (
+                "TRUSTMAIL_WEBHOOKS__REQUEST_TIMEOUT_S",
+                "0",
+                "webhooks.request_timeout_s",
+            ),
+            (
+                "TRUSTMAIL_WEBHOOKS__REQUEST_TIMEOUT_S",
+                "301",
+                "webhooks.request_timeout_s",
+            ),
+        ] {
+            let err = env_error(&[(var, value)]);
+            assert!(err.contains(key), "{var}={value}: {err}");
+        }
+        let config =
+            Config::load_from(None, vars(&[("TRUSTMAIL_WEBHOOKS__FIRST_RETRY_MS", "50")])).unwrap();
+        assert_eq!(
+            config.webhooks.first_retry(),
+            std::time::Duration::from_millis(50)
+        );
+    }
+
+    #[test]
     fn times_that_would_overflow_and_a_bad_sender_are_refused_naming_the_key() {
         for (var, key) in [
             ("TRUSTMAIL_DNS__ACTIVE_GRACE_S", "dns.active_grace_s"),
