@@ -52,6 +52,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "http.tls_cert_file",
     "http.tls_key_file",
     "http.tls_reload_interval_s",
+    "webhooks.first_retry_ms",
+    "webhooks.request_timeout_s",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +91,7 @@ pub struct Config {
     pub secrets: Secrets,
     pub dkim_dns: DkimDns,
     pub http: Http,
+    pub webhooks: Webhooks,
 }
 
 impl Default for Config {
@@ -107,6 +110,7 @@ impl Default for Config {
             secrets: Secrets::default(),
             dkim_dns: DkimDns::default(),
             http: Http::default(),
+            webhooks: Webhooks::default(),
         }
     }
 }
@@ -420,6 +424,56 @@ impl Http {
     }
 }
 
+/// Webhook deliveries (README § Webhooks).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Webhooks {
+    /// The first retry's wait; the later ones are fixed multiples of it (`domain::subscriptions`).
+    pub first_retry_ms: u64,
+    /// The most one POST to an endpoint may take, connection included.
+    pub request_timeout_s: u64,
+}
+
+impl Default for Webhooks {
+    fn default() -> Self {
+        Self {
+            first_retry_ms: 5000,
+            request_timeout_s: 10,
+        }
+    }
+}
+
+impl Webhooks {
+    /// The longest first retry accepted: an hour (the last retry then comes after ~8 months).
+    const MAX_FIRST_RETRY_MS: u64 = 3_600_000;
+    /// The longest request timeout accepted: a delivery's lease must outlast it.
+    pub const MAX_REQUEST_TIMEOUT_S: u64 = 300;
+
+    pub fn first_retry(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.first_retry_ms)
+    }
+
+    pub fn request_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.request_timeout_s)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=Self::MAX_FIRST_RETRY_MS).contains(&self.first_retry_ms) {
+            return Err(ConfigError::invalid(
+                "webhooks.first_retry_ms",
+                format!("must be 1 to {}", Self::MAX_FIRST_RETRY_MS),
+            ));
+        }
+        if !(1..=Self::MAX_REQUEST_TIMEOUT_S).contains(&self.request_timeout_s) {
+            return Err(ConfigError::invalid(
+                "webhooks.request_timeout_s",
+                format!("must be 1 to {}", Self::MAX_REQUEST_TIMEOUT_S),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A value named by a string that the type parses (the wire enums of `domain`).
 fn parsed<'de, D, T>(d: D) -> Result<T, D::Error>
 where
@@ -683,6 +737,7 @@ impl Config {
             ));
         }
         self.http.validate()?;
+        self.webhooks.validate()?;
         for (i, name) in self.dkim_dns.nameservers.iter().enumerate() {
             if !is_host_name(name) {
                 return Err(ConfigError::invalid(
@@ -818,6 +873,41 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn webhook_times_out_of_range_are_refused_naming_the_key() {
+        for (var, value, key) in [
+            (
+                "TRUSTMAIL_WEBHOOKS__FIRST_RETRY_MS",
+                "0",
+                "webhooks.first_retry_ms",
+            ),
+            (
+                "TRUSTMAIL_WEBHOOKS__FIRST_RETRY_MS",
+                "3600001",
+                "webhooks.first_retry_ms",
+            ),
+            (
+                "TRUSTMAIL_WEBHOOKS__REQUEST_TIMEOUT_S",
+                "0",
+                "webhooks.request_timeout_s",
+            ),
+            (
+                "TRUSTMAIL_WEBHOOKS__REQUEST_TIMEOUT_S",
+                "301",
+                "webhooks.request_timeout_s",
+            ),
+        ] {
+            let err = env_error(&[(var, value)]);
+            assert!(err.contains(key), "{var}={value}: {err}");
+        }
+        let config =
+            Config::load_from(None, vars(&[("TRUSTMAIL_WEBHOOKS__FIRST_RETRY_MS", "50")])).unwrap();
+        assert_eq!(
+            config.webhooks.first_retry(),
+            std::time::Duration::from_millis(50)
+        );
     }
 
     #[test]

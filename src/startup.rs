@@ -17,7 +17,7 @@ use crate::{
     api,
     config::{Config, Http, Secrets},
     dkim_dns::DkimDns,
-    jobs::outbox::OutboxDelivery,
+    jobs::{outbox::OutboxDelivery, subscriptions::SubscriptionDelivery},
     mail::{RelayConfigError, Relays},
     secrets::{MasterKey, SecretsError},
     service::{Credentials, Service, ServiceError, Settings, TokenError},
@@ -36,6 +36,8 @@ pub enum StartupError {
     Dns(#[from] crate::dns::DnsSetupError),
     #[error("cannot serve the DKIM zones")]
     DkimDns(#[from] crate::dkim_dns::DkimDnsError),
+    #[error("cannot deliver webhooks")]
+    Webhooks(#[from] crate::jobs::subscriptions::ClientError),
     #[error("cannot use the outbound mail relay")]
     Mail(#[from] RelayConfigError),
     #[error("cannot serve HTTPS with http.tls_cert_file and http.tls_key_file")]
@@ -131,6 +133,7 @@ pub struct Application {
     store: Store,
     bootstrap: Option<Credentials>,
     outbox: OutboxDelivery,
+    webhooks: SubscriptionDelivery,
     dkim_dns: Option<DkimDns>,
     http: Http,
     tls: Option<Tls>,
@@ -160,6 +163,8 @@ impl Application {
         let relays = Relays::from_config(&config.mail, &config.regions)?;
         let (service, store) = open(&config, &public_url).await?;
         let outbox = OutboxDelivery::new(store.clone(), relays);
+        let webhooks =
+            SubscriptionDelivery::new(store.clone(), &config.webhooks, api::activity_body)?;
         let bootstrap = service.bootstrap(&public_url).await?;
         let minted = service.mint_missing_dkim_keys().await?;
         if minted > 0 {
@@ -180,6 +185,7 @@ impl Application {
             store,
             bootstrap,
             outbox,
+            webhooks,
             dkim_dns,
             http: config.http,
             tls,
@@ -227,6 +233,7 @@ impl Application {
             api::middleware::metrics_upkeep()
         }));
         let delivery = self.outbox.spawn();
+        let webhooks = self.webhooks.spawn();
         let service = self.service.clone();
         let checks = tokio::spawn(supervise("dns_checks", FIRST_BACKOFF, move || {
             crate::jobs::dns::run_scheduled_checks(service.clone())
@@ -247,7 +254,7 @@ impl Application {
         if let Some(dkim_dns) = self.dkim_dns {
             dkim_dns.stop().await;
         }
-        delivery.stop().await;
+        tokio::join!(delivery.stop(), webhooks.stop());
         store.close().await;
         served
     }

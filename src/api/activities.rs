@@ -1,33 +1,22 @@
 //! `/v1/environments/{environmentId}/activities`: the audit trail, newest first.
 
 use axum::{Json, extract::State, http::Uri, response::IntoResponse};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Serialize;
+use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     AppState,
     auth::Caller,
     errors::{ApiResult, P1Error, ResourceErrors},
-    hal::{Links, Page, UrlBuilder, wire_time},
-    path::{EnvironmentPath, query, query_number},
+    hal::wire_time,
+    paging::{PageQuery, PageRequest},
+    path::EnvironmentPath,
 };
 use crate::domain::{Activity, Permission};
 
-const DEFAULT_LIMIT: u32 = 100;
-const MAX_LIMIT: u32 = 1000;
-
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_activities))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    /// Items per page (1 to 1000, default 100).
-    limit: Option<String>,
-    /// Items to skip.
-    offset: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -96,6 +85,11 @@ impl From<&Activity> for ActivityView {
     }
 }
 
+/// An activity as a webhook delivery's body: exactly as `GET …/activities` lists it.
+pub fn activity_body(activity: &Activity) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec(&ActivityView::from(activity))
+}
+
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/activities", tag = "Activities",
     params(EnvironmentPath, PageQuery),
     responses((status = 200, description = "`_embedded.activities`, newest first"),
@@ -107,25 +101,12 @@ async fn list_activities(
     uri: Uri,
 ) -> ApiResult<impl IntoResponse> {
     let environment = path.load(&state, &caller, Permission::Read).await?;
-    let query: PageQuery = query(&uri)?;
-    let limit = query_number(query.limit.as_deref(), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
-    let offset = query_number(query.offset.as_deref(), "offset", 0, 0, u32::MAX)?;
+    let page = PageRequest::from_uri(&uri)?;
     let (activities, count) = state
         .service
-        .list_activities(&environment, limit, offset)
+        .list_activities(&environment, page.limit, page.offset)
         .await?;
-    let base = state.urls.activities(environment.id);
-    let mut links = Links::from([(
-        "self",
-        UrlBuilder::link(format!("{base}?limit={limit}&offset={offset}")),
-    )]);
-    let next = i64::from(offset) + activities.len() as i64;
-    if !activities.is_empty() && next < count {
-        links.insert(
-            "next",
-            UrlBuilder::link(format!("{base}?limit={limit}&offset={next}")),
-        );
-    }
     let views = activities.iter().map(ActivityView::from).collect();
-    Ok(Json(Page::new("activities", views, count, links)))
+    let base = state.urls.activities(environment.id);
+    Ok(Json(page.page("activities", &base, views, count)))
 }

@@ -92,6 +92,16 @@ impl RawBody {
 pub struct JsonObject(Map<String, Value>);
 
 impl JsonObject {
+    /// The member at `path` (through nested objects); `None` when absent or null.
+    pub fn at(&self, path: &[&str]) -> Option<&Value> {
+        let (last, parents) = path.split_last()?;
+        let mut map = &self.0;
+        for key in parents {
+            map = map.get(*key)?.as_object()?;
+        }
+        map.get(*last).filter(|value| !value.is_null())
+    }
+
     /// A required string member: absent or null is `REQUIRED_VALUE`, another type `INVALID_VALUE`.
     pub fn required_str(&self, target: &str) -> Result<&str, ApiError> {
         self.required_str_at(&[target], target)
@@ -99,18 +109,25 @@ impl JsonObject {
 
     /// As `required_str`, for a member nested under `path` (e.g. `mailFrom.domain`).
     pub fn required_str_at(&self, path: &[&str], target: &str) -> Result<&str, ApiError> {
-        let mut value = None;
-        let mut map = Some(&self.0);
-        for key in path {
-            value = map.and_then(|m| m.get(*key));
-            map = value.and_then(Value::as_object);
-        }
-        match value {
-            None | Some(Value::Null) => Err(ApiError::required_value(target)),
+        match self.at(path) {
+            None => Err(ApiError::required_value(target)),
             Some(Value::String(s)) => Ok(s),
             Some(_) => Err(ApiError::invalid_value(
                 target,
                 format!("{target} must be a string."),
+            )),
+        }
+    }
+
+    /// A required boolean member: absent or null is `REQUIRED_VALUE`, another type
+    /// `INVALID_VALUE`.
+    pub fn required_bool(&self, target: &str) -> Result<bool, ApiError> {
+        match self.at(&[target]) {
+            None => Err(ApiError::required_value(target)),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(ApiError::invalid_value(
+                target,
+                format!("{target} must be true or false."),
             )),
         }
     }
@@ -129,14 +146,46 @@ impl JsonObject {
 
     /// An array of strings: absent or null is `REQUIRED_VALUE` when `required`, else empty.
     pub fn string_list(&self, target: &str, required: bool) -> Result<Vec<String>, ApiError> {
+        self.string_list_at(&[target], target, required)
+    }
+
+    /// As `string_list`, for a member nested under `path`.
+    pub fn string_list_at(
+        &self,
+        path: &[&str],
+        target: &str,
+        required: bool,
+    ) -> Result<Vec<String>, ApiError> {
         let not_strings =
             || ApiError::invalid_value(target, format!("{target} must be an array of strings."));
-        match self.0.get(target) {
-            None | Some(Value::Null) if required => Err(ApiError::required_value(target)),
-            None | Some(Value::Null) => Ok(Vec::new()),
+        match self.at(path) {
+            None if required => Err(ApiError::required_value(target)),
+            None => Ok(Vec::new()),
             Some(Value::Array(items)) => items
                 .iter()
                 .map(|item| item.as_str().map(str::to_owned).ok_or_else(not_strings))
+                .collect(),
+            Some(_) => Err(not_strings()),
+        }
+    }
+
+    /// An object of strings under `path` (absent or null: empty).
+    pub fn string_map_at(
+        &self,
+        path: &[&str],
+        target: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, ApiError> {
+        let not_strings = || {
+            ApiError::invalid_value(
+                target,
+                format!("{target} must be an object of string values."),
+            )
+        };
+        match self.at(path) {
+            None => Ok(Default::default()),
+            Some(Value::Object(members)) => members
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), v.as_str().ok_or_else(not_strings)?.to_owned())))
                 .collect(),
             Some(_) => Err(not_strings()),
         }

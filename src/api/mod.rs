@@ -13,8 +13,10 @@ mod mail_from;
 mod messages;
 pub mod middleware;
 mod oauth;
+mod paging;
 mod path;
 mod self_check;
+mod subscriptions;
 mod system;
 mod trusted_emails;
 mod verification;
@@ -33,6 +35,8 @@ use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
+
+pub use activities::activity_body;
 
 use crate::service::Service;
 
@@ -68,6 +72,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(trusted_emails::routes())
         .merge(messages::routes())
         .merge(activities::routes())
+        .merge(subscriptions::routes())
         .merge(oauth::routes())
         .merge(system::routes())
         .split_for_parts()

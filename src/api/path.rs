@@ -19,7 +19,7 @@ use super::{
     errors::{ApiError, ApiResult},
 };
 use crate::{
-    domain::{Client, Environment, Permission, TrustedEmail},
+    domain::{Client, Environment, Permission, Subscription, TrustedEmail},
     service::{DomainSnapshot, OutboxMessage},
 };
 
@@ -66,6 +66,34 @@ impl ClientPath {
         let environment = state.service.environment(environment_id).await?;
         let id = self.client_id.parse().map_err(|_| ApiError::NotFound)?;
         Ok(state.service.client(&environment, id).await?)
+    }
+}
+
+/// `…/subscriptions/{subscriptionId}`.
+#[derive(Debug, Deserialize, IntoParams, FromRequestParts)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Path)]
+#[from_request(via(Path), rejection(ApiError))]
+pub struct SubscriptionPath {
+    environment_id: String,
+    subscription_id: String,
+}
+
+impl SubscriptionPath {
+    /// The subscription, found in its environment.
+    pub async fn load(
+        &self,
+        state: &AppState,
+        caller: &Caller,
+        permission: Permission,
+    ) -> ApiResult<Subscription> {
+        let environment_id = caller.authorize(&self.environment_id, permission)?;
+        let environment = state.service.environment(environment_id).await?;
+        let id = self
+            .subscription_id
+            .parse()
+            .map_err(|_| ApiError::NotFound)?;
+        Ok(state.service.subscription(&environment, id).await?)
     }
 }
 

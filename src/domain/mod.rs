@@ -105,6 +105,7 @@ mod entities;
 mod ids;
 mod random;
 mod records;
+mod subscriptions;
 mod tenancy;
 mod trusted_emails;
 mod verification;
@@ -121,6 +122,11 @@ pub use records::{
     RecordSettings, RecordStatus, SendingRegion, active_mail_from, apex_spf_record,
     build_domain_records, longest_record_name, mail_from_records, ownership_verified, regions_for,
     spf_value, visible_statuses,
+};
+pub use subscriptions::{
+    DeliveryState, EndpointHeaders, EndpointUrl, InvalidField, MAX_WEBHOOK_ATTEMPTS,
+    SUSPENDED_DELIVERY_KEPT, SigningSecret, Subscription, SubscriptionFormat, SubscriptionId,
+    SubscriptionSettings, parse_action_types, webhook_retry_delay,
 };
 pub use tenancy::{ActivityType, Geography, Permission, ResourceType, Role, TOKEN_LIFETIME_S};
 pub use trusted_emails::{

@@ -28,7 +28,7 @@ pub fn random_lower_alnum(len: usize) -> String {
     out
 }
 
-fn fill(buf: &mut [u8]) {
+pub(super) fn fill(buf: &mut [u8]) {
     // The system RNG failing is not something a request can recover from.
     #[allow(clippy::expect_used)]
     SystemRandom::new()

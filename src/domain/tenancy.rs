@@ -21,6 +21,7 @@ wire_enum!(
         EmailDomain => "EMAIL_DOMAIN",
         TrustedEmail => "TRUSTED_EMAIL",
         Client => "CLIENT",
+        Subscription => "SUBSCRIPTION",
     }
 );
 
@@ -40,6 +41,10 @@ wire_enum!(
         ClientCreated => "CLIENT_CREATED",
         ClientDeleted => "CLIENT_DELETED",
         ClientSecretRotated => "CLIENT_SECRET_ROTATED",
+        SubscriptionCreated => "SUBSCRIPTION_CREATED",
+        SubscriptionUpdated => "SUBSCRIPTION_UPDATED",
+        SubscriptionDeleted => "SUBSCRIPTION_DELETED",
+        SubscriptionSecretRotated => "SUBSCRIPTION_SECRET_ROTATED",
     }
 );
 

@@ -5,13 +5,14 @@
 
 pub mod dns;
 pub mod outbox;
+pub mod subscriptions;
 
 use std::{
     future::Future,
     time::{Duration, Instant},
 };
 
-use tokio::task::JoinHandle;
+use tokio::{sync::watch, task::JoinHandle};
 
 /// The first wait before a restart; it doubles up to `MAX_BACKOFF` while a job keeps failing.
 pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -52,6 +53,76 @@ where
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Runs `pass` until `stopped` turns true: again at once after a pass that found work
+/// (`Ok(true)`), after `poll` otherwise. A failed pass is logged and waited out like an idle one.
+pub async fn poll_until_stopped<F, Fut, E>(
+    what: &'static str,
+    mut stopped: watch::Receiver<bool>,
+    poll: Duration,
+    mut pass: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<bool, E>>,
+    E: std::error::Error + 'static,
+{
+    loop {
+        let more_due = pass().await.unwrap_or_else(|e| {
+            tracing::warn!(job = what, error = %crate::error_chain::ErrorChain(&e), "pass failed");
+            false
+        });
+        if *stopped.borrow() {
+            break;
+        }
+        if !more_due {
+            tokio::select! {
+                changed = stopped.changed() => if changed.is_err() || *stopped.borrow() { break },
+                () = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+}
+
+/// How long `StoppableJob::stop` lets the work in progress finish before abandoning it (its
+/// leases then run out and another pass, here or on another replica, does it again).
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// A supervised loop that stops between passes when asked (the delivery jobs).
+pub struct StoppableJob {
+    name: &'static str,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl StoppableJob {
+    /// Runs `job(stopped)` under `supervise`; `stopped` turns true when `stop` is called.
+    pub fn spawn<F, Fut>(name: &'static str, mut job: F) -> Self
+    where
+        F: FnMut(watch::Receiver<bool>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let (stop, stopped) = watch::channel(false);
+        Self {
+            name,
+            stop,
+            task: tokio::spawn(supervise(name, FIRST_BACKOFF, move || job(stopped.clone()))),
+        }
+    }
+
+    /// Asks the loop to stop once its current pass is done, and waits for it (at most
+    /// `STOP_GRACE`; then it is abandoned and its leases simply run out).
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let abort = self.task.abort_handle();
+        if tokio::time::timeout(STOP_GRACE, self.task).await.is_err() {
+            tracing::warn!(
+                job = self.name,
+                "did not stop in time; abandoning the work in progress"
+            );
+            abort.abort();
+        }
     }
 }
 

@@ -13,9 +13,10 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tokio::{sync::watch, task::JoinHandle};
+use tokio::sync::watch;
 use tracing::Instrument;
 
+use super::StoppableJob;
 use crate::error_chain::ErrorChain;
 use crate::{
     domain::now,
@@ -33,10 +34,6 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 const BATCH_SIZE: u32 = 20;
 /// Sends in flight at once per route (lettre's pool keeps up to 10 connections a relay).
 const CONCURRENT_SENDS: usize = 8;
-
-/// How long `DeliveryJob::stop` lets a send in progress finish before abandoning it (its lease
-/// then runs out and the message is sent later).
-const STOP_GRACE: Duration = Duration::from_secs(10);
 
 pub struct OutboxDelivery {
     store: Store,
@@ -58,19 +55,13 @@ impl OutboxDelivery {
         }
     }
 
-    /// Starts delivering in the background until `DeliveryJob::stop`, supervised: a pass that
+    /// Starts delivering in the background until `StoppableJob::stop`, supervised: a pass that
     /// panics is logged and delivery starts again.
-    pub fn spawn(self) -> DeliveryJob {
-        let (stop, stopped) = watch::channel(false);
+    pub fn spawn(self) -> StoppableJob {
         let delivery = std::sync::Arc::new(self);
-        DeliveryJob {
-            stop,
-            task: tokio::spawn(super::supervise(
-                "outbox_delivery",
-                super::FIRST_BACKOFF,
-                move || delivery.clone().run(stopped.clone()),
-            )),
-        }
+        StoppableJob::spawn("outbox_delivery", move |stopped| {
+            delivery.clone().run(stopped)
+        })
     }
 
     async fn run(self: std::sync::Arc<Self>, mut stopped: watch::Receiver<bool>) {
@@ -82,24 +73,13 @@ impl OutboxDelivery {
             let _ = stopped.wait_for(|stop| *stop).await;
             return;
         }
-        loop {
-            let more_due = match self.deliver_due(&stopped).await {
-                Ok(more_due) => more_due,
-                Err(e) => {
-                    tracing::warn!(error = %ErrorChain(&e), "outbox delivery pass failed");
-                    false
-                }
-            };
-            if *stopped.borrow() {
-                break;
-            }
-            if !more_due {
-                tokio::select! {
-                    changed = stopped.changed() => if changed.is_err() || *stopped.borrow() { break },
-                    () = tokio::time::sleep(POLL_INTERVAL) => {}
-                }
-            }
-        }
+        let watcher = stopped.clone();
+        let this = self.clone();
+        super::poll_until_stopped("outbox_delivery", stopped, POLL_INTERVAL, || {
+            let (this, watcher) = (this.clone(), watcher.clone());
+            async move { this.deliver_due(&watcher).await }
+        })
+        .await;
         self.relays.shutdown().await;
     }
 
@@ -228,25 +208,6 @@ impl OutboxDelivery {
                     ),
                 }
             }
-        }
-    }
-}
-
-/// A running delivery loop.
-pub struct DeliveryJob {
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
-impl DeliveryJob {
-    /// Asks the loop to stop once its current pass is done, and waits for it (at most
-    /// `STOP_GRACE`; then it is abandoned and its unsent leases simply run out).
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let abort = self.task.abort_handle();
-        if tokio::time::timeout(STOP_GRACE, self.task).await.is_err() {
-            tracing::warn!("outbox delivery did not stop in time; abandoning the send in progress");
-            abort.abort();
         }
     }
 }

@@ -13,6 +13,7 @@ mod environments;
 mod messages;
 mod outbox;
 mod self_check;
+mod subscriptions;
 mod trusted_emails;
 mod verification;
 mod wait;
@@ -28,7 +29,7 @@ use crate::{
 };
 
 /// What the API shows of a queued message.
-pub use crate::store::{OutboxMessage, OutboxStatus};
+pub use crate::store::{Delivery, OutboxMessage, OutboxStatus};
 pub use auth::{
     ADMINISTRATORS, Actor, Credentials, NewClient, TOKEN_LIFETIME_S, TokenError, TokenGrant,
     TokenService, token_url,
@@ -38,6 +39,7 @@ pub use messages::{MAX_RECIPIENTS, NewMessage};
 pub use self_check::{
     DmarcVerdict, RegionSelfCheck, SelfCheck, SpfVerdict, TrustedEmailAlignment, Verdict,
 };
+pub use subscriptions::{MAX_SUBSCRIPTION_NAME, NewSubscription};
 pub use verification::{CheckScope, DueChecks, FORCED_CHECK_INTERVAL, LeasedCheck};
 pub use wait::Waited;
 

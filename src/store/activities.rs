@@ -1,4 +1,4 @@
-use sqlx::Row;
+use sqlx::{Row, any::AnyRow};
 
 use super::{RowExt, Store, StoreError};
 use crate::domain::{Activity, EnvironmentId};
@@ -28,28 +28,31 @@ impl Store {
         .await?;
         let activities = rows
             .iter()
-            .map(|row| {
-                Ok(Activity {
-                    id: row.parsed("id")?,
-                    environment_id: row.parsed("environment_id")?,
-                    action: row.parsed("action_type")?,
-                    actor: match row.text("actor_client_id")?.as_str() {
-                        "" => None,
-                        id => Some(id.parse().map_err(|e: uuid::Error| StoreError::Corrupt {
-                            column: "actor_client_id",
-                            reason: e.to_string(),
-                        })?),
-                    },
-                    resource_type: row.parsed("resource_type")?,
-                    resource_id: row.text("resource_id")?,
-                    resource_name: row.text("resource_name")?,
-                    details: row
-                        .try_get::<Option<String>, _>("details")?
-                        .and_then(|d| serde_json::from_str(&d).ok()),
-                    recorded_at: row.time("recorded_at")?,
-                })
-            })
+            .map(activity_from_row)
             .collect::<Result<_, StoreError>>()?;
         Ok((activities, total))
     }
+}
+
+/// An activity from a row holding the `activities` columns (by their own names).
+pub(super) fn activity_from_row(row: &AnyRow) -> Result<Activity, StoreError> {
+    Ok(Activity {
+        id: row.parsed("id")?,
+        environment_id: row.parsed("environment_id")?,
+        action: row.parsed("action_type")?,
+        actor: match row.text("actor_client_id")?.as_str() {
+            "" => None,
+            id => Some(id.parse().map_err(|e: uuid::Error| StoreError::Corrupt {
+                column: "actor_client_id",
+                reason: e.to_string(),
+            })?),
+        },
+        resource_type: row.parsed("resource_type")?,
+        resource_id: row.text("resource_id")?,
+        resource_name: row.text("resource_name")?,
+        details: row
+            .try_get::<Option<String>, _>("details")?
+            .and_then(|d| serde_json::from_str(&d).ok()),
+        recorded_at: row.time("recorded_at")?,
+    })
 }

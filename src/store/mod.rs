@@ -6,11 +6,13 @@
 
 mod activities;
 mod auth;
+mod deliveries;
 mod dkim;
 mod email_domains;
 mod environments;
 mod messages;
 mod outbox;
+mod subscriptions;
 mod trusted_emails;
 mod verification;
 
@@ -28,6 +30,7 @@ use crate::{
 };
 
 pub use auth::{DeleteClient, StoredSigningKey};
+pub use deliveries::{Delivery, DeliveryOutcome, DueDelivery, PER_SUBSCRIPTION_PER_CLAIM};
 pub use dkim::{KeylessSelector, NewKeyMaterial, SealedDkimKey};
 pub use email_domains::CreateDomainError;
 pub use messages::{IDEMPOTENCY_WINDOW_MS, Idempotency, QueueOutcome};
@@ -211,7 +214,8 @@ async fn insert_activity(tx: &mut Tx<'_>, activity: &Activity) -> Result<(), Sto
     .bind(activity.details.as_ref().map(|d| d.to_string()))
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    // The webhooks it causes commit with it, or not at all.
+    deliveries::enqueue_deliveries(tx, activity).await
 }
 
 /// Every activity of one change, in the change's transaction.

@@ -385,7 +385,7 @@ fn cut(text: &str) -> String {
     text.chars().take(MAX_ERROR_CHARS).collect()
 }
 
-fn attempts_from(stored: i64) -> Result<u32, StoreError> {
+pub(super) fn attempts_from(stored: i64) -> Result<u32, StoreError> {
     u32::try_from(stored).map_err(|e| StoreError::Corrupt {
         column: "attempts",
         reason: e.to_string(),

@@ -242,6 +242,24 @@ impl TestApp {
         self.request(Method::DELETE, path, Some(token), None).await
     }
 
+    /// The app's database opened anew with its master key, for a test that stopped the app (so
+    /// that none of its jobs runs) and works below the API.
+    pub async fn open_store(&self) -> Store {
+        use secrecy::ExposeSecret;
+        let store = Store::connect(self.config.database_url.expose_secret())
+            .await
+            .unwrap();
+        let key = trustmail::secrets::MasterKey::load(&self.config.secrets.master_key_file)
+            .unwrap()
+            .unwrap();
+        store.sealing_with(std::sync::Arc::new(key))
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Response {
+        self.request(Method::PUT, path, Some(token), Some(body))
+            .await
+    }
+
     /// A new environment, created by the organization administrator.
     pub async fn environment(&self, name: &str) -> String {
         let response = self

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod dns;
 pub mod dns_query;
+pub mod receiver;
 pub mod redact;
 pub mod smtp;
 
@@ -11,6 +12,7 @@ pub use app::{
     Db, TestApp, UNKNOWN_ID, assert_p1_error, backends, fetch_token, p1_error, retry_after,
 };
 pub use dns::TestDns;
+pub use receiver::WebhookReceiver;
 pub use smtp::SmtpSink;
 
 /// Snapshots a P1Error response (its id checked and redacted) after checking its status, that

@@ -1,0 +1,377 @@
+//! `/v1/environments/{environmentId}/subscriptions`: webhooks in PingOne's `Subscription`
+//! shape, plus two additions: the signing secret (shown by the create and by `POST …/secret`)
+//! and `GET …/deliveries`, where each delivery stands.
+
+use axum::{Json, extract::State, http::StatusCode, http::Uri, response::IntoResponse};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{
+    AppState,
+    auth::Caller,
+    body::{JsonObject, RawBody},
+    errors::{ApiError, ApiResult, P1Error, ResourceErrors},
+    hal::{IdRef, Links, Page, UrlBuilder, wire_time},
+    paging::{PageQuery, PageRequest},
+    path::{EnvironmentPath, SubscriptionPath},
+};
+use crate::{
+    domain::{
+        EndpointHeaders, EndpointUrl, InvalidField, Permission, SigningSecret, Subscription,
+        SubscriptionFormat, SubscriptionSettings, UnknownValue, parse_action_types,
+    },
+    service::Delivery,
+};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_subscription, list_subscriptions))
+        .routes(routes!(
+            read_subscription,
+            update_subscription,
+            delete_subscription
+        ))
+        .routes(routes!(rotate_subscription_secret))
+        .routes(routes!(list_deliveries))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HttpEndpointView {
+    url: String,
+    /// Sent with every delivery; absent when there are none.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FilterOptionsView {
+    included_action_types: Vec<&'static str>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionView {
+    #[serde(rename = "_links")]
+    #[schema(value_type = Object)]
+    links: Links,
+    id: String,
+    environment: IdRef,
+    name: String,
+    enabled: bool,
+    http_endpoint: HttpEndpointView,
+    /// `ACTIVITY`.
+    format: &'static str,
+    filter_options: FilterOptionsView,
+    verify_tls_certificates: bool,
+    created_at: String,
+    updated_at: String,
+    /// Addition: the `whsec_…` secret that signs deliveries; only in the answer to the create.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signing_secret: Option<String>,
+}
+
+impl SubscriptionView {
+    fn new(subscription: &Subscription, urls: &UrlBuilder) -> Self {
+        let environment = urls.environment(subscription.environment_id);
+        let this = format!("{environment}/subscriptions/{}", subscription.id);
+        let settings = &subscription.settings;
+        Self {
+            links: Links::from([
+                ("self", UrlBuilder::link(this.clone())),
+                ("environment", UrlBuilder::link(environment)),
+                ("deliveries", UrlBuilder::link(format!("{this}/deliveries"))),
+            ]),
+            id: subscription.id.to_string(),
+            environment: IdRef::new(subscription.environment_id),
+            name: settings.name.clone(),
+            enabled: settings.enabled,
+            http_endpoint: HttpEndpointView {
+                url: settings.url.as_str().to_owned(),
+                headers: settings.headers.as_map().clone(),
+            },
+            format: settings.format.as_str(),
+            filter_options: FilterOptionsView {
+                included_action_types: settings.action_types.iter().map(|a| a.as_str()).collect(),
+            },
+            verify_tls_certificates: settings.verify_tls,
+            created_at: wire_time(subscription.created_at),
+            updated_at: wire_time(subscription.updated_at),
+            signing_secret: None,
+        }
+    }
+}
+
+/// Request body of a create or update (PUT): PingOne's `Subscription`. Members trustmail does
+/// not implement are refused when they ask for something (README § Webhooks).
+#[derive(Debug, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct SubscriptionBody {
+    name: String,
+    enabled: bool,
+    /// `{url, headers}`.
+    #[schema(value_type = Object)]
+    http_endpoint: Value,
+    /// `ACTIVITY` (the default).
+    format: Option<String>,
+    /// `{includedActionTypes: [...]}`.
+    #[schema(value_type = Object)]
+    filter_options: Value,
+    verify_tls_certificates: bool,
+}
+
+/// A new signing secret: deliveries from now on are signed with it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SigningSecretView {
+    signing_secret: String,
+}
+
+/// One delivery of an activity to the subscription's endpoint.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryView {
+    activity: IdRef,
+    /// `PENDING`, `DELIVERED` or `FAILED`.
+    state: &'static str,
+    attempts: u32,
+    /// The endpoint's status in answer to the last attempt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_status: Option<u16>,
+    /// Why the last attempt failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error: Option<String>,
+    /// When a `PENDING` delivery is next attempted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_attempt_at: Option<String>,
+    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivered_at: Option<String>,
+}
+
+impl From<&Delivery> for DeliveryView {
+    fn from(d: &Delivery) -> Self {
+        Self {
+            activity: IdRef::new(d.activity_id),
+            state: d.state.as_str(),
+            attempts: d.attempts,
+            last_status: d.last_status,
+            last_error: d.last_error.clone(),
+            next_attempt_at: d.next_attempt_at.map(wire_time),
+            created_at: wire_time(d.created_at),
+            delivered_at: d.delivered_at.map(wire_time),
+        }
+    }
+}
+
+impl From<InvalidField> for ApiError {
+    fn from(e: InvalidField) -> Self {
+        ApiError::invalid_value(e.target, e.message)
+    }
+}
+
+/// PingOne members that ask for what trustmail does not do: absent, null, `false` or `[]`
+/// are accepted (clients send those for "none"), anything else is 400 `INVALID_VALUE`.
+const UNSUPPORTED: &[&[&str]] = &[
+    &["filterOptions", "includedApplications"],
+    &["filterOptions", "includedPopulations"],
+    &["filterOptions", "includedTags"],
+    &["filterOptions", "ipAddressExposed"],
+    &["filterOptions", "userAgentExposed"],
+    &["payloadOptions"],
+    &["tlsClientAuthKeyPair"],
+    &["connectionDetails"],
+];
+
+/// The settings a create or PUT body asks for.
+fn settings(body: &JsonObject) -> ApiResult<SubscriptionSettings> {
+    for path in UNSUPPORTED {
+        let asks = match body.at(path) {
+            None | Some(Value::Bool(false)) => false,
+            Some(Value::Array(items)) => !items.is_empty(),
+            Some(_) => true,
+        };
+        if asks {
+            let target = path.join(".");
+            return Err(ApiError::invalid_value(
+                &target,
+                format!("{target} is not supported by trustmail."),
+            ));
+        }
+    }
+    match body.at(&["protocol"]) {
+        None => {}
+        Some(Value::String(p)) if p == "HTTPS" => {}
+        Some(_) => {
+            return Err(ApiError::invalid_value(
+                "protocol",
+                "protocol must be HTTPS (the only one trustmail delivers over).",
+            ));
+        }
+    }
+    let format = match body.at(&["format"]) {
+        None => SubscriptionFormat::Activity,
+        Some(Value::String(f)) => f
+            .parse()
+            .map_err(|e: UnknownValue| ApiError::invalid_value("format", e.to_string()))?,
+        Some(_) => {
+            return Err(ApiError::invalid_value(
+                "format",
+                "format must be a string.",
+            ));
+        }
+    };
+    let action_types = body.string_list_at(
+        &["filterOptions", "includedActionTypes"],
+        "filterOptions.includedActionTypes",
+        true,
+    )?;
+    Ok(SubscriptionSettings {
+        name: body.required_str("name")?.to_owned(),
+        enabled: body.required_bool("enabled")?,
+        url: EndpointUrl::parse(
+            body.required_str_at(&["httpEndpoint", "url"], "httpEndpoint.url")?,
+        )?,
+        headers: EndpointHeaders::parse(
+            body.string_map_at(&["httpEndpoint", "headers"], "httpEndpoint.headers")?,
+        )?,
+        format,
+        action_types: parse_action_types(&action_types)?,
+        verify_tls: body.required_bool("verifyTlsCertificates")?,
+    })
+}
+
+#[utoipa::path(post, path = "/v1/environments/{environmentId}/subscriptions", tag = "Subscriptions",
+    params(EnvironmentPath), request_body = SubscriptionBody,
+    responses((status = 201, body = SubscriptionView), (status = 400, body = P1Error),
+              ResourceErrors))]
+async fn create_subscription(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: EnvironmentPath,
+    body: RawBody,
+) -> ApiResult<impl IntoResponse> {
+    let environment = path.load(&state, &caller, Permission::Write).await?;
+    let settings = settings(&body.json_object()?)?;
+    let created = state
+        .service
+        .create_subscription(&caller.0, &environment, settings)
+        .await?;
+    let mut view = SubscriptionView::new(&created.subscription, &state.urls);
+    view.signing_secret = Some(created.signing_secret.expose().to_owned());
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[utoipa::path(get, path = "/v1/environments/{environmentId}/subscriptions", tag = "Subscriptions",
+    params(EnvironmentPath),
+    responses((status = 200, description = "`_embedded.subscriptions`"), ResourceErrors))]
+async fn list_subscriptions(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: EnvironmentPath,
+) -> ApiResult<impl IntoResponse> {
+    let environment = path.load(&state, &caller, Permission::Read).await?;
+    let subscriptions = state.service.list_subscriptions(&environment).await?;
+    let views = subscriptions
+        .iter()
+        .map(|s| SubscriptionView::new(s, &state.urls))
+        .collect();
+    let this = format!("{}/subscriptions", state.urls.environment(environment.id));
+    Ok(Json(Page::whole("subscriptions", views, this)))
+}
+
+#[utoipa::path(get, path = "/v1/environments/{environmentId}/subscriptions/{subscriptionId}",
+    tag = "Subscriptions", params(SubscriptionPath),
+    responses((status = 200, body = SubscriptionView), ResourceErrors))]
+async fn read_subscription(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: SubscriptionPath,
+) -> ApiResult<impl IntoResponse> {
+    let subscription = path.load(&state, &caller, Permission::Read).await?;
+    Ok(Json(SubscriptionView::new(&subscription, &state.urls)))
+}
+
+#[utoipa::path(put, path = "/v1/environments/{environmentId}/subscriptions/{subscriptionId}",
+    tag = "Subscriptions", params(SubscriptionPath), request_body = SubscriptionBody,
+    responses((status = 200, body = SubscriptionView), (status = 400, body = P1Error),
+              ResourceErrors))]
+async fn update_subscription(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: SubscriptionPath,
+    body: RawBody,
+) -> ApiResult<impl IntoResponse> {
+    let subscription = path.load(&state, &caller, Permission::Write).await?;
+    let settings = settings(&body.json_object()?)?;
+    let updated = state
+        .service
+        .update_subscription(&caller.0, &subscription, settings)
+        .await?;
+    Ok(Json(SubscriptionView::new(&updated, &state.urls)))
+}
+
+#[utoipa::path(delete, path = "/v1/environments/{environmentId}/subscriptions/{subscriptionId}",
+    tag = "Subscriptions", params(SubscriptionPath),
+    responses((status = 204), ResourceErrors))]
+async fn delete_subscription(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: SubscriptionPath,
+) -> ApiResult<impl IntoResponse> {
+    let subscription = path.load(&state, &caller, Permission::Write).await?;
+    state
+        .service
+        .delete_subscription(&caller.0, &subscription)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post,
+    path = "/v1/environments/{environmentId}/subscriptions/{subscriptionId}/secret",
+    tag = "Subscriptions", params(SubscriptionPath),
+    responses((status = 200, body = SigningSecretView), ResourceErrors))]
+async fn rotate_subscription_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: SubscriptionPath,
+) -> ApiResult<impl IntoResponse> {
+    let subscription = path.load(&state, &caller, Permission::Write).await?;
+    let secret: SigningSecret = state
+        .service
+        .rotate_subscription_secret(&caller.0, &subscription)
+        .await?;
+    Ok(Json(SigningSecretView {
+        signing_secret: secret.expose().to_owned(),
+    }))
+}
+
+#[utoipa::path(get,
+    path = "/v1/environments/{environmentId}/subscriptions/{subscriptionId}/deliveries",
+    tag = "Subscriptions", params(SubscriptionPath, PageQuery),
+    responses((status = 200, description = "`_embedded.deliveries`, newest first"),
+              (status = 400, body = P1Error), ResourceErrors))]
+async fn list_deliveries(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: SubscriptionPath,
+    uri: Uri,
+) -> ApiResult<impl IntoResponse> {
+    let subscription = path.load(&state, &caller, Permission::Read).await?;
+    let page = PageRequest::from_uri(&uri)?;
+    let (deliveries, count) = state
+        .service
+        .list_deliveries(&subscription, page.limit, page.offset)
+        .await?;
+    let views = deliveries.iter().map(DeliveryView::from).collect();
+    let base = format!(
+        "{}/subscriptions/{}/deliveries",
+        state.urls.environment(subscription.environment_id),
+        subscription.id
+    );
+    Ok(Json(page.page("deliveries", &base, views, count)))
+}

@@ -1,0 +1,161 @@
+//! Webhook subscriptions: create, read, update, delete, a new signing secret, and where their
+//! deliveries stand. Deliveries are queued by the store with each activity and sent by
+//! `jobs::subscriptions`.
+
+use super::{Actor, Service, ServiceError, environments::name_value};
+use crate::{
+    domain::{
+        Activity, ActivityType, Environment, InvalidField, ResourceType, SigningSecret,
+        Subscription, SubscriptionId, SubscriptionSettings, now,
+    },
+    store::Delivery,
+};
+
+/// The longest subscription name accepted.
+pub const MAX_SUBSCRIPTION_NAME: usize = 256;
+
+/// A subscription just made, with its signing secret (shown only now).
+#[derive(Debug)]
+pub struct NewSubscription {
+    pub subscription: Subscription,
+    pub signing_secret: SigningSecret,
+}
+
+impl From<InvalidField> for ServiceError {
+    fn from(e: InvalidField) -> Self {
+        ServiceError::InvalidValue {
+            target: e.target.into(),
+            message: e.message,
+        }
+    }
+}
+
+impl Service {
+    pub async fn create_subscription(
+        &self,
+        actor: &Actor,
+        environment: &Environment,
+        mut settings: SubscriptionSettings,
+    ) -> Result<NewSubscription, ServiceError> {
+        settings.name = name_value(&settings.name, MAX_SUBSCRIPTION_NAME)?;
+        let at = now();
+        let subscription = Subscription {
+            id: SubscriptionId::new(),
+            environment_id: environment.id,
+            settings,
+            created_at: at,
+            updated_at: at,
+        };
+        let signing_secret = SigningSecret::generate();
+        let activity = activity(actor, ActivityType::SubscriptionCreated, &subscription);
+        self.store()
+            .insert_subscription(&subscription, &signing_secret, &activity)
+            .await?;
+        Ok(NewSubscription {
+            subscription,
+            signing_secret,
+        })
+    }
+
+    pub async fn list_subscriptions(
+        &self,
+        environment: &Environment,
+    ) -> Result<Vec<Subscription>, ServiceError> {
+        Ok(self.store().list_subscriptions(environment.id).await?)
+    }
+
+    /// The subscription, found in `environment`.
+    pub async fn subscription(
+        &self,
+        environment: &Environment,
+        id: SubscriptionId,
+    ) -> Result<Subscription, ServiceError> {
+        self.store()
+            .get_subscription(environment.id, id)
+            .await?
+            .ok_or(ServiceError::NotFound)
+    }
+
+    /// Replaces everything a PUT sets; the secret and the queued deliveries stay.
+    pub async fn update_subscription(
+        &self,
+        actor: &Actor,
+        subscription: &Subscription,
+        mut settings: SubscriptionSettings,
+    ) -> Result<Subscription, ServiceError> {
+        settings.name = name_value(&settings.name, MAX_SUBSCRIPTION_NAME)?;
+        let updated = Subscription {
+            settings,
+            updated_at: now(),
+            ..subscription.clone()
+        };
+        let activity = activity(actor, ActivityType::SubscriptionUpdated, &updated);
+        if !self
+            .store()
+            .update_subscription(&updated, &activity)
+            .await?
+        {
+            return Err(ServiceError::NotFound);
+        }
+        Ok(updated)
+    }
+
+    /// Deletes the subscription with its queued deliveries (none is sent after this).
+    pub async fn delete_subscription(
+        &self,
+        actor: &Actor,
+        subscription: &Subscription,
+    ) -> Result<(), ServiceError> {
+        let activity = activity(actor, ActivityType::SubscriptionDeleted, subscription);
+        if !self
+            .store()
+            .delete_subscription(subscription, &activity)
+            .await?
+        {
+            return Err(ServiceError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// A new signing secret: every delivery from now on, retries included, is signed with it.
+    pub async fn rotate_subscription_secret(
+        &self,
+        actor: &Actor,
+        subscription: &Subscription,
+    ) -> Result<SigningSecret, ServiceError> {
+        let secret = SigningSecret::generate();
+        let activity = activity(actor, ActivityType::SubscriptionSecretRotated, subscription);
+        if !self
+            .store()
+            .set_subscription_secret(subscription, &secret, &activity)
+            .await?
+        {
+            return Err(ServiceError::NotFound);
+        }
+        Ok(secret)
+    }
+
+    /// A page of the subscription's deliveries, newest first, and how many there are in all.
+    pub async fn list_deliveries(
+        &self,
+        subscription: &Subscription,
+        limit: u32,
+        offset: u32,
+    ) -> Result<(Vec<Delivery>, i64), ServiceError> {
+        Ok(self
+            .store()
+            .list_deliveries(subscription.id, limit, offset)
+            .await?)
+    }
+}
+
+fn activity(actor: &Actor, action: ActivityType, subscription: &Subscription) -> Activity {
+    Activity::new(
+        subscription.environment_id,
+        action,
+        actor.client_id,
+        ResourceType::Subscription,
+        subscription.id,
+        &subscription.settings.name,
+    )
+}

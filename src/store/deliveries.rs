@@ -1,0 +1,314 @@
+//! Webhook deliveries: one row per (subscription, activity), queued in the transaction that
+//! records the activity and POSTed by `jobs::subscriptions`.
+//!
+//! Leasing is the outbox's (`store/outbox.rs`): candidates are read first, then each is leased
+//! by a conditional UPDATE that one writer wins, and every later write checks the lease owner,
+//! so a deliverer whose lease ran out cannot overwrite the next one's result.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::{
+    RowExt, Store, StoreError, Tx,
+    activities::activity_from_row,
+    millis,
+    outbox::attempts_from,
+    subscriptions::{open_headers, open_secret},
+};
+use crate::domain::{
+    Activity, ActivityId, DeliveryState, EndpointHeaders, EndpointUrl, SigningSecret,
+    SubscriptionId, webhook_retry_delay,
+};
+
+/// Endpoint errors are kept for the reader of the delivery list, cut to this.
+const MAX_ERROR_CHARS: usize = 1000;
+/// The most deliveries of one subscription a claim takes, so that a backlog of one endpoint
+/// does not hold up the others.
+pub const PER_SUBSCRIPTION_PER_CLAIM: u32 = 5;
+
+/// A leased delivery with everything needed to send it.
+#[derive(Debug, Clone)]
+pub struct DueDelivery {
+    pub subscription_id: SubscriptionId,
+    pub activity: Activity,
+    pub url: EndpointUrl,
+    pub headers: EndpointHeaders,
+    pub secret: SigningSecret,
+    pub verify_tls: bool,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    pub queued_at: OffsetDateTime,
+    pub leased_until: OffsetDateTime,
+}
+
+/// Where one delivery stands, as `GET …/subscriptions/{id}/deliveries` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub activity_id: ActivityId,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    pub next_attempt_at: Option<OffsetDateTime>,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub delivered_at: Option<OffsetDateTime>,
+}
+
+/// What one attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// The endpoint answered 2xx.
+    Delivered { status: u16 },
+    /// Another status, or no answer (`status` is then `None`): retried on the schedule.
+    Failed { status: Option<u16>, error: String },
+    /// Not sent: it waited too long for its subscription to be enabled again.
+    Expired { error: String },
+}
+
+/// Queues a delivery of `activity` to every subscription of its environment that takes its
+/// action type (enabled or not: a disabled one sends them when enabled again), inside the
+/// transaction that records it.
+pub(super) async fn enqueue_deliveries(
+    tx: &mut Tx<'_>,
+    activity: &Activity,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO subscription_deliveries \
+         (subscription_id, activity_id, state, attempts, next_attempt_at, created_at) \
+         SELECT subscription_id, $1, $2, 0, $3, $3 FROM subscription_action_types \
+         WHERE environment_id = $4 AND action_type = $5",
+    )
+    .bind(activity.id.to_string())
+    .bind(DeliveryState::Pending.as_str())
+    .bind(millis(activity.recorded_at))
+    .bind(activity.environment_id.to_string())
+    .bind(activity.action.as_str())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Leases up to `limit` deliveries of enabled subscriptions due at `now` to `owner` until
+    /// `now + lease`: each subscription's earliest due first, taken in turn, at most
+    /// `PER_SUBSCRIPTION_PER_CLAIM` each. A claimed row that cannot be read (sealed with another
+    /// key) is FAILED with the reason and left out.
+    pub async fn claim_due_deliveries(
+        &self,
+        owner: &str,
+        now: OffsetDateTime,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
+        let now_ms = millis(now);
+        let candidates = sqlx::query(
+            "SELECT subscription_id, activity_id FROM (SELECT d.subscription_id, d.activity_id, \
+             d.next_attempt_at, ROW_NUMBER() OVER (PARTITION BY d.subscription_id \
+             ORDER BY d.next_attempt_at, d.activity_id) AS turn \
+             FROM subscription_deliveries d JOIN subscriptions s ON s.id = d.subscription_id \
+             WHERE d.state = $1 AND d.next_attempt_at <= $2 \
+             AND (d.leased_until IS NULL OR d.leased_until < $2) AND s.enabled = 1) due \
+             WHERE turn <= $4 ORDER BY turn, next_attempt_at, activity_id LIMIT $3",
+        )
+        .bind(DeliveryState::Pending.as_str())
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .bind(i64::from(PER_SUBSCRIPTION_PER_CLAIM))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut claimed = Vec::with_capacity(candidates.len());
+        for candidate in &candidates {
+            let subscription: SubscriptionId = candidate.parsed("subscription_id")?;
+            let activity: ActivityId = candidate.parsed("activity_id")?;
+            // Repeats the SELECT's conditions: whoever updates the row first wins it.
+            let won = sqlx::query(
+                "UPDATE subscription_deliveries SET lease_owner = $1, leased_until = $2 \
+                 WHERE subscription_id = $3 AND activity_id = $4 AND state = $5 \
+                 AND next_attempt_at <= $6 AND (leased_until IS NULL OR leased_until < $6)",
+            )
+            .bind(owner)
+            .bind(millis(now + lease))
+            .bind(subscription.to_string())
+            .bind(activity.to_string())
+            .bind(DeliveryState::Pending.as_str())
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+                == 1;
+            if !won {
+                continue;
+            }
+            match self.leased_delivery(subscription, activity, owner).await {
+                Ok(Some(delivery)) => claimed.push(delivery),
+                Ok(None) => {}
+                Err(e) => {
+                    // Retrying cannot mend a row that does not read; it must not block the queue.
+                    tracing::error!(%subscription, %activity, error = %crate::error_chain::ErrorChain(&e),
+                        "webhook delivery cannot be read; marking it FAILED");
+                    let outcome = DeliveryOutcome::Expired {
+                        error: format!("the stored delivery cannot be read: {e}"),
+                    };
+                    self.record_delivery(
+                        subscription,
+                        activity,
+                        owner,
+                        &outcome,
+                        now,
+                        Duration::ZERO,
+                    )
+                    .await?;
+                }
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn leased_delivery(
+        &self,
+        subscription: SubscriptionId,
+        activity: ActivityId,
+        owner: &str,
+    ) -> Result<Option<DueDelivery>, StoreError> {
+        let row = sqlx::query(
+            "SELECT a.id, a.environment_id, a.action_type, a.actor_client_id, a.resource_type, \
+             a.resource_id, a.resource_name, a.recorded_at, a.details, s.url, s.sealed_headers, \
+             s.sealed_secret, s.verify_tls, d.attempts, d.created_at AS queued_at, d.leased_until \
+             FROM subscription_deliveries d JOIN subscriptions s ON s.id = d.subscription_id \
+             JOIN activities a ON a.id = d.activity_id \
+             WHERE d.subscription_id = $1 AND d.activity_id = $2 AND d.lease_owner = $3",
+        )
+        .bind(subscription.to_string())
+        .bind(activity.to_string())
+        .bind(owner)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let key = self.master_key()?;
+        Ok(Some(DueDelivery {
+            subscription_id: subscription,
+            activity: activity_from_row(&row)?,
+            url: EndpointUrl::parse(&row.text("url")?).map_err(|e| StoreError::Corrupt {
+                column: "url",
+                reason: e.to_string(),
+            })?,
+            headers: open_headers(key, &row.text("sealed_headers")?)?,
+            secret: open_secret(key, &row.text("sealed_secret")?)?,
+            verify_tls: row.int("verify_tls")? != 0,
+            attempts: attempts_from(row.int("attempts")?)?,
+            queued_at: row.time("queued_at")?,
+            leased_until: row.time("leased_until")?,
+        }))
+    }
+
+    /// Records one attempt's outcome if `owner` still holds the lease: DELIVERED; PENDING again
+    /// after the retry schedule's next wait (`first_retry` scales it); or FAILED once the
+    /// schedule has run out (or at once for `Expired`). Returns the new state and attempt
+    /// count, or `None` when the lease was lost (nothing changes).
+    pub async fn record_delivery(
+        &self,
+        subscription: SubscriptionId,
+        activity: ActivityId,
+        owner: &str,
+        outcome: &DeliveryOutcome,
+        now: OffsetDateTime,
+        first_retry: Duration,
+    ) -> Result<Option<(DeliveryState, u32)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT attempts FROM subscription_deliveries WHERE subscription_id = $1 \
+             AND activity_id = $2 AND lease_owner = $3 AND state = $4",
+        )
+        .bind(subscription.to_string())
+        .bind(activity.to_string())
+        .bind(owner)
+        .bind(DeliveryState::Pending.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let before = attempts_from(row.int("attempts")?)?;
+        let (attempts, status, error) = match outcome {
+            DeliveryOutcome::Delivered { status } => (before + 1, Some(*status), None),
+            DeliveryOutcome::Failed { status, error } => (before + 1, *status, Some(error)),
+            DeliveryOutcome::Expired { error } => (before, None, Some(error)),
+        };
+        let retry = match outcome {
+            DeliveryOutcome::Failed { .. } => webhook_retry_delay(attempts, first_retry),
+            _ => None,
+        };
+        let (state, next_attempt_at) = match (outcome, retry) {
+            (DeliveryOutcome::Delivered { .. }, _) => (DeliveryState::Delivered, now),
+            (_, Some(wait)) => (DeliveryState::Pending, now + wait),
+            (_, None) => (DeliveryState::Failed, now),
+        };
+        let delivered_at = (state == DeliveryState::Delivered).then(|| millis(now));
+        // `attempts = $before` makes this a compare-and-set with the read above.
+        let updated = sqlx::query(
+            "UPDATE subscription_deliveries SET state = $1, attempts = $2, next_attempt_at = $3, \
+             last_status = $4, last_error = $5, delivered_at = $6, lease_owner = NULL, \
+             leased_until = NULL WHERE subscription_id = $7 AND activity_id = $8 \
+             AND lease_owner = $9 AND attempts = $10 AND state = $11",
+        )
+        .bind(state.as_str())
+        .bind(i64::from(attempts))
+        .bind(millis(next_attempt_at))
+        .bind(status.map(i64::from))
+        .bind(error.map(|e| e.chars().take(MAX_ERROR_CHARS).collect::<String>()))
+        .bind(delivered_at)
+        .bind(subscription.to_string())
+        .bind(activity.to_string())
+        .bind(owner)
+        .bind(i64::from(before))
+        .bind(DeliveryState::Pending.as_str())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok((updated == 1).then_some((state, attempts)))
+    }
+
+    /// One page of a subscription's deliveries, newest first, and how many there are in all.
+    pub async fn list_deliveries(
+        &self,
+        subscription: SubscriptionId,
+        limit: u32,
+        offset: u32,
+    ) -> Result<(Vec<Delivery>, i64), StoreError> {
+        let total = sqlx::query(
+            "SELECT COUNT(*) AS n FROM subscription_deliveries WHERE subscription_id = $1",
+        )
+        .bind(subscription.to_string())
+        .fetch_one(&self.pool)
+        .await?
+        .int("n")?;
+        let rows = sqlx::query(
+            "SELECT activity_id, state, attempts, next_attempt_at, last_status, last_error, \
+             created_at, delivered_at FROM subscription_deliveries WHERE subscription_id = $1 \
+             ORDER BY created_at DESC, activity_id DESC LIMIT $2 OFFSET $3",
+        )
+        .bind(subscription.to_string())
+        .bind(i64::from(limit))
+        .bind(i64::from(offset))
+        .fetch_all(&self.pool)
+        .await?;
+        let deliveries = rows
+            .iter()
+            .map(|row| {
+                let state: DeliveryState = row.parsed("state")?;
+                Ok(Delivery {
+                    activity_id: row.parsed("activity_id")?,
+                    state,
+                    attempts: attempts_from(row.int("attempts")?)?,
+                    next_attempt_at: (state == DeliveryState::Pending)
+                        .then(|| row.time("next_attempt_at"))
+                        .transpose()?,
+                    last_status: sqlx::Row::try_get::<Option<i64>, _>(row, "last_status")?
+                        .and_then(|s| u16::try_from(s).ok()),
+                    last_error: sqlx::Row::try_get::<Option<String>, _>(row, "last_error")?,
+                    created_at: row.time("created_at")?,
+                    delivered_at: row.optional_time("delivered_at")?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok((deliveries, total))
+    }
+}
