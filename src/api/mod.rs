@@ -2,6 +2,7 @@
 
 mod activities;
 mod auth;
+mod bill_of_materials;
 mod body;
 mod clients;
 mod dkim;
@@ -14,6 +15,7 @@ mod messages;
 pub mod middleware;
 mod oauth;
 mod path;
+mod populations;
 mod self_check;
 mod system;
 mod trusted_emails;
@@ -51,6 +53,8 @@ struct ApiDoc;
 pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(environments::routes())
+        .merge(bill_of_materials::routes())
+        .merge(populations::routes())
         .merge(clients::routes())
         .merge(email_domains::routes())
         .merge(dkim::routes())

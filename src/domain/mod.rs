@@ -99,10 +99,12 @@ macro_rules! id_type {
 }
 pub(crate) use id_type;
 
+mod bill_of_materials;
 mod dkim;
 mod domain_name;
 mod entities;
 mod ids;
+mod populations;
 mod random;
 mod records;
 mod tenancy;
@@ -110,10 +112,18 @@ mod trusted_emails;
 mod verification;
 mod zone;
 
+pub use bill_of_materials::{
+    BillOfMaterials, Bookmark, FieldError, MAX_BOOKMARK_NAME, MAX_BOOKMARKS, Product, ProductTag,
+    ProductType, SolutionType,
+};
 pub use dkim::{DkimAlgorithm, DkimKey, DkimRole, dkim_selector, txt_strings};
 pub use domain_name::{DomainName, DomainNameError, PublicSuffixes};
 pub use entities::{Activity, Client, EmailDomain, Environment, now};
-pub use ids::{ActivityId, ClientId, DomainId, EnvironmentId, TrustedEmailId};
+pub use ids::{ActivityId, ClientId, DomainId, EnvironmentId, PopulationId, TrustedEmailId};
+pub use populations::{
+    DEFAULT_POPULATION_DESCRIPTION, DEFAULT_POPULATION_NAME, Population, PopulationFields,
+    default_theme_id,
+};
 pub use random::{random_base64url, random_lower_alnum};
 pub use records::{
     DKIM_TOKENS_PER_REGION, DnsRecord, MAIL_FROM_PRIORITY, MAX_DNS_NAME, RecordKind,
@@ -121,7 +131,9 @@ pub use records::{
     build_domain_records, longest_record_name, mail_from_records, ownership_verified, regions_for,
     spf_value, visible_statuses,
 };
-pub use tenancy::{ActivityType, Geography, Permission, ResourceType, Role, TOKEN_LIFETIME_S};
+pub use tenancy::{
+    ActivityType, EnvironmentType, Geography, Permission, ResourceType, Role, TOKEN_LIFETIME_S,
+};
 pub use trusted_emails::{
     CODE_LIFETIME, EmailAddress, EmailAddressError, MAX_CODE_ATTEMPTS, PendingCode,
     RESEND_INTERVAL, TrustedEmail, TrustedEmailStatus, new_verification_code, normalize_code,

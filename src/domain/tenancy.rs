@@ -6,6 +6,11 @@ wire_enum!(
 );
 
 wire_enum!(
+    /// PingOne's environment types: PRODUCTION marks an environment to protect from deletion.
+    EnvironmentType { Sandbox => "SANDBOX", Production => "PRODUCTION" }
+);
+
+wire_enum!(
     /// What a client may do.
     Role {
         OrganizationAdmin => "ORGANIZATION_ADMIN",
@@ -21,6 +26,7 @@ wire_enum!(
         EmailDomain => "EMAIL_DOMAIN",
         TrustedEmail => "TRUSTED_EMAIL",
         Client => "CLIENT",
+        Population => "POPULATION",
     }
 );
 
@@ -29,6 +35,7 @@ wire_enum!(
     ActivityType {
         EnvironmentCreated => "ENVIRONMENT_CREATED",
         EnvironmentDeleted => "ENVIRONMENT_DELETED",
+        EnvironmentUpdated => "ENVIRONMENT_UPDATED",
         EmailDomainCreated => "EMAIL_DOMAIN_CREATED",
         EmailDomainDeleted => "EMAIL_DOMAIN_DELETED",
         EmailDomainStatusUpdated => "EMAIL_DOMAIN_STATUS_UPDATED",
@@ -40,6 +47,9 @@ wire_enum!(
         ClientCreated => "CLIENT_CREATED",
         ClientDeleted => "CLIENT_DELETED",
         ClientSecretRotated => "CLIENT_SECRET_ROTATED",
+        PopulationCreated => "POPULATION_CREATED",
+        PopulationUpdated => "POPULATION_UPDATED",
+        PopulationDeleted => "POPULATION_DELETED",
     }
 );
 
