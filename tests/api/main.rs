@@ -3,6 +3,7 @@
 
 mod access;
 mod activities;
+mod bill_of_materials;
 mod cli;
 mod clients;
 mod concurrency;
@@ -17,6 +18,7 @@ mod http_limits;
 mod messages;
 mod openapi;
 mod outbox;
+mod populations;
 mod restart;
 mod self_check;
 mod store;
