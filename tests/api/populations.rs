@@ -28,6 +28,12 @@ async fn default_population(app: &TestApp, env: &str) -> Value {
     defaults[0].clone()
 }
 
+/// The path of `population` (as answered) in `env`.
+fn population_path(env: &str, population: &Value) -> String {
+    let id = population["id"].as_str().unwrap();
+    format!("/v1/environments/{env}/populations/{id}")
+}
+
 async fn create(app: &TestApp, env: &str, body: Value) -> Value {
     let r = app
         .post(
@@ -79,10 +85,7 @@ async fn the_providers_full_population_reads_back_as_sent() {
     let created = create(&app, &env, sent.clone()).await;
     assert_answers_as_sent(&sent, &created, "created");
     assert_eq!(created["default"], false);
-    let path = format!(
-        "/v1/environments/{env}/populations/{}",
-        created["id"].as_str().unwrap()
-    );
+    let path = population_path(&env, &created);
     assert_eq!(app.get_json(&path).await, created);
 }
 
@@ -112,10 +115,7 @@ async fn a_put_replaces_every_member_and_keeps_default_when_absent() {
     let app = TestApp::spawn().await;
     let env = app.environment("Shop").await;
     let default = default_population(&app, &env).await;
-    let path = format!(
-        "/v1/environments/{env}/populations/{}",
-        default["id"].as_str().unwrap()
-    );
+    let path = population_path(&env, &default);
     // pingone_population never sends `default`.
     let sent = json!({"name": "Renamed", "alternativeIdentifiers": []});
     let r = app.put(&path, &app.admin_token, sent.clone()).await;
@@ -132,11 +132,8 @@ async fn a_put_replaces_every_member_and_keeps_default_when_absent() {
 async fn the_default_population_resource_updates_and_restores_the_default() {
     let app = TestApp::spawn().await;
     let env = app.environment("Shop").await;
-    let id = default_population(&app, &env).await["id"].clone();
-    let path = format!(
-        "/v1/environments/{env}/populations/{}",
-        id.as_str().unwrap()
-    );
+    let default = default_population(&app, &env).await;
+    let path = population_path(&env, &default);
     // Create: `expand` in internal/service/sso/resource_population_default.go, applied with
     // UpdatePopulation to the population FetchDefaultPopulation found.
     let mut sent = provider_full_body();
@@ -154,7 +151,7 @@ async fn the_default_population_resource_updates_and_restores_the_default() {
     app.put(&path, &app.admin_token, original.clone()).await;
     let restored = default_population(&app, &env).await;
     assert_answers_as_sent(&original, &restored, "restored");
-    assert_eq!(restored["id"], id);
+    assert_eq!(restored["id"], default["id"]);
 }
 
 #[tokio::test]
@@ -165,10 +162,7 @@ async fn a_new_default_takes_over_from_the_old_one() {
     let new = create(&app, &env, json!({"name": "Customers", "default": true})).await;
     assert_eq!(new["default"], true);
     assert_eq!(default_population(&app, &env).await["id"], new["id"]);
-    let path = format!(
-        "/v1/environments/{env}/populations/{}",
-        old["id"].as_str().unwrap()
-    );
+    let path = population_path(&env, &old);
     assert_eq!(app.get_json(&path).await["default"], false);
 }
 
@@ -177,10 +171,7 @@ async fn deleting_a_population_answers_204_then_it_is_not_found() {
     let app = TestApp::spawn().await;
     let env = app.environment("Shop").await;
     let created = create(&app, &env, json!({"name": "Staff"})).await;
-    let path = format!(
-        "/v1/environments/{env}/populations/{}",
-        created["id"].as_str().unwrap()
-    );
+    let path = population_path(&env, &created);
     assert_eq!(
         app.delete(&path, &app.admin_token).await.status(),
         StatusCode::NO_CONTENT
@@ -198,10 +189,7 @@ async fn deleting_the_default_population_is_400_constraint_violation() {
     let env = app.environment("Shop").await;
     create(&app, &env, json!({"name": "Staff"})).await;
     let default = default_population(&app, &env).await;
-    let path = format!(
-        "/v1/environments/{env}/populations/{}",
-        default["id"].as_str().unwrap()
-    );
+    let path = population_path(&env, &default);
     assert_error_snapshot!(
         app.delete(&path, &app.admin_token).await,
         StatusCode::BAD_REQUEST
@@ -214,10 +202,7 @@ async fn deleting_the_last_population_is_400_constraint_violation() {
     let app = TestApp::spawn().await;
     let env = app.environment("Shop").await;
     let default = default_population(&app, &env).await;
-    let path = format!(
-        "/v1/environments/{env}/populations/{}",
-        default["id"].as_str().unwrap()
-    );
+    let path = population_path(&env, &default);
     let r = app
         .put(
             &path,
@@ -260,10 +245,7 @@ async fn an_unknown_population_is_404() {
     // Another environment's population is as unknown.
     let other = app.environment("Other").await;
     let theirs = default_population(&app, &other).await;
-    let path = format!(
-        "/v1/environments/{env}/populations/{}",
-        theirs["id"].as_str().unwrap()
-    );
+    let path = population_path(&env, &theirs);
     assert_p1_error(
         app.get(&path, &app.admin_token).await,
         StatusCode::NOT_FOUND,
