@@ -71,7 +71,7 @@ impl Service {
     ) -> Result<Environment, ServiceError> {
         let mut environment = new_environment(environment_name(&new.name)?, new.region);
         environment.environment_type = new.environment_type;
-        environment.description = new.description;
+        environment.description = kept_text("description", new.description)?;
         environment.license_id = new.license_id.as_deref().map(license_id).transpose()?;
         environment.bill_of_materials = new.bill_of_materials.unwrap_or_default();
         let activity = Activity::new(
@@ -107,7 +107,7 @@ impl Service {
         }
         let mut updated = environment.clone();
         updated.name = environment_name(&update.name)?;
-        updated.description = update.description;
+        updated.description = kept_text("description", update.description)?;
         updated.license_id = update.license_id.as_deref().map(license_id).transpose()?;
         if let Some(environment_type) = update.environment_type {
             updated.environment_type = environment_type;
@@ -262,6 +262,21 @@ pub(super) fn new_environment(name: String, region: Geography) -> Environment {
 
 fn environment_name(raw: &str) -> Result<String, ServiceError> {
     name_value(raw, MAX_ENVIRONMENT_NAME)
+}
+
+/// A member kept as sent (descriptions, opaque ids), when there is one: anything but NUL,
+/// which PostgreSQL cannot store in text.
+pub(super) fn kept_text(
+    target: &str,
+    value: Option<String>,
+) -> Result<Option<String>, ServiceError> {
+    match value {
+        Some(text) if text.contains('\0') => Err(ServiceError::InvalidValue {
+            target: target.into(),
+            message: format!("{target} must not contain NUL characters."),
+        }),
+        other => Ok(other),
+    }
 }
 
 /// `license.id`: kept as sent, 1 to `MAX_LICENSE_ID` characters without control characters.

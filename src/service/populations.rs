@@ -1,7 +1,10 @@
 //! Populations of an environment (docs/ENVIRONMENTS.md): at most one default, names unique in
 //! the environment, the default and the last one never deleted.
 
-use super::{Actor, Service, ServiceError, environments::name_value};
+use super::{
+    Actor, Service, ServiceError,
+    environments::{kept_text, name_value},
+};
 use crate::{
     domain::{
         Activity, ActivityType, Environment, Population, PopulationFields, PopulationId,
@@ -107,7 +110,11 @@ impl Service {
 fn population_fields(fields: PopulationFields) -> Result<PopulationFields, ServiceError> {
     Ok(PopulationFields {
         name: name_value(&fields.name, MAX_POPULATION_NAME)?,
-        ..fields
+        description: kept_text("description", fields.description)?,
+        alternative_identifiers: fields.alternative_identifiers,
+        preferred_language: kept_text("preferredLanguage", fields.preferred_language)?,
+        password_policy_id: kept_text("passwordPolicy.id", fields.password_policy_id)?,
+        theme_id: kept_text("theme.id", fields.theme_id)?,
     })
 }
 

@@ -363,3 +363,26 @@ async fn environments_without_populations_get_their_default_at_start() {
         assert_eq!(populations(&app, &env).await.len(), 1);
     }
 }
+
+/// PostgreSQL cannot store NUL in text: a member kept as sent must not hold one, on any backend.
+#[tokio::test]
+async fn a_nul_in_a_member_kept_as_sent_is_400_invalid_value() {
+    for db in backends("a_nul_in_a_member_kept_as_sent_is_400_invalid_value").await {
+        let app = TestApp::spawn_on(db, |_| {}).await;
+        let body = json!({"name": "Shop", "region": "NA", "description": "a\u{0}b"});
+        let r = app.post("/v1/environments", &app.admin_token, body).await;
+        let detail = Some(("INVALID_VALUE", "description"));
+        assert_p1_error(r, StatusCode::BAD_REQUEST, "INVALID_DATA", detail).await;
+        let env = app.environment("Shop").await;
+        let body = json!({"name": "Staff", "theme": {"id": "\u{0}"}});
+        let r = app
+            .post(
+                &format!("/v1/environments/{env}/populations"),
+                &app.admin_token,
+                body,
+            )
+            .await;
+        let detail = Some(("INVALID_VALUE", "theme.id"));
+        assert_p1_error(r, StatusCode::BAD_REQUEST, "INVALID_DATA", detail).await;
+    }
+}
