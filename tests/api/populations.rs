@@ -386,3 +386,32 @@ async fn a_nul_in_a_member_kept_as_sent_is_400_invalid_value() {
         assert_p1_error(r, StatusCode::BAD_REQUEST, "INVALID_DATA", detail).await;
     }
 }
+
+/// The store's population rules, on every backend: unique names, one default that moves, the
+/// default and the last population never deleted, a deleted one gone.
+#[tokio::test]
+async fn population_rules_hold_on_every_backend() {
+    for db in backends("population_rules_hold_on_every_backend").await {
+        let app = TestApp::spawn_on(db, |_| {}).await;
+        let env = app.environment("Shop").await;
+        let list = format!("/v1/environments/{env}/populations");
+        let token = &app.admin_token;
+        let r = app.post(&list, token, json!({"name": "Default"})).await;
+        let detail = Some(("UNIQUENESS_VIOLATION", "name"));
+        assert_p1_error(r, StatusCode::BAD_REQUEST, "INVALID_DATA", detail).await;
+        let old = default_population(&app, &env).await;
+        let new = create(&app, &env, json!({"name": "Staff", "default": true})).await;
+        assert_eq!(default_population(&app, &env).await["id"], new["id"]);
+        let r = app.delete(&population_path(&env, &new), token).await;
+        let detail = Some(("CONSTRAINT_VIOLATION", "default"));
+        assert_p1_error(r, StatusCode::BAD_REQUEST, "INVALID_DATA", detail).await;
+        let r = app.delete(&population_path(&env, &old), token).await;
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        let body = json!({"name": "Staff", "default": false});
+        app.put(&population_path(&env, &new), token, body).await;
+        let r = app.delete(&population_path(&env, &new), token).await;
+        let detail = Some(("CONSTRAINT_VIOLATION", "id"));
+        assert_p1_error(r, StatusCode::BAD_REQUEST, "INVALID_DATA", detail).await;
+        assert_eq!(populations(&app, &env).await.len(), 1);
+    }
+}
