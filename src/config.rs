@@ -49,6 +49,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "http.request_timeout_s",
     "http.idle_timeout_s",
     "http.max_connections",
+    "http.tls_cert_file",
+    "http.tls_key_file",
+    "http.tls_reload_interval_s",
     "environments.default_license_id",
 ];
 
@@ -233,12 +236,13 @@ pub struct Region {
 }
 
 impl Region {
-    /// A region with every key derived from its name.
+    /// A region with every key derived from its name. The DKIM zone drops the name's hyphens:
+    /// DKIM token values must match `^[a-z0-9_.]*$` (`is_dkim_zone`).
     pub fn named(name: &str) -> Self {
         Self {
             name: name.to_owned(),
             geographies: Geography::ALL.to_vec(),
-            dkim_zone: format!("dkim.{name}.trustmail.example"),
+            dkim_zone: format!("{}.dkim.trustmail.example", name.replace('-', "")),
             mail_from_mx: format!("feedback.{name}.trustmail.example"),
             smtp_url: SecretString::from(""),
             egress_ips: Vec::new(),
@@ -347,6 +351,12 @@ pub struct Http {
     pub idle_timeout_s: u64,
     /// Connections served at once; past it new ones wait in the listen backlog.
     pub max_connections: u32,
+    /// PEM certificate chain (leaf first); with `tls_key_file`, trustmail serves HTTPS.
+    pub tls_cert_file: PathBuf,
+    /// PEM private key of the certificate.
+    pub tls_key_file: PathBuf,
+    /// How often both files are re-read, so a renewed certificate is served without a restart.
+    pub tls_reload_interval_s: u64,
 }
 
 impl Default for Http {
@@ -356,6 +366,9 @@ impl Default for Http {
             request_timeout_s: 30,
             idle_timeout_s: 60,
             max_connections: 10_000,
+            tls_cert_file: PathBuf::new(),
+            tls_key_file: PathBuf::new(),
+            tls_reload_interval_s: 60,
         }
     }
 }
@@ -377,11 +390,38 @@ impl Http {
         std::time::Duration::from_secs(self.idle_timeout_s)
     }
 
+    pub fn tls_reload_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.tls_reload_interval_s)
+    }
+
+    /// The certificate and key files when HTTPS is on (load-time checks make it both or none).
+    pub fn tls_files(&self) -> Option<(&std::path::Path, &std::path::Path)> {
+        let set = |p: &PathBuf| !p.as_os_str().is_empty();
+        (set(&self.tls_cert_file) && set(&self.tls_key_file))
+            .then_some((self.tls_cert_file.as_path(), self.tls_key_file.as_path()))
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
+        let cert = !self.tls_cert_file.as_os_str().is_empty();
+        let key = !self.tls_key_file.as_os_str().is_empty();
+        if cert != key {
+            let (missing, set) = if cert {
+                ("http.tls_key_file", "http.tls_cert_file")
+            } else {
+                ("http.tls_cert_file", "http.tls_key_file")
+            };
+            return Err(ConfigError::invalid(
+                missing,
+                format!(
+                    "must be set when {set} is: HTTPS needs both the certificate and its key (or neither, for plain HTTP)"
+                ),
+            ));
+        }
         for (key, value) in [
             ("http.header_read_timeout_s", self.header_read_timeout_s),
             ("http.request_timeout_s", self.request_timeout_s),
             ("http.idle_timeout_s", self.idle_timeout_s),
+            ("http.tls_reload_interval_s", self.tls_reload_interval_s),
         ] {
             if value == 0 {
                 return Err(ConfigError::invalid(key, "must be at least 1"));
@@ -595,6 +635,19 @@ impl Config {
                     "must match [a-z0-9-]+",
                 ));
             }
+            if !is_dkim_zone(&region.dkim_zone) {
+                return Err(ConfigError::invalid(
+                    format!("regions[{i}].dkim_zone"),
+                    format!(
+                        "`{}` must be a DNS name of lowercase letters, digits and dots only, \
+                         e.g. useast1.dkim.example.com: DKIM token values \
+                         `<selector>.<dkim_zone>` must match ^[a-z0-9_.]*$ (as PingOne's \
+                         Terraform provider checks), and a `_` inside a label is a name \
+                         trustmail's resolver cannot look up",
+                        region.dkim_zone
+                    ),
+                ));
+            }
             if self.regions[..i].iter().any(|r| r.name == region.name) {
                 return Err(ConfigError::invalid(
                     format!("regions[{i}].name"),
@@ -716,6 +769,19 @@ fn is_host_name(name: &str) -> bool {
                 && label
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// A DKIM zone whose token values (`<selector>.<zone>`) match `^[a-z0-9_.]*$`: labels of 1 to
+/// 63 lowercase letters and digits, at most 253 in all. No `_`: hickory's resolver refuses a
+/// name with one inside a label, so its keys could never be checked.
+fn is_dkim_zone(zone: &str) -> bool {
+    zone.len() <= 253
+        && zone.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         })
 }
 
@@ -879,11 +945,78 @@ mod tests {
     }
 
     #[test]
+    fn tls_needs_both_files_or_neither() {
+        let err = env_error(&[("TRUSTMAIL_HTTP__TLS_CERT_FILE", "/etc/tls/cert.pem")]);
+        assert!(err.contains("http.tls_key_file"), "{err}");
+        assert!(err.contains("both"), "{err}");
+        let err = env_error(&[("TRUSTMAIL_HTTP__TLS_KEY_FILE", "/etc/tls/key.pem")]);
+        assert!(err.contains("http.tls_cert_file"), "{err}");
+        let err = env_error(&[("TRUSTMAIL_HTTP__TLS_RELOAD_INTERVAL_S", "0")]);
+        assert!(err.contains("http.tls_reload_interval_s"), "{err}");
+        assert_eq!(Config::default().http.tls_files(), None);
+        let config = Config::load_from(
+            None,
+            vars(&[
+                ("TRUSTMAIL_HTTP__TLS_CERT_FILE", "/etc/tls/cert.pem"),
+                ("TRUSTMAIL_HTTP__TLS_KEY_FILE", "/etc/tls/key.pem"),
+            ]),
+        )
+        .unwrap();
+        let (cert, key) = config.http.tls_files().unwrap();
+        assert_eq!(
+            (cert.to_str(), key.to_str()),
+            (Some("/etc/tls/cert.pem"), Some("/etc/tls/key.pem"))
+        );
+    }
+
+    #[test]
+    fn dkim_zones_hold_only_what_token_values_may() {
+        for name in ["us-east-1", "eu-west-1", "ap-southeast-2", "a1"] {
+            let zone = Region::named(name).dkim_zone;
+            assert!(is_dkim_zone(&zone), "{zone}");
+        }
+        for bad in [
+            "dkim.us-east-1.example.com",
+            "Dkim.example.com",
+            "dkim..example.com",
+            "dkim.example.com.",
+            "us_east_1.dkim.example.com",
+            "",
+        ] {
+            let f = file(&format!(
+                "[[regions]]\nname = \"x\"\ndkim_zone = \"{bad}\"\n"
+            ));
+            let err = Config::load_from(Some(f.path()), vec![])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("regions[0].dkim_zone"), "{bad}: {err}");
+            assert!(err.contains("^[a-z0-9_.]*$"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_pingone_names_example_loads_with_pingones_record_names() {
+        let f = file(include_str!("../examples/pingone-names.toml"));
+        let config = Config::load_from(Some(f.path()), vec![]).unwrap();
+        let records = config.record_settings();
+        assert_eq!(records.ownership_prefix, "_amazonses");
+        assert_eq!(records.environment_prefix, "_pingoneemail");
+        assert_eq!(records.spf_include, "amazonses.com");
+        assert!(config.public_url.starts_with("https://"));
+        assert!(config.http.tls_files().is_some());
+        let names: Vec<&str> = config.regions.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["us-east-1", "ca-central-1", "eu-west-1", "ap-southeast-2"]
+        );
+    }
+
+    #[test]
     fn region_keys_default_from_the_name() {
         let f = file("[[regions]]\nname = \"eu-west-1\"\n");
         let config = Config::load_from(Some(f.path()), vec![]).unwrap();
         let r = &config.regions[0];
-        assert_eq!(r.dkim_zone, "dkim.eu-west-1.trustmail.example");
+        assert_eq!(r.dkim_zone, "euwest1.dkim.trustmail.example");
         assert_eq!(r.mail_from_mx, "feedback.eu-west-1.trustmail.example");
         assert_eq!(r.geographies, Geography::ALL);
     }

@@ -1,8 +1,11 @@
 //! Wiring: configuration in, a running server out. Tests build it on port 0.
 
 mod serve;
+mod tls;
 
 pub use serve::SHUTDOWN_GRACE;
+use tls::Tls;
+pub use tls::TlsError;
 
 use std::{future::Future, sync::Arc};
 
@@ -35,6 +38,8 @@ pub enum StartupError {
     DkimDns(#[from] crate::dkim_dns::DkimDnsError),
     #[error("cannot use the outbound mail relay")]
     Mail(#[from] RelayConfigError),
+    #[error("cannot serve HTTPS with http.tls_cert_file and http.tls_key_file")]
+    Tls(#[from] TlsError),
     #[error(
         "the database holds data sealed with a master key, but there is no key: {path} does not \
          exist and secrets.master_key is not set. Copy the key file of a replica that runs against \
@@ -62,6 +67,7 @@ impl StartupError {
             self,
             StartupError::MasterKeyMissing { .. }
                 | StartupError::Secrets(_)
+                | StartupError::Tls(_)
                 | StartupError::Service(ServiceError::Token(TokenError::WrongMasterKey))
         )
     }
@@ -102,10 +108,15 @@ async fn open(config: &Config, public_url: &str) -> Result<(Service, Store), Sta
     Ok((service, store))
 }
 
-/// `public_url` as configured, else `http://` + the address bound.
+/// `public_url` as configured, else `http://` (`https://` with TLS) + the address bound.
 pub fn public_url(config: &Config, bound: std::net::SocketAddr) -> String {
     if config.public_url.is_empty() {
-        format!("http://{bound}")
+        let scheme = if config.http.tls_files().is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{bound}")
     } else {
         config.public_url.trim_end_matches('/').to_owned()
     }
@@ -122,6 +133,7 @@ pub struct Application {
     outbox: OutboxDelivery,
     dkim_dns: Option<DkimDns>,
     http: Http,
+    tls: Option<Tls>,
 }
 
 impl Application {
@@ -140,6 +152,11 @@ impl Application {
             source,
         })?;
         let public_url = public_url(&config, bound);
+        // Before the store: a certificate that does not load is the operator's to fix first.
+        let tls = match config.http.tls_files() {
+            Some((cert, key)) => Some(Tls::load(cert, key).await?),
+            None => None,
+        };
         let relays = Relays::from_config(&config.mail, &config.regions)?;
         let (service, store) = open(&config, &public_url).await?;
         let outbox = OutboxDelivery::new(store.clone(), relays);
@@ -165,6 +182,7 @@ impl Application {
             outbox,
             dkim_dns,
             http: config.http,
+            tls,
         })
     }
 
@@ -213,7 +231,17 @@ impl Application {
         let checks = tokio::spawn(supervise("dns_checks", FIRST_BACKOFF, move || {
             crate::jobs::dns::run_scheduled_checks(service.clone())
         }));
-        let served = serve::serve(self.listener, self.router, &self.http, shutdown).await;
+        let acceptor = self.tls.as_ref().map(Tls::acceptor);
+        let reload = self.tls.map(|tls| {
+            let interval = self.http.tls_reload_interval();
+            tokio::spawn(supervise("tls_reload", FIRST_BACKOFF, move || {
+                tls.clone().reload_every(interval)
+            }))
+        });
+        let served = serve::serve(self.listener, self.router, &self.http, acceptor, shutdown).await;
+        if let Some(reload) = reload {
+            reload.abort();
+        }
         upkeep.abort();
         checks.abort();
         if let Some(dkim_dns) = self.dkim_dns {

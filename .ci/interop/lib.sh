@@ -9,11 +9,11 @@
 BIND_PID=""
 BIND_PORT=""
 
-# ensure_bind: named, nsupdate and dig, from Debian's packages when named is missing.
+# ensure_bind: named, named-checkzone, nsupdate and dig, from Debian's packages when named is missing.
 ensure_bind() {
 	command -v named >/dev/null || apt_install bind9 bind9-dnsutils
 	local tool
-	for tool in named nsupdate dig; do
+	for tool in named named-checkzone nsupdate dig; do
 		command -v "$tool" >/dev/null || die "$tool is needed (apt-get install bind9 bind9-dnsutils)"
 	done
 }

@@ -18,7 +18,8 @@
 #   behind it; a MAIL FROM domain goes ACTIVE; a message sent through POST …/messages reaches aiosmtpd and
 #   dkimpy (dkim_verify.py, resolving through BIND) verifies it; its envelope sender is on the MAIL FROM
 #   domain; a copy with one body line changed fails; after POST …/dkim/rotate a new message verifies with the
-#   new selector and the one sent before still does.
+#   new selector and the one sent before still does; …/zoneFile (the default and ?format=bind), with an SOA
+#   and NS put in front, passes BIND's named-checkzone.
 # Then trustmail is restarted with a fresh database and Ed25519 keys, b.shopco.test is published whole, and
 # the sending scenario runs again.
 # Each check is a step; the run goes on past a failed step when later steps do not need it, names every
@@ -363,6 +364,30 @@ key_through_bind() {
 		die "BIND's answer for $name TXT has no \"v=DKIM1; k=$key_type; p=…\" TXT at $selector.$DKIM_ZONE."
 }
 
+# zone_file_checks: …/zoneFile as BIND reads it. The default and ?format=bind are the same lines (MAIL FROM's MX
+# among them); with $ORIGIN, SOA and NS for DOMAIN put in front (the file holds only the domain's records,
+# every name absolute), named-checkzone loads it with every check it can fail on set to fail.
+zone_file_checks() {
+	local lines=$WORK/$ALGORITHM.zoneFile.txt zone=$WORK/$ALGORITHM.zone
+	{
+		call GET "$D/zoneFile" 200
+		echo
+	} >"$lines"
+	{
+		call GET "$D/zoneFile?format=bind" 200
+		echo
+	} | cmp - "$lines" || die "…/zoneFile?format=bind is not the same as …/zoneFile"
+	grep -q ' IN MX ' "$lines" || die "…/zoneFile has no MX record, though the MAIL FROM domain is set"
+	{
+		# shellcheck disable=SC2016 # $ORIGIN and $TTL are zone-file syntax, not shell variables
+		printf '$ORIGIN %s.\n$TTL 3600\n' "$DOMAIN"
+		printf '@ IN SOA ns1 hostmaster 1 3600 600 86400 60\n@ IN NS ns1\nns1 IN A 127.0.0.1\n'
+		cat "$lines"
+	} >"$zone"
+	cat "$zone"
+	named-checkzone -k fail -m fail -M fail -n fail -r fail -S fail -i local "$DOMAIN" "$zone"
+}
+
 set_mail_from() {
 	call PUT "$D/mailFromDomain" 200 "{\"mailFrom\":{\"domain\":\"$MAIL_FROM\"}}"
 	echo
@@ -448,6 +473,8 @@ send_scenario() {
 	step "($ALGORITHM) BIND answers the signing selector of $DOMAIN: the CNAME, then the k=${ALGORITHM%%-*} key from trustmail's DNS" \
 		key_through_bind
 	step "($ALGORITHM) MAIL FROM domain $MAIL_FROM: PUT, its records published with nsupdate, ACTIVE" set_mail_from
+	step "($ALGORITHM) …/zoneFile (default and ?format=bind) with an SOA in front passes BIND's named-checkzone" \
+		zone_file_checks
 	step "($ALGORITHM) a message from $SENDER: SENT, received by aiosmtpd, dkimpy verifies its $ALGORITHM_TAG signature" \
 		send_verified
 	[ "$LAST_STEP_PASSED" = yes ] || return 0 # the steps below read that message

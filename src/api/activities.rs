@@ -8,9 +8,9 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     AppState,
     auth::Caller,
-    errors::{ApiError, ApiResult, P1Error, ResourceErrors},
+    errors::{ApiResult, P1Error, ResourceErrors},
     hal::{Links, Page, UrlBuilder, wire_time},
-    path::{EnvironmentPath, query},
+    path::{EnvironmentPath, query, query_number},
 };
 use crate::domain::{Activity, Permission};
 
@@ -96,22 +96,6 @@ impl From<&Activity> for ActivityView {
     }
 }
 
-fn parse_bound(raw: Option<&str>, name: &str, default: u32, min: u32, max: u32) -> ApiResult<u32> {
-    match raw {
-        None => Ok(default),
-        Some(raw) => raw
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (min..=max).contains(n))
-            .ok_or_else(|| {
-                ApiError::invalid_value(
-                    name,
-                    format!("{name} must be a whole number from {min} to {max}."),
-                )
-            }),
-    }
-}
-
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/activities", tag = "Activities",
     params(EnvironmentPath, PageQuery),
     responses((status = 200, description = "`_embedded.activities`, newest first"),
@@ -124,8 +108,8 @@ async fn list_activities(
 ) -> ApiResult<impl IntoResponse> {
     let environment = path.load(&state, &caller, Permission::Read).await?;
     let query: PageQuery = query(&uri)?;
-    let limit = parse_bound(query.limit.as_deref(), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
-    let offset = parse_bound(query.offset.as_deref(), "offset", 0, 0, u32::MAX)?;
+    let limit = query_number(query.limit.as_deref(), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
+    let offset = query_number(query.offset.as_deref(), "offset", 0, 0, u32::MAX)?;
     let (activities, count) = state
         .service
         .list_activities(&environment, limit, offset)

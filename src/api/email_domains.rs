@@ -50,7 +50,7 @@ pub struct EmailDomainView {
 }
 
 impl EmailDomainView {
-    fn new(domain: &EmailDomain, urls: &UrlBuilder) -> Self {
+    pub fn new(domain: &EmailDomain, urls: &UrlBuilder) -> Self {
         let env = domain.environment_id;
         let this = urls.domain(env, domain.id);
         Self {
@@ -63,7 +63,7 @@ impl EmailDomainView {
             ]),
             id: domain.id.to_string(),
             environment: IdRef::new(env),
-            domain_name: domain.name.to_string(),
+            domain_name: domain.written_name.clone(),
             created_at: wire_time(domain.created_at),
             updated_at: wire_time(domain.updated_at),
         }

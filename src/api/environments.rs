@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     domain::{BillOfMaterials, Environment, EnvironmentType, Geography, Permission, UnknownValue},
-    service::{EnvironmentUpdate, NewEnvironment},
+    service::{EnvironmentUpdate, NewEnvironment, Service},
 };
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -54,8 +54,7 @@ pub struct EnvironmentView {
 }
 
 impl EnvironmentView {
-    fn new(environment: &Environment, state: &AppState) -> Self {
-        let urls = &state.urls;
+    pub fn new(environment: &Environment, service: &Service, urls: &UrlBuilder) -> Self {
         Self {
             links: Links::from([
                 ("self", UrlBuilder::link(urls.environment(environment.id))),
@@ -73,7 +72,7 @@ impl EnvironmentView {
             description: environment.description.clone(),
             environment_type: environment.environment_type.as_str(),
             region: environment.region.to_string(),
-            license: IdRef::new(state.service.license_of(environment)),
+            license: IdRef::new(service.license_of(environment)),
             bill_of_materials: BillOfMaterialsView::new(environment, urls),
             created_at: wire_time(environment.created_at),
             updated_at: wire_time(environment.updated_at),
@@ -143,7 +142,11 @@ async fn create_environment(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(EnvironmentView::new(&environment, &state)),
+        Json(EnvironmentView::new(
+            &environment,
+            &state.service,
+            &state.urls,
+        )),
     ))
 }
 
@@ -158,7 +161,7 @@ async fn list_environments(
     let environments = state.service.list_environments(&caller.0).await?;
     let views: Vec<_> = environments
         .iter()
-        .map(|e| EnvironmentView::new(e, &state))
+        .map(|e| EnvironmentView::new(e, &state.service, &state.urls))
         .collect();
     Ok(Json(Page::whole(
         "environments",
@@ -175,7 +178,11 @@ async fn read_environment(
     path: EnvironmentPath,
 ) -> ApiResult<impl IntoResponse> {
     let environment = path.load(&state, &caller, Permission::Read).await?;
-    Ok(Json(EnvironmentView::new(&environment, &state)))
+    Ok(Json(EnvironmentView::new(
+        &environment,
+        &state.service,
+        &state.urls,
+    )))
 }
 
 /// PingOne's update: `name`, `description` and `license` are replaced by what was sent (absent
@@ -209,7 +216,11 @@ async fn update_environment(
         .service
         .update_environment(&caller.0, &environment, update)
         .await?;
-    Ok(Json(EnvironmentView::new(&updated, &state)))
+    Ok(Json(EnvironmentView::new(
+        &updated,
+        &state.service,
+        &state.urls,
+    )))
 }
 
 /// PingOne's separate call that moves an environment between `SANDBOX` and `PRODUCTION`.
@@ -232,7 +243,11 @@ async fn update_environment_type(
         .service
         .set_environment_type(&caller.0, &environment, environment_type)
         .await?;
-    Ok(Json(EnvironmentView::new(&updated, &state)))
+    Ok(Json(EnvironmentView::new(
+        &updated,
+        &state.service,
+        &state.urls,
+    )))
 }
 
 #[utoipa::path(delete, path = "/v1/environments/{environmentId}", tag = "Environments",

@@ -85,8 +85,10 @@ pub async fn observe(request: Request, next: Next) -> Response {
 }
 
 /// Answers 503 (`ApiError::TimedOut`) for a request still unanswered after `limit`
-/// (`http.request_timeout_s`); the handler is dropped, and with it whatever it awaited.
+/// (`http.request_timeout_s`, plus the wait a long poll asked for); the handler is dropped, and
+/// with it whatever it awaited.
 pub async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    let limit = limit + super::verification::long_poll_allowance(request.uri());
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {

@@ -23,6 +23,14 @@ mod verification;
 
 use std::sync::Arc;
 
+/// The API's JSON bodies, for the CLI's `--json`: the same shapes a client reads.
+pub mod views {
+    pub use super::{
+        email_domains::EmailDomainView, environments::EnvironmentView,
+        verification::VerificationView,
+    };
+}
+
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use utoipa::OpenApi;

@@ -198,6 +198,29 @@ pub fn query<T: DeserializeOwned>(uri: &Uri) -> ApiResult<T> {
         })
 }
 
+/// A whole-number query parameter from `min` to `max`, `default` when absent.
+pub fn query_number(
+    raw: Option<&str>,
+    name: &str,
+    default: u32,
+    min: u32,
+    max: u32,
+) -> ApiResult<u32> {
+    match raw {
+        None => Ok(default),
+        Some(raw) => raw
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid_value(
+                    name,
+                    format!("{name} must be a whole number from {min} to {max}."),
+                )
+            }),
+    }
+}
+
 async fn load_domain(
     state: &AppState,
     caller: &Caller,

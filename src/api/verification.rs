@@ -1,20 +1,28 @@
 //! Additions PingOne lacks: `…/verification` (why each record is or is not ACTIVE) and
-//! `…/zoneFile` (every record as BIND zone-file lines).
+//! `…/zoneFile` (every record as BIND lines, or for Route 53, Cloudflare or Terraform).
 
-use axum::{Json, extract::State, http::header, response::IntoResponse};
-use serde::Serialize;
-use utoipa::ToSchema;
+use std::time::Duration;
+
+use axum::{
+    Json,
+    extract::State,
+    http::{Uri, header},
+    response::IntoResponse,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     AppState,
     auth::Caller,
-    errors::{ApiResult, P1Error, ResourceErrors},
-    hal::{Links, wire_time},
-    path::DomainPath,
+    errors::{ApiError, ApiResult, P1Error, ResourceErrors},
+    hal::{Links, UrlBuilder, wire_time},
+    path::{DomainPath, query, query_number},
 };
 use crate::domain::{
-    CheckedRecord, EmailDomain, Permission, RecordKind, SPF_LOOKUP_LIMIT, region_order, zone_txt,
+    CheckedRecord, EmailDomain, Permission, RecordKind, RecordStatus, SPF_LOOKUP_LIMIT,
+    SendingRegion, ZoneFileFormat, region_order,
 };
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -58,65 +66,148 @@ pub struct RecordDiagnosis {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct VerificationView {
+    /// Every record is ACTIVE (with `waitFor=ACTIVE`: false means the wait timed out first).
+    complete: bool,
     records: Vec<RecordDiagnosis>,
     #[serde(rename = "_links")]
     #[schema(value_type = Object)]
     links: Links,
 }
 
-fn verification_view(
-    state: &AppState,
-    domain: &EmailDomain,
-    mut records: Vec<CheckedRecord>,
-) -> VerificationView {
-    region_order(&state.service.settings().regions, &mut records);
-    VerificationView {
-        records: records
-            .into_iter()
-            .map(|r| {
-                let spf = r.record.kind == RecordKind::Spf;
-                RecordDiagnosis {
-                    record: r.record.kind.as_str(),
-                    name: r.record.fqdn(&domain.name),
-                    region: r.record.region,
-                    r#type: r.record.record_type,
-                    expected: r.record.value,
-                    observed: r.observed,
-                    status: r.record.status.as_str(),
-                    reason: r.reason.as_str(),
-                    message: if r.message.is_empty() {
-                        "Not checked yet.".to_owned()
-                    } else {
-                        r.message
-                    },
-                    last_checked_at: r.last_checked_at.map(wire_time),
-                    next_check_at: wire_time(r.next_check_at),
-                    suggested: if spf { r.suggested } else { None },
-                    lookups: spf.then(|| {
-                        let count = r.lookups.unwrap_or(0);
-                        LookupCount {
-                            count,
-                            limit: SPF_LOOKUP_LIMIT,
-                            over_limit: count > SPF_LOOKUP_LIMIT,
-                        }
-                    }),
-                }
-            })
-            .collect(),
-        links: state.urls.domain_leaf_links(domain, "verification"),
+impl VerificationView {
+    /// Every record of `domain` with its diagnosis, regions in configuration order.
+    pub fn new(
+        regions: &[SendingRegion],
+        urls: &UrlBuilder,
+        domain: &EmailDomain,
+        mut records: Vec<CheckedRecord>,
+    ) -> Self {
+        region_order(regions, &mut records);
+        VerificationView {
+            complete: records
+                .iter()
+                .all(|r| r.record.status == RecordStatus::Active),
+            records: records
+                .into_iter()
+                .map(|r| {
+                    let spf = r.record.kind == RecordKind::Spf;
+                    RecordDiagnosis {
+                        record: r.record.kind.as_str(),
+                        name: r.record.fqdn(&domain.name),
+                        region: r.record.region,
+                        r#type: r.record.record_type,
+                        expected: r.record.value,
+                        observed: r.observed,
+                        status: r.record.status.as_str(),
+                        reason: r.reason.as_str(),
+                        message: if r.message.is_empty() {
+                            "Not checked yet.".to_owned()
+                        } else {
+                            r.message
+                        },
+                        last_checked_at: r.last_checked_at.map(wire_time),
+                        next_check_at: wire_time(r.next_check_at),
+                        suggested: if spf { r.suggested } else { None },
+                        lookups: spf.then(|| {
+                            let count = r.lookups.unwrap_or(0);
+                            LookupCount {
+                                count,
+                                limit: SPF_LOOKUP_LIMIT,
+                                over_limit: count > SPF_LOOKUP_LIMIT,
+                            }
+                        }),
+                    }
+                })
+                .collect(),
+            links: urls.domain_leaf_links(domain, "verification"),
+        }
     }
 }
 
+fn verification_view(
+    state: &AppState,
+    domain: &EmailDomain,
+    records: Vec<CheckedRecord>,
+) -> VerificationView {
+    VerificationView::new(
+        &state.service.settings().regions,
+        &state.urls,
+        domain,
+        records,
+    )
+}
+
+/// The longest `timeoutSeconds` of a wait for ACTIVE.
+pub const MAX_WAIT_S: u32 = 300;
+const DEFAULT_WAIT_S: u32 = 60;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitQuery {
+    /// `ACTIVE`: hold the request, re-checking on the DNS cadence, until every record is ACTIVE
+    /// or `timeoutSeconds` pass.
+    wait_for: Option<String>,
+    /// How long to wait (1 to 300, default 60).
+    timeout_seconds: Option<String>,
+}
+
+impl WaitQuery {
+    /// How long the request asks to be held; `None` for a plain read.
+    fn wait(&self) -> ApiResult<Option<Duration>> {
+        match self.wait_for.as_deref() {
+            None => Ok(None),
+            Some("ACTIVE") => {
+                let seconds = query_number(
+                    self.timeout_seconds.as_deref(),
+                    "timeoutSeconds",
+                    DEFAULT_WAIT_S,
+                    1,
+                    MAX_WAIT_S,
+                )?;
+                Ok(Some(Duration::from_secs(seconds.into())))
+            }
+            Some(_) => Err(ApiError::invalid_value(
+                "waitFor",
+                "waitFor must be ACTIVE.".to_owned(),
+            )),
+        }
+    }
+}
+
+/// How much longer than `http.request_timeout_s` a request may take because it waits for ACTIVE
+/// (the request time limit adds this, so a long poll is not cut off as a slow request).
+pub fn long_poll_allowance(uri: &Uri) -> Duration {
+    if !uri.path().ends_with("/verification") {
+        return Duration::ZERO;
+    }
+    query::<WaitQuery>(uri)
+        .ok()
+        .and_then(|q| q.wait().ok().flatten())
+        .unwrap_or(Duration::ZERO)
+}
+
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/verification",
-    tag = "Trusted Email Domains", params(DomainPath),
-    responses((status = 200, body = VerificationView), ResourceErrors))]
+    tag = "Trusted Email Domains", params(DomainPath, WaitQuery),
+    responses((status = 200, body = VerificationView), (status = 400, body = P1Error),
+              ResourceErrors))]
 async fn read_verification(
     State(state): State<AppState>,
     caller: Caller,
     path: DomainPath,
+    uri: Uri,
 ) -> ApiResult<impl IntoResponse> {
     let domain = path.load(&state, &caller, Permission::Read).await?;
-    let records = state.service.verification(&domain).await?;
+    let records = match query::<WaitQuery>(&uri)?.wait()? {
+        None => state.service.verification(&domain).await?,
+        Some(timeout) => {
+            state
+                .service
+                .wait_until_active(&domain, timeout, |_| {})
+                .await?
+                .records
+        }
+    };
     Ok(Json(verification_view(&state, &domain, records)))
 }
 
@@ -134,27 +225,38 @@ async fn check_now(
     Ok(Json(verification_view(&state, &domain, records)))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ZoneFileQuery {
+    /// `bind` (the default): zone-file lines; `route53`: a `ChangeResourceRecordSets` change
+    /// batch; `cloudflare`: `POST /zones/{zone_id}/dns_records` bodies; `terraform`:
+    /// `aws_route53_record` and `cloudflare_record` resources.
+    format: Option<String>,
+}
+
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/zoneFile",
-    tag = "Trusted Email Domains", params(DomainPath),
-    responses((status = 200, description = "BIND zone-file lines", content_type = "text/plain"),
-              ResourceErrors))]
+    tag = "Trusted Email Domains", params(DomainPath, ZoneFileQuery),
+    responses((status = 200, description = "The records: `text/plain` for bind and terraform, \
+                 `application/json` for route53 and cloudflare",
+               content(("text/plain"), ("application/json"))),
+              (status = 400, body = P1Error), ResourceErrors))]
 async fn read_zone_file(
     State(state): State<AppState>,
     caller: Caller,
     path: DomainPath,
+    uri: Uri,
 ) -> ApiResult<impl IntoResponse> {
     let domain = path.load(&state, &caller, Permission::Read).await?;
-    let mut records = state.service.verification(&domain).await?;
-    region_order(&state.service.settings().regions, &mut records);
-    let mut zone = format!("; trustmail records for {}\n", domain.name);
-    for r in &records {
-        let name = r.record.fqdn(&domain.name);
-        let data = match r.record.kind {
-            RecordKind::Dkim => format!("CNAME {}.", r.record.value.trim_end_matches('.')),
-            RecordKind::MailFrom => format!("MX 10 {}.", r.record.value.trim_end_matches('.')),
-            _ => format!("TXT {}", zone_txt(&r.record.value)),
-        };
-        zone.push_str(&format!("{name}. 3600 IN {data}\n"));
-    }
-    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], zone))
+    let ZoneFileQuery { format } = query(&uri)?;
+    let format = match format {
+        None => ZoneFileFormat::Bind,
+        Some(format) => format.parse().map_err(|_| {
+            ApiError::invalid_value(
+                "format",
+                "format must be one of bind, route53, cloudflare or terraform.",
+            )
+        })?,
+    };
+    let body = state.service.zone_file(&domain, format).await?;
+    Ok(([(header::CONTENT_TYPE, format.content_type())], body))
 }

@@ -121,6 +121,18 @@ impl DomainName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// How `input`, which parsed to this name, is answered back: as written when it is this name
+    /// in other ASCII letter case (clients such as Terraform compare what they sent with what they
+    /// read), otherwise (U-labels, full-width forms) as the canonical A-labels.
+    pub fn written_as(&self, input: &str) -> String {
+        let trimmed = input.strip_suffix('.').unwrap_or(input);
+        if trimmed.eq_ignore_ascii_case(&self.0) {
+            trimmed.to_owned()
+        } else {
+            self.0.clone()
+        }
+    }
 }
 
 fn is_ldh_label(label: &str) -> bool {
@@ -152,6 +164,19 @@ mod tests {
 
     fn parse(s: &str) -> Result<String, DomainNameError> {
         DomainName::parse(s, &PublicSuffixes::new(["test"])).map(|d| d.0)
+    }
+
+    #[test]
+    fn a_name_is_answered_as_written_when_only_its_letter_case_differs() {
+        let suffixes = PublicSuffixes::new(["test"]);
+        let written = |s: &str| DomainName::parse(s, &suffixes).unwrap().written_as(s);
+        assert_eq!(written("Auth.ShopCo.Test."), "Auth.ShopCo.Test");
+        assert_eq!(
+            written("XN--Bcher-kva.shopco.test"),
+            "XN--Bcher-kva.shopco.test"
+        );
+        assert_eq!(written("Bücher.ShopCo.test"), "xn--bcher-kva.shopco.test");
+        assert_eq!(written("ａｕｔｈ.shopco.test"), "auth.shopco.test");
     }
 
     #[test]

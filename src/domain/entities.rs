@@ -40,6 +40,8 @@ pub struct EmailDomain {
     pub id: DomainId,
     pub environment_id: EnvironmentId,
     pub name: DomainName,
+    /// `name` as the client wrote it (ASCII letter case kept), which the API answers with.
+    pub written_name: String,
     /// The custom MAIL FROM domain, once set.
     pub mail_from: Option<DomainName>,
     pub created_at: OffsetDateTime,

@@ -111,6 +111,7 @@ mod tenancy;
 mod trusted_emails;
 mod verification;
 mod zone;
+mod zone_file;
 
 pub use bill_of_materials::{
     BillOfMaterials, Bookmark, FieldError, MAX_BOOKMARK_NAME, MAX_BOOKMARKS, Product, ProductTag,
@@ -143,3 +144,4 @@ pub use verification::{
     merge_spf_include, next_check_delay, next_state, region_order, same_name,
 };
 pub use zone::{DKIM_ZONE_TTL, DkimZone, ZoneSoa, zone_txt};
+pub use zone_file::{ZONE_FILE_TTL, ZoneFileFormat, zone_file};

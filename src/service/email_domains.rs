@@ -6,9 +6,9 @@ use super::{Actor, Service, ServiceError, cache::DomainSnapshot, verification::C
 use crate::{
     domain::{
         Activity, ActivityType, DnsRecord, DomainId, DomainName, EmailDomain, Environment,
-        EnvironmentId, MAX_DNS_NAME, RecordKind, ResourceType, apex_spf_record,
+        EnvironmentId, MAX_DNS_NAME, RecordKind, ResourceType, ZoneFileFormat, apex_spf_record,
         build_domain_records, longest_record_name, mail_from_records, now, ownership_verified,
-        region_order,
+        region_order, zone_file,
     },
     store::CreateDomainError,
 };
@@ -39,6 +39,7 @@ impl Service {
         let domain = EmailDomain {
             id: DomainId::new(),
             environment_id,
+            written_name: name.written_as(raw_name),
             name,
             mail_from: None,
             created_at,
@@ -164,6 +165,19 @@ impl Service {
         records.retain(|r| kinds.contains(&r.record.kind));
         region_order(&self.settings().regions, &mut records);
         Ok(records.into_iter().map(|r| r.record).collect())
+    }
+
+    /// Every record of the domain, as stored (no DNS check), written as `format` for a DNS
+    /// host: `…/zoneFile?format=`, and the command line.
+    pub async fn zone_file(
+        &self,
+        domain: &EmailDomain,
+        format: ZoneFileFormat,
+    ) -> Result<String, ServiceError> {
+        let mut records = self.verification(domain).await?;
+        region_order(&self.settings().regions, &mut records);
+        let records: Vec<DnsRecord> = records.into_iter().map(|r| r.record).collect();
+        Ok(zone_file(format, &domain.name, &records))
     }
 
     /// Sets the custom MAIL FROM domain: a subdomain of the trusted domain, allowed once the

@@ -16,6 +16,7 @@ mod populations;
 mod self_check;
 mod trusted_emails;
 mod verification;
+mod wait;
 
 use std::sync::Arc;
 
@@ -40,6 +41,7 @@ pub use self_check::{
     DmarcVerdict, RegionSelfCheck, SelfCheck, SpfVerdict, TrustedEmailAlignment, Verdict,
 };
 pub use verification::{CheckScope, DueChecks, FORCED_CHECK_INTERVAL, LeasedCheck};
+pub use wait::Waited;
 
 /// What a use case can refuse, in the vocabulary of the API's error codes.
 #[derive(Debug, thiserror::Error)]
@@ -164,6 +166,8 @@ struct Inner {
     dns: DnsClient,
     /// Names this process as the holder of leases.
     instance_id: String,
+    /// Waiters for ACTIVE take turns per domain.
+    waits: wait::WaitRooms,
 }
 
 impl Service {
@@ -187,6 +191,7 @@ impl Service {
                 signers: dkim::Signers::default(),
                 dns,
                 instance_id: uuid::Uuid::new_v4().to_string(),
+                waits: wait::WaitRooms::default(),
             }),
         })
     }

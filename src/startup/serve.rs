@@ -1,5 +1,6 @@
 //! The HTTP server loop: hyper's HTTP/1.1 connections over our own listener, so that the
-//! limits of `[http]` hold (README § HTTP limits), which `axum::serve` cannot set.
+//! limits of `[http]` hold (README § HTTP limits), which `axum::serve` cannot set. With TLS
+//! each connection handshakes first, inside the same limits (startup/tls.rs holds the keys).
 
 use std::{
     future::Future,
@@ -26,19 +27,21 @@ use tokio::{
     task::JoinSet,
     time::Instant,
 };
+use tokio_rustls::TlsAcceptor;
 
 use crate::config::Http;
 
 /// How long shutdown waits for the connections in flight before dropping them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Serves `router` on `listener` until `shutdown` completes; then stops accepting, lets each
-/// connection finish its current request (idle ones close at once), and after `SHUTDOWN_GRACE`
-/// drops those still open.
+/// Serves `router` on `listener` (over TLS when `tls` is given) until `shutdown` completes;
+/// then stops accepting, lets each connection finish its current request (idle ones close at
+/// once), and after `SHUTDOWN_GRACE` drops those still open.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: &Http,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let permits = Arc::new(Semaphore::new(
@@ -78,6 +81,8 @@ pub async fn serve(
             builder: builder.clone(),
             router: router.clone(),
             idle_timeout,
+            handshake_timeout: limits.header_read_timeout(),
+            tls: tls.clone(),
             stopping: stopping.clone(),
         };
         connections.spawn(async move {
@@ -122,16 +127,45 @@ struct Connection {
     builder: http1::Builder,
     router: Router,
     idle_timeout: Duration,
+    /// A TLS handshake precedes the request's headers, so it gets the header read timeout.
+    handshake_timeout: Duration,
+    tls: Option<TlsAcceptor>,
     stopping: watch::Receiver<()>,
 }
 
 impl Connection {
     async fn run(mut self, stream: TcpStream) {
         let activity = Arc::new(Activity::new());
-        let io = TokioIo::new(Tracked {
+        let tracked = Tracked {
             inner: stream,
             activity: activity.clone(),
-        });
+        };
+        let Some(acceptor) = self.tls.take() else {
+            return self.serve(TokioIo::new(tracked), &activity).await;
+        };
+        let handshake = tokio::time::timeout(self.handshake_timeout, acceptor.accept(tracked));
+        let stream = tokio::select! {
+            done = handshake => match done {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("closing a connection that did not finish its TLS handshake in time");
+                    return;
+                }
+            },
+            _ = self.stopping.changed() => return,
+        };
+        self.serve(TokioIo::new(stream), &activity).await
+    }
+
+    /// Serves HTTP/1.1 on `io` until the client is done, the connection idles out, or shutdown.
+    async fn serve<I>(mut self, io: TokioIo<I>, activity: &Activity)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let served = self
             .builder
             .serve_connection(io, TowerToHyperService::new(self.router));

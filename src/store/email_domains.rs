@@ -7,7 +7,7 @@ use crate::domain::{Activity, DnsRecord, DomainId, DomainName, EmailDomain, Envi
 
 macro_rules! domain_columns {
     () => {
-        "id, environment_id, domain_name, mail_from_domain, created_at, updated_at"
+        "id, environment_id, domain_name, written_name, mail_from_domain, created_at, updated_at"
     };
 }
 
@@ -73,12 +73,13 @@ impl Store {
             return Err(CreateDomainError::LimitReached { maximum });
         }
         sqlx::query(
-            "INSERT INTO email_domains (id, environment_id, domain_name, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO email_domains (id, environment_id, domain_name, written_name, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(domain.id.to_string())
         .bind(&environment_id)
         .bind(domain.name.as_str())
+        .bind(&domain.written_name)
         .bind(millis(domain.created_at))
         .bind(millis(domain.updated_at))
         .execute(&mut *tx)
@@ -231,10 +232,15 @@ async fn insert_records(
 }
 
 fn domain_from_row(row: &AnyRow) -> Result<EmailDomain, StoreError> {
+    let name = row.text("domain_name")?;
     Ok(EmailDomain {
         id: row.parsed("id")?,
         environment_id: row.parsed("environment_id")?,
-        name: DomainName::from_trusted(row.text("domain_name")?),
+        // Rows from before names were kept as written have none: they were answered canonical.
+        written_name: row
+            .try_get::<Option<String>, _>("written_name")?
+            .unwrap_or_else(|| name.clone()),
+        name: DomainName::from_trusted(name),
         mail_from: row
             .try_get::<Option<String>, _>("mail_from_domain")?
             .map(DomainName::from_trusted),

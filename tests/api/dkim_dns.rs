@@ -24,7 +24,7 @@ use crate::support::{
     dns_query::{Transport, ask, txt_strings as strings_of},
 };
 
-const ZONE: &str = "dkim.us-east-1.trustmail.example";
+const ZONE: &str = "useast1.dkim.trustmail.example";
 
 struct DnsApp {
     app: TestApp,
@@ -223,7 +223,7 @@ async fn a_selector_asked_in_another_regions_zone_is_nxdomain() {
     .await;
     let key = &t.keys().await[0];
     assert_eq!(key.region, "us-east-1");
-    let other_zone = "dkim.eu-west-1.trustmail.example";
+    let other_zone = "euwest1.dkim.trustmail.example";
     let response = t
         .ask(&key.fqdn(other_zone), RecordType::TXT, Transport::Udp)
         .await;
@@ -238,7 +238,7 @@ async fn a_selector_asked_in_another_regions_zone_is_nxdomain() {
 }
 
 /// A zone name long enough that an RSA key's answer passes 512 bytes.
-const LONG_ZONE: &str = "dkim.us-east-1.keys-for-customer-mail-signing.trustmail.example";
+const LONG_ZONE: &str = "useast1.dkim.keysforcustomermailsigning.at.trustmail.example";
 
 #[tokio::test]
 async fn rsa_keys_answer_in_255_byte_strings_over_edns_udp_and_tcp() {

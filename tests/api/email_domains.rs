@@ -35,7 +35,7 @@ async fn list(app: &TestApp, env: &str) -> Value {
 }
 
 #[tokio::test]
-async fn creating_a_domain_answers_201_with_the_normalised_name_and_its_links() {
+async fn creating_a_domain_answers_201_with_the_name_as_written_and_its_links() {
     let app = TestApp::spawn().await;
     let (env, created) = created_domain(&app).await;
     let names = app
@@ -131,6 +131,40 @@ async fn a_name_is_taken_in_its_environment_in_either_form() {
         .create_domain(&env, &app.admin_token, "xn--bcher-kva.shopco.test")
         .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_name_keeps_its_letter_case_on_read_and_list_but_not_in_dns() {
+    let app = TestApp::spawn().await;
+    let (env, created) = created_domain(&app).await;
+    assert_eq!(created["domainName"], "Auth.ShopCo.Test");
+    let listed = list(&app, &env).await;
+    assert_eq!(
+        listed["_embedded"]["emailDomains"][0]["domainName"],
+        "Auth.ShopCo.Test"
+    );
+    let zone = app
+        .get(
+            &format!("{}/zoneFile", domain_path(&env, &created)),
+            &app.admin_token,
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(zone.contains("_trustmail.auth.shopco.test."), "{zone}");
+    assert!(!zone.contains("ShopCo"), "{zone}");
+}
+
+#[tokio::test]
+async fn a_name_is_taken_in_its_environment_in_any_letter_case() {
+    let app = TestApp::spawn().await;
+    let (env, _) = created_domain(&app).await;
+    let r = app
+        .create_domain(&env, &app.admin_token, "auth.shopco.TEST")
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(list(&app, &env).await["count"], 1);
 }
 
 #[tokio::test]
@@ -340,7 +374,7 @@ async fn each_region_serving_the_environments_geography_gets_its_own_dkim_tokens
         dkim["regions"][1]["tokens"][0]["value"]
             .as_str()
             .unwrap()
-            .ends_with(".dkim.eu-west-1.trustmail.example")
+            .ends_with(".euwest1.dkim.trustmail.example")
     );
 }
 

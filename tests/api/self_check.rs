@@ -106,13 +106,13 @@ async fn without_the_key_record_dkim_fails_and_says_to_delegate_the_zone() {
     let domain = f.app.email_domain(&f.env, &f.id).await;
     for key in f.app.service.dkim_keys(&domain).await.unwrap() {
         f.dns.remove(
-            &key.fqdn("dkim.us-east-1.trustmail.example"),
+            &key.fqdn("useast1.dkim.trustmail.example"),
             hickory_proto::rr::RecordType::TXT,
         );
     }
     let region = &f.self_check().await["regions"][0];
     assert_eq!(region["dkim"]["result"], "fail", "{region}");
-    assert!(message(&region["dkim"]).contains("delegate dkim.us-east-1.trustmail.example"));
+    assert!(message(&region["dkim"]).contains("delegate useast1.dkim.trustmail.example"));
     assert_eq!(region["dmarc"]["dkimAligned"], false);
 }
 

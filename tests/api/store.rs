@@ -40,6 +40,7 @@ impl Stored {
             id: DomainId::new(),
             environment_id: env.id,
             name: name.clone(),
+            written_name: "X.ShopCo.test".into(),
             mail_from: None,
             created_at: now(),
             updated_at: now(),

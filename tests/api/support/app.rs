@@ -127,7 +127,12 @@ impl TestApp {
             .expect("app builds");
         // Where this server answers; its `public_url` (links, `iss`, `aud`) is the same unless
         // the test set one (a replica shares its first server's).
-        let url = format!("http://127.0.0.1:{}", app.port());
+        let scheme = if config.http.tls_files().is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let url = format!("{scheme}://127.0.0.1:{}", app.port());
         let service = app.service().clone();
         let store = app.store().clone();
         let dkim_dns = app.dkim_dns_addr();
@@ -136,7 +141,7 @@ impl TestApp {
         let server = tokio::spawn(app.run_until(async {
             let _ = stopped.await;
         }));
-        let http = reqwest::Client::new();
+        let http = client_for(&config);
         let (admin, admin_token) = match (fresh, admin) {
             (Some(credentials), _) => {
                 let token = fetch_token(&http, &credentials.token_url, &credentials).await;
@@ -343,6 +348,21 @@ impl TestApp {
         let response = self.get(path, &self.admin_token).await;
         assert_eq!(response.status(), StatusCode::OK, "{path}");
         response.json().await.unwrap()
+    }
+}
+
+/// A client for the server `config` starts: over HTTPS it trusts only the certificate of
+/// `http.tls_cert_file` as the server starts with it.
+fn client_for(config: &Config) -> reqwest::Client {
+    match config.http.tls_files() {
+        None => reqwest::Client::new(),
+        Some((cert, _)) => {
+            let pem = std::fs::read(cert).unwrap();
+            reqwest::Client::builder()
+                .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+                .build()
+                .unwrap()
+        }
     }
 }
 
