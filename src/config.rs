@@ -54,6 +54,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "http.tls_reload_interval_s",
     "webhooks.first_retry_ms",
     "webhooks.request_timeout_s",
+    "environments.default_license_id",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +93,7 @@ pub struct Config {
     pub dkim_dns: DkimDns,
     pub http: Http,
     pub webhooks: Webhooks,
+    pub environments: Environments,
 }
 
 impl Default for Config {
@@ -111,9 +113,30 @@ impl Default for Config {
             dkim_dns: DkimDns::default(),
             http: Http::default(),
             webhooks: Webhooks::default(),
+            environments: Environments::default(),
         }
     }
 }
+
+/// What environments answer when a create did not say (README § Environments and populations).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Environments {
+    /// `license.id` of an environment created without a `license`.
+    pub default_license_id: String,
+}
+
+impl Default for Environments {
+    fn default() -> Self {
+        Self {
+            default_license_id: DEFAULT_LICENSE_ID.to_owned(),
+        }
+    }
+}
+
+/// trustmail has no licences: the nil UUID says so, has the UUID shape PingOne's clients
+/// validate a license id against, and is the same on every replica without coordination.
+pub const DEFAULT_LICENSE_ID: &str = "00000000-0000-0000-0000-000000000000";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -573,6 +596,16 @@ impl Config {
             return Err(ConfigError::invalid(
                 "database_url",
                 "must be sqlite://PATH or postgres://USER@HOST/DB",
+            ));
+        }
+        let license = &self.environments.default_license_id;
+        if license.is_empty()
+            || license.chars().count() > 256
+            || license.chars().any(char::is_control)
+        {
+            return Err(ConfigError::invalid(
+                "environments.default_license_id",
+                "must be 1 to 256 characters without control characters",
             ));
         }
         if self.limits.domains_per_environment == 0 {

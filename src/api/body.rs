@@ -144,6 +144,51 @@ impl JsonObject {
         }
     }
 
+    /// The whole object, for shapes read elsewhere (`BillOfMaterials::parse`).
+    pub fn into_value(self) -> Value {
+        Value::Object(self.0)
+    }
+
+    /// A member as sent, for shapes read elsewhere (`BillOfMaterials::parse`); null is absent.
+    pub fn member(&self, target: &str) -> Option<&Value> {
+        self.0.get(target).filter(|v| !v.is_null())
+    }
+
+    /// An optional boolean member: absent or null is `None`, another type `INVALID_VALUE`.
+    pub fn optional_bool(&self, target: &str) -> Result<Option<bool>, ApiError> {
+        match self.0.get(target) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(ApiError::invalid_value(
+                target,
+                format!("{target} must be true or false."),
+            )),
+        }
+    }
+
+    /// The `id` of an optional reference object (`{"theme": {"id": "…"}}`): absent or null is
+    /// `None`; an object without a string `id` is refused on `<target>.id`.
+    pub fn optional_id_ref(&self, target: &str) -> Result<Option<&str>, ApiError> {
+        match self.0.get(target) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(_)) => self
+                .required_str_at(&[target, "id"], &format!("{target}.id"))
+                .map(Some),
+            Some(_) => Err(ApiError::invalid_value(
+                target,
+                format!("{target} must be an object with an id."),
+            )),
+        }
+    }
+
+    /// An optional array of strings, kept apart from an empty one: absent or null is `None`.
+    pub fn optional_string_list(&self, target: &str) -> Result<Option<Vec<String>>, ApiError> {
+        match self.0.get(target) {
+            None | Some(Value::Null) => Ok(None),
+            Some(_) => self.string_list(target, true).map(Some),
+        }
+    }
+
     /// An array of strings: absent or null is `REQUIRED_VALUE` when `required`, else empty.
     pub fn string_list(&self, target: &str, required: bool) -> Result<Vec<String>, ApiError> {
         self.string_list_at(&[target], target, required)

@@ -8,19 +8,29 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     AppState,
     auth::Caller,
+    bill_of_materials::BillOfMaterialsView,
     body::RawBody,
     errors::{ApiError, ApiResult, P1Error, ResourceErrors},
-    hal::{Links, Page, UrlBuilder, wire_time},
+    hal::{IdRef, Links, Page, UrlBuilder, wire_time},
     path::EnvironmentPath,
 };
-use crate::domain::{Environment, Geography, Permission};
+use crate::{
+    domain::{BillOfMaterials, Environment, EnvironmentType, Geography, Permission, UnknownValue},
+    service::{EnvironmentUpdate, NewEnvironment, Service},
+};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_environment, list_environments))
-        .routes(routes!(read_environment, delete_environment))
+        .routes(routes!(
+            read_environment,
+            update_environment,
+            delete_environment
+        ))
+        .routes(routes!(update_environment_type))
 }
 
+/// PingOne's `Environment`.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvironmentView {
@@ -29,32 +39,73 @@ pub struct EnvironmentView {
     links: Links,
     id: String,
     name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    /// `SANDBOX` or `PRODUCTION`.
+    #[serde(rename = "type")]
+    environment_type: &'static str,
     /// The geography: `NA`, `CA`, `EU` or `AP`.
     region: String,
+    /// As sent, or the configured `environments.default_license_id`.
+    license: IdRef,
+    bill_of_materials: BillOfMaterialsView,
     created_at: String,
     updated_at: String,
 }
 
 impl EnvironmentView {
-    pub fn new(environment: &Environment, urls: &UrlBuilder) -> Self {
+    pub fn new(environment: &Environment, service: &Service, urls: &UrlBuilder) -> Self {
         Self {
-            links: Links::from([("self", UrlBuilder::link(urls.environment(environment.id)))]),
+            links: Links::from([
+                ("self", UrlBuilder::link(urls.environment(environment.id))),
+                (
+                    "populations",
+                    UrlBuilder::link(urls.populations(environment.id)),
+                ),
+                (
+                    "billOfMaterials",
+                    UrlBuilder::link(urls.bill_of_materials(environment.id)),
+                ),
+            ]),
             id: environment.id.to_string(),
             name: environment.name.clone(),
+            description: environment.description.clone(),
+            environment_type: environment.environment_type.as_str(),
             region: environment.region.to_string(),
+            license: IdRef::new(service.license_of(environment)),
+            bill_of_materials: BillOfMaterialsView::new(environment, urls),
             created_at: wire_time(environment.created_at),
             updated_at: wire_time(environment.updated_at),
         }
     }
 }
 
-/// Request body of an environment create.
+/// Request body of an environment create (PingOne's `Environment`; `billOfMaterials` only
+/// here: a PUT of the environment ignores it, `PUT …/billOfMaterials` replaces it).
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]
+#[schema(rename_all = "camelCase")]
 pub struct CreateEnvironment {
     name: String,
-    /// `NA`, `CA`, `EU` or `AP`.
+    /// `NA`, `CA`, `EU` or `AP`; on a PUT it may be sent again but not changed.
     region: String,
+    /// `SANDBOX` (the default) or `PRODUCTION`.
+    #[schema(rename = "type")]
+    environment_type: Option<String>,
+    description: Option<String>,
+    /// Kept as sent; absent: the configured default.
+    license: Option<IdRef>,
+    #[schema(value_type = Option<Object>)]
+    bill_of_materials: Option<BillOfMaterialsView>,
+}
+
+/// Request body of `PUT …/type`.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct UpdateEnvironmentType {
+    /// `SANDBOX` or `PRODUCTION`.
+    #[schema(rename = "type")]
+    environment_type: String,
 }
 
 #[utoipa::path(post, path = "/v1/environments", tag = "Environments",
@@ -69,19 +120,33 @@ async fn create_environment(
     caller.require(Permission::ManageEnvironments)?;
     let body = body.json_object()?;
     let name = body.required_str("name")?;
-    let region: Geography =
-        body.required_str("region")?
-            .parse()
-            .map_err(|e: crate::domain::UnknownValue| {
-                ApiError::invalid_value("region", e.to_string())
-            })?;
+    let region = region(body.required_str("region")?)?;
+    let bill_of_materials = body
+        .member("billOfMaterials")
+        .map(|value| BillOfMaterials::parse(value, "billOfMaterials."))
+        .transpose()?;
+    let new = NewEnvironment {
+        environment_type: body
+            .optional_str("type")?
+            .map(environment_type)
+            .transpose()?
+            .unwrap_or(EnvironmentType::Sandbox),
+        description: body.optional_str("description")?.map(str::to_owned),
+        license_id: body.optional_id_ref("license")?.map(str::to_owned),
+        bill_of_materials,
+        ..NewEnvironment::named(name, region)
+    };
     let environment = state
         .service
-        .create_environment(&caller.0, name, region)
+        .create_environment_from(&caller.0, new)
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(EnvironmentView::new(&environment, &state.urls)),
+        Json(EnvironmentView::new(
+            &environment,
+            &state.service,
+            &state.urls,
+        )),
     ))
 }
 
@@ -96,7 +161,7 @@ async fn list_environments(
     let environments = state.service.list_environments(&caller.0).await?;
     let views: Vec<_> = environments
         .iter()
-        .map(|e| EnvironmentView::new(e, &state.urls))
+        .map(|e| EnvironmentView::new(e, &state.service, &state.urls))
         .collect();
     Ok(Json(Page::whole(
         "environments",
@@ -113,7 +178,76 @@ async fn read_environment(
     path: EnvironmentPath,
 ) -> ApiResult<impl IntoResponse> {
     let environment = path.load(&state, &caller, Permission::Read).await?;
-    Ok(Json(EnvironmentView::new(&environment, &state.urls)))
+    Ok(Json(EnvironmentView::new(
+        &environment,
+        &state.service,
+        &state.urls,
+    )))
+}
+
+/// PingOne's update: `name`, `description` and `license` are replaced by what was sent (absent
+/// ones cleared, an absent license back to the default); `type` may change; `region` may be
+/// sent but not changed; `billOfMaterials` is ignored (`PUT …/billOfMaterials` replaces it).
+#[utoipa::path(put, path = "/v1/environments/{environmentId}", tag = "Environments",
+    params(EnvironmentPath), request_body = CreateEnvironment,
+    responses((status = 200, body = EnvironmentView), (status = 400, body = P1Error),
+              ResourceErrors))]
+async fn update_environment(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: EnvironmentPath,
+    body: RawBody,
+) -> ApiResult<impl IntoResponse> {
+    let environment = path
+        .load(&state, &caller, Permission::ManageEnvironments)
+        .await?;
+    let body = body.json_object()?;
+    let update = EnvironmentUpdate {
+        name: body.required_str("name")?.to_owned(),
+        region: body.optional_str("region")?.map(region).transpose()?,
+        environment_type: body
+            .optional_str("type")?
+            .map(environment_type)
+            .transpose()?,
+        description: body.optional_str("description")?.map(str::to_owned),
+        license_id: body.optional_id_ref("license")?.map(str::to_owned),
+    };
+    let updated = state
+        .service
+        .update_environment(&caller.0, &environment, update)
+        .await?;
+    Ok(Json(EnvironmentView::new(
+        &updated,
+        &state.service,
+        &state.urls,
+    )))
+}
+
+/// PingOne's separate call that moves an environment between `SANDBOX` and `PRODUCTION`.
+#[utoipa::path(put, path = "/v1/environments/{environmentId}/type", tag = "Environments",
+    params(EnvironmentPath), request_body = UpdateEnvironmentType,
+    responses((status = 200, body = EnvironmentView), (status = 400, body = P1Error),
+              ResourceErrors))]
+async fn update_environment_type(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: EnvironmentPath,
+    body: RawBody,
+) -> ApiResult<impl IntoResponse> {
+    let environment = path
+        .load(&state, &caller, Permission::ManageEnvironments)
+        .await?;
+    let body = body.json_object()?;
+    let environment_type = environment_type(body.required_str("type")?)?;
+    let updated = state
+        .service
+        .set_environment_type(&caller.0, &environment, environment_type)
+        .await?;
+    Ok(Json(EnvironmentView::new(
+        &updated,
+        &state.service,
+        &state.urls,
+    )))
 }
 
 #[utoipa::path(delete, path = "/v1/environments/{environmentId}", tag = "Environments",
@@ -131,4 +265,14 @@ async fn delete_environment(
         .delete_environment(&caller.0, &environment)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+fn region(raw: &str) -> ApiResult<Geography> {
+    raw.parse()
+        .map_err(|e: UnknownValue| ApiError::invalid_value("region", e.to_string()))
+}
+
+fn environment_type(raw: &str) -> ApiResult<EnvironmentType> {
+    raw.parse()
+        .map_err(|e: UnknownValue| ApiError::invalid_value("type", e.to_string()))
 }

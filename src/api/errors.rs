@@ -15,7 +15,7 @@ use utoipa::{
 };
 
 pub use crate::error_chain::ErrorChain;
-use crate::service::ServiceError;
+use crate::{domain::FieldError, service::ServiceError};
 
 pub const MSG_INVALID_DATA: &str =
     "The request could not be completed. One or more validation errors were in the request.";
@@ -224,6 +224,9 @@ impl From<ServiceError> for ApiError {
                     maximum_value: maximum,
                 }),
             }),
+            ServiceError::Constraint { target, message } => {
+                ApiError::detail("CONSTRAINT_VIOLATION", &target, message)
+            }
             ServiceError::InvalidRequest(message) => ApiError::InvalidRequest(message),
             ServiceError::Forbidden => ApiError::Forbidden,
             ServiceError::RateLimited { retry_after_s } => {
@@ -234,6 +237,16 @@ impl From<ServiceError> for ApiError {
             | ServiceError::Token(_)
             | ServiceError::Dkim(_)
             | ServiceError::Secrets(_)) => ApiError::Unexpected(Box::new(e)),
+        }
+    }
+}
+
+/// A body member that is missing or wrong, as `domain` names it.
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        match e {
+            FieldError::Required(target) => ApiError::required_value(&target),
+            FieldError::Invalid { target, message } => ApiError::invalid_value(&target, message),
         }
     }
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use crate::domain::{DomainId, EmailDomain, EnvironmentId};
+use crate::domain::{DomainId, EmailDomain, EnvironmentId, PopulationId};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Link {
@@ -89,6 +89,18 @@ impl UrlBuilder {
 
     pub fn environment(&self, env: EnvironmentId) -> String {
         format!("{}/v1/environments/{env}", self.base)
+    }
+
+    pub fn populations(&self, env: EnvironmentId) -> String {
+        format!("{}/populations", self.environment(env))
+    }
+
+    pub fn population(&self, env: EnvironmentId, id: PopulationId) -> String {
+        format!("{}/populations/{id}", self.environment(env))
+    }
+
+    pub fn bill_of_materials(&self, env: EnvironmentId) -> String {
+        format!("{}/billOfMaterials", self.environment(env))
     }
 
     pub fn domains(&self, env: EnvironmentId) -> String {

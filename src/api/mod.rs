@@ -2,6 +2,7 @@
 
 mod activities;
 mod auth;
+mod bill_of_materials;
 mod body;
 mod clients;
 mod dkim;
@@ -15,6 +16,7 @@ pub mod middleware;
 mod oauth;
 mod paging;
 mod path;
+mod populations;
 mod self_check;
 mod subscriptions;
 mod system;
@@ -63,6 +65,8 @@ struct ApiDoc;
 pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(environments::routes())
+        .merge(bill_of_materials::routes())
+        .merge(populations::routes())
         .merge(clients::routes())
         .merge(email_domains::routes())
         .merge(dkim::routes())

@@ -19,7 +19,7 @@ use super::{
     errors::{ApiError, ApiResult},
 };
 use crate::{
-    domain::{Client, Environment, Permission, Subscription, TrustedEmail},
+    domain::{Client, Environment, Permission, Population, Subscription, TrustedEmail},
     service::{DomainSnapshot, OutboxMessage},
 };
 
@@ -41,6 +41,31 @@ impl EnvironmentPath {
     ) -> ApiResult<Arc<Environment>> {
         let id = caller.authorize(&self.environment_id, permission)?;
         Ok(state.service.environment(id).await?)
+    }
+}
+
+/// `…/populations/{populationId}`.
+#[derive(Debug, Deserialize, IntoParams, FromRequestParts)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Path)]
+#[from_request(via(Path), rejection(ApiError))]
+pub struct PopulationPath {
+    environment_id: String,
+    population_id: String,
+}
+
+impl PopulationPath {
+    /// The population, found in its environment.
+    pub async fn load(
+        &self,
+        state: &AppState,
+        caller: &Caller,
+        permission: Permission,
+    ) -> ApiResult<Population> {
+        let environment_id = caller.authorize(&self.environment_id, permission)?;
+        let environment = state.service.environment(environment_id).await?;
+        let id = self.population_id.parse().map_err(|_| ApiError::NotFound)?;
+        Ok(state.service.population(&environment, id).await?)
     }
 }
 

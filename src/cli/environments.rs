@@ -55,7 +55,7 @@ pub(super) async fn environment_command(
                 Err(e) => return Err(e.into()),
             };
             if json {
-                out.json(&EnvironmentView::new(&environment, &out.urls))?;
+                out.json(&EnvironmentView::new(&environment, service, &out.urls))?;
             } else {
                 out.fields(&[
                     ("id", environment.id.to_string()),
@@ -69,7 +69,7 @@ pub(super) async fn environment_command(
             if json {
                 let views: Vec<_> = environments
                     .iter()
-                    .map(|e| EnvironmentView::new(e, &out.urls))
+                    .map(|e| EnvironmentView::new(e, service, &out.urls))
                     .collect();
                 out.json(&views)?;
             } else {
@@ -96,7 +96,7 @@ pub(super) async fn environment_command(
                 Err(e) => return Err(e.into()),
             };
             if json {
-                out.json(&EnvironmentView::new(&environment, &out.urls))?;
+                out.json(&EnvironmentView::new(&environment, service, &out.urls))?;
             } else {
                 let domains = service.list_domains(&environment).await?;
                 let mut verified = 0;

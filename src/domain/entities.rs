@@ -3,8 +3,8 @@
 use time::OffsetDateTime;
 
 use super::{
-    ActivityId, ActivityType, ClientId, DomainId, DomainName, EnvironmentId, Geography,
-    ResourceType, Role,
+    ActivityId, ActivityType, BillOfMaterials, ClientId, DomainId, DomainName, EnvironmentId,
+    EnvironmentType, Geography, ResourceType, Role,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,6 +12,12 @@ pub struct Environment {
     pub id: EnvironmentId,
     pub name: String,
     pub region: Geography,
+    pub environment_type: EnvironmentType,
+    pub description: Option<String>,
+    /// `license.id` as sent; `None` answers the configured `environments.default_license_id`.
+    pub license_id: Option<String>,
+    pub bill_of_materials: BillOfMaterials,
+    pub bill_of_materials_updated_at: OffsetDateTime,
     /// The value of every domain's environment TXT record in this environment.
     pub email_token: String,
     pub created_at: OffsetDateTime,

@@ -21,6 +21,11 @@ id_type!(
     new_v4
 );
 id_type!(
+    /// A population of an environment.
+    PopulationId,
+    new_v4
+);
+id_type!(
     /// An audit activity; v7 so ids sort by creation time.
     ActivityId,
     now_v7

@@ -99,10 +99,12 @@ macro_rules! id_type {
 }
 pub(crate) use id_type;
 
+mod bill_of_materials;
 mod dkim;
 mod domain_name;
 mod entities;
 mod ids;
+mod populations;
 mod random;
 mod records;
 mod subscriptions;
@@ -112,10 +114,18 @@ mod verification;
 mod zone;
 mod zone_file;
 
+pub use bill_of_materials::{
+    BillOfMaterials, Bookmark, FieldError, MAX_BOOKMARK_NAME, MAX_BOOKMARKS, Product, ProductTag,
+    ProductType, SolutionType,
+};
 pub use dkim::{DkimAlgorithm, DkimKey, DkimRole, dkim_selector, txt_strings};
 pub use domain_name::{DomainName, DomainNameError, PublicSuffixes};
 pub use entities::{Activity, Client, EmailDomain, Environment, now};
-pub use ids::{ActivityId, ClientId, DomainId, EnvironmentId, TrustedEmailId};
+pub use ids::{ActivityId, ClientId, DomainId, EnvironmentId, PopulationId, TrustedEmailId};
+pub use populations::{
+    DEFAULT_POPULATION_DESCRIPTION, DEFAULT_POPULATION_NAME, Population, PopulationFields,
+    default_theme_id,
+};
 pub use random::{random_base64url, random_lower_alnum};
 pub use records::{
     DKIM_TOKENS_PER_REGION, DnsRecord, MAIL_FROM_PRIORITY, MAX_DNS_NAME, RecordKind,
@@ -128,7 +138,9 @@ pub use subscriptions::{
     SUSPENDED_DELIVERY_KEPT, SigningSecret, Subscription, SubscriptionFormat, SubscriptionId,
     SubscriptionSettings, parse_action_types, webhook_retry_delay,
 };
-pub use tenancy::{ActivityType, Geography, Permission, ResourceType, Role, TOKEN_LIFETIME_S};
+pub use tenancy::{
+    ActivityType, EnvironmentType, Geography, Permission, ResourceType, Role, TOKEN_LIFETIME_S,
+};
 pub use trusted_emails::{
     CODE_LIFETIME, EmailAddress, EmailAddressError, MAX_CODE_ATTEMPTS, PendingCode,
     RESEND_INTERVAL, TrustedEmail, TrustedEmailStatus, new_verification_code, normalize_code,

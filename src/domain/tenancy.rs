@@ -6,6 +6,11 @@ wire_enum!(
 );
 
 wire_enum!(
+    /// PingOne's environment types: PRODUCTION marks an environment to protect from deletion.
+    EnvironmentType { Sandbox => "SANDBOX", Production => "PRODUCTION" }
+);
+
+wire_enum!(
     /// What a client may do.
     Role {
         OrganizationAdmin => "ORGANIZATION_ADMIN",
@@ -22,6 +27,7 @@ wire_enum!(
         TrustedEmail => "TRUSTED_EMAIL",
         Client => "CLIENT",
         Subscription => "SUBSCRIPTION",
+        Population => "POPULATION",
     }
 );
 
@@ -30,6 +36,7 @@ wire_enum!(
     ActivityType {
         EnvironmentCreated => "ENVIRONMENT_CREATED",
         EnvironmentDeleted => "ENVIRONMENT_DELETED",
+        EnvironmentUpdated => "ENVIRONMENT_UPDATED",
         EmailDomainCreated => "EMAIL_DOMAIN_CREATED",
         EmailDomainDeleted => "EMAIL_DOMAIN_DELETED",
         EmailDomainStatusUpdated => "EMAIL_DOMAIN_STATUS_UPDATED",
@@ -45,6 +52,9 @@ wire_enum!(
         SubscriptionUpdated => "SUBSCRIPTION_UPDATED",
         SubscriptionDeleted => "SUBSCRIPTION_DELETED",
         SubscriptionSecretRotated => "SUBSCRIPTION_SECRET_ROTATED",
+        PopulationCreated => "POPULATION_CREATED",
+        PopulationUpdated => "POPULATION_UPDATED",
+        PopulationDeleted => "POPULATION_DELETED",
     }
 );
 

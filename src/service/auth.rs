@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use super::{Service, ServiceError, environments::new_environment, retry_after_s};
 use crate::domain::{
-    Activity, ActivityType, Client, ClientId, EnvironmentId, Geography, ResourceType, Role, now,
+    Activity, ActivityType, Client, ClientId, EnvironmentId, Geography, Population, ResourceType,
+    Role, now,
 };
 
 pub use limits::{FailedSecrets, HashingPool};
@@ -78,7 +79,12 @@ impl Service {
         );
         if !self
             .store()
-            .bootstrap(&environment, &client, &activity)
+            .bootstrap(
+                &environment,
+                &Population::initial(environment.id, environment.created_at),
+                &client,
+                &activity,
+            )
             .await?
         {
             return Ok(None);

@@ -12,6 +12,7 @@ mod email_domains;
 mod environments;
 mod messages;
 mod outbox;
+mod populations;
 mod self_check;
 mod subscriptions;
 mod trusted_emails;
@@ -35,6 +36,7 @@ pub use auth::{
     TokenService, token_url,
 };
 pub use cache::DomainSnapshot;
+pub use environments::{EnvironmentUpdate, NewEnvironment};
 pub use messages::{MAX_RECIPIENTS, NewMessage};
 pub use self_check::{
     DmarcVerdict, RegionSelfCheck, SelfCheck, SpfVerdict, TrustedEmailAlignment, Verdict,
@@ -62,6 +64,10 @@ pub enum ServiceError {
         maximum: u32,
         message: String,
     },
+    /// A rule about the resource's neighbours refuses the change (PingOne's
+    /// `CONSTRAINT_VIOLATION`), e.g. deleting an environment's last population.
+    #[error("{target}: {message}")]
+    Constraint { target: String, message: String },
     #[error("{0}")]
     InvalidRequest(String),
     #[error("too many requests; retry after {retry_after_s} s")]
@@ -123,6 +129,8 @@ pub struct Settings {
     pub dkim_algorithm: crate::domain::DkimAlgorithm,
     /// `dkim_dns.nameservers`: the NS of every DKIM zone (empty = `ns1.<zone>`).
     pub dkim_nameservers: Vec<String>,
+    /// `environments.default_license_id`: the license of an environment created without one.
+    pub default_license_id: String,
 }
 
 impl Settings {
@@ -136,6 +144,7 @@ impl Settings {
             mail_sender: config.mail.system_sender.clone(),
             dkim_algorithm: config.dkim.algorithm,
             dkim_nameservers: config.dkim_dns.nameservers.clone(),
+            default_license_id: config.environments.default_license_id.clone(),
         }
     }
 }

@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
 use super::{RowExt, Store, StoreError, environments::insert_environment, insert_activity, millis};
-use crate::domain::{Activity, Client, ClientId, Environment, EnvironmentId, Role};
+use crate::domain::{Activity, Client, ClientId, Environment, EnvironmentId, Population, Role};
 
 macro_rules! client_columns {
     () => {
@@ -41,6 +41,7 @@ impl Store {
     pub async fn bootstrap(
         &self,
         environment: &Environment,
+        default_population: &Population,
         client: &Client,
         activity: &Activity,
     ) -> Result<bool, StoreError> {
@@ -57,7 +58,7 @@ impl Store {
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Ok(false),
             Err(e) => return Err(e.into()),
         }
-        insert_environment(&mut tx, environment).await?;
+        insert_environment(&mut tx, environment, default_population).await?;
         insert_client(&mut tx, client).await?;
         insert_activity(&mut tx, activity).await?;
         tx.commit().await?;

@@ -1,25 +1,60 @@
-use sqlx::any::AnyRow;
+use sqlx::{Row, any::AnyRow};
 
-use super::{RowExt, Store, StoreError, insert_activity, millis};
-use crate::domain::{Activity, Environment, EnvironmentId};
+use super::{RowExt, Store, StoreError, insert_activity, millis, populations::insert_population};
+use crate::domain::{Activity, BillOfMaterials, Environment, EnvironmentId, Population};
 
 macro_rules! environment_columns {
     () => {
-        "id, name, region, email_token, created_at, updated_at"
+        "id, name, region, environment_type, description, license_id, bill_of_materials, \
+         bill_of_materials_updated_at, email_token, created_at, updated_at"
     };
 }
 
 impl Store {
+    /// The environment with the population it starts with, in one transaction.
     pub async fn insert_environment(
         &self,
         environment: &Environment,
+        default_population: &Population,
         activity: &Activity,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        insert_environment(&mut tx, environment).await?;
+        insert_environment(&mut tx, environment, default_population).await?;
         insert_activity(&mut tx, activity).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Writes every settable field of `environment` (name, type, description, license, bill of
+    /// materials) and its times. False if it no longer exists.
+    pub async fn update_environment(
+        &self,
+        environment: &Environment,
+        activity: &Activity,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE environments SET name = $1, environment_type = $2, description = $3, \
+             license_id = $4, bill_of_materials = $5, bill_of_materials_updated_at = $6, \
+             updated_at = $7 WHERE id = $8",
+        )
+        .bind(&environment.name)
+        .bind(environment.environment_type.as_str())
+        .bind(&environment.description)
+        .bind(&environment.license_id)
+        .bind(environment.bill_of_materials.to_json().to_string())
+        .bind(millis(environment.bill_of_materials_updated_at))
+        .bind(millis(environment.updated_at))
+        .bind(environment.id.to_string())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Ok(false);
+        }
+        insert_activity(&mut tx, activity).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub async fn list_environments(&self) -> Result<Vec<Environment>, StoreError> {
@@ -86,20 +121,27 @@ impl Store {
 pub(super) async fn insert_environment(
     tx: &mut super::Tx<'_>,
     environment: &Environment,
+    default_population: &Population,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO environments (id, name, region, email_token, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
+    sqlx::query(concat!(
+        "INSERT INTO environments (",
+        environment_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    ))
     .bind(environment.id.to_string())
     .bind(&environment.name)
     .bind(environment.region.as_str())
+    .bind(environment.environment_type.as_str())
+    .bind(&environment.description)
+    .bind(&environment.license_id)
+    .bind(environment.bill_of_materials.to_json().to_string())
+    .bind(millis(environment.bill_of_materials_updated_at))
     .bind(&environment.email_token)
     .bind(millis(environment.created_at))
     .bind(millis(environment.updated_at))
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    insert_population(tx, default_population).await
 }
 
 fn environment_from_row(row: &AnyRow) -> Result<Environment, StoreError> {
@@ -107,8 +149,26 @@ fn environment_from_row(row: &AnyRow) -> Result<Environment, StoreError> {
         id: row.parsed("id")?,
         name: row.text("name")?,
         region: row.parsed("region")?,
+        environment_type: row.parsed("environment_type")?,
+        description: row.try_get("description")?,
+        license_id: row.try_get("license_id")?,
+        bill_of_materials: bill_of_materials(row)?,
+        bill_of_materials_updated_at: row.time("bill_of_materials_updated_at")?,
         email_token: row.text("email_token")?,
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
     })
+}
+
+/// The stored bill of materials; an environment made before they were stored has the default.
+fn bill_of_materials(row: &AnyRow) -> Result<BillOfMaterials, StoreError> {
+    let Some(text) = row.try_get::<Option<String>, _>("bill_of_materials")? else {
+        return Ok(BillOfMaterials::default());
+    };
+    let corrupt = |reason: String| StoreError::Corrupt {
+        column: "bill_of_materials",
+        reason,
+    };
+    let value = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+    BillOfMaterials::parse(&value, "").map_err(|e| corrupt(e.to_string()))
 }

@@ -12,6 +12,7 @@ mod email_domains;
 mod environments;
 mod messages;
 mod outbox;
+mod populations;
 mod subscriptions;
 mod trusted_emails;
 mod verification;
@@ -25,7 +26,7 @@ use sqlx::{
 use time::OffsetDateTime;
 
 use crate::{
-    domain::{Activity, UnknownValue},
+    domain::{Activity, EnvironmentId, UnknownValue},
     secrets::MasterKey,
 };
 
@@ -37,6 +38,7 @@ pub use messages::{IDEMPOTENCY_WINDOW_MS, Idempotency, QueueOutcome};
 pub use outbox::{
     MAX_DELIVERY_ATTEMPTS, OutboxMessage, OutboxStatus, PER_ENVIRONMENT_PER_CLAIM, retry_delay,
 };
+pub use populations::PopulationError;
 pub use trusted_emails::{CodeDelivery, CodeMailLimits, CreateTrustedEmailError};
 pub use verification::{CheckLease, CheckResult, DueCursor, DuePage, RecordActivity, SavedChecks};
 
@@ -136,11 +138,13 @@ impl Store {
             .connect(&url)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self {
+        let store = Self {
             pool,
             backend,
             sealer: None,
-        })
+        };
+        store.create_missing_default_populations().await?;
+        Ok(store)
     }
 
     /// Seals the text of queued mail with `key` from now on (older plain rows still read).
@@ -194,6 +198,18 @@ impl Store {
         tx.commit().await?;
         Ok(true)
     }
+}
+
+/// Takes the environment's row lock (a no-op update), which serialises the writes inside one
+/// environment on both backends. False when the environment does not exist.
+async fn lock_environment(tx: &mut Tx<'_>, id: EnvironmentId) -> Result<bool, StoreError> {
+    let locked =
+        sqlx::query("UPDATE environments SET lock_version = lock_version + 1 WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+    Ok(locked > 0)
 }
 
 async fn insert_activity(tx: &mut Tx<'_>, activity: &Activity) -> Result<(), StoreError> {

@@ -3,6 +3,7 @@
 
 mod access;
 mod activities;
+mod bill_of_materials;
 mod cli;
 mod cli_domains;
 mod clients;
@@ -22,6 +23,7 @@ mod messages;
 mod openapi;
 mod outbox;
 mod pingone_names;
+mod populations;
 mod restart;
 mod self_check;
 mod store;

@@ -238,6 +238,11 @@ impl TestApp {
             .await
     }
 
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Response {
+        self.request(Method::PUT, path, Some(token), Some(body))
+            .await
+    }
+
     pub async fn delete(&self, path: &str, token: &str) -> Response {
         self.request(Method::DELETE, path, Some(token), None).await
     }
@@ -253,11 +258,6 @@ impl TestApp {
             .unwrap()
             .unwrap();
         store.sealing_with(std::sync::Arc::new(key))
-    }
-
-    pub async fn put(&self, path: &str, token: &str, body: Value) -> Response {
-        self.request(Method::PUT, path, Some(token), Some(body))
-            .await
     }
 
     /// A new environment, created by the organization administrator.

@@ -1,0 +1,98 @@
+//! `/v1/environments/{environmentId}/billOfMaterials`: the products an environment is set up
+//! for, kept as PingOne's clients send them (docs/ENVIRONMENTS.md).
+
+use axum::{Json, extract::State, response::IntoResponse};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{
+    AppState,
+    auth::Caller,
+    body::RawBody,
+    errors::{ApiResult, P1Error, ResourceErrors},
+    hal::{Links, UrlBuilder, wire_time},
+    path::EnvironmentPath,
+};
+use crate::domain::{BillOfMaterials, Environment, Permission};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(read_bill_of_materials, update_bill_of_materials))
+}
+
+/// PingOne's `BillOfMaterials`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BillOfMaterialsView {
+    #[serde(rename = "_links")]
+    #[schema(value_type = Object)]
+    links: Links,
+    /// Set by the create; a PUT keeps it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    solution_type: Option<&'static str>,
+    /// Each product as sent: `type`, and `description`, `console.href`, `tags[]` and
+    /// `bookmarks[]` (`name`, `href`) when sent.
+    #[schema(value_type = Vec<Object>)]
+    products: Value,
+    created_at: String,
+    updated_at: String,
+}
+
+impl BillOfMaterialsView {
+    pub fn new(environment: &Environment, urls: &UrlBuilder) -> Self {
+        let bill = &environment.bill_of_materials;
+        let mut wire = bill.to_json();
+        Self {
+            links: Links::from([
+                (
+                    "self",
+                    UrlBuilder::link(urls.bill_of_materials(environment.id)),
+                ),
+                (
+                    "environment",
+                    UrlBuilder::link(urls.environment(environment.id)),
+                ),
+            ]),
+            solution_type: bill.solution_type.map(|s| s.as_str()),
+            products: wire["products"].take(),
+            created_at: wire_time(environment.created_at),
+            updated_at: wire_time(environment.bill_of_materials_updated_at),
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/v1/environments/{environmentId}/billOfMaterials",
+    tag = "Environments", params(EnvironmentPath),
+    responses((status = 200, body = BillOfMaterialsView), ResourceErrors))]
+async fn read_bill_of_materials(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: EnvironmentPath,
+) -> ApiResult<impl IntoResponse> {
+    let environment = path.load(&state, &caller, Permission::Read).await?;
+    Ok(Json(BillOfMaterialsView::new(&environment, &state.urls)))
+}
+
+/// Replaces the products (`products` required; each `type` one of PingOne's product types,
+/// listed once; at most 5 bookmarks of at most 50-character unique names each).
+#[utoipa::path(put, path = "/v1/environments/{environmentId}/billOfMaterials",
+    tag = "Environments", params(EnvironmentPath), request_body = BillOfMaterialsView,
+    responses((status = 200, body = BillOfMaterialsView), (status = 400, body = P1Error),
+              ResourceErrors))]
+async fn update_bill_of_materials(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: EnvironmentPath,
+    body: RawBody,
+) -> ApiResult<impl IntoResponse> {
+    let environment = path
+        .load(&state, &caller, Permission::ManageEnvironments)
+        .await?;
+    let bill_of_materials = BillOfMaterials::parse(&body.json_object()?.into_value(), "")?;
+    let updated = state
+        .service
+        .set_bill_of_materials(&caller.0, &environment, bill_of_materials)
+        .await?;
+    Ok(Json(BillOfMaterialsView::new(&updated, &state.urls)))
+}

@@ -1,0 +1,215 @@
+//! `/v1/environments/{environmentId}/populations`: PingOne's populations, so that its clients'
+//! default-population handling works (docs/ENVIRONMENTS.md).
+
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{
+    AppState,
+    auth::Caller,
+    body::{JsonObject, RawBody},
+    errors::{ApiResult, P1Error, ResourceErrors},
+    hal::{IdRef, Links, Page, UrlBuilder, wire_time},
+    path::{EnvironmentPath, PopulationPath},
+};
+use crate::domain::{Permission, Population, PopulationFields, default_theme_id};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_population, list_populations))
+        .routes(routes!(
+            read_population,
+            update_population,
+            delete_population
+        ))
+}
+
+/// PingOne's `Population`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PopulationView {
+    #[serde(rename = "_links")]
+    #[schema(value_type = Object)]
+    links: Links,
+    id: String,
+    environment: IdRef,
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    /// Whether this is the environment's default population (at most one is).
+    default: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alternative_identifiers: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    preferred_language: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password_policy: Option<IdRef>,
+    /// As sent, or the environment's default theme.
+    theme: IdRef,
+    created_at: String,
+    updated_at: String,
+}
+
+impl PopulationView {
+    fn new(population: &Population, urls: &UrlBuilder) -> Self {
+        let env = population.environment_id;
+        let fields = &population.fields;
+        Self {
+            links: Links::from([
+                (
+                    "self",
+                    UrlBuilder::link(urls.population(env, population.id)),
+                ),
+                ("environment", UrlBuilder::link(urls.environment(env))),
+            ]),
+            id: population.id.to_string(),
+            environment: IdRef::new(env),
+            name: fields.name.clone(),
+            description: fields.description.clone(),
+            default: population.is_default,
+            alternative_identifiers: fields.alternative_identifiers.clone(),
+            preferred_language: fields.preferred_language.clone(),
+            password_policy: fields.password_policy_id.as_ref().map(IdRef::new),
+            theme: IdRef::new(
+                fields
+                    .theme_id
+                    .clone()
+                    .unwrap_or_else(|| default_theme_id(env)),
+            ),
+            created_at: wire_time(population.created_at),
+            updated_at: wire_time(population.updated_at),
+        }
+    }
+}
+
+/// Request body of a population create or update.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "camelCase")]
+pub struct PopulationBody {
+    /// Unique in the environment.
+    name: String,
+    description: Option<String>,
+    /// `true` makes it the default (the previous default stops being one); absent on a PUT
+    /// leaves it as it was.
+    default: Option<bool>,
+    alternative_identifiers: Option<Vec<String>>,
+    preferred_language: Option<String>,
+    password_policy: Option<IdRef>,
+    theme: Option<IdRef>,
+}
+
+/// What a create or PUT sends, and its `default`.
+fn population_body(body: &JsonObject) -> ApiResult<(PopulationFields, Option<bool>)> {
+    let text =
+        |target| -> ApiResult<Option<String>> { Ok(body.optional_str(target)?.map(str::to_owned)) };
+    let id = |target| -> ApiResult<Option<String>> {
+        Ok(body.optional_id_ref(target)?.map(str::to_owned))
+    };
+    let fields = PopulationFields {
+        name: body.required_str("name")?.to_owned(),
+        description: text("description")?,
+        alternative_identifiers: body.optional_string_list("alternativeIdentifiers")?,
+        preferred_language: text("preferredLanguage")?,
+        password_policy_id: id("passwordPolicy")?,
+        theme_id: id("theme")?,
+    };
+    Ok((fields, body.optional_bool("default")?))
+}
+
+#[utoipa::path(post, path = "/v1/environments/{environmentId}/populations", tag = "Populations",
+    params(EnvironmentPath), request_body = PopulationBody,
+    responses((status = 201, body = PopulationView), (status = 400, body = P1Error),
+              ResourceErrors))]
+async fn create_population(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: EnvironmentPath,
+    body: RawBody,
+) -> ApiResult<impl IntoResponse> {
+    let environment = path.load(&state, &caller, Permission::Write).await?;
+    let (fields, default) = population_body(&body.json_object()?)?;
+    let population = state
+        .service
+        .create_population(&caller.0, &environment, fields, default)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(PopulationView::new(&population, &state.urls)),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/environments/{environmentId}/populations", tag = "Populations",
+    params(EnvironmentPath),
+    responses((status = 200, description = "`_embedded.populations`, oldest first"),
+              ResourceErrors))]
+async fn list_populations(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: EnvironmentPath,
+) -> ApiResult<impl IntoResponse> {
+    let environment = path.load(&state, &caller, Permission::Read).await?;
+    let populations = state.service.list_populations(&environment).await?;
+    let views: Vec<_> = populations
+        .iter()
+        .map(|p| PopulationView::new(p, &state.urls))
+        .collect();
+    Ok(Json(Page::whole(
+        "populations",
+        views,
+        state.urls.populations(environment.id),
+    )))
+}
+
+#[utoipa::path(get, path = "/v1/environments/{environmentId}/populations/{populationId}",
+    tag = "Populations", params(PopulationPath),
+    responses((status = 200, body = PopulationView), ResourceErrors))]
+async fn read_population(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: PopulationPath,
+) -> ApiResult<impl IntoResponse> {
+    let population = path.load(&state, &caller, Permission::Read).await?;
+    Ok(Json(PopulationView::new(&population, &state.urls)))
+}
+
+/// PingOne's PUT: every member is replaced by what was sent (absent ones cleared), except an
+/// absent `default`, which leaves the flag as it was.
+#[utoipa::path(put, path = "/v1/environments/{environmentId}/populations/{populationId}",
+    tag = "Populations", params(PopulationPath), request_body = PopulationBody,
+    responses((status = 200, body = PopulationView), (status = 400, body = P1Error),
+              ResourceErrors))]
+async fn update_population(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: PopulationPath,
+    body: RawBody,
+) -> ApiResult<impl IntoResponse> {
+    let population = path.load(&state, &caller, Permission::Write).await?;
+    let (fields, default) = population_body(&body.json_object()?)?;
+    let updated = state
+        .service
+        .update_population(&caller.0, &population, fields, default)
+        .await?;
+    Ok(Json(PopulationView::new(&updated, &state.urls)))
+}
+
+/// 204; the default population and an environment's last one are refused with 400
+/// `CONSTRAINT_VIOLATION`, as PingOne refuses them.
+#[utoipa::path(delete, path = "/v1/environments/{environmentId}/populations/{populationId}",
+    tag = "Populations", params(PopulationPath),
+    responses((status = 204), (status = 400, body = P1Error), ResourceErrors))]
+async fn delete_population(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: PopulationPath,
+) -> ApiResult<impl IntoResponse> {
+    let population = path.load(&state, &caller, Permission::Write).await?;
+    state
+        .service
+        .delete_population(&caller.0, &population)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
