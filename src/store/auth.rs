@@ -3,7 +3,10 @@
 use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
-use super::{RowExt, Store, StoreError, environments::insert_environment, insert_activity, millis};
+use super::{
+    RowExt, Store, StoreError, environments::insert_environment, insert_activity, lock_environment,
+    millis,
+};
 use crate::domain::{Activity, Client, ClientId, Environment, EnvironmentId, Population, Role};
 
 macro_rules! client_columns {
@@ -150,10 +153,7 @@ impl Store {
         activity: &Activity,
     ) -> Result<DeleteClient, StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE environments SET lock_version = lock_version + 1 WHERE id = $1")
-            .bind(client.environment_id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        lock_environment(&mut tx, client.environment_id).await?;
         if client.role == Role::OrganizationAdmin {
             let row = sqlx::query(
                 "SELECT COUNT(*) AS n FROM clients WHERE role = 'ORGANIZATION_ADMIN' AND id <> $1",

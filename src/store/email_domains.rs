@@ -1,7 +1,8 @@
 use sqlx::{Row, any::AnyRow};
 
 use super::{
-    RowExt, SealedDkimKey, Store, StoreError, dkim::insert_dkim_keys, insert_activity, millis,
+    RowExt, SealedDkimKey, Store, StoreError, dkim::insert_dkim_keys, insert_activity,
+    lock_environment, millis,
 };
 use crate::domain::{Activity, DnsRecord, DomainId, DomainName, EmailDomain, EnvironmentId};
 
@@ -43,13 +44,7 @@ impl Store {
     ) -> Result<(), CreateDomainError> {
         let environment_id = domain.environment_id.to_string();
         let mut tx = self.pool.begin().await?;
-        let locked =
-            sqlx::query("UPDATE environments SET lock_version = lock_version + 1 WHERE id = $1")
-                .bind(&environment_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        if locked == 0 {
+        if !lock_environment(&mut tx, domain.environment_id).await? {
             return Err(CreateDomainError::EnvironmentNotFound);
         }
         let taken = sqlx::query(

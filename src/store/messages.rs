@@ -4,7 +4,7 @@
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use super::{RowExt, Store, StoreError, Tx, millis, outbox::insert_outbox};
+use super::{RowExt, Store, StoreError, Tx, lock_environment, millis, outbox::insert_outbox};
 use crate::{
     domain::EnvironmentId,
     mail::{ComposedMail, MailRoute, OutboxId},
@@ -74,13 +74,7 @@ impl Store {
         let environment = environment_id.to_string();
         let now_ms = millis(now);
         let mut tx = self.pool.begin().await?;
-        let locked =
-            sqlx::query("UPDATE environments SET lock_version = lock_version + 1 WHERE id = $1")
-                .bind(&environment)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        if locked == 0 {
+        if !lock_environment(&mut tx, environment_id).await? {
             return Ok(QueueOutcome::EnvironmentNotFound);
         }
         if let Some(idempotency) = idempotency

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use super::{
     OutboxStatus, RowExt, Store, StoreError, Throttle, Tx, insert_activities, insert_activity,
-    millis, outbox::insert_outbox,
+    lock_environment, millis, outbox::insert_outbox,
 };
 use crate::{
     domain::{Activity, DomainId, EmailAddress, PendingCode, TrustedEmail, TrustedEmailId},
@@ -310,10 +310,7 @@ async fn code_mail_throttle(
     let now = millis(delivery.code.sent_at);
     let environment = email.environment_id.to_string();
     let system = MailRoute::System.to_string();
-    sqlx::query("UPDATE environments SET lock_version = lock_version + 1 WHERE id = $1")
-        .bind(&environment)
-        .execute(&mut **tx)
-        .await?;
+    lock_environment(tx, email.environment_id).await?;
     let last_to_address: Option<i64> = sqlx::query(
         "SELECT MAX(created_at) AS last FROM outbox WHERE environment_id = $1 AND route = $2 \
          AND LOWER(envelope_to) = LOWER($3)",
