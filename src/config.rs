@@ -26,6 +26,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "limits.trusted_emails_per_domain",
     "limits.messages_per_minute",
     "limits.code_mails_per_hour",
+    "limits.subscriptions_per_environment",
     "domains.extra_public_suffixes",
     "dns.resolvers",
     "dns.timeout_ms",
@@ -55,6 +56,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "webhooks.first_retry_ms",
     "webhooks.request_timeout_s",
     "environments.default_license_id",
+    "webhooks.allow_private_endpoints",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -147,6 +149,8 @@ pub struct Limits {
     pub messages_per_minute: u32,
     /// Verification-code mails an environment may cause in any hour.
     pub code_mails_per_hour: u32,
+    /// Webhook subscriptions per environment.
+    pub subscriptions_per_environment: u32,
 }
 
 impl Default for Limits {
@@ -156,6 +160,7 @@ impl Default for Limits {
             trusted_emails_per_domain: 10,
             messages_per_minute: 600,
             code_mails_per_hour: 60,
+            subscriptions_per_environment: 10,
         }
     }
 }
@@ -455,6 +460,9 @@ pub struct Webhooks {
     pub first_retry_ms: u64,
     /// The most one POST to an endpoint may take, connection included.
     pub request_timeout_s: u64,
+    /// Deliver to loopback, private and other non-global addresses too (receivers inside the
+    /// operator's network); off, an environment administrator cannot reach them through trustmail.
+    pub allow_private_endpoints: bool,
 }
 
 impl Default for Webhooks {
@@ -462,6 +470,7 @@ impl Default for Webhooks {
         Self {
             first_retry_ms: 5000,
             request_timeout_s: 10,
+            allow_private_endpoints: false,
         }
     }
 }
@@ -629,6 +638,12 @@ impl Config {
         if self.limits.code_mails_per_hour == 0 {
             return Err(ConfigError::invalid(
                 "limits.code_mails_per_hour",
+                "must be at least 1",
+            ));
+        }
+        if self.limits.subscriptions_per_environment == 0 {
+            return Err(ConfigError::invalid(
+                "limits.subscriptions_per_environment",
                 "must be at least 1",
             ));
         }

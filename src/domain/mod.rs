@@ -104,6 +104,7 @@ mod dkim;
 mod domain_name;
 mod entities;
 mod ids;
+mod ip_scope;
 mod populations;
 mod random;
 mod records;
@@ -122,6 +123,7 @@ pub use dkim::{DkimAlgorithm, DkimKey, DkimRole, dkim_selector, txt_strings};
 pub use domain_name::{DomainName, DomainNameError, PublicSuffixes};
 pub use entities::{Activity, Client, EmailDomain, Environment, now};
 pub use ids::{ActivityId, ClientId, DomainId, EnvironmentId, PopulationId, TrustedEmailId};
+pub use ip_scope::{NonGlobal, non_global};
 pub use populations::{
     DEFAULT_POPULATION_DESCRIPTION, DEFAULT_POPULATION_NAME, Population, PopulationFields,
     default_theme_id,
@@ -136,7 +138,7 @@ pub use records::{
 pub use subscriptions::{
     DeliveryState, EndpointHeaders, EndpointUrl, InvalidField, MAX_WEBHOOK_ATTEMPTS,
     SUSPENDED_DELIVERY_KEPT, SigningSecret, Subscription, SubscriptionFormat, SubscriptionId,
-    SubscriptionSettings, parse_action_types, webhook_retry_delay,
+    SubscriptionSettings, parse_action_types, undeliverable, webhook_retry_delay,
 };
 pub use tenancy::{
     ActivityType, EnvironmentType, Geography, Permission, ResourceType, Role, TOKEN_LIFETIME_S,

@@ -1,12 +1,12 @@
 //! Webhook subscriptions (PingOne's `Subscription`): which activities they take, where they
 //! POST them, and how a delivery is retried.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{collections::BTreeMap, net::IpAddr, time::Duration};
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use time::OffsetDateTime;
 
-use super::{ActivityType, EnvironmentId};
+use super::{ActivityType, EnvironmentId, non_global};
 
 id_type!(
     /// A webhook subscription.
@@ -110,6 +110,35 @@ impl EndpointUrl {
     pub fn as_str(&self) -> &str {
         self.0.as_str()
     }
+
+    /// The host when the URL names an address (`http://10.0.0.5/`, `http://[::1]/`) rather than
+    /// a DNS name; decimal and hex forms (`http://2130706433/`) are addresses too.
+    pub fn ip_literal(&self) -> Option<IpAddr> {
+        match self.0.host()? {
+            url::Host::Ipv4(ip) => Some(ip.into()),
+            url::Host::Ipv6(ip) => Some(ip.into()),
+            url::Host::Domain(_) => None,
+        }
+    }
+
+    /// Refuses an address off the public internet as the host. A DNS name is judged by what it
+    /// resolves to when a delivery connects, since that can change.
+    pub fn require_public(&self) -> Result<(), InvalidField> {
+        match self.ip_literal().and_then(undeliverable) {
+            Some(reason) => Err(invalid("httpEndpoint.url", reason)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Why a webhook may not go to `ip`, as a sentence; `None` for a public address.
+pub fn undeliverable(ip: IpAddr) -> Option<String> {
+    non_global(ip).map(|kind| {
+        format!(
+            "{ip} is {kind} address; webhooks go only to public internet addresses \
+             (unless the operator sets webhooks.allow_private_endpoints)."
+        )
+    })
 }
 
 /// Headers trustmail sets itself on every delivery, which a subscription may not replace.
@@ -287,6 +316,37 @@ mod tests {
         ] {
             let e = EndpointUrl::parse(bad).unwrap_err();
             assert_eq!(e.target, "httpEndpoint.url", "{bad}");
+        }
+    }
+
+    #[test]
+    fn address_hosts_off_the_public_internet_are_refused_and_names_left_to_delivery() {
+        for private in [
+            "http://127.0.0.1/",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[::1]:8080/",
+            "http://2130706433/",
+            "https://[::ffff:10.0.0.1]/",
+        ] {
+            let url = EndpointUrl::parse(private).unwrap();
+            let e = url.require_public().unwrap_err();
+            assert_eq!(e.target, "httpEndpoint.url", "{private}");
+            assert!(e.message.contains("public internet"), "{}", e.message);
+        }
+        let e = EndpointUrl::parse("http://169.254.169.254/")
+            .unwrap()
+            .require_public()
+            .unwrap_err();
+        assert!(
+            e.message
+                .starts_with("169.254.169.254 is a link-local address")
+        );
+        for public in [
+            "https://93.184.215.14/",
+            "https://[2606:4700::1]/",
+            "http://localhost/",
+        ] {
+            assert!(EndpointUrl::parse(public).unwrap().require_public().is_ok());
         }
     }
 

@@ -5,6 +5,7 @@
 
 pub mod dns;
 pub mod outbox;
+pub mod public_dns;
 pub mod subscriptions;
 
 use std::{

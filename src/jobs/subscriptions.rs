@@ -7,6 +7,9 @@
 //! recorded (or whose lease ran out meanwhile) gets it again; receivers dedupe on `webhook-id`.
 //! A 2xx answer delivers; anything else, redirects included, or no answer within
 //! `webhooks.request_timeout_s`, is retried on the schedule of `domain::webhook_retry_delay`.
+//!
+//! Unless `webhooks.allow_private_endpoints`, only public internet addresses are connected to:
+//! names through `public_dns::PublicOnly`, IP-literal hosts checked before the POST.
 
 use std::{sync::Arc, time::Duration};
 
@@ -15,7 +18,7 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use super::StoppableJob;
+use super::{StoppableJob, public_dns::PublicOnly};
 use crate::{
     config::Webhooks,
     domain::{Activity, DeliveryState, SUSPENDED_DELIVERY_KEPT, now},
@@ -50,6 +53,8 @@ pub struct SubscriptionDelivery {
     first_retry: Duration,
     request_timeout: Duration,
     render: RenderActivity,
+    /// `webhooks.allow_private_endpoints`: deliver to non-global addresses too.
+    allow_private: bool,
 }
 
 impl SubscriptionDelivery {
@@ -58,15 +63,20 @@ impl SubscriptionDelivery {
         config: &Webhooks,
         render: RenderActivity,
     ) -> Result<Self, ClientError> {
+        let allow_private = config.allow_private_endpoints;
         let client = |verify: bool| {
-            reqwest::Client::builder()
+            let builder = reqwest::Client::builder()
                 .user_agent(concat!("trustmail/", env!("CARGO_PKG_VERSION")))
                 .timeout(config.request_timeout())
                 .connect_timeout(config.request_timeout())
                 // An endpoint answers for itself; a redirect could point anywhere.
                 .redirect(reqwest::redirect::Policy::none())
-                .tls_danger_accept_invalid_certs(!verify)
-                .build()
+                .tls_danger_accept_invalid_certs(!verify);
+            if allow_private {
+                return builder.build();
+            }
+            // A proxy would resolve the endpoint's name itself, out of `PublicOnly`'s reach.
+            builder.dns_resolver(PublicOnly).no_proxy().build()
         };
         Ok(Self {
             store,
@@ -80,6 +90,7 @@ impl SubscriptionDelivery {
             first_retry: config.first_retry(),
             request_timeout: config.request_timeout(),
             render,
+            allow_private,
         })
     }
 
@@ -187,6 +198,13 @@ impl SubscriptionDelivery {
             status: None,
             error,
         };
+        // An address as the host never reaches the resolver; the subscription may predate
+        // the operator turning `webhooks.allow_private_endpoints` off.
+        if !self.allow_private
+            && let Err(refused) = delivery.url.require_public()
+        {
+            return failed(refused.message);
+        }
         let body = match (self.render)(&delivery.activity) {
             Ok(body) => body,
             Err(e) => return failed(format!("the activity cannot be written as JSON: {e}")),

@@ -131,6 +131,8 @@ pub struct Settings {
     pub dkim_nameservers: Vec<String>,
     /// `environments.default_license_id`: the license of an environment created without one.
     pub default_license_id: String,
+    /// `webhooks.allow_private_endpoints`: endpoint URLs may name non-global addresses.
+    pub allow_private_endpoints: bool,
 }
 
 impl Settings {
@@ -145,6 +147,7 @@ impl Settings {
             dkim_algorithm: config.dkim.algorithm,
             dkim_nameservers: config.dkim_dns.nameservers.clone(),
             default_license_id: config.environments.default_license_id.clone(),
+            allow_private_endpoints: config.webhooks.allow_private_endpoints,
         }
     }
 }

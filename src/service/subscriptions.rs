@@ -8,7 +8,7 @@ use crate::{
         Activity, ActivityType, Environment, InvalidField, ResourceType, SigningSecret,
         Subscription, SubscriptionId, SubscriptionSettings, now,
     },
-    store::Delivery,
+    store::{CreateSubscriptionError, Delivery},
 };
 
 /// The longest subscription name accepted.
@@ -38,6 +38,7 @@ impl Service {
         mut settings: SubscriptionSettings,
     ) -> Result<NewSubscription, ServiceError> {
         settings.name = name_value(&settings.name, MAX_SUBSCRIPTION_NAME)?;
+        self.check_endpoint(&settings)?;
         let at = now();
         let subscription = Subscription {
             id: SubscriptionId::new(),
@@ -48,13 +49,35 @@ impl Service {
         };
         let signing_secret = SigningSecret::generate();
         let activity = activity(actor, ActivityType::SubscriptionCreated, &subscription);
-        self.store()
-            .insert_subscription(&subscription, &signing_secret, &activity)
-            .await?;
-        Ok(NewSubscription {
-            subscription,
-            signing_secret,
-        })
+        let maximum = self.settings().limits.subscriptions_per_environment;
+        match self
+            .store()
+            .insert_subscription(&subscription, &signing_secret, maximum, &activity)
+            .await
+        {
+            Ok(()) => Ok(NewSubscription {
+                subscription,
+                signing_secret,
+            }),
+            Err(CreateSubscriptionError::EnvironmentNotFound) => Err(ServiceError::NotFound),
+            Err(CreateSubscriptionError::LimitReached { maximum }) => {
+                Err(ServiceError::SizeLimit {
+                    target: "name".into(),
+                    maximum,
+                    message: format!("An environment can have at most {maximum} subscriptions."),
+                })
+            }
+            Err(CreateSubscriptionError::Store(e)) => Err(e.into()),
+        }
+    }
+
+    /// An endpoint must be on the public internet unless the operator allows others
+    /// (`webhooks.allow_private_endpoints`); names are checked again at each delivery.
+    fn check_endpoint(&self, settings: &SubscriptionSettings) -> Result<(), ServiceError> {
+        if !self.settings().allow_private_endpoints {
+            settings.url.require_public()?;
+        }
+        Ok(())
     }
 
     pub async fn list_subscriptions(
@@ -84,6 +107,7 @@ impl Service {
         mut settings: SubscriptionSettings,
     ) -> Result<Subscription, ServiceError> {
         settings.name = name_value(&settings.name, MAX_SUBSCRIPTION_NAME)?;
+        self.check_endpoint(&settings)?;
         let updated = Subscription {
             settings,
             updated_at: now(),

@@ -39,6 +39,7 @@ pub use outbox::{
     MAX_DELIVERY_ATTEMPTS, OutboxMessage, OutboxStatus, PER_ENVIRONMENT_PER_CLAIM, retry_delay,
 };
 pub use populations::PopulationError;
+pub use subscriptions::CreateSubscriptionError;
 pub use trusted_emails::{CodeDelivery, CodeMailLimits, CreateTrustedEmailError};
 pub use verification::{CheckLease, CheckResult, DueCursor, DuePage, RecordActivity, SavedChecks};
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use sqlx::any::AnyRow;
 
-use super::{Query, RowExt, Store, StoreError, Tx, insert_activity, millis};
+use super::{Query, RowExt, Store, StoreError, Tx, insert_activity, lock_environment, millis};
 use crate::{
     domain::{
         Activity, EndpointHeaders, EndpointUrl, EnvironmentId, SigningSecret, Subscription,
@@ -24,16 +24,50 @@ macro_rules! subscription_columns {
     };
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum CreateSubscriptionError {
+    #[error("the environment does not exist")]
+    EnvironmentNotFound,
+    #[error("the environment already has {maximum} subscriptions")]
+    LimitReached { maximum: u32 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for CreateSubscriptionError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Store(e.into())
+    }
+}
+
 impl Store {
-    /// Stores a new subscription with its secret, and `activity`, in one transaction.
+    /// Stores a new subscription with its secret, and `activity`, in one transaction, unless
+    /// the environment has `maximum` already. Concurrent creates in one environment are
+    /// serialised by the environment row.
     pub async fn insert_subscription(
         &self,
         subscription: &Subscription,
         secret: &SigningSecret,
+        maximum: u32,
         activity: &Activity,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), CreateSubscriptionError> {
         let key = self.master_key()?;
+        let sealed_secret = key
+            .seal(SECRET_PURPOSE, secret.expose().as_bytes())
+            .map_err(StoreError::from)?;
         let mut tx = self.pool.begin().await?;
+        if !lock_environment(&mut tx, subscription.environment_id).await? {
+            return Err(CreateSubscriptionError::EnvironmentNotFound);
+        }
+        let count =
+            sqlx::query("SELECT COUNT(*) AS n FROM subscriptions WHERE environment_id = $1")
+                .bind(subscription.environment_id.to_string())
+                .fetch_one(&mut *tx)
+                .await?
+                .int("n")?;
+        if count >= i64::from(maximum) {
+            return Err(CreateSubscriptionError::LimitReached { maximum });
+        }
         written(
             "INSERT INTO subscriptions (name, enabled, url, sealed_headers, format, verify_tls, \
              updated_at, id, environment_id, created_at, sealed_secret) \
@@ -42,7 +76,7 @@ impl Store {
             subscription,
         )?
         .bind(millis(subscription.created_at))
-        .bind(key.seal(SECRET_PURPOSE, secret.expose().as_bytes())?)
+        .bind(sealed_secret)
         .execute(&mut *tx)
         .await?;
         insert_action_types(&mut tx, subscription).await?;

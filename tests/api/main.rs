@@ -34,4 +34,5 @@ mod token_limits;
 mod trusted_emails;
 mod verification;
 mod wait;
+mod webhook_limits;
 mod zone_file;
