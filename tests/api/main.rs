@@ -7,6 +7,7 @@ mod cli;
 mod cli_domains;
 mod clients;
 mod concurrency;
+mod console;
 mod dkim;
 mod dkim_dns;
 mod dns_client;
