@@ -33,8 +33,8 @@ export function mailFromSection(page) {
   }
 
   async function changed(message) {
-    announce(message);
     await Promise.all([load(), page.refreshRecords()]);
+    announce(message);
   }
 
   if (writable) {

@@ -35,8 +35,8 @@ export function sendersSection(page) {
       controls.push(form(`Activate ${sender.emailAddress}`, [code.field], 'Activate', async () => {
         const activated = await api('POST', path,
           { json: { verificationCode: code.input.value.trim() }, type: ACTIVATE, signal: page.signal });
-        announce(`${activated.emailAddress} is ${activated.status}.`);
         await load(activated.emailAddress);
+        announce(`${activated.emailAddress} is ${activated.status}.`);
       }, [code.input]));
       const resend = h('button', { type: 'button', class: 'secondary', 'aria-label': `Resend the code to ${sender.emailAddress}` },
         'Resend code');
@@ -52,8 +52,8 @@ export function sendersSection(page) {
     remove.addEventListener('click', () => act(remove, removeSlot, async () => {
       if (!window.confirm(`Delete the trusted sender ${sender.emailAddress}?`)) return;
       await api('DELETE', path, { signal: page.signal });
-      announce(`${sender.emailAddress} deleted.`);
       await load();
+      announce(`${sender.emailAddress} deleted.`);
       holder.closest('section').querySelector('h2').focus();
     }));
     controls.push(h('div', {}, remove, removeSlot));
@@ -71,9 +71,9 @@ export function sendersSection(page) {
     children.push(form('Add a trusted sender', [address.field], 'Add sender', async () => {
       const created = await api('POST', base, { json: { emailAddress: address.input.value.trim() }, signal: page.signal });
       address.input.value = '';
+      await load(created.emailAddress);
       announce(created.status === 'ACTIVE' ? `${created.emailAddress} is ACTIVE.`
         : `${created.emailAddress} added: a verification code was mailed to it.`);
-      await load(created.emailAddress);
     }, [address.input]));
   }
   load().catch((err) => {

@@ -168,13 +168,15 @@ def mail_from(c):
     name = f"bounce.{DOMAIN}"
     c.by_label("MAIL FROM domain").send_keys(name)
     c.button("Set MAIL FROM").click()
-    c.wait("the MX record in the table", lambda: any(r.startswith("MAIL_FROM") for r, _ in c.record_rows()))
+    c.announced(f"MAIL FROM domain set to {name}")
+    assert any(r.startswith("MAIL_FROM") for r, _ in c.record_rows()), "no MX record in the table"
     c.button("Clear MAIL FROM").click()
     c.wait("the MX record gone", lambda: not any(r.startswith("MAIL_FROM") for r, _ in c.record_rows()))
 
 
 def activities(c, environment_id):
     c.d.find_element(By.LINK_TEXT, "Console").click()
+    c.wait("the environment page", lambda: c.heading() == "Console")
     c.d.find_element(By.LINK_TEXT, "Activities in this environment").click()
     c.wait("the activities", lambda: c.d.find_elements(By.XPATH, "//caption[.='Activities, newest first']"))
     times = [t.get_attribute("datetime") for t in c.d.find_elements(By.CSS_SELECTOR, "tbody td:first-child time")]
