@@ -21,7 +21,7 @@
 #   new selector and the one sent before still does; …/zoneFile (the default and ?format=bind), with an SOA
 #   and NS put in front, passes BIND's named-checkzone.
 # Then trustmail is restarted with a fresh database and Ed25519 keys, b.shopco.test is published whole, and
-# the sending scenario runs again.
+# the sending scenario runs again. Last, the web console's browser test (.ci/console/) runs against it.
 # Each check is a step; the run goes on past a failed step when later steps do not need it, names every
 # failed step at the end and exits 1. Scratch files go in .ci/build/interop.*; kept when a step failed.
 #
@@ -511,6 +511,13 @@ step "(ed25519) publish every record of $DOMAIN: ownership, environment, DKIM, S
 	publish_everything
 require_passed
 send_scenario
+
+# ---------------------------------------------------------------------------------------------------
+# The web console in headless Chromium against this trustmail, BIND and aiosmtpd (.ci/console/browser.sh).
+# shellcheck source=.ci/console/browser.sh
+. "$ROOT/.ci/console/browser.sh"
+console_step() { console_browser_test "$WORK/ed25519/trustmail.stdout" c.shopco.test; }
+step "(console) the web console: sign in, records, live ACTIVE, sender code, axe-core, screenshots" console_step
 
 # ---------------------------------------------------------------------------------------------------
 kill -0 "$TM_PID" 2>/dev/null || die "trustmail serve died during the run"

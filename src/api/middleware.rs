@@ -136,17 +136,18 @@ pub async fn not_found() -> ApiError {
 }
 
 /// axum answers a known path with the wrong method itself, with an empty body; keep its
-/// `Allow` header and give it PingOne's body.
+/// headers (`Allow`, and the console's security headers) and give it PingOne's body.
 pub async fn p1_method_not_allowed(response: Response) -> Response {
     if response.status() != StatusCode::METHOD_NOT_ALLOWED
         || response.headers().contains_key(header::CONTENT_TYPE)
     {
         return response;
     }
-    let allow = response.headers().get(header::ALLOW).cloned();
     let mut replaced = ApiError::MethodNotAllowed.into_response();
-    if let Some(allow) = allow {
-        replaced.headers_mut().insert(header::ALLOW, allow);
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_LENGTH {
+            replaced.headers_mut().append(name, value.clone());
+        }
     }
     replaced
 }

@@ -5,6 +5,7 @@ mod auth;
 mod bill_of_materials;
 mod body;
 mod clients;
+mod console;
 mod dkim;
 mod email_domains;
 mod environments;
@@ -33,8 +34,9 @@ pub mod views {
     };
 }
 
-use axum::Router;
+use axum::{Router, http::header};
 use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -89,7 +91,7 @@ pub fn openapi(public_url: &str) -> utoipa::openapi::OpenApi {
     doc
 }
 
-/// Every route, with the request time limit (`http.request_timeout_s`) inside the
+/// Every route and the console, with the request time limit (`http.request_timeout_s`) inside the
 /// correlation-id and metrics layer, so a timed-out request is logged and counted as its 503.
 pub fn router(service: Service, public_url: &str, request_timeout: std::time::Duration) -> Router {
     let (routes, mut doc) = routes();
@@ -102,6 +104,7 @@ pub fn router(service: Service, public_url: &str, request_timeout: std::time::Du
         openapi: Arc::new(openapi),
     };
     routes
+        .merge(console::routes())
         .fallback(middleware::not_found)
         .with_state(state)
         .layer(axum::middleware::map_response(
@@ -112,4 +115,9 @@ pub fn router(service: Service, public_url: &str, request_timeout: std::time::Du
             middleware::time_limit,
         ))
         .layer(axum::middleware::from_fn(middleware::observe))
+        // Bearer tokens print as "Sensitive" should anything ever log a request's headers.
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+        ]))
 }

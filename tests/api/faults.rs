@@ -24,9 +24,9 @@ const CONCURRENCY: usize = 64;
 const KILL_AFTER: usize = 200;
 
 /// One `trustmail serve` process on a data directory.
-struct Server {
-    child: Child,
-    base: String,
+pub struct Server {
+    pub child: Child,
+    pub base: String,
     stderr: PathBuf,
 }
 
@@ -48,13 +48,18 @@ fn database_url(dir: &Path, db: &Db) -> String {
 /// Starts `trustmail serve` on `dir` (and `db`) listening on `listen`; `run` numbers the log
 /// files so that a restart keeps the first run's.
 fn start(dir: &Path, db: &Db, listen: &str, run: u32) -> Server {
+    start_logging(dir, db, listen, run, "warn")
+}
+
+/// `start`, logging at `rust_log` (`RUST_LOG`).
+fn start_logging(dir: &Path, db: &Db, listen: &str, run: u32, rust_log: &str) -> Server {
     let stdout = dir.join(format!("serve{run}.stdout"));
     let stderr = dir.join(format!("serve{run}.stderr"));
     let child = Command::new(env!("CARGO_BIN_EXE_trustmail"))
         .arg("serve")
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", rust_log)
         .env("TRUSTMAIL_LISTEN", listen)
         .env("TRUSTMAIL_DATABASE_URL", database_url(dir, db))
         .env("TRUSTMAIL_SECRETS__MASTER_KEY_FILE", dir.join("master.key"))
@@ -76,7 +81,7 @@ fn start(dir: &Path, db: &Db, listen: &str, run: u32) -> Server {
 }
 
 impl Server {
-    fn log(&self) -> String {
+    pub fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
@@ -88,7 +93,7 @@ impl Server {
     }
 
     /// Waits (30 s at most) for GET /healthz to answer 200.
-    async fn ready(&mut self, http: &reqwest::Client) {
+    pub async fn ready(&mut self, http: &reqwest::Client) {
         for _ in 0..300 {
             self.assert_running();
             if let Ok(r) = http.get(format!("{}/healthz", self.base)).send().await
@@ -105,7 +110,12 @@ impl Server {
 /// Starts the first server on a port the kernel picks; its bootstrap JSON (30 s at most), from
 /// which the address it bound.
 async fn first_start(dir: &Path, db: &Db) -> (Server, Credentials) {
-    let mut server = start(dir, db, "127.0.0.1:0", 1);
+    first_start_logging(dir, db, "warn").await
+}
+
+/// `first_start`, logging at `rust_log` (`RUST_LOG`).
+pub async fn first_start_logging(dir: &Path, db: &Db, rust_log: &str) -> (Server, Credentials) {
+    let mut server = start_logging(dir, db, "127.0.0.1:0", 1, rust_log);
     let stdout = dir.join("serve1.stdout");
     for _ in 0..300 {
         server.assert_running();

@@ -8,6 +8,7 @@ mod cli;
 mod cli_domains;
 mod clients;
 mod concurrency;
+mod console;
 mod deliveries;
 mod delivery_queue;
 mod dkim;
