@@ -74,8 +74,14 @@ pub struct SubscriptionView {
     signing_secret: Option<String>,
 }
 
+/// What a header value reads as to a caller who may not change the subscription.
+const MASKED_HEADER: &str = "****";
+
 impl SubscriptionView {
-    fn new(subscription: &Subscription, urls: &UrlBuilder) -> Self {
+    /// `caller_writes`: the caller may change the subscription, so it may read the endpoint's
+    /// header values (usually the receiver's own credentials); a READ_ONLY caller sees their
+    /// names with the values masked.
+    fn new(subscription: &Subscription, urls: &UrlBuilder, caller_writes: bool) -> Self {
         let environment = urls.environment(subscription.environment_id);
         let this = format!("{environment}/subscriptions/{}", subscription.id);
         let settings = &subscription.settings;
@@ -91,7 +97,15 @@ impl SubscriptionView {
             enabled: settings.enabled,
             http_endpoint: HttpEndpointView {
                 url: settings.url.as_str().to_owned(),
-                headers: settings.headers.as_map().clone(),
+                headers: settings
+                    .headers
+                    .as_map()
+                    .iter()
+                    .map(|(name, value)| {
+                        let shown = if caller_writes { value } else { MASKED_HEADER };
+                        (name.clone(), shown.to_owned())
+                    })
+                    .collect(),
             },
             format: settings.format.as_str(),
             filter_options: FilterOptionsView {
@@ -261,7 +275,7 @@ async fn create_subscription(
         .service
         .create_subscription(&caller.0, &environment, settings)
         .await?;
-    let mut view = SubscriptionView::new(&created.subscription, &state.urls);
+    let mut view = SubscriptionView::new(&created.subscription, &state.urls, true);
     view.signing_secret = Some(created.signing_secret.expose().to_owned());
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -276,9 +290,10 @@ async fn list_subscriptions(
 ) -> ApiResult<impl IntoResponse> {
     let environment = path.load(&state, &caller, Permission::Read).await?;
     let subscriptions = state.service.list_subscriptions(&environment).await?;
+    let caller_writes = caller.require(Permission::Write).is_ok();
     let views = subscriptions
         .iter()
-        .map(|s| SubscriptionView::new(s, &state.urls))
+        .map(|s| SubscriptionView::new(s, &state.urls, caller_writes))
         .collect();
     let this = format!("{}/subscriptions", state.urls.environment(environment.id));
     Ok(Json(Page::whole("subscriptions", views, this)))
@@ -293,7 +308,12 @@ async fn read_subscription(
     path: SubscriptionPath,
 ) -> ApiResult<impl IntoResponse> {
     let subscription = path.load(&state, &caller, Permission::Read).await?;
-    Ok(Json(SubscriptionView::new(&subscription, &state.urls)))
+    let caller_writes = caller.require(Permission::Write).is_ok();
+    Ok(Json(SubscriptionView::new(
+        &subscription,
+        &state.urls,
+        caller_writes,
+    )))
 }
 
 #[utoipa::path(put, path = "/v1/environments/{environmentId}/subscriptions/{subscriptionId}",
@@ -312,7 +332,7 @@ async fn update_subscription(
         .service
         .update_subscription(&caller.0, &subscription, settings)
         .await?;
-    Ok(Json(SubscriptionView::new(&updated, &state.urls)))
+    Ok(Json(SubscriptionView::new(&updated, &state.urls, true)))
 }
 
 #[utoipa::path(delete, path = "/v1/environments/{environmentId}/subscriptions/{subscriptionId}",

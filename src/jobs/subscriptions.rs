@@ -55,7 +55,13 @@ pub struct SubscriptionDelivery {
     render: RenderActivity,
     /// `webhooks.allow_private_endpoints`: deliver to non-global addresses too.
     allow_private: bool,
+    /// When this process last failed the deliveries too old to send (`expire_old`).
+    last_expiry: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// How often a process fails the deliveries that waited too long, whatever their subscription.
+const EXPIRY_INTERVAL: Duration = Duration::from_secs(60);
+const EXPIRED: &str = "not sent: it waited more than 14 days for its subscription to be enabled";
 
 impl SubscriptionDelivery {
     pub fn new(
@@ -91,6 +97,7 @@ impl SubscriptionDelivery {
             request_timeout: config.request_timeout(),
             render,
             allow_private,
+            last_expiry: std::sync::Mutex::new(None),
         })
     }
 
@@ -121,6 +128,7 @@ impl SubscriptionDelivery {
     /// One pass: claims what is due and POSTs it. True when it claimed anything, so more may be
     /// waiting.
     pub async fn deliver_due(&self) -> Result<bool, StoreError> {
+        self.expire_old().await?;
         let batch = self
             .store
             .claim_due_deliveries(&self.owner, now(), self.lease(), BATCH_SIZE)
@@ -145,11 +153,36 @@ impl SubscriptionDelivery {
         Ok(claimed)
     }
 
+    /// At most once per `EXPIRY_INTERVAL`: fails every delivery still waiting
+    /// `SUSPENDED_DELIVERY_KEPT` after its activity, claimed or not (a disabled subscription's
+    /// are never claimed, and would otherwise pile up).
+    async fn expire_old(&self) -> Result<(), StoreError> {
+        {
+            let mut last = self
+                .last_expiry
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if last.is_some_and(|at| at.elapsed() < EXPIRY_INTERVAL) {
+                return Ok(());
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        let at = now();
+        let expired = self
+            .store
+            .expire_deliveries(at - SUSPENDED_DELIVERY_KEPT, at, EXPIRED)
+            .await?;
+        if expired > 0 {
+            tracing::warn!(expired, "webhook deliveries failed unsent after waiting 14 days");
+            metrics::counter!("webhook_deliveries_total", "result" => "expired").increment(expired);
+        }
+        Ok(())
+    }
+
     async fn deliver(&self, delivery: &DueDelivery) {
         let outcome = if now() - delivery.queued_at > SUSPENDED_DELIVERY_KEPT {
             DeliveryOutcome::Expired {
-                error: "not sent: it waited more than 14 days for its subscription to be enabled"
-                    .into(),
+                error: EXPIRED.into(),
             }
         } else {
             self.post(delivery).await
@@ -242,7 +275,8 @@ impl SubscriptionDelivery {
                 status: Some(response.status().as_u16()),
                 error: format!("the endpoint answered {}", response.status()),
             },
-            Err(e) => failed(ErrorChain(&e).to_string()),
+            // Without the URL: an endpoint's path or query may hold its secret.
+            Err(e) => failed(ErrorChain(&e.without_url()).to_string()),
         }
     }
 }

@@ -105,14 +105,18 @@ impl Service {
                 message: "The region of an environment cannot be changed.".into(),
             });
         }
-        let mut updated = environment.clone();
-        updated.name = environment_name(&update.name)?;
-        updated.description = kept_text("description", update.description)?;
-        updated.license_id = update.license_id.as_deref().map(license_id).transpose()?;
-        if let Some(environment_type) = update.environment_type {
-            updated.environment_type = environment_type;
-        }
-        self.save_environment(actor, updated).await
+        let name = environment_name(&update.name)?;
+        let description = kept_text("description", update.description)?;
+        let license_id = update.license_id.as_deref().map(license_id).transpose()?;
+        self.save_environment(actor, environment.id, move |updated| {
+            updated.name = name;
+            updated.description = description;
+            updated.license_id = license_id;
+            if let Some(environment_type) = update.environment_type {
+                updated.environment_type = environment_type;
+            }
+        })
+        .await
     }
 
     /// `PUT /v1/environments/{id}/type`.
@@ -122,9 +126,10 @@ impl Service {
         environment: &Environment,
         environment_type: EnvironmentType,
     ) -> Result<Environment, ServiceError> {
-        let mut updated = environment.clone();
-        updated.environment_type = environment_type;
-        self.save_environment(actor, updated).await
+        self.save_environment(actor, environment.id, move |updated| {
+            updated.environment_type = environment_type;
+        })
+        .await
     }
 
     /// `PUT /v1/environments/{id}/billOfMaterials`: the products are replaced; the solution
@@ -135,13 +140,15 @@ impl Service {
         environment: &Environment,
         bill_of_materials: BillOfMaterials,
     ) -> Result<Environment, ServiceError> {
-        let mut updated = environment.clone();
-        updated.bill_of_materials = BillOfMaterials {
-            solution_type: environment.bill_of_materials.solution_type,
-            products: bill_of_materials.products,
-        };
-        updated.bill_of_materials_updated_at = now();
-        self.save_environment(actor, updated).await
+        let at = now();
+        self.save_environment(actor, environment.id, move |updated| {
+            updated.bill_of_materials = BillOfMaterials {
+                solution_type: updated.bill_of_materials.solution_type,
+                products: bill_of_materials.products,
+            };
+            updated.bill_of_materials_updated_at = at;
+        })
+        .await
     }
 
     /// The license an environment answers: the one it was given, or the configured default.
@@ -152,30 +159,29 @@ impl Service {
             .unwrap_or(&self.settings().default_license_id)
     }
 
+    /// Applies `change` to the environment as stored (not to a cached copy, which may be a
+    /// moment old) and records the update.
     async fn save_environment(
         &self,
         actor: &Actor,
-        mut environment: Environment,
+        id: EnvironmentId,
+        change: impl FnOnce(&mut Environment) + Send,
     ) -> Result<Environment, ServiceError> {
-        environment.updated_at = now();
-        let activity = Activity::new(
-            actor.environment_id,
-            ActivityType::EnvironmentUpdated,
-            actor.client_id,
-            ResourceType::Environment,
-            environment.id,
-            &environment.name,
-        );
         let saved = self
             .store()
-            .update_environment(&environment, &activity)
+            .update_environment(id, now(), change, |environment| {
+                Activity::new(
+                    actor.environment_id,
+                    ActivityType::EnvironmentUpdated,
+                    actor.client_id,
+                    ResourceType::Environment,
+                    environment.id,
+                    &environment.name,
+                )
+            })
             .await?;
-        self.inner.cache.forget_environment(environment.id);
-        if saved {
-            Ok(environment)
-        } else {
-            Err(ServiceError::NotFound)
-        }
+        self.inner.cache.forget_environment(id);
+        saved.ok_or(ServiceError::NotFound)
     }
 
     /// Every environment for an organization administrator; otherwise the caller's own.

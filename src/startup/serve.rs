@@ -8,7 +8,7 @@ use std::{
     pin::{Pin, pin},
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     task::{Context, Poll},
     time::Duration,
@@ -141,7 +141,7 @@ impl Connection {
             activity: activity.clone(),
         };
         let Some(acceptor) = self.tls.take() else {
-            return self.serve(TokioIo::new(tracked), &activity).await;
+            return self.serve(TokioIo::new(tracked), activity).await;
         };
         let handshake = tokio::time::timeout(self.handshake_timeout, acceptor.accept(tracked));
         let stream = tokio::select! {
@@ -158,17 +158,30 @@ impl Connection {
             },
             _ = self.stopping.changed() => return,
         };
-        self.serve(TokioIo::new(stream), &activity).await
+        self.serve(TokioIo::new(stream), activity).await
     }
 
     /// Serves HTTP/1.1 on `io` until the client is done, the connection idles out, or shutdown.
-    async fn serve<I>(mut self, io: TokioIo<I>, activity: &Activity)
+    async fn serve<I>(mut self, io: TokioIo<I>, activity: Arc<Activity>)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        // A request in its handler moves no bytes (a long poll waits up to minutes): the
+        // connection is not idle until its answer is written.
+        let router = self.router;
+        let handling = activity.clone();
+        let service = tower::service_fn(move |request| {
+            let answered = handling.handling();
+            let response = tower::ServiceExt::oneshot(router.clone(), request);
+            async move {
+                let response = response.await;
+                drop(answered);
+                response
+            }
+        });
         let served = self
             .builder
-            .serve_connection(io, TowerToHyperService::new(self.router));
+            .serve_connection(io, TowerToHyperService::new(service));
         let mut served = pin!(served);
         let mut draining = false;
         loop {
@@ -185,7 +198,9 @@ impl Connection {
                     served.as_mut().graceful_shutdown();
                 }
                 () = tokio::time::sleep(idle_left) => {
-                    if activity.idle_for() >= self.idle_timeout {
+                    if activity.in_handler() {
+                        activity.touch();
+                    } else if activity.idle_for() >= self.idle_timeout {
                         tracing::debug!("closing a connection idle for the idle timeout");
                         return;
                     }
@@ -195,10 +210,11 @@ impl Connection {
     }
 }
 
-/// When a connection last moved a byte either way.
+/// When a connection last moved a byte either way, and whether a request is in its handler.
 struct Activity {
     start: Instant,
     last_ms: AtomicU64,
+    in_handler: AtomicUsize,
 }
 
 impl Activity {
@@ -206,7 +222,18 @@ impl Activity {
         Self {
             start: Instant::now(),
             last_ms: AtomicU64::new(0),
+            in_handler: AtomicUsize::new(0),
         }
+    }
+
+    /// Marks a request as in its handler until the guard drops; the idle time counts from then.
+    fn handling(self: &Arc<Self>) -> Handling {
+        self.in_handler.fetch_add(1, Ordering::Relaxed);
+        Handling(self.clone())
+    }
+
+    fn in_handler(&self) -> bool {
+        self.in_handler.load(Ordering::Relaxed) > 0
     }
 
     fn touch(&self) {
@@ -217,6 +244,16 @@ impl Activity {
     fn idle_for(&self) -> Duration {
         let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
         self.start.elapsed().saturating_sub(last)
+    }
+}
+
+/// A request in its handler (`Activity::handling`).
+struct Handling(Arc<Activity>);
+
+impl Drop for Handling {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_handler.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -90,6 +90,28 @@ pub(super) async fn enqueue_deliveries(
 }
 
 impl Store {
+    /// Fails, with `error`, every delivery still pending that was queued before `queued_before`
+    /// and is not leased at `now`; how many.
+    pub async fn expire_deliveries(
+        &self,
+        queued_before: OffsetDateTime,
+        now: OffsetDateTime,
+        error: &str,
+    ) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE subscription_deliveries SET state = $1, last_error = $2 \
+             WHERE state = $3 AND created_at < $4 AND (leased_until IS NULL OR leased_until < $5)",
+        )
+        .bind(DeliveryState::Failed.as_str())
+        .bind(error)
+        .bind(DeliveryState::Pending.as_str())
+        .bind(millis(queued_before))
+        .bind(millis(now))
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
     /// Leases up to `limit` deliveries of enabled subscriptions due at `now` to `owner` until
     /// `now + lease`: each subscription's earliest due first, taken in turn, at most
     /// `PER_SUBSCRIPTION_PER_CLAIM` each. A claimed row that cannot be read (sealed with another

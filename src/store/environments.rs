@@ -1,6 +1,9 @@
 use sqlx::{Row, any::AnyRow};
 
-use super::{RowExt, Store, StoreError, insert_activity, millis, populations::insert_population};
+use super::{
+    RowExt, Store, StoreError, insert_activity, lock_environment, millis,
+    populations::insert_population,
+};
 use crate::domain::{Activity, BillOfMaterials, Environment, EnvironmentId, Population};
 
 macro_rules! environment_columns {
@@ -25,15 +28,33 @@ impl Store {
         Ok(())
     }
 
-    /// Writes every settable field of `environment` (name, type, description, license, bill of
-    /// materials) and its times. False if it no longer exists.
+    /// Applies `change` to the environment as stored, under its row lock (so that concurrent
+    /// updates, on any replica, each start from the other's result), stamps `updated_at`, and
+    /// writes every settable field (name, type, description, license, bill of materials) with
+    /// the activity `activity` names. `None` if it no longer exists.
     pub async fn update_environment(
         &self,
-        environment: &Environment,
-        activity: &Activity,
-    ) -> Result<bool, StoreError> {
+        id: EnvironmentId,
+        updated_at: time::OffsetDateTime,
+        change: impl FnOnce(&mut Environment) + Send,
+        activity: impl FnOnce(&Environment) -> Activity + Send,
+    ) -> Result<Option<Environment>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query(
+        if !lock_environment(&mut tx, id).await? {
+            return Ok(None);
+        }
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            environment_columns!(),
+            " FROM environments WHERE id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_one(&mut *tx)
+        .await?;
+        let mut environment = environment_from_row(&row)?;
+        change(&mut environment);
+        environment.updated_at = updated_at;
+        sqlx::query(
             "UPDATE environments SET name = $1, environment_type = $2, description = $3, \
              license_id = $4, bill_of_materials = $5, bill_of_materials_updated_at = $6, \
              updated_at = $7 WHERE id = $8",
@@ -47,14 +68,10 @@ impl Store {
         .bind(millis(environment.updated_at))
         .bind(environment.id.to_string())
         .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            return Ok(false);
-        }
-        insert_activity(&mut tx, activity).await?;
+        .await?;
+        insert_activity(&mut tx, &activity(&environment)).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(environment))
     }
 
     pub async fn list_environments(&self) -> Result<Vec<Environment>, StoreError> {

@@ -209,3 +209,38 @@ async fn failed_attempts_follow_the_schedule_then_fail() {
         );
     }
 }
+
+#[tokio::test]
+async fn deliveries_that_waited_too_long_fail_unsent_unless_leased() {
+    for db in backends("deliveries_that_waited_too_long_fail_unsent_unless_leased").await {
+        let (_app, store, id) = queued(db.clone(), 3).await;
+        let at = now() + Duration::from_millis(10);
+        let leased = store
+            .claim_due_deliveries("deliverer", at, LEASE, 1)
+            .await
+            .unwrap();
+        assert_eq!(leased.len(), 1, "{db:?}");
+        // Queued before a cut-off just ahead: all three count as too old.
+        let expired = store
+            .expire_deliveries(at + Duration::from_secs(1), at, "waited too long")
+            .await
+            .unwrap();
+        assert_eq!(expired, 2, "{db:?}: the leased one is its deliverer's to finish");
+        let (deliveries, _) = store
+            .list_deliveries(id.parse().unwrap(), 10, 0)
+            .await
+            .unwrap();
+        let failed: Vec<_> = deliveries
+            .iter()
+            .filter(|d| d.state == DeliveryState::Failed)
+            .collect();
+        assert_eq!(failed.len(), 2, "{db:?}");
+        assert!(failed.iter().all(|d| d.last_error.as_deref() == Some("waited too long")));
+        assert!(
+            deliveries
+                .iter()
+                .any(|d| d.state == DeliveryState::Pending && d.activity_id == leased[0].activity.id),
+            "{db:?}"
+        );
+    }
+}

@@ -319,7 +319,19 @@ async fn read_only_clients_read_but_do_not_write() {
     let (id, _) = created(&app, &env, HOOK_URL, &["EMAIL_DOMAIN_DELETED"]).await;
     let reader = app.token(&env, Role::ReadOnly).await;
     let one = format!("{}/{id}", subscriptions(&env));
-    assert_eq!(app.get(&one, &reader).await.status(), StatusCode::OK);
+    // The endpoint's header values are its receiver's credentials: masked for a reader, shown
+    // to those who may change them.
+    let read: Value = app.get(&one, &reader).await.json().await.unwrap();
+    assert_eq!(read["httpEndpoint"]["headers"]["Authorization"], "****");
+    let listed: Value = app.get(&subscriptions(&env), &reader).await.json().await.unwrap();
+    assert_eq!(
+        listed["_embedded"]["subscriptions"][0]["httpEndpoint"]["headers"]["Authorization"],
+        "****"
+    );
+    assert_eq!(
+        app.get_json(&one).await["httpEndpoint"]["headers"]["Authorization"],
+        "Basic c2hvcDpodW50ZXIy"
+    );
     let deliveries = app.get(&format!("{one}/deliveries"), &reader).await;
     assert_eq!(deliveries.status(), StatusCode::OK);
     let body = subscription_body(HOOK_URL, &["CLIENT_CREATED"]);

@@ -26,8 +26,10 @@ fn ownership_lookups(dns: &TestDns) -> usize {
 async fn waiting_app(dns: &TestDns, cadence_s: u64) -> (TestApp, String, String) {
     let app = TestApp::with_dns(dns, |c| {
         c.dns.min_recheck_interval_s = cadence_s;
-        // Requests are cut at 1 s unless they wait: the wait must extend the limit.
+        // Requests are cut at 1 s unless they wait: the wait must extend the limit. And a
+        // connection idles out after 1 s, but not while its request waits in the handler.
         c.http.request_timeout_s = 1;
+        c.http.idle_timeout_s = 1;
     })
     .await;
     let env = app.environment("Shop").await;
