@@ -173,7 +173,10 @@ impl SubscriptionDelivery {
             .expire_deliveries(at - SUSPENDED_DELIVERY_KEPT, at, EXPIRED)
             .await?;
         if expired > 0 {
-            tracing::warn!(expired, "webhook deliveries failed unsent after waiting 14 days");
+            tracing::warn!(
+                expired,
+                "webhook deliveries failed unsent after waiting 14 days"
+            );
             metrics::counter!("webhook_deliveries_total", "result" => "expired").increment(expired);
         }
         Ok(())

@@ -138,3 +138,34 @@ async fn environment_admins_read_it_and_only_organization_admins_replace_it() {
     let r = app.get(&path(UNKNOWN_ID), &app.admin_token).await;
     assert_p1_error(r, StatusCode::NOT_FOUND, "NOT_FOUND", None).await;
 }
+
+#[tokio::test]
+async fn a_put_on_another_replica_keeps_a_rename_it_has_not_seen_yet() {
+    let a = TestApp::spawn().await;
+    let b = a.replica().await;
+    let env = a.environment("Before").await;
+    let one = format!("/v1/environments/{env}");
+    // B holds the environment in its read cache, as it was.
+    assert_eq!(b.get_json(&one).await["name"], "Before");
+    let renamed = a
+        .put(
+            &one,
+            &a.admin_token,
+            json!({"name": "After", "region": "NA"}),
+        )
+        .await;
+    assert_eq!(renamed.status(), StatusCode::OK);
+    // Terraform's next call, on the other replica within its cache's staleness.
+    let products = json!({"products": provider_products()});
+    let r = b.put(&path(&env), &b.admin_token, products).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let environment = a.get_json(&one).await;
+    assert_eq!(environment["name"], "After", "{environment:#}");
+    assert_eq!(
+        environment["billOfMaterials"]["products"]
+            .as_array()
+            .unwrap()
+            .len(),
+        provider_products().as_array().unwrap().len()
+    );
+}

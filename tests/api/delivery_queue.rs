@@ -225,7 +225,10 @@ async fn deliveries_that_waited_too_long_fail_unsent_unless_leased() {
             .expire_deliveries(at + Duration::from_secs(1), at, "waited too long")
             .await
             .unwrap();
-        assert_eq!(expired, 2, "{db:?}: the leased one is its deliverer's to finish");
+        assert_eq!(
+            expired, 2,
+            "{db:?}: the leased one is its deliverer's to finish"
+        );
         let (deliveries, _) = store
             .list_deliveries(id.parse().unwrap(), 10, 0)
             .await
@@ -235,11 +238,15 @@ async fn deliveries_that_waited_too_long_fail_unsent_unless_leased() {
             .filter(|d| d.state == DeliveryState::Failed)
             .collect();
         assert_eq!(failed.len(), 2, "{db:?}");
-        assert!(failed.iter().all(|d| d.last_error.as_deref() == Some("waited too long")));
         assert!(
-            deliveries
+            failed
                 .iter()
-                .any(|d| d.state == DeliveryState::Pending && d.activity_id == leased[0].activity.id),
+                .all(|d| d.last_error.as_deref() == Some("waited too long"))
+        );
+        assert!(
+            deliveries.iter().any(
+                |d| d.state == DeliveryState::Pending && d.activity_id == leased[0].activity.id
+            ),
             "{db:?}"
         );
     }

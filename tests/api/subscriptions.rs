@@ -323,7 +323,12 @@ async fn read_only_clients_read_but_do_not_write() {
     // to those who may change them.
     let read: Value = app.get(&one, &reader).await.json().await.unwrap();
     assert_eq!(read["httpEndpoint"]["headers"]["Authorization"], "****");
-    let listed: Value = app.get(&subscriptions(&env), &reader).await.json().await.unwrap();
+    let listed: Value = app
+        .get(&subscriptions(&env), &reader)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(
         listed["_embedded"]["subscriptions"][0]["httpEndpoint"]["headers"]["Authorization"],
         "****"
