@@ -239,6 +239,12 @@ impl Application {
             crate::jobs::dns::run_scheduled_checks(service.clone())
         }));
         let acceptor = self.tls.as_ref().map(Tls::acceptor);
+        let waits = self.service.clone();
+        let shutdown = async move {
+            shutdown.await;
+            // Long polls answer now, inside the shutdown grace.
+            waits.stop_waiting();
+        };
         let reload = self.tls.map(|tls| {
             let interval = self.http.tls_reload_interval();
             tokio::spawn(supervise("tls_reload", FIRST_BACKOFF, move || {

@@ -23,9 +23,20 @@ pub struct Waited {
 /// One lock per domain being waited on in this process, so that its waiters take turns: the
 /// first looks DNS up, the rest read what it saved (records checked within the cadence are not
 /// looked up again). Across replicas the check lease does the same.
-#[derive(Default)]
+/// Once the server stops, every wait answers with what it has (`Service::stop_waiting`), rather
+/// than holding its connection open until the shutdown grace drops it.
 pub(super) struct WaitRooms {
     rooms: Mutex<HashMap<DomainId, Weak<tokio::sync::Mutex<()>>>>,
+    stopping: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for WaitRooms {
+    fn default() -> Self {
+        Self {
+            rooms: Mutex::default(),
+            stopping: tokio::sync::watch::Sender::new(false),
+        }
+    }
 }
 
 impl WaitRooms {
@@ -46,6 +57,12 @@ impl WaitRooms {
 }
 
 impl Service {
+    /// The server is stopping: waits in progress answer after their current round, and new
+    /// ones after their first.
+    pub fn stop_waiting(&self) {
+        self.inner.waits.stopping.send_replace(true);
+    }
+
     /// Re-checks `domain` on the `dns.min_recheck_interval_s` cadence until every record is
     /// ACTIVE or `timeout` passes, whichever is first; `progress` sees every record after each
     /// round (the CLI prints it). Many waiters on one domain cost one check per cadence: a record
@@ -59,8 +76,9 @@ impl Service {
         let deadline = Instant::now() + timeout;
         let cadence = Duration::from_secs(self.settings().dns.min_recheck_interval_s.max(1));
         let room = self.inner.waits.room(domain.id);
+        let mut stopping = self.inner.waits.stopping.subscribe();
         loop {
-            let last = Instant::now() >= deadline;
+            let last = Instant::now() >= deadline || *stopping.borrow_and_update();
             let records = {
                 let _turn = room.lock().await;
                 self.check_domain(domain, CheckScope::StaleOf(RecordKind::ALL), None)
@@ -77,7 +95,11 @@ impl Service {
             if complete || last {
                 return Ok(Waited { records, complete });
             }
-            tokio::time::sleep_until(deadline.min(Instant::now() + cadence)).await;
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline.min(Instant::now() + cadence)) => {}
+                // The next round is the last.
+                _ = stopping.changed() => {}
+            }
         }
     }
 }

@@ -157,3 +157,35 @@ async fn a_plain_read_says_whether_every_record_is_active() {
         .unwrap();
     assert_eq!(checked["complete"], true, "{checked:#}");
 }
+
+#[tokio::test]
+async fn a_stopping_server_answers_its_waiters_at_once() {
+    let dns = TestDns::start().await;
+    let (app, env, id) = waiting_app(&dns, 1).await;
+    let path = wait_path(&env, &id, 300);
+    let waiter = app.get(&path, &app.admin_token);
+    let stopper = async {
+        let domain_id = id.parse().unwrap();
+        while app
+            .store()
+            .checked_records(domain_id)
+            .await
+            .unwrap()
+            .iter()
+            .any(|r| r.last_checked_at.is_none())
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // What the server's shutdown does first.
+        app.service.stop_waiting();
+    };
+    // A wait of five minutes that were not cut short would fail this bound.
+    let (response, ()) = tokio::time::timeout(Duration::from_secs(60), async {
+        tokio::join!(waiter, stopper)
+    })
+    .await
+    .expect("the waiter answered when the server began to stop");
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["complete"], false, "{body:#}");
+}
