@@ -188,12 +188,13 @@ pub struct Dns {
 }
 
 /// `dns.transport`: how trustmail talks to the resolvers of `dns.resolvers` (the system's are
-/// always asked over UDP).
+/// always asked over UDP, from a fresh random port per query).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DnsTransport {
-    /// A fresh UDP socket on a random port per query, TCP when an answer is truncated: each
-    /// query independent of the others, whatever the resolver.
+    /// A few shared UDP sockets per resolver, each on a random port and renewed after a while,
+    /// TCP when an answer is truncated: each query independent of the others, whatever the
+    /// resolver.
     #[default]
     Udp,
     /// Queries pipelined over two long-lived TCP connections per resolver: cheaper per query,

@@ -1,11 +1,12 @@
 //! The DNS client: plain lookups against the configured resolvers, never cached, so a record
-//! published a second ago is seen now. By default every resolver is asked over UDP from a random
-//! port per query, TCP when an answer is truncated; with `dns.transport = "tcp"` the resolvers
-//! of `dns.resolvers` are asked over pipelined long-lived TCP connections instead (see
-//! [`pipelined`] for why that is safe, and `config::DnsTransport` for when it is wise).
+//! published a second ago is seen now. The resolvers of `dns.resolvers` are asked over a few
+//! shared UDP sockets each (TCP when an answer is truncated), or with `dns.transport = "tcp"`
+//! over pipelined long-lived TCP connections (see [`connections`] for why sharing is safe, and
+//! `config::DnsTransport` for when TCP is wise); the system's resolvers, when `dns.resolvers` is
+//! empty, over UDP from a fresh random port per query.
 
 mod checks;
-mod pipelined;
+mod connections;
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -18,6 +19,10 @@ use hickory_resolver::{
 };
 
 pub use checks::{Expected, check_record, count_spf_lookups};
+pub use connections::{
+    TCP_CONNECTIONS_PER_RESOLVER, UDP_QUERIES_PER_SOCKET, UDP_SOCKET_LIFETIME,
+    UDP_SOCKETS_PER_RESOLVER,
+};
 
 use crate::config::{Dns, DnsTransport};
 
@@ -65,35 +70,38 @@ pub struct DnsClient {
 /// hickory's resolver over the connections each kind of resolver gets.
 #[derive(Clone)]
 enum Resolvers {
-    /// UDP from a random port per query, TCP when an answer is truncated.
+    /// The system's resolvers: UDP from a random port per query, TCP when an answer is
+    /// truncated.
     System(TokioResolver),
-    /// `dns.resolvers` with `dns.transport = "tcp"`: pipelined TCP connections.
-    Configured(Resolver<pipelined::PipelinedTcp>),
+    /// `dns.resolvers`: shared UDP sockets and TCP connections.
+    Configured(Resolver<connections::SharedConnections>),
 }
 
 impl DnsClient {
     /// Resolvers from `dns.resolvers`, or the system's when that is empty.
     pub fn new(config: &Dns) -> Result<Self, DnsSetupError> {
         let (mut resolver_config, mut options) = resolver_setup(config)?;
-        let resolver = if config.resolvers.is_empty() || config.transport == DnsTransport::Udp {
+        let resolver = if config.resolvers.is_empty() {
             Resolvers::System(build(
                 resolver_config,
                 options,
                 TokioRuntimeProvider::default(),
             )?)
         } else {
-            // TCP only: no UDP to fall back from, so no truncation either.
-            for server in &mut resolver_config.name_servers {
-                server
-                    .connections
-                    .retain(|c| matches!(c.protocol, ProtocolConfig::Tcp));
+            if config.transport == DnsTransport::Tcp {
+                // TCP only: no UDP to fall back from, so no truncation either.
+                for server in &mut resolver_config.name_servers {
+                    server
+                        .connections
+                        .retain(|c| matches!(c.protocol, ProtocolConfig::Tcp));
+                }
             }
-            // As many queries in flight on a connection as checks may ask at once.
+            // As many queries in flight on a socket as checks may ask at once.
             options.max_active_requests = MAX_IN_FLIGHT;
             Resolvers::Configured(build(
                 resolver_config,
                 options,
-                pipelined::PipelinedTcp::default(),
+                connections::SharedConnections::default(),
             )?)
         };
         Ok(Self { resolver })
@@ -110,7 +118,7 @@ impl DnsClient {
     }
 }
 
-/// Queries in flight on one connection to a configured resolver before hickory answers "busy"
+/// Queries in flight on one socket to a configured resolver before hickory answers "busy"
 /// (and retries after a pause): well above what the checks ask at once.
 const MAX_IN_FLIGHT: usize = 4096;
 
