@@ -23,7 +23,7 @@
 # Knobs (environment): BENCH_ROUNDS (default 5), BENCH_CONCURRENCY (domains checked at once, 128, as the job),
 # BENCH_ENVIRONMENTS (20), BENCH_DOMAINS (per environment, 50; at most 50), BENCH_DB_DIR (where the SQLite
 # file lives; default the scratch folder, set /dev/shm to take fsync out), BENCH_PERF=1 (one more sweep
-# under `perf record`, with its top symbols), BENCH_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/postgres:
+# and one more run of the record checks alone under `perf record`, with its top symbols), BENCH_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/postgres:
 # then the same sweep on a fresh PostgreSQL database, by one process and by BENCH_REPLICAS (2) processes at once,
 # which must check every domain exactly once between them; the combined rate is all their queries over the
 # slowest one's time), BENCH_DNS_TRANSPORT (udp, as the default configuration; tcp = dns.transport "tcp").
@@ -163,16 +163,24 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 if [ "$PERF" = 1 ]; then
+	# profile NAME ARGS...: one more run of the sweep process under perf record, its top symbols and threads.
+	profile() {
+		local name=$1
+		shift
+		perf record -q -g -o "$WORK/perf-$name.data" -- "$SWEEP" "${STORE[@]}" sweep --dns "127.0.0.1:$BIND_PORT" \
+			--concurrency "$CONCURRENCY" "$@" 2>"$WORK/perf-$name.stderr"
+		perf report -i "$WORK/perf-$name.data" --no-children --sort dso,symbol --stdio >"$WORK/perf-$name.txt" 2>/dev/null
+		awk '/^ +[0-9.]+%/ && n++ < 30 { sub(/[ -]+$/, ""); print }' "$WORK/perf-$name.txt"
+		echo
+		echo "by thread:"
+		perf report -i "$WORK/perf-$name.data" --no-children --sort comm --stdio >"$WORK/perf-$name-comm.txt" 2>/dev/null
+		awk '/^ +[0-9.]+%/ && n++ < 10 { sub(/[ -]+$/, ""); print }' "$WORK/perf-$name-comm.txt"
+	}
 	section "profile: one more sweep under perf record (on-CPU samples of the sweep process)"
 	"$SWEEP" "${STORE[@]}" make-due
-	perf record -q -g -o "$WORK/perf.data" -- "$SWEEP" "${STORE[@]}" sweep --dns "127.0.0.1:$BIND_PORT" \
-		--concurrency "$CONCURRENCY" --scheduled 2>"$WORK/perf-sweep.stderr"
-	perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --stdio >"$WORK/perf.txt" 2>/dev/null
-	awk '/^ +[0-9.]+%/ && n++ < 30 { sub(/[ -]+$/, ""); print }' "$WORK/perf.txt"
-	echo
-	echo "by thread:"
-	perf report -i "$WORK/perf.data" --no-children --sort comm --stdio >"$WORK/perf-comm.txt" 2>/dev/null
-	awk '/^ +[0-9.]+%/ && n++ < 10 { sub(/[ -]+$/, ""); print }' "$WORK/perf-comm.txt"
+	profile sweep --scheduled
+	section "profile: the record checks alone under perf record"
+	profile lookups --lookups-only
 fi
 
 bind_stop

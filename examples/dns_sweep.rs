@@ -321,6 +321,8 @@ async fn sweep(
 
     let (mut records, mut active, mut errors) = (0usize, 0usize, 0usize);
     let mut reasons: BTreeMap<&'static str, usize> = BTreeMap::new();
+    // The first few sentences of records that did not end ACTIVE, to say why.
+    let mut why_not: BTreeMap<String, usize> = BTreeMap::new();
     for result in results {
         match result {
             Ok(Ok(checked)) => {
@@ -328,6 +330,9 @@ async fn sweep(
                     records += 1;
                     active += usize::from(r.record.status == RecordStatus::Active);
                     *reasons.entry(r.reason.as_str()).or_default() += 1;
+                    if r.record.status != RecordStatus::Active {
+                        *why_not.entry(r.message.clone()).or_default() += 1;
+                    }
                 }
             }
             Ok(Err(e)) => {
@@ -339,6 +344,9 @@ async fn sweep(
                 eprintln!("check task failed: {e}");
             }
         }
+    }
+    for (message, n) in why_not.iter().take(5) {
+        eprintln!("not ACTIVE ({n}×): {message}");
     }
     let reasons = reasons
         .iter()

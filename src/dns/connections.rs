@@ -7,11 +7,13 @@
 //! defence against off-path answer spoofing (RFC 5452: the attacker must guess the port as well
 //! as the 16-bit query id). It is used only for `dns.resolvers`, servers the operator names and
 //! runs for trustmail; with the system's resolvers (`dns.resolvers` empty) lookups keep
-//! hickory's socket per query. A shared UDP socket still has a random port, and keeps it for at
-//! most [`UDP_QUERIES_PER_SOCKET`] queries or [`UDP_SOCKET_LIFETIME`], so the port is a moving
-//! target; an answer counts only if it comes from the resolver's address and port, carries the
-//! id of a query in flight on that socket, and repeats that query's question (a mismatch fails
-//! the lookup, temporarily, rather than letting a forged answer through). Over TCP an off-path
+//! hickory's socket per query. A shared UDP socket still has a random port (the kernel's
+//! ephemeral port choice, random on Linux), and keeps it for at most [`UDP_QUERIES_PER_SOCKET`]
+//! queries or [`UDP_SOCKET_LIFETIME`], so the port is a moving target; the socket is connected
+//! to the resolver, so the kernel drops datagrams from any other address or port; and an answer
+//! counts only if it carries the id of a query in flight on that socket and repeats that query's
+//! question (a mismatch fails the lookup, temporarily, rather than letting a forged answer
+//! through). Over TCP an off-path
 //! attacker cannot inject an answer at all (the handshake and the sequence numbers see to
 //! that), so keeping a connection open gives nothing away.
 //!
@@ -21,10 +23,16 @@
 //! independent: a resolver that answers a TCP connection's queries in order lets one slow answer
 //! hold up those behind it; over UDP each answer arrives when it is ready.
 //!
+//! What sharing must not cost is answers: a socket's receive buffer holds a few hundred
+//! datagrams (the kernel's default limit, which an unprivileged process cannot raise), and
+//! answers beyond it are dropped and time out. So a resolver's queries over UDP are held to
+//! [`UDP_IN_FLIGHT_PER_SOCKET`] per socket on average (lookups beyond that wait their turn), and
+//! each socket's outgoing queue has room for all of them.
+//!
 //! Everything DNS is hickory's: the resolver above (server pool, timeouts, negative answers,
-//! CNAME chains, TCP after a truncated answer) and the transport below (a [`UdpStream`] on a
-//! random port, or a [`TcpClientStream`], in a [`DnsMultiplexer`], which matches answers to the
-//! queries in flight by id). What this file adds is the sharing: the resolver's name server
+//! CNAME chains, TCP after a truncated answer) and the transport below (a [`DnsMultiplexer`],
+//! which matches answers to the queries in flight by id, over a [`TcpClientStream`] or over
+//! [`ConnectedUdp`], this file's connected UDP socket). What this file adds is the sharing: the resolver's name server
 //! keeps a list of connections and makes a new one whenever none is usable (at start, by every
 //! lookup that arrives before the first connect finishes; after any failed query), so it would
 //! open many connections and keep those the server has since closed. Here every such
@@ -50,14 +58,16 @@ use hickory_resolver::{
     ConnectionProvider, PoolContext,
     config::{ConnectionConfig, ProtocolConfig},
     net::{
-        NetError,
+        BufDnsStreamHandle, NetError,
         runtime::{RuntimeProvider, Spawn, TokioRuntimeProvider, TokioTime},
         tcp::{TcpClientStream, TcpStream},
-        udp::UdpStream,
-        xfer::{DnsClientStream, DnsExchange, DnsHandle, DnsMultiplexer, FirstAnswer},
+        xfer::{
+            DnsClientStream, DnsExchange, DnsHandle, DnsMultiplexer, FirstAnswer, StreamReceiver,
+        },
     },
     proto::op::{DnsRequest, DnsResponse, SerialMessage},
 };
+use tokio::{io::ReadBuf, net::UdpSocket, sync::Semaphore};
 
 /// hickory's [`ConnectionProvider`] for the configured resolvers: for every lookup to a
 /// resolver address, the same [`UDP_SOCKETS_PER_RESOLVER`] UDP sockets or
@@ -84,7 +94,11 @@ impl Transport {
 }
 
 /// UDP sockets per resolver, taken in turn by the queries.
-pub const UDP_SOCKETS_PER_RESOLVER: usize = 4;
+pub const UDP_SOCKETS_PER_RESOLVER: usize = 8;
+/// Queries in flight per UDP socket, on average over a resolver's sockets: their answers fit in
+/// the socket's receive buffer (the kernel's default, about 200 KB, holds some 250 datagrams of
+/// the size these answers have) with room to spare.
+pub const UDP_IN_FLIGHT_PER_SOCKET: usize = 64;
 /// Queries a UDP socket carries before a new socket, on a new random port, takes its place.
 pub const UDP_QUERIES_PER_SOCKET: usize = 1024;
 /// How long a UDP socket is used at most, however few queries it carried.
@@ -124,6 +138,11 @@ impl ConnectionProvider for SharedConnections {
                 SharedConnection(Arc::new(Shared {
                     address,
                     transport,
+                    in_flight: (transport == Transport::Udp).then(|| {
+                        Arc::new(Semaphore::new(
+                            UDP_SOCKETS_PER_RESOLVER * UDP_IN_FLIGHT_PER_SOCKET,
+                        ))
+                    }),
                     timeout: cx.options.timeout,
                     max_in_flight: cx.options.max_active_requests,
                     runtime: self.runtime.clone(),
@@ -148,6 +167,8 @@ pub(super) struct SharedConnection(Arc<Shared>);
 struct Shared {
     address: SocketAddr,
     transport: Transport,
+    /// For UDP, a permit per query in flight (see [`UDP_IN_FLIGHT_PER_SOCKET`]).
+    in_flight: Option<Arc<Semaphore>>,
     timeout: Duration,
     max_in_flight: usize,
     runtime: TokioRuntimeProvider,
@@ -204,12 +225,7 @@ impl Shared {
         }
         let (exchange, closed) = match self.transport {
             Transport::Udp => {
-                let (socket, sender) =
-                    UdpStream::new(self.address, None, None, false, self.runtime.clone());
-                let stream = FromResolver {
-                    stream: socket.await?,
-                    resolver: self.address,
-                };
+                let (stream, sender) = ConnectedUdp::connect(self.address).await?;
                 self.exchange_over(DnsMultiplexer::new(stream, sender))
             }
             Transport::Tcp => {
@@ -264,6 +280,16 @@ impl DnsHandle for SharedConnection {
     fn send(&self, request: DnsRequest) -> Self::Response {
         let shared = self.0.clone();
         futures_util::stream::once(async move {
+            let _permit = match &shared.in_flight {
+                Some(in_flight) => Some(
+                    in_flight
+                        .clone()
+                        .acquire_owned()
+                        .await
+                        .map_err(|_| NetError::from("the resolver's connections are closed"))?,
+                ),
+                None => None,
+            };
             let question = request.queries.clone();
             let response = shared
                 .exchange()
@@ -284,37 +310,74 @@ impl DnsHandle for SharedConnection {
     }
 }
 
-/// A shared UDP socket's datagrams that come from the resolver's address and port; any other is
-/// dropped before it is read, as hickory's socket per query does.
-struct FromResolver {
-    stream: UdpStream<TokioRuntimeProvider>,
+/// A UDP socket on a random port, connected to the resolver (so the kernel passes on only its
+/// datagrams), as the stream a [`DnsMultiplexer`] sends its queries over and reads answers from.
+/// hickory's own UDP stream is meant for a socket per query: it queues 32 queries at most,
+/// reads nothing while a send waits, and takes datagrams from anywhere.
+pub(super) struct ConnectedUdp {
+    socket: UdpSocket,
     resolver: SocketAddr,
+    outbound: StreamReceiver,
 }
 
-impl Stream for FromResolver {
+/// The largest answer read: the EDNS payload hickory offers is smaller; a longer answer comes
+/// truncated and is asked again over TCP.
+const MAX_ANSWER: usize = 4096;
+
+impl ConnectedUdp {
+    async fn connect(resolver: SocketAddr) -> Result<(Self, BufDnsStreamHandle), NetError> {
+        let local: SocketAddr = match resolver {
+            SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+            SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+        };
+        let socket = UdpSocket::bind(local).await?;
+        socket.connect(resolver).await?;
+        // Room for every query the resolver may have in flight, so a send never finds it full.
+        let (sender, outbound) = BufDnsStreamHandle::with_buffer_size(
+            resolver,
+            UDP_SOCKETS_PER_RESOLVER * UDP_IN_FLIGHT_PER_SOCKET,
+        );
+        Ok((
+            Self {
+                socket,
+                resolver,
+                outbound,
+            },
+            sender,
+        ))
+    }
+}
+
+impl Stream for ConnectedUdp {
     type Item = Result<SerialMessage, NetError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        loop {
-            return match futures_util::ready!(self.stream.poll_next_unpin(cx)) {
-                Some(Ok(message)) => {
-                    let from = message.addr();
-                    if from.ip().to_canonical() != self.resolver.ip().to_canonical()
-                        || from.port() != self.resolver.port()
-                    {
-                        tracing::debug!(%from, resolver = %self.resolver, "datagram from another address ignored");
-                        continue;
-                    }
-                    Poll::Ready(Some(Ok(message)))
+        let this = &mut *self;
+        // Send what is queued, until the socket cannot take more for now.
+        while let Poll::Ready(Some(query)) = Pin::new(&mut this.outbound).poll_peek(cx) {
+            match this.socket.poll_send(cx, query.bytes()) {
+                Poll::Pending => break,
+                // Refused (the resolver's port is closed) or the network is down: the
+                // multiplexer fails the queries in flight and the socket is made again.
+                Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
+                Poll::Ready(Ok(_)) => {
+                    let _sent = Pin::new(&mut this.outbound).poll_next(cx);
                 }
-                Some(Err(e)) => Poll::Ready(Some(Err(NetError::from(e)))),
-                None => Poll::Ready(None),
-            };
+            }
+        }
+        let mut buffer = [0u8; MAX_ANSWER];
+        let mut answer = ReadBuf::new(&mut buffer);
+        match futures_util::ready!(this.socket.poll_recv(cx, &mut answer)) {
+            Ok(()) => Poll::Ready(Some(Ok(SerialMessage::new(
+                answer.filled().to_vec(),
+                this.resolver,
+            )))),
+            Err(e) => Poll::Ready(Some(Err(e.into()))),
         }
     }
 }
 
-impl DnsClientStream for FromResolver {
+impl DnsClientStream for ConnectedUdp {
     type Time = TokioTime;
 
     fn name_server_addr(&self) -> SocketAddr {

@@ -293,3 +293,26 @@ async fn over_udp_an_answer_for_another_question_fails_the_lookup() {
     let found = client.lookup("r.shopco.test", RecordType::TXT).await;
     assert!(matches!(&found, Lookup::Failed(_)), "{found:?}");
 }
+
+/// Far more lookups at once than the sockets carry: those beyond their share wait their turn;
+/// none is refused by a full outgoing queue or lost to a full receive buffer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_udp_thousands_of_lookups_at_once_are_all_answered() {
+    let dns = TestDns::start().await;
+    dns.add_txt("r.shopco.test", &["v"]);
+    let client = client(&dns, DnsTransport::Udp);
+    let names: Vec<String> = (0..3000).map(|i| format!("q{i}.shopco.test")).collect();
+    let at_once = join_all(names.iter().map(|n| {
+        let client = client.clone();
+        let n = n.clone();
+        tokio::spawn(async move { client.lookup(&n, RecordType::TXT).await })
+    }))
+    .await;
+    let mut failed: HashMap<String, usize> = HashMap::new();
+    for l in at_once {
+        if let Lookup::Failed(why) = l.unwrap() {
+            *failed.entry(why).or_default() += 1;
+        }
+    }
+    assert!(failed.is_empty(), "{failed:?}");
+}
