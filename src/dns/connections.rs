@@ -23,11 +23,15 @@
 //! independent: a resolver that answers a TCP connection's queries in order lets one slow answer
 //! hold up those behind it; over UDP each answer arrives when it is ready.
 //!
-//! What sharing must not cost is answers: a socket's receive buffer holds a few hundred
-//! datagrams (the kernel's default limit, which an unprivileged process cannot raise), and
-//! answers beyond it are dropped and time out. So a resolver's queries over UDP are held to
-//! [`UDP_IN_FLIGHT_PER_SOCKET`] per socket on average (lookups beyond that wait their turn), and
-//! each socket's outgoing queue has room for all of them.
+//! What sharing must not cost is datagrams. A socket per query paces itself (each query first
+//! pays for its socket) and never holds more than one answer; shared sockets send as fast as
+//! lookups arrive, and a datagram that finds a receive buffer full is dropped, its lookup then
+//! waiting out its timeout. In `bench/dns_sweep.sh` the sweep's opening burst (a few hundred
+//! queries at once) overflowed BIND's receive buffer. So a resolver has at most
+//! [`UDP_IN_FLIGHT_PER_RESOLVER`] queries from this process in flight over UDP (lookups beyond
+//! that wait their turn); each shared socket asks for [`UDP_RECEIVE_BUFFER`] for the answers
+//! (the kernel grants up to its `net.core.rmem_max`); and each socket's outgoing queue has room
+//! for every query the resolver may have in flight.
 //!
 //! Everything DNS is hickory's: the resolver above (server pool, timeouts, negative answers,
 //! CNAME chains, TCP after a truncated answer) and the transport below (a [`DnsMultiplexer`],
@@ -94,11 +98,14 @@ impl Transport {
 }
 
 /// UDP sockets per resolver, taken in turn by the queries.
-pub const UDP_SOCKETS_PER_RESOLVER: usize = 8;
-/// Queries in flight per UDP socket, on average over a resolver's sockets: their answers fit in
-/// the socket's receive buffer (the kernel's default, about 200 KB, holds some 250 datagrams of
-/// the size these answers have) with room to spare.
-pub const UDP_IN_FLIGHT_PER_SOCKET: usize = 64;
+pub const UDP_SOCKETS_PER_RESOLVER: usize = 4;
+/// Queries in flight over UDP to one resolver, over all its sockets: as many as dnsperf keeps
+/// outstanding by default (100) and a little more, which a server's default receive buffer
+/// holds.
+pub const UDP_IN_FLIGHT_PER_RESOLVER: usize = 128;
+/// The receive buffer each shared UDP socket asks for: room for the answers of its queries in
+/// flight, at the few kilobytes of kernel memory each datagram takes, many times over.
+pub const UDP_RECEIVE_BUFFER: usize = 1 << 20;
 /// Queries a UDP socket carries before a new socket, on a new random port, takes its place.
 pub const UDP_QUERIES_PER_SOCKET: usize = 1024;
 /// How long a UDP socket is used at most, however few queries it carried.
@@ -138,11 +145,8 @@ impl ConnectionProvider for SharedConnections {
                 SharedConnection(Arc::new(Shared {
                     address,
                     transport,
-                    in_flight: (transport == Transport::Udp).then(|| {
-                        Arc::new(Semaphore::new(
-                            UDP_SOCKETS_PER_RESOLVER * UDP_IN_FLIGHT_PER_SOCKET,
-                        ))
-                    }),
+                    in_flight: (transport == Transport::Udp)
+                        .then(|| Arc::new(Semaphore::new(UDP_IN_FLIGHT_PER_RESOLVER))),
                     timeout: cx.options.timeout,
                     max_in_flight: cx.options.max_active_requests,
                     runtime: self.runtime.clone(),
@@ -167,7 +171,7 @@ pub(super) struct SharedConnection(Arc<Shared>);
 struct Shared {
     address: SocketAddr,
     transport: Transport,
-    /// For UDP, a permit per query in flight (see [`UDP_IN_FLIGHT_PER_SOCKET`]).
+    /// For UDP, a permit per query in flight (see [`UDP_IN_FLIGHT_PER_RESOLVER`]).
     in_flight: Option<Arc<Semaphore>>,
     timeout: Duration,
     max_in_flight: usize,
@@ -330,13 +334,22 @@ impl ConnectedUdp {
             SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
             SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
         };
-        let socket = UdpSocket::bind(local).await?;
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(resolver),
+            socket2::Type::DGRAM,
+            Some(socket2::Protocol::UDP),
+        )?;
+        socket.set_nonblocking(true)?;
+        // Best effort: a smaller buffer than asked for still works, with less room.
+        if let Err(e) = socket.set_recv_buffer_size(UDP_RECEIVE_BUFFER) {
+            tracing::debug!(error = %e, "the DNS socket's receive buffer stays at the default");
+        }
+        socket.bind(&local.into())?;
+        let socket = UdpSocket::from_std(socket.into())?;
         socket.connect(resolver).await?;
         // Room for every query the resolver may have in flight, so a send never finds it full.
-        let (sender, outbound) = BufDnsStreamHandle::with_buffer_size(
-            resolver,
-            UDP_SOCKETS_PER_RESOLVER * UDP_IN_FLIGHT_PER_SOCKET,
-        );
+        let (sender, outbound) =
+            BufDnsStreamHandle::with_buffer_size(resolver, UDP_IN_FLIGHT_PER_RESOLVER);
         Ok((
             Self {
                 socket,

@@ -20,7 +20,7 @@ use hickory_resolver::{
 
 pub use checks::{Expected, check_record, count_spf_lookups};
 pub use connections::{
-    TCP_CONNECTIONS_PER_RESOLVER, UDP_IN_FLIGHT_PER_SOCKET, UDP_QUERIES_PER_SOCKET,
+    TCP_CONNECTIONS_PER_RESOLVER, UDP_IN_FLIGHT_PER_RESOLVER, UDP_QUERIES_PER_SOCKET,
     UDP_SOCKET_LIFETIME, UDP_SOCKETS_PER_RESOLVER,
 };
 
