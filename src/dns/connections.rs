@@ -28,8 +28,9 @@
 //! lookups arrive, and a datagram that finds a receive buffer full is dropped, its lookup then
 //! waiting out its timeout. In `bench/dns_sweep.sh` the sweep's opening burst (a few hundred
 //! queries at once) overflowed BIND's receive buffer. So a resolver has at most
-//! [`UDP_IN_FLIGHT_PER_RESOLVER`] queries from this process in flight over UDP (lookups beyond
-//! that wait their turn); each shared socket asks for [`UDP_RECEIVE_BUFFER`] for the answers
+//! [`UDP_IN_FLIGHT_PER_RESOLVER`] queries from this process sent over UDP and unanswered
+//! within [`UDP_BURST_WINDOW`] (lookups beyond that wait their turn, briefly: a slow query
+//! stops counting after the window, so slow domains cannot hold up the rest); each shared socket asks for [`UDP_RECEIVE_BUFFER`] for the answers
 //! (the kernel grants up to its `net.core.rmem_max`); and each socket's outgoing queue has room
 //! for every query the resolver may have in flight.
 //!
@@ -99,10 +100,14 @@ impl Transport {
 
 /// UDP sockets per resolver, taken in turn by the queries.
 pub const UDP_SOCKETS_PER_RESOLVER: usize = 4;
-/// Queries in flight over UDP to one resolver, over all its sockets: as many as dnsperf keeps
-/// outstanding by default (100) and a little more, which a server's default receive buffer
-/// holds.
+/// Queries sent over UDP to one resolver and not yet answered within [`UDP_BURST_WINDOW`], over
+/// all its sockets: as many as dnsperf keeps outstanding by default (100) and a little more,
+/// which a server's default receive buffer holds.
 pub const UDP_IN_FLIGHT_PER_RESOLVER: usize = 128;
+/// How long a query counts against [`UDP_IN_FLIGHT_PER_RESOLVER`] at most: a resolver answers
+/// what it knows (its cache, its own zones) well within it, so a query older than that has left
+/// its receive buffer and is being resolved, which may take up to the lookup's timeout.
+pub const UDP_BURST_WINDOW: Duration = Duration::from_millis(100);
 /// The receive buffer each shared UDP socket asks for: room for the answers of its queries in
 /// flight, at the few kilobytes of kernel memory each datagram takes, many times over.
 pub const UDP_RECEIVE_BUFFER: usize = 1 << 20;
@@ -193,7 +198,8 @@ struct Open {
     /// Set when the socket's I/O task ends (the server closed it, or it failed).
     closed: Arc<AtomicBool>,
     /// Queries sent over it so far, and when it was made: a UDP socket is replaced once either
-    /// passes its limit (it is then dropped here and closes when its last answer is in).
+    /// passes its limit (it is then dropped here, and closes once its last query is answered or
+    /// timed out).
     sent: Arc<AtomicUsize>,
     opened: Instant,
 }
@@ -284,7 +290,7 @@ impl DnsHandle for SharedConnection {
     fn send(&self, request: DnsRequest) -> Self::Response {
         let shared = self.0.clone();
         futures_util::stream::once(async move {
-            let _permit = match &shared.in_flight {
+            let permit = match &shared.in_flight {
                 Some(in_flight) => Some(
                     in_flight
                         .clone()
@@ -295,12 +301,18 @@ impl DnsHandle for SharedConnection {
                 None => None,
             };
             let question = request.queries.clone();
-            let response = shared
-                .exchange()
-                .await?
-                .send(request)
-                .first_answer()
-                .await?;
+            let answer = shared.exchange().await?.send(request).first_answer();
+            futures_util::pin_mut!(answer);
+            // A query not answered within UDP_BURST_WINDOW is no longer waiting in the
+            // resolver's receive buffer (it was read, and is being resolved): its permit goes to
+            // the next query, so slow domains never hold up the others' lookups.
+            let response = match tokio::time::timeout(UDP_BURST_WINDOW, &mut answer).await {
+                Ok(response) => response,
+                Err(_) => {
+                    drop(permit);
+                    answer.await
+                }
+            }?;
             // The multiplexer matches answers by id alone.
             if response.queries != question {
                 return Err(NetError::from(format!(

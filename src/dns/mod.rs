@@ -20,8 +20,8 @@ use hickory_resolver::{
 
 pub use checks::{Expected, check_record, count_spf_lookups};
 pub use connections::{
-    TCP_CONNECTIONS_PER_RESOLVER, UDP_IN_FLIGHT_PER_RESOLVER, UDP_QUERIES_PER_SOCKET,
-    UDP_SOCKET_LIFETIME, UDP_SOCKETS_PER_RESOLVER,
+    TCP_CONNECTIONS_PER_RESOLVER, UDP_BURST_WINDOW, UDP_IN_FLIGHT_PER_RESOLVER,
+    UDP_QUERIES_PER_SOCKET, UDP_SOCKET_LIFETIME, UDP_SOCKETS_PER_RESOLVER,
 };
 
 use crate::config::{Dns, DnsTransport};

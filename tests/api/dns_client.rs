@@ -2,7 +2,15 @@
 //! made by hand): the sockets it shares with the configured resolvers over each transport, what
 //! survives a closed connection or a restarted server, and which answers it refuses.
 
-use std::{collections::HashMap, collections::HashSet, net::SocketAddr, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use futures_util::future::join_all;
 use hickory_proto::{
@@ -14,8 +22,8 @@ use tokio::net::UdpSocket;
 use trustmail::{
     config::{Config, DnsTransport},
     dns::{
-        Answer, DnsClient, Lookup, TCP_CONNECTIONS_PER_RESOLVER, UDP_QUERIES_PER_SOCKET,
-        UDP_SOCKETS_PER_RESOLVER,
+        Answer, DnsClient, Lookup, TCP_CONNECTIONS_PER_RESOLVER, UDP_IN_FLIGHT_PER_RESOLVER,
+        UDP_QUERIES_PER_SOCKET, UDP_SOCKETS_PER_RESOLVER,
     },
 };
 
@@ -125,6 +133,48 @@ async fn over_udp_a_truncated_answer_is_asked_again_over_tcp() {
     );
     let protocols: Vec<Protocol> = dns.asked().iter().map(|a| a.protocol).collect();
     assert_eq!(protocols, [Protocol::Udp, Protocol::Tcp]);
+}
+
+/// More slow lookups than may be in flight at once (a tenant whose DNS answers late) do not
+/// make another lookup wait for their answers: a query stops counting against the resolver's
+/// share once it is older than the burst window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_udp_slow_lookups_do_not_hold_up_the_others() {
+    let dns = TestDns::start().await;
+    dns.add_txt("r.shopco.test", &["v"]);
+    dns.slow("slow.shopco.test", Duration::from_millis(1500));
+    let client = client(&dns, DnsTransport::Udp);
+    let slow_answered = Arc::new(AtomicUsize::new(0));
+    let slow: Vec<_> = (0..2 * UDP_IN_FLIGHT_PER_RESOLVER)
+        .map(|i| {
+            let client = client.clone();
+            let slow_answered = slow_answered.clone();
+            tokio::spawn(async move {
+                let found = client
+                    .lookup(&format!("q{i}.slow.shopco.test"), RecordType::TXT)
+                    .await;
+                slow_answered.fetch_add(1, Ordering::SeqCst);
+                found
+            })
+        })
+        .collect();
+    // Let the slow ones take every place first.
+    while dns.asked().len() < UDP_IN_FLIGHT_PER_RESOLVER {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    assert_eq!(
+        client.lookup("r.shopco.test", RecordType::TXT).await,
+        value("v")
+    );
+    assert_eq!(
+        slow_answered.load(Ordering::SeqCst),
+        0,
+        "the lookup waited for slow answers"
+    );
+    for found in join_all(slow).await {
+        assert!(matches!(found.unwrap(), Lookup::NxDomain { .. }));
+    }
 }
 
 #[tokio::test]
