@@ -1,49 +1,48 @@
-//! Connections to the operator's configured resolvers, shared by every lookup in flight: a few
-//! UDP sockets per resolver, each on a random port and replaced after a while, and a couple of
+//! Connections to the operator's configured resolvers, shared by every lookup in flight: a few UDP
+//! sockets per resolver, each on a random port and replaced after a while, and a couple of
 //! long-lived TCP connections per resolver (for truncated answers, or for every query with
 //! `dns.transport = "tcp"`), made again when the server closes them.
 //!
 //! Why sharing is safe here: a fresh UDP socket on a random port for every query is hickory's
-//! defence against off-path answer spoofing (RFC 5452: the attacker must guess the port as well
-//! as the 16-bit query id). It is used only for `dns.resolvers`, servers the operator names and
-//! runs for trustmail; with the system's resolvers (`dns.resolvers` empty) lookups keep
-//! hickory's socket per query. A shared UDP socket still has a random port (the kernel's
-//! ephemeral port choice, random on Linux), and keeps it for at most [`UDP_QUERIES_PER_SOCKET`]
-//! queries or [`UDP_SOCKET_LIFETIME`], so the port is a moving target; the socket is connected
-//! to the resolver, so the kernel drops datagrams from any other address or port; and an answer
-//! counts only if it carries the id of a query in flight on that socket and repeats that query's
-//! question (a mismatch fails the lookup, temporarily, rather than letting a forged answer
-//! through). Over TCP an off-path
-//! attacker cannot inject an answer at all (the handshake and the sequence numbers see to
-//! that), so keeping a connection open gives nothing away.
+//! defence against off-path answer spoofing (RFC 5452: the attacker must guess the port as well as
+//! the 16-bit query id). It is used only for `dns.resolvers`, servers the operator names and runs
+//! for trustmail; with the system's resolvers (`dns.resolvers` empty) lookups keep hickory's socket
+//! per query. A shared UDP socket still has a random port (the kernel's ephemeral port choice,
+//! random on Linux), and keeps it for at most [`UDP_QUERIES_PER_SOCKET`] queries or
+//! [`UDP_SOCKET_LIFETIME`], so the port is a moving target; the socket is connected to the
+//! resolver, so the kernel drops datagrams from any other address or port; and an answer counts
+//! only if it carries the id of a query in flight on that socket and repeats that query's question
+//! (a mismatch fails the lookup, temporarily, rather than letting a forged answer through). Over
+//! TCP an off-path attacker cannot inject an answer at all (the handshake and the sequence numbers
+//! see to that), so keeping a connection open gives nothing away.
 //!
 //! Why share at all: a socket per query costs a bind (with retries for a free random port), a
-//! registration with the runtime's poller and a close, which is most of a lookup's own CPU
-//! (`bench/dns_sweep.sh`). Unlike pipelined TCP, a shared UDP socket keeps every query
-//! independent: a resolver that answers a TCP connection's queries in order lets one slow answer
-//! hold up those behind it; over UDP each answer arrives when it is ready.
+//! registration with the runtime's poller and a close; sharing saves about a quarter of a
+//! lookup's own CPU (`bench/dns_sweep.sh`). Unlike pipelined TCP, a shared UDP socket keeps every query independent:
+//! a resolver that answers a TCP connection's queries in order lets one slow answer hold up those
+//! behind it; over UDP each answer arrives when it is ready.
 //!
-//! What sharing must not cost is datagrams. A socket per query paces itself (each query first
-//! pays for its socket) and never holds more than one answer; shared sockets send as fast as
-//! lookups arrive, and a datagram that finds a receive buffer full is dropped, its lookup then
-//! waiting out its timeout. In `bench/dns_sweep.sh` the sweep's opening burst (a few hundred
-//! queries at once) overflowed BIND's receive buffer. So a resolver has at most
-//! [`UDP_IN_FLIGHT_PER_RESOLVER`] queries from this process sent over UDP and unanswered
-//! within [`UDP_BURST_WINDOW`] (lookups beyond that wait their turn, briefly: a slow query
-//! stops counting after the window, so slow domains cannot hold up the rest); each shared socket asks for [`UDP_RECEIVE_BUFFER`] for the answers
-//! (the kernel grants up to its `net.core.rmem_max`); and each socket's outgoing queue has room
-//! for every query the resolver may have in flight.
+//! What sharing must not cost is datagrams. A socket per query paces itself (each query first pays
+//! for its socket) and never holds more than one answer; shared sockets send as fast as lookups
+//! arrive, and a datagram that finds a receive buffer full is dropped, its lookup then waiting out
+//! its timeout. In `bench/dns_sweep.sh` the sweep's opening burst (a few hundred queries at once)
+//! overflowed BIND's receive buffer. So a resolver has at most [`UDP_IN_FLIGHT_PER_RESOLVER`]
+//! queries from this process sent over UDP and unanswered within [`UDP_BURST_WINDOW`] (lookups
+//! beyond that wait their turn, briefly: a slow query stops counting after the window, so slow
+//! domains cannot hold up the rest); each shared socket asks for [`UDP_RECEIVE_BUFFER`] for the
+//! answers (the kernel grants up to its `net.core.rmem_max`); and each socket's outgoing queue has
+//! room for every query the resolver may have in flight.
 //!
-//! Everything DNS is hickory's: the resolver above (server pool, timeouts, negative answers,
-//! CNAME chains, TCP after a truncated answer) and the transport below (a [`DnsMultiplexer`],
-//! which matches answers to the queries in flight by id, over a [`TcpClientStream`] or over
-//! [`ConnectedUdp`], this file's connected UDP socket). What this file adds is the sharing: the resolver's name server
-//! keeps a list of connections and makes a new one whenever none is usable (at start, by every
-//! lookup that arrives before the first connect finishes; after any failed query), so it would
-//! open many connections and keep those the server has since closed. Here every such
-//! "connection" is a handle on the shared sockets of its resolver and protocol, each of which is
-//! made once (lookups that arrive meanwhile wait for it) and made again when it is closed or, for
-//! UDP, used up.
+//! Everything DNS is hickory's: the resolver above (server pool, timeouts, negative answers, CNAME
+//! chains, TCP after a truncated answer) and the transport below (a [`DnsMultiplexer`], which
+//! matches answers to the queries in flight by id, over a [`TcpClientStream`] or over
+//! [`ConnectedUdp`], this file's connected UDP socket). What this file adds is the sharing: the
+//! resolver's name server keeps a list of connections and makes a new one whenever none is usable
+//! (at start, by every lookup that arrives before the first connect finishes; after any failed
+//! query), so it would open many connections and keep those the server has since closed. Here every
+//! such "connection" is a handle on the shared sockets of its resolver and protocol, each of which
+//! is made once (lookups that arrive meanwhile wait for it) and made again when it is closed or,
+//! for UDP, used up.
 
 use std::{
     collections::HashMap,
