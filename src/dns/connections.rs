@@ -17,10 +17,10 @@
 //! see to that), so keeping a connection open gives nothing away.
 //!
 //! Why share at all: a socket per query costs a bind (with retries for a free random port), a
-//! registration with the runtime's poller and a close; sharing saves about a quarter of a
-//! lookup's own CPU (`bench/dns_sweep.sh`). Unlike pipelined TCP, a shared UDP socket keeps every query independent:
-//! a resolver that answers a TCP connection's queries in order lets one slow answer hold up those
-//! behind it; over UDP each answer arrives when it is ready.
+//! registration with the runtime's poller and a close; sharing saves about a quarter of a lookup's
+//! own CPU (`bench/dns_sweep.sh`). Unlike pipelined TCP, a shared UDP socket keeps every query
+//! independent: a resolver that answers a TCP connection's queries in order lets one slow answer
+//! hold up those behind it; over UDP each answer arrives when it is ready.
 //!
 //! What sharing must not cost is datagrams. A socket per query paces itself (each query first pays
 //! for its socket) and never holds more than one answer; shared sockets send as fast as lookups
@@ -302,15 +302,18 @@ impl DnsHandle for SharedConnection {
             let question = request.queries.clone();
             let answer = shared.exchange().await?.send(request).first_answer();
             futures_util::pin_mut!(answer);
-            // A query not answered within UDP_BURST_WINDOW is no longer waiting in the
-            // resolver's receive buffer (it was read, and is being resolved): its permit goes to
-            // the next query, so slow domains never hold up the others' lookups.
-            let response = match tokio::time::timeout(UDP_BURST_WINDOW, &mut answer).await {
-                Ok(response) => response,
-                Err(_) => {
-                    drop(permit);
-                    answer.await
-                }
+            let response = match permit {
+                // A query not answered within UDP_BURST_WINDOW is no longer waiting in the
+                // resolver's receive buffer (it was read, and is being resolved): its permit goes
+                // to the next query, so slow domains never hold up the others' lookups.
+                Some(permit) => match tokio::time::timeout(UDP_BURST_WINDOW, &mut answer).await {
+                    Ok(response) => response,
+                    Err(_) => {
+                        drop(permit);
+                        answer.await
+                    }
+                },
+                None => answer.await,
             }?;
             // The multiplexer matches answers by id alone.
             if response.queries != question {
@@ -358,7 +361,8 @@ impl ConnectedUdp {
         socket.bind(&local.into())?;
         let socket = UdpSocket::from_std(socket.into())?;
         socket.connect(resolver).await?;
-        // Room for every query the resolver may have in flight, so a send never finds it full.
+        // Room for every query holding one of the resolver's places (a query waits in this queue
+        // only until it is sent, well within its place's window), so a send never finds it full.
         let (sender, outbound) =
             BufDnsStreamHandle::with_buffer_size(resolver, UDP_IN_FLIGHT_PER_RESOLVER);
         Ok((
