@@ -146,3 +146,15 @@ median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 
 met() {
 	if awk "BEGIN { exit !($1) }"; then echo met; else echo "NOT met"; fi
 }
+
+# perf_top DATA: a benchmark's profile summary from `perf record -g -o DATA`: the top 30 symbols by
+# self time, then the top 10 threads (the reports are kept beside DATA as DATA.txt and DATA-comm.txt).
+perf_top() {
+	local data=$1
+	perf report -i "$data" --no-children --sort dso,symbol --stdio >"$data.txt" 2>/dev/null
+	awk '/^ +[0-9.]+%/ && n++ < 30 { sub(/[ -]+$/, ""); print }' "$data.txt"
+	echo
+	echo "by thread:"
+	perf report -i "$data" --no-children --sort comm --stdio >"$data-comm.txt" 2>/dev/null
+	awk '/^ +[0-9.]+%/ && n++ < 10 { sub(/[ -]+$/, ""); print }' "$data-comm.txt"
+}

@@ -169,12 +169,7 @@ if [ "$PERF" = 1 ]; then
 		shift
 		perf record -q -g -o "$WORK/perf-$name.data" -- "$SWEEP" "${STORE[@]}" sweep --dns "127.0.0.1:$BIND_PORT" \
 			--concurrency "$CONCURRENCY" "$@" 2>"$WORK/perf-$name.stderr"
-		perf report -i "$WORK/perf-$name.data" --no-children --sort dso,symbol --stdio >"$WORK/perf-$name.txt" 2>/dev/null
-		awk '/^ +[0-9.]+%/ && n++ < 30 { sub(/[ -]+$/, ""); print }' "$WORK/perf-$name.txt"
-		echo
-		echo "by thread:"
-		perf report -i "$WORK/perf-$name.data" --no-children --sort comm --stdio >"$WORK/perf-$name-comm.txt" 2>/dev/null
-		awk '/^ +[0-9.]+%/ && n++ < 10 { sub(/[ -]+$/, ""); print }' "$WORK/perf-$name-comm.txt"
+		perf_top "$WORK/perf-$name.data"
 	}
 	section "profile: one more sweep under perf record (on-CPU samples of the sweep process)"
 	"$SWEEP" "${STORE[@]}" make-due

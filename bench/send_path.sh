@@ -225,12 +225,7 @@ for algorithm in "${ALGORITHMS[@]}"; do
 		wait_delivered $((before + MESSAGES))
 		kill -INT "$perf_pid"
 		wait "$perf_pid" || true
-		perf report -i "$DIR/perf.data" --no-children --sort dso,symbol --stdio >"$DIR/perf.txt" 2>/dev/null
-		awk '/^ +[0-9.]+%/ && n++ < 30 { sub(/[ -]+$/, ""); print }' "$DIR/perf.txt"
-		echo
-		echo "by thread:"
-		perf report -i "$DIR/perf.data" --no-children --sort comm --stdio >"$DIR/perf-comm.txt" 2>/dev/null
-		awk '/^ +[0-9.]+%/ && n++ < 10 { sub(/[ -]+$/, ""); print }' "$DIR/perf-comm.txt"
+		perf_top "$DIR/perf.data"
 		echo
 		echo "with callees (children), selected frames:"
 		perf report -i "$DIR/perf.data" --children --sort symbol --stdio -g none >"$DIR/perf-children.txt" 2>/dev/null
