@@ -53,6 +53,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "http.tls_cert_file",
     "http.tls_key_file",
     "http.tls_reload_interval_s",
+    "http.trusted_proxies",
     "webhooks.first_retry_ms",
     "webhooks.request_timeout_s",
     "environments.default_license_id",
@@ -367,6 +368,10 @@ pub struct Http {
     pub tls_key_file: PathBuf,
     /// How often both files are re-read, so a renewed certificate is served without a restart.
     pub tls_reload_interval_s: u64,
+    /// Reverse proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the client;
+    /// empty = the peer is the client.
+    #[serde(deserialize_with = "string_or_list")]
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for Http {
@@ -379,6 +384,7 @@ impl Default for Http {
             tls_cert_file: PathBuf::new(),
             tls_key_file: PathBuf::new(),
             tls_reload_interval_s: 60,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -411,7 +417,26 @@ impl Http {
             .then_some((self.tls_cert_file.as_path(), self.tls_key_file.as_path()))
     }
 
+    /// `trusted_proxies` parsed (load-time checks refuse an entry that is neither an address
+    /// nor a CIDR block).
+    pub fn trusted_proxies(&self) -> Vec<ipnet::IpNet> {
+        self.trusted_proxies
+            .iter()
+            .filter_map(|entry| parse_network(entry))
+            .collect()
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(bad) = self
+            .trusted_proxies
+            .iter()
+            .find(|e| parse_network(e).is_none())
+        {
+            return Err(ConfigError::invalid(
+                "http.trusted_proxies",
+                format!("`{bad}` is neither an IP address nor a CIDR block such as 10.0.0.0/8"),
+            ));
+        }
         let cert = !self.tls_cert_file.as_os_str().is_empty();
         let key = !self.tls_key_file.as_os_str().is_empty();
         if cert != key {
@@ -451,6 +476,17 @@ impl Http {
         }
         Ok(())
     }
+}
+
+/// An address (a network of one) or a CIDR block.
+fn parse_network(entry: &str) -> Option<ipnet::IpNet> {
+    let entry = entry.trim();
+    entry.parse().ok().or_else(|| {
+        entry
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .map(ipnet::IpNet::from)
+    })
 }
 
 /// Webhook deliveries (README § Webhooks).
@@ -1048,6 +1084,22 @@ mod tests {
             Config::load_from(None, vars(&[("TRUSTMAIL_HTTP__REQUEST_TIMEOUT_S", "5")])).unwrap();
         assert_eq!(config.http.request_timeout_s, 5);
         assert_eq!(config.http.header_read_timeout_s, 30);
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_cidr_blocks() {
+        let err = env_error(&[(
+            "TRUSTMAIL_HTTP__TRUSTED_PROXIES",
+            "10.0.0.0/8,proxy.internal",
+        )]);
+        assert!(err.contains("http.trusted_proxies"), "{err}");
+        assert!(err.contains("proxy.internal"), "{err}");
+        let http = Http {
+            trusted_proxies: vec!["10.0.0.0/8".into(), "192.0.2.7".into()],
+            ..Http::default()
+        };
+        assert!(http.validate().is_ok());
+        assert_eq!(http.trusted_proxies().len(), 2);
     }
 
     #[test]

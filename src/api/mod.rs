@@ -4,6 +4,7 @@ mod activities;
 mod auth;
 mod bill_of_materials;
 mod body;
+pub mod client_address;
 mod clients;
 mod console;
 mod dkim;

@@ -15,6 +15,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     AppState,
     body::RawBody,
+    client_address::ClientAddress,
     errors::{ApiResult, P1Error},
 };
 use crate::{
@@ -120,11 +121,12 @@ fn form_decode(s: &str) -> String {
                  description = "`grant_type=client_credentials`, with `client_id` and `client_secret` here or in HTTP Basic"),
     responses((status = 200, body = TokenResponse), (status = 400, body = OAuthError),
               (status = 401, body = OAuthError),
-              (status = 429, body = OAuthError, description = "`REQUEST_LIMITED`: too many wrong secrets for this client; see `Retry-After`"),
+              (status = 429, body = OAuthError, description = "`REQUEST_LIMITED`: too many wrong secrets for this client from this address; see `Retry-After`"),
               (status = 503, body = OAuthError, description = "`temporarily_unavailable`: too many secrets being checked; see `Retry-After`")))]
 async fn issue_token(
     State(state): State<AppState>,
     environment: Result<Path<String>, PathRejection>,
+    ClientAddress(source): ClientAddress,
     headers: HeaderMap,
     body: RawBody,
 ) -> ApiResult<Response> {
@@ -191,7 +193,7 @@ async fn issue_token(
     };
     match state
         .service
-        .issue_token(environment_id, client_id, &secret)
+        .issue_token(environment_id, client_id, &secret, source)
         .await?
     {
         TokenGrant::Issued(access_token) => {
@@ -207,11 +209,11 @@ async fn issue_token(
             Ok(response)
         }
         TokenGrant::Refused => {
-            tracing::info!(%client_id, "token refused: unknown client or wrong secret");
+            tracing::info!(%client_id, %source, "token refused: unknown client or wrong secret");
             Ok(invalid_client())
         }
         TokenGrant::Locked { retry_after_s } => {
-            tracing::warn!(%client_id, "token refused: client locked out after wrong secrets");
+            tracing::warn!(%client_id, %source, "token refused: too many wrong secrets from this source");
             Ok(retry_later(
                 StatusCode::TOO_MANY_REQUESTS,
                 "REQUEST_LIMITED",

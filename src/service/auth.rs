@@ -4,16 +4,23 @@
 mod limits;
 mod tokens;
 
+use std::{net::IpAddr, sync::OnceLock};
+
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use serde::Serialize;
+use time::OffsetDateTime;
 
 use super::{Service, ServiceError, environments::new_environment, retry_after_s};
-use crate::domain::{
-    Activity, ActivityType, Client, ClientId, EnvironmentId, Geography, Population, ResourceType,
-    Role, now,
+use crate::{
+    domain::{
+        Activity, ActivityType, Client, ClientId, EnvironmentId, Geography, Population,
+        ResourceType, Role, now,
+    },
+    store::TokenFailures,
 };
 
-pub use limits::{FailedSecrets, HashingPool};
+use limits::{FAILURE_WINDOW, Known, MAX_FAILURES};
+pub use limits::{HashingPool, VerifiedSecrets};
 pub use tokens::{Actor, TOKEN_LIFETIME_S, TokenError, TokenService};
 
 /// What the client credentials grant answers.
@@ -22,7 +29,7 @@ pub enum TokenGrant {
     Issued(String),
     /// Unknown client, another environment's client, or a wrong secret.
     Refused,
-    /// Too many wrong secrets for this client lately; nothing was hashed.
+    /// Too many wrong secrets from this (client, source) pair lately.
     Locked {
         retry_after_s: u64,
     },
@@ -107,38 +114,73 @@ impl Service {
     }
 
     /// Client credentials grant: a token when the client lives in `environment_id` and the
-    /// secret matches. A client with `limits::MAX_FAILURES` wrong secrets in the last minute is
-    /// locked out before anything is hashed, whatever it sends.
+    /// secret matches (README § Token endpoint limits).
+    ///
+    /// - A right secret always gets a token, also while its (client, source) pair is locked out.
+    /// - Wrong secrets are counted per (client, `source`) in the store, so every replica sees
+    ///   the same count, and only at the client's own environment: whoever knows a client id
+    ///   cannot lock its owner out from elsewhere. Past `MAX_FAILURES` in `FAILURE_WINDOW`, the
+    ///   pair's wrong secrets are answered `Locked`.
+    /// - Every refusal outside a lockout costs one Argon2 verification (against a stand-in
+    ///   hash for an unknown client), so its time does not tell whether the client exists.
     pub async fn issue_token(
         &self,
         environment_id: EnvironmentId,
         client_id: ClientId,
         secret: &str,
+        source: IpAddr,
     ) -> Result<TokenGrant, ServiceError> {
-        let failed = &self.inner.failed_secrets;
-        if let Some(wait) = failed.locked_for(client_id) {
-            let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
-            return Ok(TokenGrant::Locked {
-                retry_after_s: retry_after_s(wait_ms),
+        let source = limits::failure_source(source);
+        let now = now();
+        let window = time::Duration::try_from(FAILURE_WINDOW).unwrap_or(time::Duration::MINUTE);
+        let client = self
+            .store()
+            .get_client(client_id)
+            .await?
+            .filter(|client| client.environment_id == environment_id);
+        // Read for every request, known client or not, so that both cost the same.
+        let failures = self
+            .store()
+            .token_failures(client_id, &source, now, window)
+            .await?;
+        let Some(client) = client else {
+            // Unknown here: hashed all the same, and never counted (there is nobody to lock out).
+            return Ok(match self.verify_with_argon2(None, secret).await {
+                Ok(_) => TokenGrant::Refused,
+                Err(limits::Busy) => TokenGrant::Busy,
             });
-        }
-        let Some(client) = self.store().get_client(client_id).await? else {
-            return Ok(TokenGrant::Refused);
         };
-        let (hash, secret) = (client.secret_hash.clone(), secret.to_owned());
-        let Ok(matches) = self
-            .inner
-            .hashing
-            .run(move || verify_secret_now(&hash, &secret))
-            .await
-        else {
-            return Ok(TokenGrant::Busy);
+        let verified = &self.inner.verified_secrets;
+        let right = match verified.judge(client.id, &client.secret_hash, secret) {
+            Known::Right => true,
+            Known::Wrong if is_locked(failures) => false,
+            Known::Wrong | Known::Unknown => {
+                match self
+                    .verify_with_argon2(Some(&client.secret_hash), secret)
+                    .await
+                {
+                    Ok(right) => right,
+                    Err(limits::Busy) => return Ok(TokenGrant::Busy),
+                }
+            }
         };
-        if client.environment_id != environment_id || !matches {
-            failed.record_failure(client_id);
+        if !right {
+            if let Some(locked) = failures.filter(|f| f.failures >= MAX_FAILURES) {
+                return Ok(TokenGrant::Locked {
+                    retry_after_s: retry_after_s(millis_between(now, locked.window_ends_at)),
+                });
+            }
+            self.store()
+                .record_token_failure(client.id, &source, now, window)
+                .await?;
             return Ok(TokenGrant::Refused);
         }
-        failed.clear(client_id);
+        verified.remember(client.id, &client.secret_hash, secret);
+        if failures.is_some() {
+            self.store()
+                .clear_token_failures(client.id, &source)
+                .await?;
+        }
         let token = self.tokens().issue(&Actor {
             client_id: client.id,
             environment_id: client.environment_id,
@@ -146,6 +188,52 @@ impl Service {
         })?;
         Ok(TokenGrant::Issued(token))
     }
+
+    /// One Argon2 verification on the bounded pool; `None` verifies against a stand-in hash of
+    /// the same cost, which nothing matches.
+    async fn verify_with_argon2(
+        &self,
+        hash: Option<&str>,
+        secret: &str,
+    ) -> Result<bool, limits::Busy> {
+        let (hash, secret) = (hash.map(str::to_owned), secret.to_owned());
+        self.inner
+            .hashing
+            .run(move || match hash {
+                Some(hash) => verify_secret_now(&hash, &secret),
+                None => {
+                    verify_secret_now(stand_in_hash(), &secret);
+                    false
+                }
+            })
+            .await
+    }
+
+    /// Argon2 verifications begun by the token endpoint since this service started.
+    pub fn secret_verifications(&self) -> u64 {
+        self.inner.hashing.started()
+    }
+}
+
+/// Locked: the pair has had `MAX_FAILURES` wrong secrets in its current window already.
+fn is_locked(failures: Option<TokenFailures>) -> bool {
+    failures.is_some_and(|f| f.failures >= MAX_FAILURES)
+}
+
+fn millis_between(from: OffsetDateTime, to: OffsetDateTime) -> i64 {
+    i64::try_from((to - from).whole_milliseconds()).unwrap_or(i64::MAX)
+}
+
+/// A hash of a secret nobody has, with the parameters of real ones: what an unknown client's
+/// secret is verified against. Made once, on a blocking thread (its first verification's).
+fn stand_in_hash() -> &'static str {
+    static STAND_IN: OnceLock<String> = OnceLock::new();
+    STAND_IN.get_or_init(|| {
+        hasher()
+            .hash_password(new_client_secret().as_bytes())
+            .map(|hash| hash.to_string())
+            .unwrap_or_default()
+    })
 }
 
 pub fn token_url(public_url: &str, environment_id: EnvironmentId) -> String {

@@ -161,8 +161,8 @@ struct Inner {
     store: Store,
     master_key: Arc<MasterKey>,
     tokens: TokenService,
-    /// Wrong client secrets per client, for the token endpoint's lockout.
-    failed_secrets: auth::FailedSecrets,
+    /// Right client secrets this process has verified, recognised again without Argon2.
+    verified_secrets: auth::VerifiedSecrets,
     /// Where the token endpoint's Argon2 verifications run, a bounded number at a time.
     hashing: auth::HashingPool,
     settings: Settings,
@@ -189,7 +189,7 @@ impl Service {
                 store,
                 master_key,
                 tokens,
-                failed_secrets: auth::FailedSecrets::default(),
+                verified_secrets: auth::VerifiedSecrets::default(),
                 hashing: auth::HashingPool::default(),
                 settings,
                 cache: cache::ReadCache::default(),

@@ -20,6 +20,7 @@ use hyper_util::{
     rt::{TokioIo, TokioTimer},
     service::TowerToHyperService,
 };
+use ipnet::IpNet;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
@@ -29,7 +30,7 @@ use tokio::{
 };
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::Http;
+use crate::{api::client_address::ClientAddress, config::Http};
 
 /// How long shutdown waits for the connections in flight before dropping them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -53,6 +54,7 @@ pub async fn serve(
         .header_read_timeout(limits.header_read_timeout())
         .keep_alive(true);
     let idle_timeout = limits.idle_timeout();
+    let trusted_proxies: Arc<[IpNet]> = limits.trusted_proxies().into();
     let (stop, stopping) = watch::channel(());
     let mut connections = JoinSet::new();
     let mut shutdown = pin!(shutdown);
@@ -66,10 +68,10 @@ pub async fn serve(
                 Err(_) => break,
             },
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     accept_failed(&e).await;
                     continue;
@@ -84,6 +86,8 @@ pub async fn serve(
             handshake_timeout: limits.header_read_timeout(),
             tls: tls.clone(),
             stopping: stopping.clone(),
+            peer: peer.ip(),
+            trusted_proxies: trusted_proxies.clone(),
         };
         connections.spawn(async move {
             connection.run(stream).await;
@@ -131,6 +135,9 @@ struct Connection {
     handshake_timeout: Duration,
     tls: Option<TlsAcceptor>,
     stopping: watch::Receiver<()>,
+    /// The peer's address, resolved per request into the `ClientAddress` handlers read.
+    peer: std::net::IpAddr,
+    trusted_proxies: Arc<[IpNet]>,
 }
 
 impl Connection {
@@ -170,15 +177,19 @@ impl Connection {
         // connection is not idle until its answer is written.
         let router = self.router;
         let handling = activity.clone();
-        let service = tower::service_fn(move |request| {
-            let answered = handling.handling();
-            let response = tower::ServiceExt::oneshot(router.clone(), request);
-            async move {
-                let response = response.await;
-                drop(answered);
-                response
-            }
-        });
+        let (peer, trusted_proxies) = (self.peer, self.trusted_proxies);
+        let service =
+            tower::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                let source = ClientAddress::resolve(peer, request.headers(), &trusted_proxies);
+                request.extensions_mut().insert(source);
+                let answered = handling.handling();
+                let response = tower::ServiceExt::oneshot(router.clone(), request);
+                async move {
+                    let response = response.await;
+                    drop(answered);
+                    response
+                }
+            });
         let served = self
             .builder
             .serve_connection(io, TowerToHyperService::new(service));

@@ -14,6 +14,7 @@ mod messages;
 mod outbox;
 mod populations;
 mod subscriptions;
+mod token_failures;
 mod trusted_emails;
 mod verification;
 
@@ -40,6 +41,7 @@ pub use outbox::{
 };
 pub use populations::PopulationError;
 pub use subscriptions::CreateSubscriptionError;
+pub use token_failures::TokenFailures;
 pub use trusted_emails::{CodeDelivery, CodeMailLimits, CreateTrustedEmailError};
 pub use verification::{CheckLease, CheckResult, DueCursor, DuePage, RecordActivity, SavedChecks};
 

@@ -69,8 +69,8 @@ async fn the_eleventh_wrong_secret_within_a_minute_is_429_with_retry_after() {
 }
 
 #[tokio::test]
-async fn the_right_secret_during_a_lockout_is_429_too() {
-    assert_locked_out(eleventh_try(true).await).await;
+async fn the_right_secret_during_a_lockout_gets_a_token() {
+    assert_eq!(eleventh_try(true).await.status(), StatusCode::OK);
 }
 
 #[tokio::test]
@@ -82,6 +82,143 @@ async fn a_lockout_is_per_client() {
     fail_ten_times(&app, &env, locked).await;
     let response = token_request(&app, &env, other, &secret).await;
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+/// An HTTP client whose connections come from `source` (any 127.0.0.0/8 address reaches a
+/// server on 127.0.0.1).
+fn http_from(source: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(source.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+async fn token_request_with(
+    http: &reqwest::Client,
+    app: &TestApp,
+    env: &str,
+    client: ClientId,
+    secret: &str,
+) -> Response {
+    http.post(format!("{}/{env}/as/token", app.url))
+        .basic_auth(client.to_string(), Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn wrong_secrets_from_one_address_lock_out_nobody_elsewhere() {
+    let app = TestApp::spawn().await;
+    let admin_env = app.admin.environment_id.to_string();
+    let attacker = http_from("127.0.0.2");
+    for _ in 0..12 {
+        token_request_with(&attacker, &app, &admin_env, app.admin.client_id, "wrong").await;
+    }
+    let locked = token_request_with(&attacker, &app, &admin_env, app.admin.client_id, "wrong");
+    assert_locked_out(locked.await).await;
+    // The administrator itself, from its own address, is not affected at all.
+    let response = token_request_with(
+        &http_from("127.0.0.3"),
+        &app,
+        &admin_env,
+        app.admin.client_id,
+        &app.admin.client_secret,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = token_request_with(
+        &http_from("127.0.0.3"),
+        &app,
+        &admin_env,
+        app.admin.client_id,
+        "wrong",
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn wrong_secrets_at_another_environments_token_url_are_not_counted() {
+    let app = TestApp::spawn().await;
+    let env = app.environment("Shop").await;
+    let other_env = app.environment("Elsewhere").await;
+    let (client, _) = client(&app, &env).await;
+    for _ in 0..20 {
+        let response = token_request(&app, &other_env, client, "wrong").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    // At its own environment the client still has all ten tries.
+    fail_ten_times(&app, &env, client).await;
+    assert_locked_out(token_request(&app, &env, client, "wrong").await).await;
+}
+
+#[tokio::test]
+async fn a_trusted_proxy_is_not_the_source_its_forwarded_address_is() {
+    let app = TestApp::spawn_on(crate::support::Db::Sqlite, |config| {
+        config.http.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let env = app.environment("Shop").await;
+    let (client, _) = client(&app, &env).await;
+    let through_proxy = |forwarded: &'static str| {
+        app.http
+            .post(format!("{}/{env}/as/token", app.url))
+            .basic_auth(client.to_string(), Some("wrong"))
+            .header("X-Forwarded-For", forwarded)
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    for _ in 0..10 {
+        through_proxy("203.0.113.1").await.unwrap();
+    }
+    assert_locked_out(through_proxy("203.0.113.1").await.unwrap()).await;
+    // Another client behind the same proxy still has its own count.
+    let other = through_proxy("203.0.113.2").await.unwrap();
+    assert_eq!(other.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// Ten wrong secrets on one replica and one on the other: the lockout holds on both.
+async fn failures_counted_across_replicas(db: crate::support::Db) {
+    let first = TestApp::spawn_on(db.clone(), |_| {}).await;
+    let second = first.replica().await;
+    let env = first.environment("Shop").await;
+    let (client, secret) = client(&first, &env).await;
+    for app in [&first, &second].repeat(5) {
+        let response = token_request(app, &env, client, "wrong").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{db:?}");
+    }
+    for app in [&first, &second] {
+        assert_locked_out(token_request(app, &env, client, "wrong").await).await;
+    }
+    // The right secret gets a token and starts the count over, on every replica.
+    let right = token_request(&second, &env, client, &secret).await;
+    assert_eq!(right.status(), StatusCode::OK, "{db:?}");
+    let wrong = token_request(&first, &env, client, "wrong").await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED, "{db:?}");
+}
+
+#[tokio::test]
+async fn failures_are_counted_across_replicas() {
+    for db in crate::support::backends("failures_are_counted_across_replicas").await {
+        failures_counted_across_replicas(db).await;
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_client_costs_the_same_verification_as_a_known_one() {
+    let app = TestApp::spawn().await;
+    let env = app.environment("Shop").await;
+    let (known, _) = client(&app, &env).await;
+    let other_env = app.environment("Elsewhere").await;
+    let verifications = || app.service.secret_verifications();
+    for (environment, client) in [(&env, known), (&env, ClientId::new()), (&other_env, known)] {
+        let before = verifications();
+        let response = token_request(&app, environment, client, "wrong").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(verifications() - before, 1, "{client} at {environment}");
+    }
 }
 
 /// A token signed with the service's own key, with claims as given.

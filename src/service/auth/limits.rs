@@ -1,79 +1,94 @@
-//! What bounds the cost of the token endpoint: a lockout after repeated failed secrets, and a
-//! bounded pool for Argon2 verifications (README § Token endpoint limits).
+//! What bounds the cost of the token endpoint: a lockout of a (client, source) pair after repeated
+//! wrong secrets, what this process remembers of right ones, and a bounded pool for Argon2
+//! verifications (README § Token endpoint limits).
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::HashMap,
+    net::{IpAddr, Ipv6Addr},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
+use aws_lc_rs::{constant_time, digest};
 use tokio::sync::Semaphore;
 
 use crate::domain::ClientId;
 
-/// Failed secrets one client may send within `FAILURE_WINDOW` before further tries are refused.
-pub const MAX_FAILURES: usize = 10;
+/// Wrong secrets one (client, source) pair may send within `FAILURE_WINDOW` before further
+/// wrong ones are answered 429.
+pub const MAX_FAILURES: i64 = 10;
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
-/// Past this many clients with recent failures, stale entries are swept on the next failure.
-const SWEEP_AT: usize = 1024;
+/// Clients whose last right secret this process remembers (README § Token endpoint limits).
+const VERIFIED_CAPACITY: usize = 4096;
 
-/// Failed secrets per client, in this process's memory (each replica counts its own).
-#[derive(Default)]
-pub struct FailedSecrets {
-    failures: Mutex<HashMap<ClientId, VecDeque<Instant>>>,
+/// Where a token request comes from, as failures are counted: an IPv4 address, or the /64 an
+/// IPv6 address is in (one host is given a whole /64 and can pick any address of it).
+pub fn failure_source(address: IpAddr) -> String {
+    match address.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !(u128::MAX >> 64);
+            format!("{}/64", Ipv6Addr::from(prefix))
+        }
+    }
 }
 
-impl FailedSecrets {
-    /// How long the client stays locked out, when it has `MAX_FAILURES` failures in the window.
-    pub fn locked_for(&self, client: ClientId) -> Option<Duration> {
-        let now = Instant::now();
-        let mut failures = self.failures.lock().ok()?;
-        let recent = failures.get_mut(&client)?;
-        forget_before(recent, now);
-        if recent.len() < MAX_FAILURES {
-            return None;
+/// What this process last verified with Argon2 per client: the stored hash it verified against
+/// and a SHA-256 of the secret that matched it. A right secret is then recognised without
+/// hashing, also during a lockout and when the hashing pool is full; the entry is void once the
+/// client's stored hash changes (a new secret, set on any replica).
+#[derive(Default)]
+pub struct VerifiedSecrets {
+    verified: Mutex<HashMap<ClientId, (String, [u8; 32])>>,
+}
+
+/// What `VerifiedSecrets` knows of a secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    Right,
+    Wrong,
+    /// Nothing verified for the client's current hash: only Argon2 can tell.
+    Unknown,
+}
+
+impl VerifiedSecrets {
+    pub fn judge(&self, client: ClientId, stored_hash: &str, secret: &str) -> Known {
+        let Ok(verified) = self.verified.lock() else {
+            return Known::Unknown;
+        };
+        match verified.get(&client) {
+            Some((hash, digest)) if hash == stored_hash => {
+                if constant_time::verify_slices_are_equal(digest, &secret_digest(secret)).is_ok() {
+                    Known::Right
+                } else {
+                    Known::Wrong
+                }
+            }
+            _ => Known::Unknown,
         }
-        let oldest = recent.front()?;
-        Some((*oldest + FAILURE_WINDOW).saturating_duration_since(now))
     }
 
-    pub fn record_failure(&self, client: ClientId) {
-        let now = Instant::now();
-        let Ok(mut failures) = self.failures.lock() else {
+    pub fn remember(&self, client: ClientId, stored_hash: &str, secret: &str) {
+        let Ok(mut verified) = self.verified.lock() else {
             return;
         };
-        if failures.len() >= SWEEP_AT {
-            failures.retain(|_, recent| {
-                forget_before(recent, now);
-                !recent.is_empty()
-            });
+        if verified.len() >= VERIFIED_CAPACITY && !verified.contains_key(&client) {
+            // Any entry will do: a forgotten client is verified with Argon2 once more.
+            if let Some(evicted) = verified.keys().next().copied() {
+                verified.remove(&evicted);
+            }
         }
-        let recent = failures.entry(client).or_default();
-        forget_before(recent, now);
-        recent.push_back(now);
-        while recent.len() > MAX_FAILURES {
-            recent.pop_front();
-        }
-    }
-
-    /// A right secret (outside a lockout) starts the count over.
-    pub fn clear(&self, client: ClientId) {
-        if let Ok(mut failures) = self.failures.lock() {
-            failures.remove(&client);
-        }
+        verified.insert(client, (stored_hash.to_owned(), secret_digest(secret)));
     }
 }
 
-fn forget_before(recent: &mut VecDeque<Instant>, now: Instant) {
-    while recent
-        .front()
-        .is_some_and(|at| now.saturating_duration_since(*at) >= FAILURE_WINDOW)
-    {
-        recent.pop_front();
-    }
+fn secret_digest(secret: &str) -> [u8; 32] {
+    let mut out = [0; 32];
+    out.copy_from_slice(digest::digest(&digest::SHA256, secret.as_bytes()).as_ref());
+    out
 }
 
 /// The hashing pool is full: as many verifications run as there are cores, and as many again
@@ -87,6 +102,8 @@ const QUEUE_FACTOR: usize = 4;
 /// queue behind them.
 pub struct HashingPool {
     permits: Arc<Semaphore>,
+    /// Verifications started, for tests that every refusal costs the same work.
+    started: Arc<AtomicU64>,
     queued: AtomicUsize,
     max_queued: usize,
 }
@@ -102,6 +119,7 @@ impl HashingPool {
     pub fn new(parallelism: usize) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(parallelism.max(1))),
+            started: Arc::default(),
             queued: AtomicUsize::new(0),
             max_queued: parallelism.max(1) * QUEUE_FACTOR,
         }
@@ -124,12 +142,19 @@ impl HashingPool {
         };
         // The permit moves into the blocking task: a caller that goes away does not free it
         // while the hash still runs.
+        let started = self.started.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
+            started.fetch_add(1, Ordering::Relaxed);
             work()
         })
         .await
         .map_err(|_| Busy)
+    }
+
+    /// How many pieces of work have started since the pool was made.
+    pub fn started(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
     }
 
     fn queue_place(&self) -> Option<QueuePlace<'_>> {
@@ -153,19 +178,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_eleventh_failure_within_the_window_is_locked_out() {
-        let failed = FailedSecrets::default();
+    fn ipv4_sources_are_addresses_and_ipv6_sources_their_64() {
+        let source = |s: &str| failure_source(s.parse().unwrap());
+        assert_eq!(source("203.0.113.7"), "203.0.113.7");
+        assert_eq!(source("::ffff:203.0.113.7"), "203.0.113.7");
+        assert_eq!(source("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(source("2001:db8:1:2:ffff::9"), source("2001:db8:1:2::1"));
+        assert_ne!(source("2001:db8:1:3::1"), source("2001:db8:1:2::1"));
+    }
+
+    #[test]
+    fn a_remembered_secret_is_known_until_the_stored_hash_changes() {
+        let verified = VerifiedSecrets::default();
         let client = ClientId::new();
-        for _ in 0..MAX_FAILURES - 1 {
-            failed.record_failure(client);
+        assert_eq!(verified.judge(client, "hash-1", "right"), Known::Unknown);
+        verified.remember(client, "hash-1", "right");
+        assert_eq!(verified.judge(client, "hash-1", "right"), Known::Right);
+        assert_eq!(verified.judge(client, "hash-1", "wrong"), Known::Wrong);
+        assert_eq!(verified.judge(client, "hash-2", "right"), Known::Unknown);
+        assert_eq!(
+            verified.judge(ClientId::new(), "hash-1", "right"),
+            Known::Unknown
+        );
+    }
+
+    #[test]
+    fn remembered_secrets_stay_within_capacity() {
+        let verified = VerifiedSecrets::default();
+        for _ in 0..VERIFIED_CAPACITY + 10 {
+            verified.remember(ClientId::new(), "hash", "secret");
         }
-        assert!(failed.locked_for(client).is_none());
-        failed.record_failure(client);
-        let wait = failed.locked_for(client).unwrap();
-        assert!(wait <= FAILURE_WINDOW && wait > Duration::ZERO, "{wait:?}");
-        assert!(failed.locked_for(ClientId::new()).is_none());
-        failed.clear(client);
-        assert!(failed.locked_for(client).is_none());
+        assert_eq!(verified.verified.lock().unwrap().len(), VERIFIED_CAPACITY);
     }
 
     #[tokio::test]
