@@ -48,7 +48,12 @@ pub use verification::{CheckLease, CheckResult, DueCursor, DuePage, RecordActivi
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+    /// The database cannot be reached or cannot write (down, restarting, refusing connections,
+    /// no connection free in time, disk full or read-only): temporary, not a bug in the request
+    /// or in trustmail.
+    #[error("database unavailable")]
+    Unavailable(sqlx::Error),
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("a sealed value could not be opened")]
@@ -60,12 +65,21 @@ pub enum StoreError {
     },
 }
 
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if database_unavailable(&e) {
+            StoreError::Unavailable(e)
+        } else {
+            StoreError::Database(e)
+        }
+    }
+}
+
 impl StoreError {
-    /// The database cannot be reached (down, restarting, refusing connections, no connection
-    /// free in time): temporary, not a bug in the request or in trustmail.
+    /// Worth answering 503 with Retry-After: `Unavailable`, or a migration cut off by it.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            StoreError::Database(e) => database_unavailable(e),
+            StoreError::Unavailable(_) => true,
             StoreError::Migrate(sqlx::migrate::MigrateError::Execute(e)) => database_unavailable(e),
             _ => false,
         }
@@ -79,13 +93,32 @@ fn database_unavailable(e: &sqlx::Error) -> bool {
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,
-        // PostgreSQL's SQLSTATE class 08 (connection exception) and 57P01-57P03 (shut down by
-        // an administrator, crash shutdown, cannot connect now).
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")
-        }),
+        sqlx::Error::Database(db) => {
+            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                postgres_unavailable(pg.code())
+            } else if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                db.code()
+                    .and_then(|code| code.parse::<i32>().ok())
+                    .is_some_and(sqlite_unavailable)
+            } else {
+                false
+            }
+        }
         _ => false,
     }
+}
+
+/// PostgreSQL's SQLSTATE class 08 (connection exception), 53 (insufficient resources: disk
+/// full, out of memory, too many connections) and 57P (shut down, crashed, cannot connect now).
+fn postgres_unavailable(sqlstate: &str) -> bool {
+    sqlstate.starts_with("08") || sqlstate.starts_with("53") || sqlstate.starts_with("57P")
+}
+
+/// SQLite's extended result code whose primary code (the low byte) says the file cannot be
+/// written or opened now: SQLITE_READONLY (8), SQLITE_IOERR (10), SQLITE_FULL (13),
+/// SQLITE_CANTOPEN (14). Freeing space or remounting read-write cures them without a restart.
+fn sqlite_unavailable(extended_code: i32) -> bool {
+    matches!(extended_code & 0xff, 8 | 10 | 13 | 14)
 }
 
 /// The outcome of a write allowed at most once per interval (a code resend, a forced check).
@@ -123,7 +156,7 @@ impl Store {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(acquire_timeout(backend))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -168,6 +201,17 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// How long a query waits for a connection. On PostgreSQL this also bounds a request while the
+/// server is down (sqlx retries a refused connect until then), so it stays well inside the 10 s
+/// in which a stopped database must be answered with 503; SQLite, which is never "down", keeps
+/// its busy timeout's 10 s for queues under load.
+fn acquire_timeout(backend: Backend) -> Duration {
+    match backend {
+        Backend::Sqlite => Duration::from_secs(10),
+        Backend::Postgres => Duration::from_secs(4),
     }
 }
 
@@ -318,7 +362,25 @@ impl From<UnknownValue> for StoreError {
 
 #[cfg(test)]
 mod tests {
-    use super::sqlite_url;
+    use super::{postgres_unavailable, sqlite_unavailable, sqlite_url};
+
+    #[test]
+    fn disk_and_connection_faults_are_unavailable() {
+        // SQLITE_FULL, SQLITE_READONLY_DBMOVED, SQLITE_IOERR_WRITE, SQLITE_CANTOPEN.
+        for code in [13, 8 | (4 << 8), 10 | (3 << 8), 14] {
+            assert!(sqlite_unavailable(code), "{code}");
+        }
+        // SQLITE_CONSTRAINT_UNIQUE, SQLITE_BUSY, SQLITE_CORRUPT.
+        for code in [19 | (8 << 8), 5, 11] {
+            assert!(!sqlite_unavailable(code), "{code}");
+        }
+        for code in ["08006", "53100", "53300", "57P01", "57P03"] {
+            assert!(postgres_unavailable(code), "{code}");
+        }
+        for code in ["23505", "40001", "42P01", "57014"] {
+            assert!(!postgres_unavailable(code), "{code}");
+        }
+    }
 
     #[test]
     fn sqlite_urls_create_the_file() {
