@@ -366,6 +366,7 @@ pub struct Http {
     /// PEM private key of the certificate.
     pub tls_key_file: PathBuf,
     /// How often both files are re-read, so a renewed certificate is served without a restart.
+    /// Two small reads a second cost nothing, and a renewal is then served within seconds.
     pub tls_reload_interval_s: u64,
 }
 
@@ -378,7 +379,7 @@ impl Default for Http {
             max_connections: 10_000,
             tls_cert_file: PathBuf::new(),
             tls_key_file: PathBuf::new(),
-            tls_reload_interval_s: 60,
+            tls_reload_interval_s: 1,
         }
     }
 }
