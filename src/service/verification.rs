@@ -20,6 +20,8 @@ use crate::{
 /// The shortest check lease; longer when the deadline is long (a leased domain may wait in the
 /// sweep's read-ahead for a few deadlines before its check starts).
 const MIN_CHECK_LEASE: Duration = Duration::seconds(60);
+/// What an on-demand check's lease allows beyond its lookups' deadline, to save their results.
+const SAVE_MARGIN: Duration = Duration::seconds(5);
 /// `POST …/verification` runs at most this often per domain.
 pub const FORCED_CHECK_INTERVAL: StdDuration = StdDuration::from_secs(5);
 
@@ -75,7 +77,7 @@ impl Service {
                 &[domain.id],
                 &self.inner.instance_id,
                 started,
-                started + self.check_lease(),
+                started + self.on_demand_lease(),
             )
             .await?;
         if lease.domains.is_empty() {
@@ -111,6 +113,14 @@ impl Service {
     fn check_lease(&self) -> Duration {
         let deadline = self.check_deadline();
         MIN_CHECK_LEASE.max(Duration::try_from(deadline * 4).unwrap_or(MIN_CHECK_LEASE))
+    }
+
+    /// How long a check started on demand (a status read, a wait, a forced check) holds its
+    /// domain's lease: its deadline and time to save. Not the sweep's minute: a process killed
+    /// mid-check (a `domain wait` stopped with Ctrl-C) would hold every other waiter of the
+    /// domain to the records as stored for that long.
+    fn on_demand_lease(&self) -> Duration {
+        Duration::try_from(self.check_deadline()).unwrap_or(MIN_CHECK_LEASE) + SAVE_MARGIN
     }
 
     /// `dns.check_deadline_ms`: one domain's whole check.

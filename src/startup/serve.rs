@@ -1,6 +1,7 @@
 //! The HTTP server loop: hyper's HTTP/1.1 connections over our own listener, so that the
 //! limits of `[http]` hold (README § HTTP limits), which `axum::serve` cannot set. With TLS
 //! each connection handshakes first, inside the same limits (startup/tls.rs holds the keys).
+//! A request hyper cannot parse gets a P1Error body (`AnswerMalformed`), not hyper's empty one.
 
 use std::{
     future::Future,
@@ -148,7 +149,7 @@ impl Connection {
             activity: activity.clone(),
         };
         let Some(acceptor) = self.tls.take() else {
-            return self.serve(TokioIo::new(tracked), activity).await;
+            return self.serve(tracked, activity).await;
         };
         let handshake = tokio::time::timeout(self.handshake_timeout, acceptor.accept(tracked));
         let stream = tokio::select! {
@@ -165,14 +166,15 @@ impl Connection {
             },
             _ = self.stopping.changed() => return,
         };
-        self.serve(TokioIo::new(stream), activity).await
+        self.serve(stream, activity).await
     }
 
     /// Serves HTTP/1.1 on `io` until the client is done, the connection idles out, or shutdown.
-    async fn serve<I>(mut self, io: TokioIo<I>, activity: Arc<Activity>)
+    async fn serve<I>(mut self, io: I, activity: Arc<Activity>)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        let io = TokioIo::new(AnswerMalformed::new(io));
         // A request in its handler moves no bytes (a long poll waits up to minutes): the
         // connection is not idle until its answer is written.
         let router = self.router;
@@ -268,6 +270,23 @@ impl Drop for Handling {
     }
 }
 
+/// The `AsyncWrite` methods a stream wrapper hands to its `inner` stream unchanged.
+macro_rules! writes_pass_through_to_inner {
+    () => {
+        fn is_write_vectored(&self) -> bool {
+            self.inner.is_write_vectored()
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    };
+}
+
 /// A stream that notes in `activity` every read or write that moved bytes.
 struct Tracked {
     inner: TcpStream,
@@ -314,15 +333,153 @@ impl AsyncWrite for Tracked {
         polled
     }
 
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+    writes_pass_through_to_inner!();
+}
+
+/// hyper answers a request it cannot parse (its request line or a header malformed, its URI or
+/// headers past hyper's limits) itself, before any service runs, with an empty 400 (414, 431)
+/// and no way to give it a body. This stream, between hyper and the connection, writes a
+/// P1Error answer in its place. hyper's answer is recognised by what only it lacks: every
+/// response of the router carries a correlation id (`api::middleware::observe`).
+struct AnswerMalformed<I> {
+    inner: I,
+    /// Our answer being written in place of hyper's.
+    replacing: Option<Replacement>,
+}
+
+struct Replacement {
+    bytes: Vec<u8>,
+    written: usize,
+    /// How many of hyper's bytes it stands for (what the write reports once done).
+    replaces: usize,
+}
+
+impl<I> AnswerMalformed<I> {
+    fn new(inner: I) -> Self {
+        Self {
+            inner,
+            replacing: None,
+        }
+    }
+}
+
+/// hyper's own answer to a request it could not parse, if `buf` starts with one: its status and
+/// its length.
+fn hypers_parse_error_answer(buf: &[u8]) -> Option<(hyper::StatusCode, usize)> {
+    if !buf.starts_with(b"HTTP/1.1 4") {
+        return None;
+    }
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = std::str::from_utf8(&buf[..end]).ok()?.to_ascii_lowercase();
+    let status = match head.get(9..12)? {
+        "400" => hyper::StatusCode::BAD_REQUEST,
+        "414" => hyper::StatusCode::URI_TOO_LONG,
+        "431" => hyper::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        _ => return None,
+    };
+    let correlated = head.contains(&format!("\r\n{}:", crate::api::middleware::CORRELATION_ID));
+    (!correlated && head.contains("\r\ncontent-length: 0\r\n")).then_some((status, end))
+}
+
+/// A P1Error `INVALID_REQUEST` answer with `status`, closing the connection (hyper closes it
+/// after a request it could not parse: where the next one would start is unknown).
+fn malformed_request_answer(status: hyper::StatusCode) -> Vec<u8> {
+    let why = match status {
+        hyper::StatusCode::URI_TOO_LONG => "Its URI is too long.",
+        hyper::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "Its headers are too large.",
+        _ => "It is not a valid HTTP/1.1 request (request line or headers).",
+    };
+    let body = serde_json::to_vec(&crate::api::errors::P1Error {
+        id: uuid::Uuid::new_v4().to_string(),
+        code: "INVALID_REQUEST",
+        message: format!("The request could not be completed. {why}"),
+        details: Vec::new(),
+    })
+    .unwrap_or_default();
+    let mut answer = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         {}: {}\r\nconnection: close\r\n\r\n",
+        body.len(),
+        crate::api::middleware::CORRELATION_ID,
+        uuid::Uuid::new_v4().hyphenated(),
+    )
+    .into_bytes();
+    answer.extend_from_slice(&body);
+    answer
+}
+
+impl<I: AsyncWrite + Unpin> AnswerMalformed<I> {
+    /// Writes `buf`, or our answer in place of hyper's when `buf` starts with it (or one is
+    /// under way: hyper offers the same bytes again after `Pending`).
+    fn poll_write_or_replace(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.replacing.is_none() {
+            let Some((status, replaces)) = hypers_parse_error_answer(buf) else {
+                return Pin::new(&mut self.inner).poll_write(cx, buf);
+            };
+            tracing::debug!(
+                status = status.as_u16(),
+                "answering a request hyper could not parse"
+            );
+            self.replacing = Some(Replacement {
+                bytes: malformed_request_answer(status),
+                written: 0,
+                replaces,
+            });
+        }
+        let Some(replacement) = self.replacing.as_mut() else {
+            return Poll::Ready(Ok(0));
+        };
+        while replacement.written < replacement.bytes.len() {
+            let rest = &replacement.bytes[replacement.written..];
+            match std::task::ready!(Pin::new(&mut self.inner).poll_write(cx, rest)) {
+                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Ok(n) => replacement.written += n,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        let replaces = replacement.replaces;
+        self.replacing = None;
+        Poll::Ready(Ok(replaces))
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for AnswerMalformed<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for AnswerMalformed<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_or_replace(cx, buf)
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let first = bufs
+            .iter()
+            .find(|b| !b.is_empty())
+            .map_or(&[][..], |b| &**b);
+        if self.replacing.is_some() || hypers_parse_error_answer(first).is_some() {
+            return self.poll_write_or_replace(cx, first);
+        }
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
+    writes_pass_through_to_inner!();
 }

@@ -1,6 +1,11 @@
 //! HTTPS: the certificate chain and key of `http.tls_cert_file` / `http.tls_key_file` (PEM),
 //! re-read every `http.tls_reload_interval_s` so that a renewed certificate is served without a
 //! restart (README § HTTPS). A renewal that does not load keeps the certificate in use.
+//!
+//! The files are read whole and compared, not judged by their times: a rename over them, a
+//! rewrite in place and a second write within one mtime tick all show. Certificate and key are
+//! rarely replaced at once, so a pair that does not load is reported only when it is still
+//! there on the next look (a renewal half-way through is not worth a warning).
 
 use std::{
     fmt,
@@ -89,6 +94,8 @@ pub struct Tls {
     current: Arc<CurrentCertificate>,
     acceptor: TlsAcceptor,
     seen: Seen,
+    /// Why the files as last seen do not load, until it is logged.
+    unreported: Option<String>,
 }
 
 impl Tls {
@@ -112,6 +119,7 @@ impl Tls {
             current,
             acceptor: TlsAcceptor::from(Arc::new(config)),
             seen: Ok((cert, key)),
+            unreported: None,
         })
     }
 
@@ -137,29 +145,31 @@ impl Tls {
             .await
             .map_err(|e| crate::error_chain::ErrorChain(&e).to_string());
         if seen == self.seen {
+            if let Some(error) = self.unreported.take() {
+                tracing::warn!(
+                    %error,
+                    "the TLS files do not load; still serving the certificate loaded before"
+                );
+            }
             return false;
         }
         self.seen = seen;
         let loaded = match &self.seen {
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the TLS files; still serving the certificate loaded before");
-                return false;
-            }
+            Err(e) => Err(e.clone()),
             Ok((cert, key)) => {
                 certified_key(&self.cert_file, &self.key_file, cert, key, &self.provider)
+                    .map_err(|e| crate::error_chain::ErrorChain(&e).to_string())
             }
         };
         match loaded {
             Ok(certified) => {
+                self.unreported = None;
                 self.current.set(Arc::new(certified));
                 tracing::info!(file = %self.cert_file.display(), "serving a renewed TLS certificate");
                 true
             }
-            Err(e) => {
-                tracing::error!(
-                    error = %crate::error_chain::ErrorChain(&e),
-                    "the TLS files changed but do not load; still serving the certificate loaded before"
-                );
+            Err(error) => {
+                self.unreported = Some(error);
                 false
             }
         }
@@ -274,6 +284,26 @@ mod tests {
         files.write(&new_cert, &new_key);
         assert!(tls.reload().await);
         assert_eq!(served(&tls), renewed);
+    }
+
+    #[tokio::test]
+    async fn a_pair_that_does_not_load_is_reported_only_if_it_is_still_there_on_the_next_look() {
+        let (cert, key, _) = self_signed("localhost");
+        let files = Files::new(&cert, &key);
+        let mut tls = Tls::load(&files.cert, &files.key).await.unwrap();
+        let (new_cert, new_key, _) = self_signed("localhost");
+        // The certificate renamed over, the key not yet: half-way through a renewal.
+        files.write(&new_cert, &key);
+        assert!(!tls.reload().await);
+        assert!(tls.unreported.is_some());
+        files.write(&new_cert, &new_key);
+        assert!(tls.reload().await);
+        assert!(tls.unreported.is_none(), "nothing left to report");
+
+        files.write(&new_cert, &key);
+        assert!(!tls.reload().await);
+        assert!(!tls.reload().await, "still there: reported now");
+        assert!(tls.unreported.is_none(), "reported once");
     }
 
     #[tokio::test]

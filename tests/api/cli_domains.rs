@@ -11,6 +11,15 @@ use crate::support::{TestApp, TestDns};
 
 /// Runs the `trustmail` binary on `app`'s database, master key and DNS.
 async fn trustmail(app: &TestApp, dns: &TestDns, args: &[&str]) -> Output {
+    let mut command = command(app, dns, args);
+    // The DNS server and the app run on this test's runtime: do not block it.
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
+/// The `trustmail` command on `app`'s database, master key and DNS.
+fn command(app: &TestApp, dns: &TestDns, args: &[&str]) -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_trustmail"));
     command
         .args(args)
@@ -31,10 +40,7 @@ async fn trustmail(app: &TestApp, dns: &TestDns, args: &[&str]) -> Output {
         )
         .env("TRUSTMAIL_DNS__MIN_RECHECK_INTERVAL_S", "1")
         .env("RUST_LOG", "warn");
-    // The DNS server and the app run on this test's runtime: do not block it.
-    tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap()
+    command
 }
 
 fn stdout(out: &Output) -> String {
@@ -185,4 +191,97 @@ async fn an_environment_is_shown_with_its_domains() {
             .any(|l| l.contains(&env) && l.contains("Shop") && l.ends_with(" 1")),
         "{table}"
     );
+}
+
+/// An app with two regions serving NA and a domain with a MAIL FROM domain: 11 records (an
+/// ownership TXT and three DKIM CNAMEs per region, the environment TXT, SPF and MX at the MAIL
+/// FROM name). Ownership is published (a MAIL FROM needs it), the rest as `publish` says.
+async fn eleven_records(dns: &TestDns, publish: bool) -> (TestApp, String, String) {
+    use trustmail::{config::Region, domain::Geography};
+    let app = TestApp::with_dns(dns, |c| {
+        let mut na = Region::named("us-east-1");
+        na.geographies = vec![Geography::Na];
+        let mut eu = Region::named("eu-west-1");
+        eu.geographies = vec![Geography::Eu, Geography::Na];
+        c.regions = vec![na, eu];
+    })
+    .await;
+    let env = app.environment("Shop").await;
+    let id = app.domain(&env, "auth.shopco.test").await;
+    app.publish_domain(dns, &env, &id).await;
+    let put = app
+        .put(
+            &format!("/v1/environments/{env}/emailDomains/{id}/mailFromDomain"),
+            &app.admin_token,
+            serde_json::json!({"mailFrom": {"domain": "bounce.auth.shopco.test"}}),
+        )
+        .await;
+    assert_eq!(put.status(), reqwest::StatusCode::OK);
+    if publish {
+        app.publish_domain(dns, &env, &id).await;
+    }
+    (app, env, id)
+}
+
+/// `trustmail domain wait ENV ID --timeout TIMEOUT`, which must exit `expected`: its stderr.
+async fn wait_exits(
+    (app, env, id): (&TestApp, &str, &str),
+    dns: &TestDns,
+    timeout: &str,
+    expected: i32,
+) -> String {
+    let waited = trustmail(app, dns, &["domain", "wait", env, id, "--timeout", timeout]).await;
+    let progress = String::from_utf8_lossy(&waited.stderr).into_owned();
+    assert_eq!(waited.status.code(), Some(expected), "{progress}");
+    progress
+}
+
+#[tokio::test]
+async fn a_wait_on_published_records_exits_0_at_once_and_a_missing_one_at_its_timeout() {
+    let dns = TestDns::start().await;
+    let (app, env, id) = eleven_records(&dns, false).await;
+    let domain = (&app, env.as_str(), id.as_str());
+    // The MAIL FROM's MX and SPF are not published: the wait ends at its timeout, not later.
+    let started = std::time::Instant::now();
+    let progress = wait_exits(domain, &dns, "2s", 3).await;
+    assert!(progress.contains("9/11 records ACTIVE"), "{progress}");
+    assert!(progress.contains("MAIL_FROM (NOT_FOUND)"), "{progress}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "a 2 s timeout waited {:?}",
+        started.elapsed()
+    );
+
+    app.publish_domain(&dns, &env, &id).await;
+    let progress = wait_exits(domain, &dns, "1m", 0).await;
+    assert!(progress.contains("11 records ACTIVE"), "{progress}");
+}
+
+#[tokio::test]
+async fn a_wait_killed_during_its_check_does_not_hold_back_the_next_one() {
+    let dns = TestDns::start().await;
+    let (app, env, id) = eleven_records(&dns, true).await;
+    // A first wait, killed (Ctrl-C, kill -9) while its lookups are in flight: it has taken the
+    // domain's check lease and never gives it back.
+    dns.slow("auth.shopco.test", std::time::Duration::from_secs(30));
+    let before = dns.asked().len();
+    let mut first = command(
+        &app,
+        &dns,
+        &["domain", "wait", &env, &id, "--timeout", "1m"],
+    )
+    .stderr(std::process::Stdio::null())
+    .stdout(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    while dns.asked().len() == before {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    dns.fast();
+
+    // Every record is published: the next wait checks them and finishes well inside its
+    // timeout, instead of reading what was stored until the dead process's lease runs out.
+    wait_exits((&app, &env, &id), &dns, "40s", 0).await;
 }

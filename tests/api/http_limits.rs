@@ -173,3 +173,78 @@ async fn past_max_connections_a_new_connection_waits_until_one_closes() {
         .unwrap();
     assert_eq!(status, StatusCode::OK);
 }
+
+/// Sends `request` on a fresh connection and reads until the server closes it or 10 s pass:
+/// (status code, headers in lower case, body).
+async fn raw_exchange(app: &TestApp, request: &[u8]) -> (u16, String, String) {
+    let mut stream = connect(app).await;
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {answer:?}"));
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+#[tokio::test]
+async fn malformed_http_is_answered_with_a_p1_error() {
+    let app = TestApp::spawn().await;
+    // Past the token check, so that the body is read.
+    let chunked = format!(
+        "POST /v1/environments HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{{}}\r\n0\r\n\r\n",
+        app.admin_token
+    );
+    let cases: [(&str, &[u8]); 5] = [
+        ("garbage", b"\x16\x03\x01 hello there\r\n\r\n"),
+        (
+            "a bad request line",
+            b"GET /healthz HTTP/9.x\r\nHost: x\r\n\r\n",
+        ),
+        (
+            "a bad method",
+            b"G\x01T /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        ),
+        (
+            "a bad header",
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+        ),
+        ("invalid chunked encoding", chunked.as_bytes()),
+    ];
+    for (what, request) in cases {
+        let (status, head, body) = raw_exchange(&app, request).await;
+        assert_eq!(status, 400, "{what}: {head}\n{body}");
+        assert!(
+            head.contains("content-type: application/json"),
+            "{what}: {head}"
+        );
+        let body: serde_json::Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {body:?}"));
+        assert_eq!(body["code"], "INVALID_REQUEST", "{what}: {body}");
+        assert!(body["id"].is_string(), "{what}: {body}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{what}: {body}"
+        );
+    }
+
+    // Past hyper's 100 headers: its 431, with a P1Error body too.
+    let mut crowded = "GET /healthz HTTP/1.1\r\nHost: x\r\n".to_owned();
+    for i in 0..120 {
+        crowded.push_str(&format!("X-Header-{i}: v\r\n"));
+    }
+    crowded.push_str("\r\n");
+    let (status, head, body) = raw_exchange(&app, crowded.as_bytes()).await;
+    assert_eq!(status, 431, "{head}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["code"], "INVALID_REQUEST", "{body}");
+
+    // The connection answers well-formed requests as before.
+    let health = reqwest::get(format!("{}/healthz", app.url)).await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+}

@@ -27,6 +27,7 @@ mod pingone_names;
 mod populations;
 mod restart;
 mod self_check;
+mod shipped_configs;
 mod store;
 mod subscriptions;
 mod support;
