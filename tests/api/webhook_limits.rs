@@ -206,20 +206,20 @@ async fn a_create_past_the_limit_is_400_size_limit_exceeded() {
     assert_error_snapshot!(create(&app, &env, body).await, StatusCode::BAD_REQUEST);
 }
 
-#[tokio::test]
-async fn http_endpoints_are_refused_naming_the_key_unless_the_operator_allows_them() {
-    let app = TestApp::spawn_on(Db::Sqlite, |c| c.webhooks.allow_http_endpoints = false).await;
+/// The message of the 400 INVALID_VALUE on `httpEndpoint.url` that a create of `url` gets.
+async fn refused_url(app: &TestApp, url: &str) -> String {
     let env = app.environment("Shop").await;
-    let r = create(
-        &app,
-        &env,
-        subscription_body("http://hooks.shopco.test/", &["CLIENT_CREATED"]),
-    )
-    .await;
+    let r = create(app, &env, subscription_body(url, &["CLIENT_CREATED"])).await;
     let body = crate::support::p1_error(r, StatusCode::BAD_REQUEST).await;
     assert_eq!(body["details"][0]["code"], "INVALID_VALUE", "{body}");
     assert_eq!(body["details"][0]["target"], "httpEndpoint.url", "{body}");
-    let message = body["details"][0]["message"].as_str().unwrap();
+    body["details"][0]["message"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn http_endpoints_are_refused_naming_the_key_unless_the_operator_allows_them() {
+    let app = TestApp::spawn_on(Db::Sqlite, |c| c.webhooks.allow_http_endpoints = false).await;
+    let message = refused_url(&app, "http://hooks.shopco.test/").await;
     assert!(
         message.contains("webhooks.allow_http_endpoints = true"),
         "{message}"
@@ -232,23 +232,13 @@ async fn http_endpoints_are_refused_naming_the_key_unless_the_operator_allows_th
         c.webhooks.allow_private_endpoints = false;
     })
     .await;
-    let env = app.environment("Shop").await;
-    let r = create(
-        &app,
-        &env,
-        subscription_body("http://127.0.0.1:8080/", &["CLIENT_CREATED"]),
-    )
-    .await;
-    let body = crate::support::p1_error(r, StatusCode::BAD_REQUEST).await;
-    let message = body["details"][0]["message"].as_str().unwrap();
-    assert!(
-        message.contains("webhooks.allow_http_endpoints = true"),
-        "{message}"
-    );
-    assert!(
-        message.contains("webhooks.allow_private_endpoints = true"),
-        "{message}"
-    );
+    let message = refused_url(&app, "http://127.0.0.1:8080/").await;
+    for key in [
+        "webhooks.allow_http_endpoints = true",
+        "webhooks.allow_private_endpoints = true",
+    ] {
+        assert!(message.contains(key), "{message}");
+    }
 }
 
 #[tokio::test]
