@@ -58,6 +58,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "webhooks.request_timeout_s",
     "environments.default_license_id",
     "webhooks.allow_private_endpoints",
+    "webhooks.connect_timeout_s",
+    "webhooks.allow_http_endpoints",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -501,6 +503,12 @@ pub struct Webhooks {
     /// Deliver to loopback, private and other non-global addresses too (receivers inside the
     /// operator's network); off, an environment administrator cannot reach them through trustmail.
     pub allow_private_endpoints: bool,
+    /// The most connecting to an endpoint may take (TCP and TLS), within `request_timeout_s`:
+    /// an endpoint that never accepts gives its worker back this soon.
+    pub connect_timeout_s: u64,
+    /// Accept `http://` endpoints: deliveries and their headers then cross the network
+    /// unencrypted (a receiver in development, or inside the operator's network).
+    pub allow_http_endpoints: bool,
 }
 
 impl Default for Webhooks {
@@ -509,6 +517,8 @@ impl Default for Webhooks {
             first_retry_ms: 5000,
             request_timeout_s: 10,
             allow_private_endpoints: false,
+            connect_timeout_s: 3,
+            allow_http_endpoints: false,
         }
     }
 }
@@ -527,6 +537,12 @@ impl Webhooks {
         std::time::Duration::from_secs(self.request_timeout_s)
     }
 
+    /// Never longer than the whole request may take (a config that lowered only
+    /// `request_timeout_s` below the default stays valid).
+    pub fn connect_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.connect_timeout_s.min(self.request_timeout_s))
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         if !(1..=Self::MAX_FIRST_RETRY_MS).contains(&self.first_retry_ms) {
             return Err(ConfigError::invalid(
@@ -537,6 +553,12 @@ impl Webhooks {
         if !(1..=Self::MAX_REQUEST_TIMEOUT_S).contains(&self.request_timeout_s) {
             return Err(ConfigError::invalid(
                 "webhooks.request_timeout_s",
+                format!("must be 1 to {}", Self::MAX_REQUEST_TIMEOUT_S),
+            ));
+        }
+        if !(1..=Self::MAX_REQUEST_TIMEOUT_S).contains(&self.connect_timeout_s) {
+            return Err(ConfigError::invalid(
+                "webhooks.connect_timeout_s",
                 format!("must be 1 to {}", Self::MAX_REQUEST_TIMEOUT_S),
             ));
         }
@@ -984,6 +1006,16 @@ mod tests {
                 "301",
                 "webhooks.request_timeout_s",
             ),
+            (
+                "TRUSTMAIL_WEBHOOKS__CONNECT_TIMEOUT_S",
+                "0",
+                "webhooks.connect_timeout_s",
+            ),
+            (
+                "TRUSTMAIL_WEBHOOKS__CONNECT_TIMEOUT_S",
+                "301",
+                "webhooks.connect_timeout_s",
+            ),
         ] {
             let err = env_error(&[(var, value)]);
             assert!(err.contains(key), "{var}={value}: {err}");
@@ -994,6 +1026,13 @@ mod tests {
             config.webhooks.first_retry(),
             std::time::Duration::from_millis(50)
         );
+        assert_eq!(config.webhooks.connect_timeout().as_secs(), 3);
+        let config = Config::load_from(
+            None,
+            vars(&[("TRUSTMAIL_WEBHOOKS__REQUEST_TIMEOUT_S", "2")]),
+        )
+        .unwrap();
+        assert_eq!(config.webhooks.connect_timeout().as_secs(), 2);
     }
 
     #[test]

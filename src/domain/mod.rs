@@ -136,9 +136,9 @@ pub use records::{
     spf_value, visible_statuses,
 };
 pub use subscriptions::{
-    DeliveryState, EndpointHeaders, EndpointUrl, InvalidField, MAX_WEBHOOK_ATTEMPTS,
-    SUSPENDED_DELIVERY_KEPT, SigningSecret, Subscription, SubscriptionFormat, SubscriptionId,
-    SubscriptionSettings, parse_action_types, undeliverable, webhook_retry_delay,
+    DeliveryState, EndpointHeaders, EndpointPolicy, EndpointRefusal, EndpointUrl, InvalidField,
+    MAX_WEBHOOK_ATTEMPTS, SUSPENDED_DELIVERY_KEPT, SigningSecret, Subscription, SubscriptionFormat,
+    SubscriptionId, SubscriptionSettings, endpoint_pause, parse_action_types, webhook_retry_delay,
 };
 pub use tenancy::{
     ActivityType, EnvironmentType, Geography, Permission, ResourceType, Role, TOKEN_LIFETIME_S,

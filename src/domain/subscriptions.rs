@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, net::IpAddr, time::Duration};
 use base64::{Engine, engine::general_purpose::STANDARD};
 use time::OffsetDateTime;
 
-use super::{ActivityType, EnvironmentId, non_global};
+use super::{ActivityType, EnvironmentId, NonGlobal, non_global};
 
 id_type!(
     /// A webhook subscription.
@@ -121,24 +121,76 @@ impl EndpointUrl {
         }
     }
 
-    /// Refuses an address off the public internet as the host. A DNS name is judged by what it
-    /// resolves to when a delivery connects, since that can change.
-    pub fn require_public(&self) -> Result<(), InvalidField> {
-        match self.ip_literal().and_then(undeliverable) {
-            Some(reason) => Err(invalid("httpEndpoint.url", reason)),
-            None => Ok(()),
-        }
+    /// Why a delivery may not go to this URL under `policy`: `http://` unless allowed, and an
+    /// address off the public internet as the host unless allowed. A DNS name is judged by what
+    /// it resolves to when a delivery connects, since that can change.
+    pub fn refusal(&self, policy: EndpointPolicy) -> Option<EndpointRefusal> {
+        let refused = EndpointRefusal {
+            http: self.0.scheme() == "http" && !policy.allow_http,
+            host: self
+                .ip_literal()
+                .filter(|_| !policy.allow_private)
+                .and_then(|ip| Some((ip, non_global(ip)?))),
+        };
+        (refused.http || refused.host.is_some()).then_some(refused)
     }
 }
 
-/// Why a webhook may not go to `ip`, as a sentence; `None` for a public address.
-pub fn undeliverable(ip: IpAddr) -> Option<String> {
-    non_global(ip).map(|kind| {
-        format!(
-            "{ip} is {kind} address; webhooks go only to public internet addresses \
-             (unless the operator sets webhooks.allow_private_endpoints)."
-        )
-    })
+/// What the operator allows beyond `https://` to public addresses: `webhooks.allow_http_endpoints`
+/// and `webhooks.allow_private_endpoints`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndpointPolicy {
+    pub allow_http: bool,
+    pub allow_private: bool,
+}
+
+/// An endpoint URL the operator's `EndpointPolicy` does not allow, and why. Shown as a sentence
+/// naming the config keys that would allow it; `Display` leaves out the host's address (what
+/// any reader of a delivery sees), `for_caller` names it to the caller who just sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointRefusal {
+    /// The URL is `http://`.
+    http: bool,
+    /// The host is this address, off the public internet.
+    host: Option<(IpAddr, NonGlobal)>,
+}
+
+impl EndpointRefusal {
+    /// The sentence, with `subject` for the host's address.
+    fn sentence(&self, subject: &dyn std::fmt::Display) -> String {
+        const HTTP: &str = "webhooks.allow_http_endpoints = true";
+        const PRIVATE: &str = "webhooks.allow_private_endpoints = true";
+        match self.host {
+            Some((_, kind)) if self.http => format!(
+                "The URL is http:// (unencrypted) and {subject} is {kind} address; webhooks go \
+                 only to https:// on public internet addresses (unless the operator sets {HTTP} \
+                 and {PRIVATE})."
+            ),
+            Some((_, kind)) => format!(
+                "{subject} is {kind} address; webhooks go only to public internet addresses \
+                 (unless the operator sets {PRIVATE})."
+            ),
+            None => format!(
+                "The URL is http://, which would send deliveries and their headers unencrypted; \
+                 webhooks go only to https:// (unless the operator sets {HTTP})."
+            ),
+        }
+    }
+
+    /// Why the endpoint was refused, with the address the caller gave as its host.
+    pub fn for_caller(&self) -> InvalidField {
+        let message = match self.host {
+            Some((ip, _)) => self.sentence(&ip),
+            None => self.to_string(),
+        };
+        invalid("httpEndpoint.url", message)
+    }
+}
+
+impl std::fmt::Display for EndpointRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.sentence(&"the URL's host"))
+    }
 }
 
 /// Headers trustmail sets itself on every delivery, which a subscription may not replace.
@@ -283,6 +335,16 @@ pub fn webhook_retry_delay(failed_attempts: u32, first_retry: Duration) -> Optio
     Some(first_retry.saturating_mul(*step))
 }
 
+/// How long a subscription's deliveries wait after its endpoint failed `failures` attempts in a
+/// row: `first_retry`, doubling, at most 60 times it (5 min by default). Never longer than the
+/// failed delivery's own next retry (`webhook_retry_delay`), so it only holds back the others.
+pub fn endpoint_pause(failures: u32, first_retry: Duration) -> Duration {
+    let doublings = failures.saturating_sub(1).min(6);
+    first_retry
+        .saturating_mul(1 << doublings)
+        .min(first_retry.saturating_mul(60))
+}
+
 /// A delivery still pending this long after its activity (a subscription disabled that long)
 /// is given up, as PingOne keeps a suspended subscription's events for two weeks.
 pub const SUSPENDED_DELIVERY_KEPT: Duration = Duration::from_secs(14 * 24 * 3600);
@@ -305,6 +367,18 @@ mod tests {
     }
 
     #[test]
+    fn a_failing_endpoint_is_paused_doubling_to_sixty_first_retries_never_past_its_retry() {
+        let first = Duration::from_secs(5);
+        let pauses: Vec<u64> = (1..=9)
+            .map(|n| endpoint_pause(n, first).as_secs())
+            .collect();
+        assert_eq!(pauses, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
+        for n in 1..MAX_WEBHOOK_ATTEMPTS {
+            assert!(endpoint_pause(n, first) <= webhook_retry_delay(n, first).unwrap());
+        }
+    }
+
+    #[test]
     fn urls_are_absolute_http_without_credentials() {
         assert!(EndpointUrl::parse("https://hooks.shopco.test/p?x=1").is_ok());
         assert!(EndpointUrl::parse("http://127.0.0.1:9000/").is_ok());
@@ -319,6 +393,15 @@ mod tests {
         }
     }
 
+    const PUBLIC_ONLY: EndpointPolicy = EndpointPolicy {
+        allow_http: true,
+        allow_private: false,
+    };
+
+    fn refusal(url: &str, policy: EndpointPolicy) -> Option<EndpointRefusal> {
+        EndpointUrl::parse(url).unwrap().refusal(policy)
+    }
+
     #[test]
     fn address_hosts_off_the_public_internet_are_refused_and_names_left_to_delivery() {
         for private in [
@@ -328,26 +411,72 @@ mod tests {
             "http://2130706433/",
             "https://[::ffff:10.0.0.1]/",
         ] {
-            let url = EndpointUrl::parse(private).unwrap();
-            let e = url.require_public().unwrap_err();
+            let e = refusal(private, PUBLIC_ONLY).unwrap().for_caller();
             assert_eq!(e.target, "httpEndpoint.url", "{private}");
             assert!(e.message.contains("public internet"), "{}", e.message);
+            assert!(e.message.contains("webhooks.allow_private_endpoints"));
         }
-        let e = EndpointUrl::parse("http://169.254.169.254/")
-            .unwrap()
-            .require_public()
-            .unwrap_err();
+        let refused = refusal("http://169.254.169.254/", PUBLIC_ONLY).unwrap();
         assert!(
-            e.message
+            refused
+                .for_caller()
+                .message
                 .starts_with("169.254.169.254 is a link-local address")
+        );
+        // What a reader of the delivery sees: what was refused, not the address.
+        assert_eq!(
+            refused.to_string(),
+            "the URL's host is a link-local address; webhooks go only to public internet \
+             addresses (unless the operator sets webhooks.allow_private_endpoints = true)."
         );
         for public in [
             "https://93.184.215.14/",
             "https://[2606:4700::1]/",
             "http://localhost/",
         ] {
-            assert!(EndpointUrl::parse(public).unwrap().require_public().is_ok());
+            assert_eq!(refusal(public, PUBLIC_ONLY), None, "{public}");
         }
+        let everything = EndpointPolicy {
+            allow_http: true,
+            allow_private: true,
+        };
+        assert_eq!(refusal("http://127.0.0.1/", everything), None);
+    }
+
+    #[test]
+    fn http_is_refused_unless_allowed_naming_each_key_it_needs() {
+        let https_only = EndpointPolicy {
+            allow_http: false,
+            allow_private: true,
+        };
+        assert_eq!(refusal("https://hooks.shopco.test/", https_only), None);
+        let e = refusal("http://hooks.shopco.test/", https_only)
+            .unwrap()
+            .for_caller();
+        assert_eq!(e.target, "httpEndpoint.url");
+        assert!(
+            e.message.contains("webhooks.allow_http_endpoints = true"),
+            "{}",
+            e.message
+        );
+        assert!(!e.message.contains("allow_private"), "{}", e.message);
+        let both = refusal("http://127.0.0.1:8080/", EndpointPolicy::default()).unwrap();
+        for message in [both.for_caller().message, both.to_string()] {
+            assert!(
+                message.contains("webhooks.allow_http_endpoints = true"),
+                "{message}"
+            );
+            assert!(
+                message.contains("webhooks.allow_private_endpoints = true"),
+                "{message}"
+            );
+        }
+        assert!(
+            both.for_caller()
+                .message
+                .contains("127.0.0.1 is a loopback address")
+        );
+        assert!(!both.to_string().contains("127.0.0.1"));
     }
 
     #[test]

@@ -13,7 +13,9 @@ use crate::domain::{NonGlobal, non_global};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PublicOnly;
 
-/// Every address a name resolved to is off the public internet (or it resolved to none).
+/// Every address a name resolved to is off the public internet (or it resolved to none). Shown
+/// by the kinds of address, never the addresses: the error reaches `lastError`, which any reader
+/// of the subscription sees, and would map the operator's network. `resolve` logs them.
 #[derive(Debug, thiserror::Error)]
 pub struct NoPublicAddress {
     name: String,
@@ -30,13 +32,19 @@ impl std::fmt::Display for NoPublicAddress {
             "{} resolves only to addresses off the public internet (",
             self.name
         )?;
-        for (i, (ip, kind)) in self.refused.iter().enumerate() {
+        let mut kinds: Vec<NonGlobal> = Vec::new();
+        for (_, kind) in &self.refused {
+            if !kinds.contains(kind) {
+                kinds.push(*kind);
+            }
+        }
+        for (i, kind) in kinds.iter().enumerate() {
             let separator = if i == 0 { "" } else { ", " };
-            write!(f, "{separator}{ip}: {kind} address")?;
+            write!(f, "{separator}{kind} address")?;
         }
         f.write_str(
             "); webhooks go only to public addresses unless the operator sets \
-             webhooks.allow_private_endpoints",
+             webhooks.allow_private_endpoints = true",
         )
     }
 }
@@ -70,7 +78,19 @@ impl Resolve for PublicOnly {
         Box::pin(async move {
             // Port 0: reqwest puts the URL's port (or the scheme's) in its place.
             let resolved = tokio::net::lookup_host((name.as_str(), 0)).await?;
-            let public = keep_public(&name, resolved)?;
+            let public = keep_public(&name, resolved).inspect_err(|refused| {
+                // For the operator only (the delivery's span names the subscription).
+                let addresses: Vec<String> = refused
+                    .refused
+                    .iter()
+                    .map(|(ip, _)| ip.to_string())
+                    .collect();
+                tracing::warn!(
+                    name = %refused.name,
+                    addresses = %addresses.join(", "),
+                    "webhook endpoint's name resolves only to non-public addresses; not connecting"
+                );
+            })?;
             Ok(Box::new(public.into_iter()) as Addrs)
         })
     }
@@ -93,13 +113,13 @@ mod tests {
     }
 
     #[test]
-    fn a_name_with_only_private_addresses_fails_saying_which() {
-        let e = keep_public("localhost", addrs(&["127.0.0.1", "::1", "127.0.0.1"])).unwrap_err();
+    fn a_name_with_only_private_addresses_fails_saying_what_kinds_without_the_addresses() {
+        let e = keep_public("localhost", addrs(&["127.0.0.1", "::1", "10.0.0.5"])).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "localhost resolves only to addresses off the public internet (127.0.0.1: a \
-             loopback address, ::1: a loopback address); webhooks go only to public addresses \
-             unless the operator sets webhooks.allow_private_endpoints"
+            "localhost resolves only to addresses off the public internet (a loopback address, \
+             a private address); webhooks go only to public addresses unless the operator sets \
+             webhooks.allow_private_endpoints = true"
         );
         let e = keep_public("nothing.test", []).unwrap_err();
         assert_eq!(e.to_string(), "nothing.test resolves to no address");

@@ -6,22 +6,28 @@
 //! Delivery is at least once: an endpoint that took a delivery whose result could not be
 //! recorded (or whose lease ran out meanwhile) gets it again; receivers dedupe on `webhook-id`.
 //! A 2xx answer delivers; anything else, redirects included, or no answer within
-//! `webhooks.request_timeout_s`, is retried on the schedule of `domain::webhook_retry_delay`.
+//! `webhooks.request_timeout_s` (no connection within `webhooks.connect_timeout_s`), is retried
+//! on the schedule of `domain::webhook_retry_delay`.
 //!
-//! Unless `webhooks.allow_private_endpoints`, only public internet addresses are connected to:
-//! names through `public_dns::PublicOnly`, IP-literal hosts checked before the POST.
+//! One tenant's stalled endpoints delay nobody else's: `WORKERS` POSTs run at once, each started
+//! as soon as a worker is free (not batch by batch), and the claim gives each subscription and
+//! environment at most a few of them, in turn (`Store::claim_due_deliveries`); an endpoint that
+//! keeps failing is paused (`domain::endpoint_pause`) rather than given worker after worker.
+//!
+//! Only `https://` endpoints on public internet addresses are delivered to, unless
+//! `webhooks.allow_http_endpoints` / `webhooks.allow_private_endpoints`: names through
+//! `public_dns::PublicOnly`, the URL itself checked before each POST.
 
 use std::{sync::Arc, time::Duration};
 
-use futures_util::StreamExt;
 use time::OffsetDateTime;
-use tokio::sync::watch;
+use tokio::{sync::watch, task::JoinSet};
 use tracing::Instrument;
 
 use super::{StoppableJob, public_dns::PublicOnly};
 use crate::{
     config::Webhooks,
-    domain::{Activity, DeliveryState, SUSPENDED_DELIVERY_KEPT, now},
+    domain::{Activity, DeliveryState, EndpointPolicy, SUSPENDED_DELIVERY_KEPT, now},
     error_chain::ErrorChain,
     store::{DeliveryOutcome, DueDelivery, Store, StoreError},
 };
@@ -30,13 +36,14 @@ use crate::{
 /// activity exactly as `GET …/activities` shows it.
 pub type RenderActivity = fn(&Activity) -> Result<Vec<u8>, serde_json::Error>;
 
-/// The longest wait between two reads of the queue (shorter when retries are configured
-/// shorter, so that a retry is not held up by the poll).
+/// The longest wait between two reads of the queue while workers are free (shorter when
+/// retries are configured shorter, so that a retry is not held up by the poll).
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
-/// Deliveries claimed in one pass.
-const BATCH_SIZE: u32 = 20;
-/// POSTs in flight at once.
-const CONCURRENT_POSTS: usize = 8;
+/// POSTs in flight at once in this process. A stalled subscription holds at most
+/// `store::IN_FLIGHT_PER_SUBSCRIPTION` of them, an environment `IN_FLIGHT_PER_ENVIRONMENT`.
+const WORKERS: usize = 16;
+/// What a lease leaves beyond the POST's own timeout, to record its result.
+const LEASE_MARGIN: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot build the webhook HTTP client")]
@@ -52,9 +59,10 @@ pub struct SubscriptionDelivery {
     trusting: reqwest::Client,
     first_retry: Duration,
     request_timeout: Duration,
+    connect_timeout: Duration,
     render: RenderActivity,
-    /// `webhooks.allow_private_endpoints`: deliver to non-global addresses too.
-    allow_private: bool,
+    /// `webhooks.allow_http_endpoints` and `webhooks.allow_private_endpoints`.
+    policy: EndpointPolicy,
     /// When this process last failed the deliveries too old to send (`expire_old`).
     last_expiry: std::sync::Mutex<Option<std::time::Instant>>,
 }
@@ -69,16 +77,19 @@ impl SubscriptionDelivery {
         config: &Webhooks,
         render: RenderActivity,
     ) -> Result<Self, ClientError> {
-        let allow_private = config.allow_private_endpoints;
+        let policy = EndpointPolicy {
+            allow_http: config.allow_http_endpoints,
+            allow_private: config.allow_private_endpoints,
+        };
         let client = |verify: bool| {
             let builder = reqwest::Client::builder()
                 .user_agent(concat!("trustmail/", env!("CARGO_PKG_VERSION")))
                 .timeout(config.request_timeout())
-                .connect_timeout(config.request_timeout())
+                .connect_timeout(config.connect_timeout())
                 // An endpoint answers for itself; a redirect could point anywhere.
                 .redirect(reqwest::redirect::Policy::none())
                 .tls_danger_accept_invalid_certs(!verify);
-            if allow_private {
+            if policy.allow_private {
                 return builder.build();
             }
             // A proxy would resolve the endpoint's name itself, out of `PublicOnly`'s reach.
@@ -95,17 +106,16 @@ impl SubscriptionDelivery {
             trusting: client(false)?,
             first_retry: config.first_retry(),
             request_timeout: config.request_timeout(),
+            connect_timeout: config.connect_timeout(),
             render,
-            allow_private,
+            policy,
             last_expiry: std::sync::Mutex::new(None),
         })
     }
 
-    /// How long a claimed delivery is ours: every POST of a batch, at `CONCURRENT_POSTS` at a
-    /// time, with room to record the results.
+    /// How long a claimed delivery is ours: its POST, started at once, and recording it.
     fn lease(&self) -> Duration {
-        let rounds = BATCH_SIZE.div_ceil(CONCURRENT_POSTS as u32) + 1;
-        self.request_timeout * rounds + Duration::from_secs(30)
+        self.request_timeout + LEASE_MARGIN
     }
 
     /// Starts delivering in the background until `StoppableJob::stop`, supervised.
@@ -116,41 +126,67 @@ impl SubscriptionDelivery {
         })
     }
 
-    async fn run(self: Arc<Self>, stopped: watch::Receiver<bool>) {
+    /// Keeps up to `WORKERS` POSTs going: claims for the free workers, again as soon as one
+    /// finishes (its subscription may have more due), else after the poll. Once stopped, lets
+    /// the POSTs in flight finish (`StoppableJob::stop` bounds the wait; their leases cover the
+    /// rest).
+    async fn run(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
         let poll = POLL_INTERVAL.min(self.first_retry);
-        super::poll_until_stopped("webhook_delivery", stopped, poll, || {
-            let this = self.clone();
-            async move { this.deliver_due().await }
-        })
-        .await;
+        let mut in_flight = JoinSet::new();
+        while !*stopped.borrow() {
+            let free = WORKERS - in_flight.len();
+            let mut all_busy = free == 0;
+            if free > 0 {
+                match self.claim(free).await {
+                    Ok(claimed) => {
+                        all_busy = claimed.len() == free;
+                        for delivery in claimed {
+                            in_flight.spawn(self.clone().deliver_leased(delivery));
+                        }
+                    }
+                    Err(e) => tracing::warn!(
+                        job = "webhook_delivery",
+                        error = %ErrorChain(&e),
+                        "pass failed"
+                    ),
+                }
+            }
+            tokio::select! {
+                changed = stopped.changed() => if changed.is_err() || *stopped.borrow() { break },
+                Some(finished) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    if let Err(e) = finished {
+                        tracing::error!(error = %e, "webhook delivery task failed");
+                    }
+                }
+                () = tokio::time::sleep(poll), if !all_busy => {}
+            }
+        }
+        while in_flight.join_next().await.is_some() {}
     }
 
-    /// One pass: claims what is due and POSTs it. True when it claimed anything, so more may be
-    /// waiting.
-    pub async fn deliver_due(&self) -> Result<bool, StoreError> {
+    /// Claims up to `free` due deliveries (after failing those that waited too long).
+    async fn claim(&self, free: usize) -> Result<Vec<DueDelivery>, StoreError> {
         self.expire_old().await?;
-        let batch = self
-            .store
-            .claim_due_deliveries(&self.owner, now(), self.lease(), BATCH_SIZE)
-            .await?;
-        let claimed = !batch.is_empty();
-        futures_util::stream::iter(batch)
-            .for_each_concurrent(CONCURRENT_POSTS, |delivery| async move {
-                // A POST started this late could outlive the lease, and by then another
-                // deliverer may have it: leave it to be claimed again.
-                if now() + self.request_timeout >= delivery.leased_until {
-                    return;
-                }
-                let span = tracing::info_span!(
-                    "webhook_delivery",
-                    subscription_id = %delivery.subscription_id,
-                    activity_id = %delivery.activity.id,
-                    attempt = delivery.attempts + 1,
-                );
-                self.deliver(&delivery).instrument(span).await;
-            })
-            .await;
-        Ok(claimed)
+        let limit = u32::try_from(free).unwrap_or(u32::MAX);
+        self.store
+            .claim_due_deliveries(&self.owner, now(), self.lease(), limit)
+            .await
+    }
+
+    /// Makes one claimed delivery's attempt and records it.
+    async fn deliver_leased(self: Arc<Self>, delivery: DueDelivery) {
+        // A POST started this late could outlive the lease, and by then another deliverer may
+        // have it: leave it to be claimed again.
+        if now() + self.request_timeout >= delivery.leased_until {
+            return;
+        }
+        let span = tracing::info_span!(
+            "webhook_delivery",
+            subscription_id = %delivery.subscription_id,
+            activity_id = %delivery.activity.id,
+            attempt = delivery.attempts + 1,
+        );
+        self.deliver(&delivery).instrument(span).await;
     }
 
     /// At most once per `EXPIRY_INTERVAL`: fails every delivery still waiting
@@ -234,12 +270,10 @@ impl SubscriptionDelivery {
             status: None,
             error,
         };
-        // An address as the host never reaches the resolver; the subscription may predate
-        // the operator turning `webhooks.allow_private_endpoints` off.
-        if !self.allow_private
-            && let Err(refused) = delivery.url.require_public()
-        {
-            return failed(refused.message);
+        // An address as the host never reaches the resolver; the subscription may predate the
+        // operator turning `webhooks.allow_private_endpoints` (or `allow_http_endpoints`) off.
+        if let Some(refused) = delivery.url.refusal(self.policy) {
+            return failed(refused.to_string());
         }
         let body = match (self.render)(&delivery.activity) {
             Ok(body) => body,
@@ -278,6 +312,14 @@ impl SubscriptionDelivery {
                 status: Some(response.status().as_u16()),
                 error: format!("the endpoint answered {}", response.status()),
             },
+            Err(e) if e.is_connect() && e.is_timeout() => failed(format!(
+                "no connection to the endpoint within {} s (webhooks.connect_timeout_s)",
+                self.connect_timeout.as_secs()
+            )),
+            Err(e) if e.is_timeout() => failed(format!(
+                "no answer from the endpoint within {} s (webhooks.request_timeout_s)",
+                self.request_timeout.as_secs()
+            )),
             // Without the URL: an endpoint's path or query may hold its secret.
             Err(e) => failed(ErrorChain(&e.without_url()).to_string()),
         }

@@ -133,6 +133,8 @@ pub struct Settings {
     pub default_license_id: String,
     /// `webhooks.allow_private_endpoints`: endpoint URLs may name non-global addresses.
     pub allow_private_endpoints: bool,
+    /// `webhooks.allow_http_endpoints`: endpoint URLs may be `http://`.
+    pub allow_http_endpoints: bool,
 }
 
 impl Settings {
@@ -148,6 +150,7 @@ impl Settings {
             dkim_nameservers: config.dkim_dns.nameservers.clone(),
             default_license_id: config.environments.default_license_id.clone(),
             allow_private_endpoints: config.webhooks.allow_private_endpoints,
+            allow_http_endpoints: config.webhooks.allow_http_endpoints,
         }
     }
 }

@@ -5,8 +5,8 @@
 use super::{Actor, Service, ServiceError, environments::name_value};
 use crate::{
     domain::{
-        Activity, ActivityType, Environment, InvalidField, ResourceType, SigningSecret,
-        Subscription, SubscriptionId, SubscriptionSettings, now,
+        Activity, ActivityType, EndpointPolicy, Environment, InvalidField, ResourceType,
+        SigningSecret, Subscription, SubscriptionId, SubscriptionSettings, now,
     },
     store::{CreateSubscriptionError, Delivery},
 };
@@ -71,13 +71,18 @@ impl Service {
         }
     }
 
-    /// An endpoint must be on the public internet unless the operator allows others
-    /// (`webhooks.allow_private_endpoints`); names are checked again at each delivery.
+    /// An endpoint must be `https://` on the public internet unless the operator allows others
+    /// (`webhooks.allow_http_endpoints`, `webhooks.allow_private_endpoints`); names are checked
+    /// again at each delivery.
     fn check_endpoint(&self, settings: &SubscriptionSettings) -> Result<(), ServiceError> {
-        if !self.settings().allow_private_endpoints {
-            settings.url.require_public()?;
+        let policy = EndpointPolicy {
+            allow_http: self.settings().allow_http_endpoints,
+            allow_private: self.settings().allow_private_endpoints,
+        };
+        match settings.url.refusal(policy) {
+            Some(refused) => Err(refused.for_caller().into()),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     pub async fn list_subscriptions(

@@ -18,14 +18,17 @@ use super::{
 };
 use crate::domain::{
     Activity, ActivityId, DeliveryState, EndpointHeaders, EndpointUrl, SigningSecret,
-    SubscriptionId, webhook_retry_delay,
+    SubscriptionId, endpoint_pause, webhook_retry_delay,
 };
 
 /// Endpoint errors are kept for the reader of the delivery list, cut to this.
 const MAX_ERROR_CHARS: usize = 1000;
-/// The most deliveries of one subscription a claim takes, so that a backlog of one endpoint
-/// does not hold up the others.
-pub const PER_SUBSCRIPTION_PER_CLAIM: u32 = 5;
+/// The most deliveries of one subscription leased at once, across replicas: a stalled endpoint
+/// holds at most this many workers.
+pub const IN_FLIGHT_PER_SUBSCRIPTION: u32 = 2;
+/// The most deliveries of one environment leased at once, across replicas, however many
+/// subscriptions it has.
+pub const IN_FLIGHT_PER_ENVIRONMENT: u32 = 4;
 
 /// A leased delivery with everything needed to send it.
 #[derive(Debug, Clone)]
@@ -113,9 +116,11 @@ impl Store {
     }
 
     /// Leases up to `limit` deliveries of enabled subscriptions due at `now` to `owner` until
-    /// `now + lease`: each subscription's earliest due first, taken in turn, at most
-    /// `PER_SUBSCRIPTION_PER_CLAIM` each. A claimed row that cannot be read (sealed with another
-    /// key) is FAILED with the reason and left out.
+    /// `now + lease`. Fair: environments take turns, and within one its subscriptions, each
+    /// subscription's earliest due first; none beyond `IN_FLIGHT_PER_SUBSCRIPTION` and
+    /// `IN_FLIGHT_PER_ENVIRONMENT` leased at once (counting every replica's leases), and none of
+    /// a subscription paused after failures (`record_delivery`). A claimed row that cannot be
+    /// read (sealed with another key) is FAILED with the reason and left out.
     pub async fn claim_due_deliveries(
         &self,
         owner: &str,
@@ -124,19 +129,41 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<DueDelivery>, StoreError> {
         let now_ms = millis(now);
+        // `leased`: what is in flight now, anywhere. `due`: each subscription's due deliveries
+        // numbered in its order (`sub_turn`), then those within the subscription's free places
+        // numbered across its environment (`env_turn`, taking its subscriptions in turn), then
+        // those within the environment's free places, taking the environments in turn.
         let candidates = sqlx::query(
-            "SELECT subscription_id, activity_id FROM (SELECT d.subscription_id, d.activity_id, \
-             d.next_attempt_at, ROW_NUMBER() OVER (PARTITION BY d.subscription_id \
-             ORDER BY d.next_attempt_at, d.activity_id) AS turn \
+            "WITH leased AS (SELECT d.subscription_id, s.environment_id \
              FROM subscription_deliveries d JOIN subscriptions s ON s.id = d.subscription_id \
+             WHERE d.state = $1 AND d.leased_until >= $2), \
+             busy_sub AS (SELECT subscription_id, COUNT(*) AS n FROM leased \
+             GROUP BY subscription_id), \
+             busy_env AS (SELECT environment_id, COUNT(*) AS n FROM leased \
+             GROUP BY environment_id), \
+             due AS (SELECT d.subscription_id, d.activity_id, d.next_attempt_at, s.environment_id, \
+             ROW_NUMBER() OVER (PARTITION BY d.subscription_id \
+             ORDER BY d.next_attempt_at, d.activity_id) AS sub_turn \
+             FROM subscription_deliveries d JOIN subscriptions s ON s.id = d.subscription_id \
+             LEFT JOIN subscription_backoff b ON b.subscription_id = d.subscription_id \
              WHERE d.state = $1 AND d.next_attempt_at <= $2 \
-             AND (d.leased_until IS NULL OR d.leased_until < $2) AND s.enabled = 1) due \
-             WHERE turn <= $4 ORDER BY turn, next_attempt_at, activity_id LIMIT $3",
+             AND (d.leased_until IS NULL OR d.leased_until < $2) AND s.enabled = 1 \
+             AND (b.paused_until IS NULL OR b.paused_until <= $2)), \
+             open_sub AS (SELECT due.subscription_id, due.activity_id, due.next_attempt_at, \
+             due.environment_id, ROW_NUMBER() OVER (PARTITION BY due.environment_id \
+             ORDER BY due.sub_turn, due.next_attempt_at, due.activity_id) AS env_turn \
+             FROM due LEFT JOIN busy_sub ON busy_sub.subscription_id = due.subscription_id \
+             WHERE due.sub_turn + COALESCE(busy_sub.n, 0) <= $4) \
+             SELECT o.subscription_id, o.activity_id FROM open_sub o \
+             LEFT JOIN busy_env ON busy_env.environment_id = o.environment_id \
+             WHERE o.env_turn + COALESCE(busy_env.n, 0) <= $5 \
+             ORDER BY o.env_turn, o.next_attempt_at, o.activity_id LIMIT $3",
         )
         .bind(DeliveryState::Pending.as_str())
         .bind(now_ms)
         .bind(i64::from(limit))
-        .bind(i64::from(PER_SUBSCRIPTION_PER_CLAIM))
+        .bind(i64::from(IN_FLIGHT_PER_SUBSCRIPTION))
+        .bind(i64::from(IN_FLIGHT_PER_ENVIRONMENT))
         .fetch_all(&self.pool)
         .await?;
         let mut claimed = Vec::with_capacity(candidates.len());
@@ -226,8 +253,10 @@ impl Store {
 
     /// Records one attempt's outcome if `owner` still holds the lease: DELIVERED; PENDING again
     /// after the retry schedule's next wait (`first_retry` scales it); or FAILED once the
-    /// schedule has run out (or at once for `Expired`). Returns the new state and attempt
-    /// count, or `None` when the lease was lost (nothing changes).
+    /// schedule has run out (or at once for `Expired`). A failure also pauses the subscription's
+    /// other deliveries for `domain::endpoint_pause` of its failures in a row; a 2xx ends the
+    /// pause. Returns the new state and attempt count, or `None` when the lease was lost
+    /// (nothing changes).
     pub async fn record_delivery(
         &self,
         subscription: SubscriptionId,
@@ -285,7 +314,60 @@ impl Store {
         .execute(&self.pool)
         .await?
         .rows_affected();
-        Ok((updated == 1).then_some((state, attempts)))
+        if updated != 1 {
+            return Ok(None);
+        }
+        match outcome {
+            DeliveryOutcome::Delivered { .. } => self.end_pause(subscription).await?,
+            DeliveryOutcome::Failed { .. } => {
+                self.pause_after_failure(subscription, now, first_retry)
+                    .await?
+            }
+            DeliveryOutcome::Expired { .. } => {}
+        }
+        Ok(Some((state, attempts)))
+    }
+
+    /// One more failure in a row for the subscription's endpoint: its deliveries wait until
+    /// `now + endpoint_pause`. Two deliverers failing at once may count one failure: a shorter
+    /// pause, no harm.
+    async fn pause_after_failure(
+        &self,
+        subscription: SubscriptionId,
+        now: OffsetDateTime,
+        first_retry: Duration,
+    ) -> Result<(), StoreError> {
+        let before =
+            sqlx::query("SELECT failures FROM subscription_backoff WHERE subscription_id = $1")
+                .bind(subscription.to_string())
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|row| attempts_from(row.int("failures")?))
+                .transpose()?
+                .unwrap_or(0);
+        let failures = before.saturating_add(1);
+        let until = now + endpoint_pause(failures, first_retry);
+        // The subscription may have been deleted meanwhile: then there is nothing to pause.
+        sqlx::query(
+            "INSERT INTO subscription_backoff (subscription_id, failures, paused_until) \
+             SELECT id, $2, $3 FROM subscriptions WHERE id = $1 \
+             ON CONFLICT (subscription_id) DO UPDATE SET failures = $2, paused_until = $3",
+        )
+        .bind(subscription.to_string())
+        .bind(i64::from(failures))
+        .bind(millis(until))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The endpoint answered (or was changed): its deliveries go as they fall due.
+    async fn end_pause(&self, subscription: SubscriptionId) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM subscription_backoff WHERE subscription_id = $1")
+            .bind(subscription.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// One page of a subscription's deliveries, newest first, and how many there are in all.

@@ -32,7 +32,9 @@ use crate::{
 };
 
 pub use auth::{DeleteClient, StoredSigningKey};
-pub use deliveries::{Delivery, DeliveryOutcome, DueDelivery, PER_SUBSCRIPTION_PER_CLAIM};
+pub use deliveries::{
+    Delivery, DeliveryOutcome, DueDelivery, IN_FLIGHT_PER_ENVIRONMENT, IN_FLIGHT_PER_SUBSCRIPTION,
+};
 pub use dkim::{KeylessSelector, NewKeyMaterial, SealedDkimKey};
 pub use email_domains::CreateDomainError;
 pub use messages::{IDEMPOTENCY_WINDOW_MS, Idempotency, QueueOutcome};

@@ -149,6 +149,11 @@ impl Store {
             .bind(subscription.id.to_string())
             .execute(&mut *tx)
             .await?;
+        // A changed endpoint starts afresh: the old one's failures do not pause it.
+        sqlx::query("DELETE FROM subscription_backoff WHERE subscription_id = $1")
+            .bind(subscription.id.to_string())
+            .execute(&mut *tx)
+            .await?;
         insert_action_types(&mut tx, subscription).await?;
         insert_activity(&mut tx, activity).await?;
         tx.commit().await?;

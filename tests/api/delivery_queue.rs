@@ -1,14 +1,19 @@
 //! The webhook delivery queue in the store, on both backends: two deliverers never take the
-//! same delivery, only the lease holder records an outcome, and retries follow the schedule.
+//! same delivery, only the lease holder records an outcome, retries follow the schedule, no
+//! subscription or environment holds more than its places in flight, and a failing endpoint's
+//! deliveries wait.
 
-use std::{collections::HashSet, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
 
 use trustmail::{
     domain::{
         Activity, ActivityType, Client, ClientId, DeliveryState, EnvironmentId, ResourceType, Role,
         now,
     },
-    store::{DeliveryOutcome, Store},
+    store::{DeliveryOutcome, IN_FLIGHT_PER_ENVIRONMENT, IN_FLIGHT_PER_SUBSCRIPTION, Store},
 };
 
 use crate::subscriptions::created;
@@ -65,16 +70,37 @@ async fn concurrent_deliverers_never_claim_the_same_delivery() {
                 tokio::spawn(async move {
                     let owner = format!("deliverer-{n}");
                     let mut mine = Vec::new();
-                    loop {
+                    // Each records what it claimed, so that the subscription's places in
+                    // flight free up; another deliverer's claim may hold them a moment.
+                    let mut idle = 0;
+                    while idle < 20 {
                         let batch = store
                             .claim_due_deliveries(&owner, at, LEASE, 3)
                             .await
                             .unwrap();
                         if batch.is_empty() {
-                            return mine;
+                            idle += 1;
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                            continue;
                         }
-                        mine.extend(batch.into_iter().map(|d| d.activity.id));
+                        idle = 0;
+                        for d in batch {
+                            let delivered = DeliveryOutcome::Delivered { status: 204 };
+                            store
+                                .record_delivery(
+                                    d.subscription_id,
+                                    d.activity.id,
+                                    &owner,
+                                    &delivered,
+                                    at,
+                                    LEASE,
+                                )
+                                .await
+                                .unwrap();
+                            mine.push(d.activity.id);
+                        }
                     }
+                    mine
                 })
             })
             .collect();
@@ -249,5 +275,144 @@ async fn deliveries_that_waited_too_long_fail_unsent_unless_leased() {
             ),
             "{db:?}"
         );
+    }
+}
+
+#[tokio::test]
+async fn claims_hold_a_few_places_per_subscription_and_environment_across_deliverers() {
+    for db in
+        backends("claims_hold_a_few_places_per_subscription_and_environment_across_deliverers")
+            .await
+    {
+        let mut app = TestApp::spawn_on(db.clone(), |_| {}).await;
+        let busy = app.environment("Busy").await;
+        let quiet = app.environment("Quiet").await;
+        for _ in 0..3 {
+            created(&app, &busy, "http://127.0.0.1:9/hook", &["CLIENT_CREATED"]).await;
+        }
+        created(&app, &quiet, "http://127.0.0.1:9/hook", &["CLIENT_CREATED"]).await;
+        app.stop().await;
+        let store = app.open_store().await;
+        for _ in 0..10 {
+            client_created(&store, busy.parse().unwrap()).await;
+        }
+        client_created(&store, quiet.parse().unwrap()).await;
+        let at = now() + Duration::from_millis(10);
+
+        // 31 due: the busy environment gets its 4 places, at most 2 a subscription, and the
+        // quiet one its delivery in the same claim.
+        let first = store
+            .claim_due_deliveries("a", at, LEASE, 100)
+            .await
+            .unwrap();
+        let mut per_environment: HashMap<EnvironmentId, u32> = HashMap::new();
+        let mut per_subscription = HashMap::new();
+        for d in &first {
+            *per_environment
+                .entry(d.activity.environment_id)
+                .or_default() += 1;
+            *per_subscription.entry(d.subscription_id).or_insert(0) += 1;
+        }
+        assert_eq!(
+            per_environment[&busy.parse().unwrap()],
+            IN_FLIGHT_PER_ENVIRONMENT,
+            "{db:?}"
+        );
+        assert_eq!(per_environment[&quiet.parse().unwrap()], 1, "{db:?}");
+        assert!(
+            per_subscription
+                .values()
+                .all(|n| *n <= IN_FLIGHT_PER_SUBSCRIPTION),
+            "{db:?}: {per_subscription:?}"
+        );
+        // Another replica sees those leases: nothing more of the busy environment.
+        let second = store
+            .claim_due_deliveries("b", at, LEASE, 100)
+            .await
+            .unwrap();
+        assert!(second.is_empty(), "{db:?}: {} claimed", second.len());
+        // One recorded frees one place.
+        let d = &first[0];
+        let delivered = DeliveryOutcome::Delivered { status: 204 };
+        store
+            .record_delivery(d.subscription_id, d.activity.id, "a", &delivered, at, LEASE)
+            .await
+            .unwrap();
+        let third = store
+            .claim_due_deliveries("b", at, LEASE, 100)
+            .await
+            .unwrap();
+        assert_eq!(third.len(), 1, "{db:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_failing_endpoint_pauses_its_deliveries_until_it_answers() {
+    for db in backends("a_failing_endpoint_pauses_its_deliveries_until_it_answers").await {
+        let (_app, store, _) = queued(db.clone(), 6).await;
+        let first_retry = Duration::from_secs(5);
+        let at = now() + Duration::from_millis(10);
+        let claimed = store
+            .claim_due_deliveries("a", at, LEASE, 10)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 2, "{db:?}");
+        let failed = DeliveryOutcome::Failed {
+            status: None,
+            error: "no answer".into(),
+        };
+        for d in &claimed {
+            store
+                .record_delivery(
+                    d.subscription_id,
+                    d.activity.id,
+                    "a",
+                    &failed,
+                    at,
+                    first_retry,
+                )
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        // Two failures in a row: the other four, though due, wait 10 s.
+        let pause = Duration::from_secs(10);
+        for early in [at, at + pause - Duration::from_millis(1)] {
+            let none = store
+                .claim_due_deliveries("a", early, LEASE, 10)
+                .await
+                .unwrap();
+            assert!(
+                none.is_empty(),
+                "{db:?}: {} claimed while paused",
+                none.len()
+            );
+        }
+        let after = at + pause;
+        let resumed = store
+            .claim_due_deliveries("a", after, LEASE, 10)
+            .await
+            .unwrap();
+        assert_eq!(resumed.len(), 2, "{db:?}");
+        // An answer ends the pause; another failure would start it again from 5 s.
+        let delivered = DeliveryOutcome::Delivered { status: 204 };
+        let d = &resumed[0];
+        store
+            .record_delivery(
+                d.subscription_id,
+                d.activity.id,
+                "a",
+                &delivered,
+                after,
+                first_retry,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        let next = store
+            .claim_due_deliveries("a", after, LEASE, 10)
+            .await
+            .unwrap();
+        assert_eq!(next.len(), 1, "{db:?}");
     }
 }

@@ -36,5 +36,6 @@ mod token_limits;
 mod trusted_emails;
 mod verification;
 mod wait;
+mod webhook_fairness;
 mod webhook_limits;
 mod zone_file;

@@ -102,13 +102,14 @@ async fn a_name_that_resolves_to_loopback_is_not_delivered_and_says_why() {
 
     let delivery = attempted(&app, &env, &id).await;
     let error = delivery["lastError"].as_str().unwrap();
+    // What was refused, for any reader of the deliveries; the address is for the log only.
     assert!(
         error.contains(
-            "localhost resolves only to addresses off the public internet (127.0.0.1: a \
-             loopback address"
+            "localhost resolves only to addresses off the public internet (a loopback address)"
         ),
         "{error}"
     );
+    assert!(!error.contains("127.0.0.1"), "{error}");
     assert!(
         error.contains("webhooks.allow_private_endpoints"),
         "{error}"
@@ -141,7 +142,11 @@ async fn an_address_allowed_once_is_not_delivered_to_after_the_operator_disallow
     let delivery = attempted(&app, &env, &id).await;
     let error = delivery["lastError"].as_str().unwrap();
     assert!(
-        error.starts_with("127.0.0.1 is a loopback address; webhooks go only to public"),
+        error.starts_with("the URL's host is a loopback address; webhooks go only to public"),
+        "{error}"
+    );
+    assert!(
+        error.contains("webhooks.allow_private_endpoints = true"),
         "{error}"
     );
     assert!(receiver.received().is_empty());
@@ -199,4 +204,73 @@ async fn a_create_past_the_limit_is_400_size_limit_exceeded() {
     }
     let body = subscription_body(PUBLIC_HOOK, &["CLIENT_CREATED"]);
     assert_error_snapshot!(create(&app, &env, body).await, StatusCode::BAD_REQUEST);
+}
+
+/// The message of the 400 INVALID_VALUE on `httpEndpoint.url` that a create of `url` gets.
+async fn refused_url(app: &TestApp, url: &str) -> String {
+    let env = app.environment("Shop").await;
+    let r = create(app, &env, subscription_body(url, &["CLIENT_CREATED"])).await;
+    let body = crate::support::p1_error(r, StatusCode::BAD_REQUEST).await;
+    assert_eq!(body["details"][0]["code"], "INVALID_VALUE", "{body}");
+    assert_eq!(body["details"][0]["target"], "httpEndpoint.url", "{body}");
+    body["details"][0]["message"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn http_endpoints_are_refused_naming_the_key_unless_the_operator_allows_them() {
+    let app = TestApp::spawn_on(Db::Sqlite, |c| c.webhooks.allow_http_endpoints = false).await;
+    let message = refused_url(&app, "http://hooks.shopco.test/").await;
+    assert!(
+        message.contains("webhooks.allow_http_endpoints = true"),
+        "{message}"
+    );
+    assert!(!message.contains("allow_private"), "{message}");
+
+    // A local receiver in development needs both switches; the message names both.
+    let app = TestApp::spawn_on(Db::Sqlite, |c| {
+        c.webhooks.allow_http_endpoints = false;
+        c.webhooks.allow_private_endpoints = false;
+    })
+    .await;
+    let message = refused_url(&app, "http://127.0.0.1:8080/").await;
+    for key in [
+        "webhooks.allow_http_endpoints = true",
+        "webhooks.allow_private_endpoints = true",
+    ] {
+        assert!(message.contains(key), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn with_both_switches_a_local_http_receiver_is_delivered_to() {
+    let app = TestApp::spawn_on(Db::Sqlite, |c| {
+        c.webhooks.allow_http_endpoints = true;
+        c.webhooks.allow_private_endpoints = true;
+    })
+    .await;
+    let receiver = WebhookReceiver::start().await;
+    let env = app.environment("Shop").await;
+    assert!(receiver.url.starts_with("http://127.0.0.1:"));
+    created(&app, &env, &receiver.url, &["EMAIL_DOMAIN_CREATED"]).await;
+    app.domain(&env, "auth.shopco.test").await;
+    let got = receiver.wait_for(1).await;
+    assert_eq!(got[0].json()["action"]["type"], "EMAIL_DOMAIN_CREATED");
+}
+
+#[tokio::test]
+async fn a_stored_http_endpoint_is_not_delivered_to_once_http_is_disallowed() {
+    let mut app = TestApp::spawn_on(Db::Sqlite, |c| c.webhooks.first_retry_ms = 50).await;
+    let receiver = WebhookReceiver::start().await;
+    let env = app.environment("Shop").await;
+    let (id, _) = created(&app, &env, &receiver.url, &["EMAIL_DOMAIN_CREATED"]).await;
+    app.config.webhooks.allow_http_endpoints = false;
+    let app = app.restart().await;
+    app.domain(&env, "auth.shopco.test").await;
+    let delivery = attempted(&app, &env, &id).await;
+    let error = delivery["lastError"].as_str().unwrap();
+    assert!(
+        error.contains("webhooks.allow_http_endpoints = true"),
+        "{error}"
+    );
+    assert!(receiver.received().is_empty());
 }

@@ -84,8 +84,9 @@ pub fn test_config(dir: &std::path::Path, db: &Db) -> Config {
     config.dns.timeout_ms = 500;
     // Ed25519 keys are made in microseconds; tests that need RSA ask for it.
     config.dkim.algorithm = trustmail::domain::DkimAlgorithm::Ed25519;
-    // Webhook receivers in tests listen on 127.0.0.1; `webhook_limits.rs` turns this off.
+    // Webhook receivers in tests listen on http://127.0.0.1; `webhook_limits.rs` turns these off.
     config.webhooks.allow_private_endpoints = true;
+    config.webhooks.allow_http_endpoints = true;
     config
 }
 
