@@ -32,7 +32,7 @@ use crate::{
 
 pub use auth::{DeleteClient, StoredSigningKey};
 pub use deliveries::{Delivery, DeliveryOutcome, DueDelivery, PER_SUBSCRIPTION_PER_CLAIM};
-pub use dkim::{KeylessSelector, NewKeyMaterial, SealedDkimKey};
+pub use dkim::{DkimKeysFingerprint, KeylessSelector, NewKeyMaterial, SealedDkimKey};
 pub use email_domains::CreateDomainError;
 pub use messages::{IDEMPOTENCY_WINDOW_MS, Idempotency, QueueOutcome};
 pub use outbox::{
