@@ -46,6 +46,16 @@ pub const KNOWN_KEYS: &[&str] = &[
     "secrets.master_key",
     "dkim_dns.listen",
     "dkim_dns.nameservers",
+    "dkim_dns.nameserver_addresses",
+    "dkim_dns.refresh_interval_ms",
+    "dkim_dns.udp_workers",
+    "dkim_dns.max_tcp_connections",
+    "dkim_dns.tcp_idle_timeout_ms",
+    "dkim_dns.max_queries_per_second",
+    "dkim_dns.rate_limit_per_source",
+    "dkim_dns.rate_limit_slip",
+    "dkim_dns.rate_limit_ipv4_prefix",
+    "dkim_dns.rate_limit_ipv6_prefix",
     "http.header_read_timeout_s",
     "http.request_timeout_s",
     "http.idle_timeout_s",
@@ -342,7 +352,8 @@ impl Default for Secrets {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// trustmail's DNS for the DKIM zones and its limits (README § DKIM DNS).
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DkimDns {
     /// UDP and TCP address of trustmail's DNS for the regions' `dkim_zone`s; empty = not served.
@@ -350,6 +361,122 @@ pub struct DkimDns {
     /// Host names in each DKIM zone's NS records; empty = `ns1.<dkim_zone>`.
     #[serde(deserialize_with = "string_or_list")]
     pub nameservers: Vec<String>,
+    /// A and AAAA of the NS names that lie inside a DKIM zone (the default `ns1.<dkim_zone>`),
+    /// so that the zone carries its own glue.
+    #[serde(deserialize_with = "string_or_list")]
+    pub nameserver_addresses: Vec<String>,
+    /// How often the store is asked whether another replica changed keys.
+    pub refresh_interval_ms: u64,
+    /// UDP queries handled at once; past it they wait in the socket's buffer.
+    pub udp_workers: u32,
+    /// TCP connections served at once; past it new ones are closed on accept.
+    pub max_tcp_connections: u32,
+    /// A TCP connection that sends no complete query for this long is closed.
+    pub tcp_idle_timeout_ms: u64,
+    /// Queries answered per second over both transports; past it they are dropped. 0 = no bound.
+    pub max_queries_per_second: u32,
+    /// UDP answers per second to one source prefix (burst twice that); 0 = no limit.
+    pub rate_limit_per_source: u32,
+    /// Of the UDP queries over the source limit, every Nth gets an empty truncated answer
+    /// (TC=1) so a real resolver retries over TCP; the rest are dropped. 0 = drop all.
+    pub rate_limit_slip: u32,
+    /// Sources are counted per IPv4 prefix of this length …
+    pub rate_limit_ipv4_prefix: u8,
+    /// … and per IPv6 prefix of this length.
+    pub rate_limit_ipv6_prefix: u8,
+}
+
+impl Default for DkimDns {
+    fn default() -> Self {
+        Self {
+            listen: String::new(),
+            nameservers: Vec::new(),
+            nameserver_addresses: Vec::new(),
+            refresh_interval_ms: 1000,
+            udp_workers: 4,
+            max_tcp_connections: 256,
+            tcp_idle_timeout_ms: 5000,
+            max_queries_per_second: 20_000,
+            rate_limit_per_source: 100,
+            rate_limit_slip: 2,
+            rate_limit_ipv4_prefix: 24,
+            rate_limit_ipv6_prefix: 56,
+        }
+    }
+}
+
+impl DkimDns {
+    pub fn refresh_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.refresh_interval_ms)
+    }
+
+    pub fn tcp_idle_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.tcp_idle_timeout_ms)
+    }
+
+    /// `nameserver_addresses`, parsed (checked at load).
+    pub fn addresses(&self) -> Vec<std::net::IpAddr> {
+        self.nameserver_addresses
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !self.listen.is_empty() && self.listen.parse::<SocketAddr>().is_err() {
+            return Err(ConfigError::invalid(
+                "dkim_dns.listen",
+                "must be IP:PORT or empty",
+            ));
+        }
+        for (i, name) in self.nameservers.iter().enumerate() {
+            if !is_host_name(name) {
+                return Err(ConfigError::invalid(
+                    format!("dkim_dns.nameservers[{i}]"),
+                    "must be a host name such as ns1.example.com",
+                ));
+            }
+        }
+        for (i, address) in self.nameserver_addresses.iter().enumerate() {
+            if address.parse::<std::net::IpAddr>().is_err() {
+                return Err(ConfigError::invalid(
+                    format!("dkim_dns.nameserver_addresses[{i}]"),
+                    format!("`{address}` is not an IP address"),
+                ));
+            }
+        }
+        // An hour: past it a change on another replica or an idle connection waits too long.
+        const HOUR_MS: u64 = 3_600_000;
+        for (key, ms) in [
+            ("dkim_dns.refresh_interval_ms", self.refresh_interval_ms),
+            ("dkim_dns.tcp_idle_timeout_ms", self.tcp_idle_timeout_ms),
+        ] {
+            if !(1..=HOUR_MS).contains(&ms) {
+                return Err(ConfigError::invalid(key, "must be 1 to 3600000"));
+            }
+        }
+        for (key, count) in [
+            ("dkim_dns.udp_workers", self.udp_workers),
+            ("dkim_dns.max_tcp_connections", self.max_tcp_connections),
+        ] {
+            if !(1..=65_536).contains(&count) {
+                return Err(ConfigError::invalid(key, "must be 1 to 65536"));
+            }
+        }
+        if !(8..=32).contains(&self.rate_limit_ipv4_prefix) {
+            return Err(ConfigError::invalid(
+                "dkim_dns.rate_limit_ipv4_prefix",
+                "must be 8 to 32",
+            ));
+        }
+        if !(16..=128).contains(&self.rate_limit_ipv6_prefix) {
+            return Err(ConfigError::invalid(
+                "dkim_dns.rate_limit_ipv6_prefix",
+                "must be 16 to 128",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Limits of the HTTP server (README § HTTP limits).
@@ -646,6 +773,9 @@ impl Config {
         }
         let config: Config = figment.extract().map_err(Box::new)?;
         config.validate()?;
+        for warning in config.warnings() {
+            tracing::warn!("configuration: {warning}");
+        }
         Ok(config)
     }
 
@@ -768,11 +898,11 @@ impl Config {
                 return Err(ConfigError::invalid(
                     format!("regions[{i}].dkim_zone"),
                     format!(
-                        "`{}` must be a DNS name of lowercase letters, digits and dots only, \
-                         e.g. useast1.dkim.example.com: DKIM token values \
+                        "`{}` must be a DNS name of lowercase letters, digits, hyphens inside \
+                         labels and dots, e.g. useast1.dkim.example.com: DKIM token values \
                          `<selector>.<dkim_zone>` must match ^[a-z0-9_.]*$ (as PingOne's \
-                         Terraform provider checks), and a `_` inside a label is a name \
-                         trustmail's resolver cannot look up",
+                         Terraform provider checks; a hyphen only warns), and a `_` inside a \
+                         label is a name trustmail's resolver cannot look up",
                         region.dkim_zone
                     ),
                 ));
@@ -838,23 +968,27 @@ impl Config {
                 ));
             }
         }
-        if !self.dkim_dns.listen.is_empty() && self.dkim_dns.listen.parse::<SocketAddr>().is_err() {
-            return Err(ConfigError::invalid(
-                "dkim_dns.listen",
-                "must be IP:PORT or empty",
-            ));
-        }
+        self.dkim_dns.validate()?;
         self.http.validate()?;
         self.webhooks.validate()?;
-        for (i, name) in self.dkim_dns.nameservers.iter().enumerate() {
-            if !is_host_name(name) {
-                return Err(ConfigError::invalid(
-                    format!("dkim_dns.nameservers[{i}]"),
-                    "must be a host name such as ns1.example.com",
-                ));
-            }
-        }
         Ok(())
+    }
+
+    /// What loads but deserves the operator's attention; `load` logs each.
+    pub fn warnings(&self) -> Vec<String> {
+        self.regions
+            .iter()
+            .enumerate()
+            .filter(|(_, region)| region.dkim_zone.contains('-'))
+            .map(|(i, region)| {
+                format!(
+                    "regions[{i}].dkim_zone `{}` has a hyphen: it is a valid DNS name, but \
+                     PingOne's Terraform provider expects DKIM token values of letters, \
+                     digits and dots only (^[a-z0-9_.]*$) and refuses them",
+                    region.dkim_zone
+                )
+            })
+            .collect()
     }
 
     pub fn public_suffixes(&self) -> PublicSuffixes {
@@ -902,17 +1036,15 @@ fn is_host_name(name: &str) -> bool {
         })
 }
 
-/// A DKIM zone whose token values (`<selector>.<zone>`) match `^[a-z0-9_.]*$`: labels of 1 to
-/// 63 lowercase letters and digits, at most 253 in all. No `_`: hickory's resolver refuses a
-/// name with one inside a label, so its keys could never be checked.
+/// A lowercase DNS name for a DKIM zone: labels of 1 to 63 lowercase letters, digits and inner
+/// hyphens, at most 253 in all. No `_`: hickory's resolver refuses a name with one inside a
+/// label, so its keys could never be checked. A hyphen only warns (`Config::warnings`).
 fn is_dkim_zone(zone: &str) -> bool {
-    zone.len() <= 253
-        && zone.split('.').all(|label| {
-            (1..=63).contains(&label.len())
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        })
+    is_host_name(zone)
+        && !zone.ends_with('.')
+        && zone
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
 }
 
 /// `TRUSTMAIL_DNS__RESOLVERS` → `dns.resolvers`, when that is a known key.
@@ -1174,7 +1306,7 @@ mod tests {
             assert!(is_dkim_zone(&zone), "{zone}");
         }
         for bad in [
-            "dkim.us-east-1.example.com",
+            "dkim.-east.example.com",
             "Dkim.example.com",
             "dkim..example.com",
             "dkim.example.com.",
@@ -1190,6 +1322,78 @@ mod tests {
             assert!(err.contains("regions[0].dkim_zone"), "{bad}: {err}");
             assert!(err.contains("^[a-z0-9_.]*$"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_hyphenated_dkim_zone_loads_with_a_warning() {
+        let f =
+            file("[[regions]]\nname = \"us-east-1\"\ndkim_zone = \"dkim.us-east-1.example.com\"\n");
+        let config = Config::load_from(Some(f.path()), vec![]).unwrap();
+        assert_eq!(config.regions[0].dkim_zone, "dkim.us-east-1.example.com");
+        let warnings = config.warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("regions[0].dkim_zone"), "{warnings:?}");
+        assert!(warnings[0].contains("Terraform"), "{warnings:?}");
+        assert!(Config::default().warnings().is_empty());
+    }
+
+    #[test]
+    fn dkim_dns_limits_are_checked_by_key() {
+        for (var, value, key) in [
+            (
+                "TRUSTMAIL_DKIM_DNS__REFRESH_INTERVAL_MS",
+                "0",
+                "dkim_dns.refresh_interval_ms",
+            ),
+            (
+                "TRUSTMAIL_DKIM_DNS__TCP_IDLE_TIMEOUT_MS",
+                "0",
+                "dkim_dns.tcp_idle_timeout_ms",
+            ),
+            (
+                "TRUSTMAIL_DKIM_DNS__UDP_WORKERS",
+                "0",
+                "dkim_dns.udp_workers",
+            ),
+            (
+                "TRUSTMAIL_DKIM_DNS__MAX_TCP_CONNECTIONS",
+                "0",
+                "dkim_dns.max_tcp_connections",
+            ),
+            (
+                "TRUSTMAIL_DKIM_DNS__RATE_LIMIT_IPV4_PREFIX",
+                "33",
+                "dkim_dns.rate_limit_ipv4_prefix",
+            ),
+            (
+                "TRUSTMAIL_DKIM_DNS__RATE_LIMIT_IPV6_PREFIX",
+                "8",
+                "dkim_dns.rate_limit_ipv6_prefix",
+            ),
+            (
+                "TRUSTMAIL_DKIM_DNS__NAMESERVER_ADDRESSES",
+                "[\"ns1\"]",
+                "dkim_dns.nameserver_addresses[0]",
+            ),
+            (
+                "TRUSTMAIL_DKIM_DNS__RATE_LIMIT_SLIP",
+                "-1",
+                "rate_limit_slip",
+            ),
+        ] {
+            let err = env_error(&[(var, value)]);
+            assert!(err.contains(key), "{var}: {err}");
+        }
+        let config = Config::load_from(
+            None,
+            vars(&[(
+                "TRUSTMAIL_DKIM_DNS__NAMESERVER_ADDRESSES",
+                "[\"192.0.2.53\", \"2001:db8::53\"]",
+            )]),
+        )
+        .unwrap();
+        assert_eq!(config.dkim_dns.addresses().len(), 2);
+        assert_eq!(config.dkim_dns.rate_limit_per_source, 100);
     }
 
     #[test]

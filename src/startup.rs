@@ -173,7 +173,7 @@ impl Application {
         let dkim_dns = if config.dkim_dns.listen.is_empty() {
             None
         } else {
-            Some(DkimDns::start(&config.dkim_dns.listen, service.clone()).await?)
+            Some(DkimDns::start(&config.dkim_dns, service.clone()).await?)
         };
         let router = api::router(service.clone(), &public_url, config.http.request_timeout());
         Ok(Self {

@@ -149,6 +149,7 @@ echo "aiosmtpd pid $SMTP_PID on 127.0.0.1:$SMTP_PORT"
 # resolving through BIND, sending through aiosmtpd, answering DNS for the one region's DKIM zone on
 # 127.0.0.1:DKIM_DNS_PORT, where BIND forwards that zone.
 start_trustmail() {
+	DATA_DIR=$1
 	trustmail_start "$1" \
 		TRUSTMAIL_DNS__RESOLVERS="127.0.0.1:$BIND_PORT" \
 		TRUSTMAIL_DNS__TIMEOUT_MS=1000 \
@@ -388,6 +389,20 @@ zone_file_checks() {
 	named-checkzone -k fail -m fail -M fail -n fail -r fail -S fail -i local "$DOMAIN" "$zone"
 }
 
+# dkim_zone_file_checks: `trustmail dkim zone-file --region us-east-1` on the running server's database, its
+# in-zone NS (ns1.$DKIM_ZONE) given an address (dkim_dns.nameserver_addresses), loads in named-checkzone.
+dkim_zone_file_checks() {
+	local zone=$WORK/$ALGORITHM.dkim.zone
+	env TRUSTMAIL_DATABASE_URL="sqlite://$DATA_DIR/trustmail.db" \
+		TRUSTMAIL_SECRETS__MASTER_KEY_FILE="$DATA_DIR/master.key" \
+		TRUSTMAIL_REGIONS="[{ name = \"us-east-1\", dkim_zone = \"$DKIM_ZONE\" }]" \
+		TRUSTMAIL_DKIM_DNS__NAMESERVER_ADDRESSES='["127.0.0.1"]' \
+		"$TRUSTMAIL" dkim zone-file --region us-east-1 >"$zone"
+	cat "$zone"
+	grep -q " IN TXT " "$zone" || die "trustmail dkim zone-file printed no key"
+	named-checkzone -k fail -m fail -M fail -n fail -r fail -S fail -i local "$DKIM_ZONE" "$zone"
+}
+
 set_mail_from() {
 	call PUT "$D/mailFromDomain" 200 "{\"mailFrom\":{\"domain\":\"$MAIL_FROM\"}}"
 	echo
@@ -475,6 +490,8 @@ send_scenario() {
 	step "($ALGORITHM) MAIL FROM domain $MAIL_FROM: PUT, its records published with nsupdate, ACTIVE" set_mail_from
 	step "($ALGORITHM) …/zoneFile (default and ?format=bind) with an SOA in front passes BIND's named-checkzone" \
 		zone_file_checks
+	step "($ALGORITHM) trustmail dkim zone-file --region us-east-1 passes BIND's named-checkzone" \
+		dkim_zone_file_checks
 	step "($ALGORITHM) a message from $SENDER: SENT, received by aiosmtpd, dkimpy verifies its $ALGORITHM_TAG signature" \
 		send_verified
 	[ "$LAST_STEP_PASSED" = yes ] || return 0 # the steps below read that message

@@ -27,8 +27,8 @@ pub enum DkimCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Print a region's DKIM zone (SOA, NS, one TXT per key) as a BIND zone file, for hosting it
-    /// on other name servers instead of `[dkim_dns]`.
+    /// Print a region's DKIM zone (SOA, NS, the A/AAAA of in-zone NS names, one TXT per key) as
+    /// a BIND zone file, for hosting it on other name servers instead of `[dkim_dns]`.
     ZoneFile {
         /// A configured region's name, e.g. us-east-1.
         #[arg(long, value_name = "NAME")]
@@ -98,6 +98,10 @@ pub(super) async fn dkim_command(
                     "trustmail: no region {region} (configured: {})",
                     names.join(", ")
                 );
+                return Ok(ExitCode::from(EXIT_REFUSED));
+            }
+            Err(ServiceError::InvalidRequest(why)) => {
+                eprintln!("trustmail: {why}");
                 return Ok(ExitCode::from(EXIT_REFUSED));
             }
             Err(e) => return Err(e.into()),

@@ -143,6 +143,8 @@ impl Service {
         }
         let keys = self.keys_for(slots).await?;
         self.store().insert_missing_dkim_keys(&keys).await?;
+        // A slot another replica filled first keeps its key: the store, not `keys`, says which.
+        self.inner.published.reload_soon();
         Ok(keys.len())
     }
 
@@ -167,17 +169,22 @@ impl Service {
     /// `region`'s DKIM zone as trustmail's DNS serves it; `None` for an unknown region.
     pub fn dkim_zone(&self, region: &str) -> Option<DkimZone> {
         let settings = self.settings();
-        settings
-            .regions
-            .iter()
-            .find(|r| r.name == region)
-            .map(|r| DkimZone::new(&r.dkim_zone, &settings.dkim_nameservers))
+        settings.regions.iter().find(|r| r.name == region).map(|r| {
+            DkimZone::new(
+                &r.dkim_zone,
+                &settings.dkim_nameservers,
+                &settings.dkim_nameserver_addresses,
+            )
+        })
     }
 
     /// `region`'s DKIM zone as a BIND zone file, for operators who host it elsewhere. Not found
-    /// for an unknown region.
+    /// for an unknown region; refused when an in-zone NS name has no address (BIND would not
+    /// load it).
     pub async fn dkim_zone_file(&self, region: &str) -> Result<String, ServiceError> {
         let zone = self.dkim_zone(region).ok_or(ServiceError::NotFound)?;
+        zone.check()
+            .map_err(|e| ServiceError::InvalidRequest(e.to_string()))?;
         let keys = self.dkim_keys_in_region(region).await?;
         Ok(zone.zone_file(&keys))
     }
@@ -233,7 +240,10 @@ impl Service {
         self.inner
             .signers
             .forget(before.into_iter().map(|k| k.public_key));
-        Ok(self.store().dkim_keys(domain.id).await?)
+        let after = self.store().dkim_keys(domain.id).await?;
+        // This replica's DNS answers the new keys at once; others within their refresh.
+        self.inner.published.put(&after);
+        Ok(after)
     }
 
     /// The key that signs the domain's mail in `region`, parsed once and kept.

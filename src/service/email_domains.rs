@@ -74,7 +74,11 @@ impl Service {
             )
             .await
         {
-            Ok(()) => Ok(domain),
+            Ok(()) => {
+                let published: Vec<_> = keys.into_iter().map(|k| k.key).collect();
+                self.inner.published.put(&published);
+                Ok(domain)
+            }
             Err(CreateDomainError::EnvironmentNotFound) => Err(ServiceError::NotFound),
             Err(CreateDomainError::Duplicate) => Err(ServiceError::Uniqueness {
                 target: "domainName".into(),
@@ -144,6 +148,7 @@ impl Service {
             .delete_domain(domain.environment_id, domain.id, &activity)
             .await?;
         self.inner.cache.forget_domain(domain.id);
+        self.inner.published.forget_domain(domain.id);
         if deleted {
             Ok(())
         } else {

@@ -237,6 +237,8 @@ impl Service {
         let clients = self.store().list_clients(id).await?;
         let deleted = self.store().delete_environment(id, &activity).await?;
         self.inner.cache.forget_environment(id);
+        // Its domains' keys: the published copy does not know environments.
+        self.inner.published.reload_soon();
         if deleted {
             for client in clients {
                 self.tokens().revoke(client.id);

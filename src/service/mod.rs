@@ -8,6 +8,7 @@ mod auth;
 mod cache;
 mod clients;
 mod dkim;
+mod dkim_published;
 mod email_domains;
 mod environments;
 mod messages;
@@ -36,6 +37,7 @@ pub use auth::{
     TokenService, token_url,
 };
 pub use cache::DomainSnapshot;
+pub use dkim_published::{PublishedKey, PublishedKeys};
 pub use environments::{EnvironmentUpdate, NewEnvironment};
 pub use messages::{MAX_RECIPIENTS, NewMessage};
 pub use self_check::{
@@ -129,6 +131,8 @@ pub struct Settings {
     pub dkim_algorithm: crate::domain::DkimAlgorithm,
     /// `dkim_dns.nameservers`: the NS of every DKIM zone (empty = `ns1.<zone>`).
     pub dkim_nameservers: Vec<String>,
+    /// `dkim_dns.nameserver_addresses`: A/AAAA of the NS names inside a DKIM zone.
+    pub dkim_nameserver_addresses: Vec<std::net::IpAddr>,
     /// `environments.default_license_id`: the license of an environment created without one.
     pub default_license_id: String,
     /// `webhooks.allow_private_endpoints`: endpoint URLs may name non-global addresses.
@@ -148,6 +152,7 @@ impl Settings {
             mail_sender: config.mail.system_sender.clone(),
             dkim_algorithm: config.dkim.algorithm,
             dkim_nameservers: config.dkim_dns.nameservers.clone(),
+            dkim_nameserver_addresses: config.dkim_dns.addresses(),
             default_license_id: config.environments.default_license_id.clone(),
             allow_private_endpoints: config.webhooks.allow_private_endpoints,
             allow_http_endpoints: config.webhooks.allow_http_endpoints,
@@ -171,6 +176,8 @@ struct Inner {
     settings: Settings,
     cache: cache::ReadCache,
     signers: dkim::Signers,
+    /// The keys trustmail's DNS answers from.
+    published: dkim_published::PublishedKeys,
     dns: DnsClient,
     /// Names this process as the holder of leases.
     instance_id: String,
@@ -197,6 +204,7 @@ impl Service {
                 settings,
                 cache: cache::ReadCache::default(),
                 signers: dkim::Signers::default(),
+                published: dkim_published::PublishedKeys::default(),
                 dns,
                 instance_id: uuid::Uuid::new_v4().to_string(),
                 waits: wait::WaitRooms::default(),

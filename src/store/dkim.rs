@@ -39,7 +39,31 @@ pub struct KeylessSelector {
     pub selector: String,
 }
 
+/// A summary of the whole table that changes with any insert, delete or rotation: rotations
+/// set every key's `role_since` of the region, so the sum moves even when the count does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DkimKeysFingerprint {
+    pub count: i64,
+    pub role_since_sum: i64,
+}
+
 impl Store {
+    /// See `DkimKeysFingerprint`; one aggregate row, cheap enough to ask every second.
+    pub async fn dkim_keys_fingerprint(&self) -> Result<DkimKeysFingerprint, StoreError> {
+        // Modulo a million keeps the sum inside BIGINT for any table this service holds.
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS keys, \
+             CAST(COALESCE(SUM(role_since % 1000000), 0) AS BIGINT) AS role_since_sum \
+             FROM dkim_keys",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(DkimKeysFingerprint {
+            count: row.int("keys")?,
+            role_since_sum: row.int("role_since_sum")?,
+        })
+    }
+
     /// The domain's keys, by region and position.
     pub async fn dkim_keys(&self, domain_id: DomainId) -> Result<Vec<DkimKey>, StoreError> {
         Ok(self

@@ -35,7 +35,7 @@ pub use auth::{DeleteClient, StoredSigningKey};
 pub use deliveries::{
     Delivery, DeliveryOutcome, DueDelivery, IN_FLIGHT_PER_ENVIRONMENT, IN_FLIGHT_PER_SUBSCRIPTION,
 };
-pub use dkim::{KeylessSelector, NewKeyMaterial, SealedDkimKey};
+pub use dkim::{DkimKeysFingerprint, KeylessSelector, NewKeyMaterial, SealedDkimKey};
 pub use email_domains::CreateDomainError;
 pub use messages::{IDEMPOTENCY_WINDOW_MS, Idempotency, QueueOutcome};
 pub use outbox::{

@@ -419,6 +419,22 @@ async fn dkim_zone_file_prints_the_regions_zone_with_every_key() {
         ),
     ];
 
+    // Its NS, ns1.<zone>, lies inside the zone: without an address for it BIND refuses the
+    // zone, so trustmail does too, naming the keys that fix it.
+    let refused = cli.run_with(&["dkim", "zone-file", "--region", "us-east-1"], &env_vars);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(refused.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("dkim_dns.nameserver_addresses"), "{stderr}");
+    let env_vars = [
+        env_vars[0],
+        env_vars[1],
+        (
+            "TRUSTMAIL_DKIM_DNS__NAMESERVER_ADDRESSES",
+            "[\"192.0.2.53\"]",
+        ),
+    ];
+
     let out = cli.run_with(&["dkim", "zone-file", "--region", "us-east-1"], &env_vars);
     assert!(
         out.status.success(),
@@ -432,6 +448,7 @@ async fn dkim_zone_file_prints_the_regions_zone_with_every_key() {
         "$TTL 300".to_owned(),
         format!("@ IN SOA ns1.{origin}. hostmaster.{origin}. ( 1 3600 600 86400 300 )"),
         format!("@ IN NS ns1.{origin}."),
+        format!("ns1.{origin}. IN A 192.0.2.53"),
     ] {
         assert!(
             zone.lines().any(|l| l == expected),

@@ -1,16 +1,20 @@
 //! trustmail's own DNS for the DKIM zones (`[dkim_dns] listen`): keys as TXT at
 //! `<selector>.<dkim_zone>`, SOA and NS at the apex, the right negative answers, UDP and TCP.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, str::FromStr, sync::Arc, time::Duration};
 
 use hickory_proto::{
-    op::{Message, ResponseCode},
-    rr::{RData, RecordType},
+    op::{Edns, Message, Query, ResponseCode},
+    rr::{Name, RData, RecordType},
 };
 use hickory_resolver::{
     TokioResolver,
     config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts},
     net::runtime::TokioRuntimeProvider,
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpStream, UdpSocket},
 };
 use trustmail::{
     config::Config,
@@ -327,18 +331,312 @@ async fn after_a_rotation_the_refreshed_selector_answers_the_new_key() {
 }
 
 #[tokio::test]
-async fn a_store_that_fails_answers_servfail() {
+async fn keys_are_answered_from_memory_with_the_store_closed() {
     let t = DnsApp::start(|_| {}).await;
-    let key = &t.keys().await[0];
+    let keys = t.keys().await;
     t.app.store().close().await;
+    // No query reaches the store: known keys, unknown names and the apex all still answer.
+    t.assert_serves(&keys).await;
     let response = t
-        .ask(&key.fqdn(ZONE), RecordType::TXT, Transport::Udp)
+        .ask(&keys[0].fqdn(ZONE), RecordType::TXT, Transport::Tcp)
         .await;
-    assert_eq!(response.metadata.response_code, ResponseCode::ServFail);
-    assert!(response.answers.is_empty());
-    // The apex needs no store.
+    assert_eq!(strings_of(&response.answers), [vec![keys[0].txt()]]);
+    let missing = t
+        .ask(
+            &format!("nosuchselector.{ZONE}"),
+            RecordType::TXT,
+            Transport::Udp,
+        )
+        .await;
+    assert_negative(&missing, ResponseCode::NXDomain, ZONE);
     let soa = t.ask(ZONE, RecordType::SOA, Transport::Udp).await;
     assert_eq!(soa.metadata.response_code, ResponseCode::NoError);
+}
+
+#[tokio::test]
+async fn a_rotation_on_another_replica_is_answered_within_the_refresh() {
+    for db in backends("a_rotation_on_another_replica_is_answered_within_the_refresh").await {
+        let t = DnsApp::start_on(db, |c| c.dkim_dns.refresh_interval_ms = 100).await;
+        let replica = t.app.replica().await;
+        let replica_dns = replica.dkim_dns.unwrap();
+        // The domain was made through the first server; the replica loaded it at start.
+        for key in t.keys().await {
+            let response = ask(
+                replica_dns,
+                &key.fqdn(ZONE),
+                RecordType::TXT,
+                Transport::Udp,
+            )
+            .await;
+            assert_eq!(strings_of(&response.answers), [vec![key.txt()]]);
+        }
+        let after = t
+            .app
+            .service
+            .rotate_dkim_keys(None, &t.domain, None)
+            .await
+            .unwrap();
+        let fresh = after
+            .iter()
+            .find(|k| k.role == DkimRole::Published)
+            .unwrap();
+        let mut answered = Vec::new();
+        for _ in 0..100 {
+            let response = ask(
+                replica_dns,
+                &fresh.fqdn(ZONE),
+                RecordType::TXT,
+                Transport::Udp,
+            )
+            .await;
+            answered = strings_of(&response.answers);
+            if answered == [vec![fresh.txt()]] {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            answered,
+            [vec![fresh.txt()]],
+            "the replica never saw the rotation"
+        );
+        // And a domain deleted on the first server leaves the replica's answers too.
+        let env = t.domain.environment_id;
+        let token = t.app.admin_token.clone();
+        let path = format!("/v1/environments/{env}/emailDomains/{}", t.domain.id);
+        assert_eq!(t.app.delete(&path, &token).await.status(), 204);
+        let mut code = ResponseCode::NoError;
+        for _ in 0..100 {
+            let response = ask(
+                replica_dns,
+                &fresh.fqdn(ZONE),
+                RecordType::TXT,
+                Transport::Udp,
+            )
+            .await;
+            code = response.metadata.response_code;
+            if code == ResponseCode::NXDomain {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(code, ResponseCode::NXDomain);
+    }
+}
+
+/// One UDP query as bytes, with EDNS advertising 4096 bytes.
+fn udp_query(name: &str, record_type: RecordType) -> Vec<u8> {
+    let mut message = Message::query();
+    message.add_query(Query::query(Name::from_str(name).unwrap(), record_type));
+    let mut edns = Edns::new();
+    edns.set_max_payload(4096);
+    message.set_edns(edns);
+    message.to_vec().unwrap()
+}
+
+/// Sends `query` from `socket` and returns the answer's bytes.
+async fn exchange(socket: &UdpSocket, server: SocketAddr, query: &[u8]) -> Vec<u8> {
+    socket.send_to(query, server).await.unwrap();
+    let mut buf = vec![0; 65535];
+    let (len, _) = tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut buf))
+        .await
+        .expect("an answer")
+        .unwrap();
+    buf.truncate(len);
+    buf
+}
+
+#[tokio::test]
+async fn answers_are_the_question_plus_the_record_and_no_more() {
+    let t = DnsApp::start(|c| c.dkim.algorithm = DkimAlgorithm::Rsa2048).await;
+    let key = &t.keys().await[0];
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // A record's fixed part: its owner as a pointer into the question (2), type, class, TTL
+    // and length (10).
+    const RECORD: usize = 12;
+
+    let query = udp_query(&key.fqdn(ZONE), RecordType::TXT);
+    let answer = exchange(&socket, t.dns, &query).await;
+    let rdata: usize = txt_strings(&key.txt()).iter().map(|s| s.len() + 1).sum();
+    assert!(
+        answer.len() <= query.len() + RECORD + rdata,
+        "{} bytes for a {}-byte question and a {rdata}-byte key",
+        answer.len(),
+        query.len()
+    );
+    let parsed = Message::from_vec(&answer).unwrap();
+    assert_eq!(strings_of(&parsed.answers)[0].concat(), key.txt());
+    assert!(parsed.authorities.is_empty() && parsed.additionals.is_empty());
+
+    // A random name: its SOA alone, with both names compressed into the question: `ns1` and
+    // `hostmaster` then a pointer each, and five numbers.
+    let soa_rdata = (1 + 3 + 2) + (1 + 10 + 2) + 20;
+    for name in [
+        format!("q7x9k2m4.{ZONE}"),
+        format!("Q7x9K2m4.{}", ZONE.to_uppercase()),
+    ] {
+        let query = udp_query(&name, RecordType::TXT);
+        let answer = exchange(&socket, t.dns, &query).await;
+        let ratio = answer.len() as f64 / query.len() as f64;
+        assert!(
+            answer.len() <= query.len() + RECORD + soa_rdata,
+            "{} bytes for a {}-byte question ({ratio:.2}x)",
+            answer.len(),
+            query.len()
+        );
+        assert!(ratio < 1.8, "{ratio:.2}x");
+        assert_negative(
+            &Message::from_vec(&answer).unwrap(),
+            ResponseCode::NXDomain,
+            ZONE,
+        );
+    }
+
+    // ANY at the apex is one RRset (RFC 8482), not everything there is.
+    let query = udp_query(ZONE, RecordType::ANY);
+    let any = Message::from_vec(&exchange(&socket, t.dns, &query).await).unwrap();
+    assert_eq!(any.answers.len(), 1, "{any:?}");
+}
+
+#[tokio::test]
+async fn a_flood_from_one_source_is_limited_while_another_is_answered() {
+    let t = DnsApp::start(|c| {
+        c.dkim_dns.rate_limit_per_source = 10;
+        c.dkim_dns.rate_limit_slip = 2;
+        // 127.0.0.1 and 127.0.0.2 are then two sources.
+        c.dkim_dns.rate_limit_ipv4_prefix = 32;
+    })
+    .await;
+    let key = &t.keys().await[0];
+    let query = udp_query(&key.fqdn(ZONE), RecordType::TXT);
+    let flood = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    const SENT: usize = 300;
+    for _ in 0..SENT {
+        flood.send_to(&query, t.dns).await.unwrap();
+    }
+    let (mut answered, mut truncated) = (0, 0);
+    let mut buf = vec![0; 65535];
+    while let Ok(Ok((len, _))) =
+        tokio::time::timeout(Duration::from_millis(500), flood.recv_from(&mut buf)).await
+    {
+        let response = Message::from_vec(&buf[..len]).unwrap();
+        if response.metadata.truncation {
+            assert!(response.answers.is_empty());
+            truncated += 1;
+        } else {
+            assert_eq!(strings_of(&response.answers), [vec![key.txt()]]);
+            answered += 1;
+        }
+    }
+    assert!(answered >= 10, "{answered} answered");
+    assert!(answered < SENT / 3, "{answered} of {SENT} answered");
+    // Every second refused query slips through truncated, so a resolver can retry over TCP.
+    assert!(truncated > SENT / 4, "{truncated} truncated");
+    assert!(answered + truncated < SENT, "nothing was dropped");
+
+    let other = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    let response = Message::from_vec(&exchange(&other, t.dns, &query).await).unwrap();
+    assert!(!response.metadata.truncation);
+    assert_eq!(strings_of(&response.answers), [vec![key.txt()]]);
+    // TCP is not rate limited per source: the flooding address still gets the key that way.
+    let tcp = t
+        .ask(&key.fqdn(ZONE), RecordType::TXT, Transport::Tcp)
+        .await;
+    assert_eq!(strings_of(&tcp.answers), [vec![key.txt()]]);
+
+    let metrics = t
+        .app
+        .request(reqwest::Method::GET, "/metrics", None, None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("dkim_dns_dropped_total{reason=\"source_rate\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("dkim_dns_slipped_total"), "{metrics}");
+}
+
+/// Writes one length-prefixed query on `stream` and reads the answer, or `None` when the
+/// server closed the connection.
+async fn tcp_exchange(stream: &mut TcpStream, query: &[u8]) -> Option<Message> {
+    let mut frame = u16::try_from(query.len()).unwrap().to_be_bytes().to_vec();
+    frame.extend_from_slice(query);
+    stream.write_all(&frame).await.ok()?;
+    let read = async {
+        let len = stream.read_u16().await.ok()?;
+        let mut buf = vec![0; usize::from(len)];
+        stream.read_exact(&mut buf).await.ok()?;
+        Some(Message::from_vec(&buf).unwrap())
+    };
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .expect("the server answers or closes")
+}
+
+#[tokio::test]
+async fn tcp_connections_past_the_cap_are_closed() {
+    let t = DnsApp::start(|c| c.dkim_dns.max_tcp_connections = 2).await;
+    let key = &t.keys().await[0];
+    let query = udp_query(&key.fqdn(ZONE), RecordType::TXT);
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(t.dns).await.unwrap();
+        let answer = tcp_exchange(&mut stream, &query).await.expect("answered");
+        assert_eq!(strings_of(&answer.answers), [vec![key.txt()]]);
+        held.push(stream);
+    }
+    let mut third = TcpStream::connect(t.dns).await.unwrap();
+    assert!(
+        tcp_exchange(&mut third, &query).await.is_none(),
+        "a third connection was served"
+    );
+    // The held ones are still served, and a freed place is taken again.
+    assert!(tcp_exchange(&mut held[0], &query).await.is_some());
+    drop(held.pop());
+    let mut served = false;
+    for _ in 0..50 {
+        let mut stream = TcpStream::connect(t.dns).await.unwrap();
+        if tcp_exchange(&mut stream, &query).await.is_some() {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served, "the freed place was never taken");
+}
+
+#[tokio::test]
+async fn an_idle_tcp_connection_is_closed() {
+    let t = DnsApp::start(|c| c.dkim_dns.tcp_idle_timeout_ms = 200).await;
+    let mut stream = TcpStream::connect(t.dns).await.unwrap();
+    // Half a length prefix, then nothing.
+    stream.write_all(&[0]).await.unwrap();
+    let mut buf = [0; 1];
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+        .await
+        .expect("the server closes an idle connection");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+}
+
+#[tokio::test]
+async fn in_zone_name_servers_answer_their_configured_addresses() {
+    let t = DnsApp::start(|c| {
+        c.dkim_dns.nameserver_addresses = vec!["192.0.2.53".into(), "2001:db8::53".into()];
+    })
+    .await;
+    let ns = format!("ns1.{ZONE}");
+    let a = t.ask(&ns, RecordType::A, Transport::Udp).await;
+    assert!(a.metadata.authoritative);
+    assert!(
+        matches!(&a.answers[..], [r] if r.data == RData::A(hickory_proto::rr::rdata::A("192.0.2.53".parse().unwrap()))),
+        "{a:?}"
+    );
+    let aaaa = t.ask(&ns, RecordType::AAAA, Transport::Udp).await;
+    assert_eq!(aaaa.answers.len(), 1, "{aaaa:?}");
+    let txt = t.ask(&ns, RecordType::TXT, Transport::Udp).await;
+    assert_negative(&txt, ResponseCode::NoError, ZONE);
 }
 
 #[tokio::test]
