@@ -57,6 +57,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "webhooks.request_timeout_s",
     "environments.default_license_id",
     "webhooks.allow_private_endpoints",
+    "metrics.listen",
+    "metrics.token",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +98,7 @@ pub struct Config {
     pub http: Http,
     pub webhooks: Webhooks,
     pub environments: Environments,
+    pub metrics: Metrics,
 }
 
 impl Default for Config {
@@ -116,6 +119,7 @@ impl Default for Config {
             http: Http::default(),
             webhooks: Webhooks::default(),
             environments: Environments::default(),
+            metrics: Metrics::default(),
         }
     }
 }
@@ -347,6 +351,38 @@ pub struct DkimDns {
     /// Host names in each DKIM zone's NS records; empty = `ns1.<dkim_zone>`.
     #[serde(deserialize_with = "string_or_list")]
     pub nameservers: Vec<String>,
+}
+
+/// Where `/metrics` is served and to whom (README § Operating it).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metrics {
+    /// IP:PORT of a listener that serves only `/metrics`; empty = on the API's listener.
+    pub listen: String,
+    /// A bearer token a scrape must send; empty = none needed.
+    pub token: SecretString,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            listen: String::new(),
+            token: SecretString::from(""),
+        }
+    }
+}
+
+impl Metrics {
+    /// The address of the separate listener, when there is one (checked at load).
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.listen.parse().ok()
+    }
+
+    /// The token scrapes must present, when one is set.
+    pub fn token(&self) -> Option<SecretString> {
+        let token = self.token.expose_secret().trim();
+        (!token.is_empty()).then(|| SecretString::from(token))
+    }
 }
 
 /// Limits of the HTTP server (README § HTTP limits).
@@ -785,6 +821,12 @@ impl Config {
                 "must be IP:PORT or empty",
             ));
         }
+        if !self.metrics.listen.is_empty() && self.metrics.listen_addr().is_none() {
+            return Err(ConfigError::invalid(
+                "metrics.listen",
+                "must be IP:PORT or empty",
+            ));
+        }
         self.http.validate()?;
         self.webhooks.validate()?;
         for (i, name) in self.dkim_dns.nameservers.iter().enumerate() {
@@ -1048,6 +1090,26 @@ mod tests {
             Config::load_from(None, vars(&[("TRUSTMAIL_HTTP__REQUEST_TIMEOUT_S", "5")])).unwrap();
         assert_eq!(config.http.request_timeout_s, 5);
         assert_eq!(config.http.header_read_timeout_s, 30);
+    }
+
+    #[test]
+    fn metrics_listen_is_an_address_and_the_token_is_a_secret() {
+        let err = env_error(&[("TRUSTMAIL_METRICS__LISTEN", "localhost")]);
+        assert!(err.contains("metrics.listen"), "{err}");
+        let config = Config::load_from(
+            None,
+            vars(&[
+                ("TRUSTMAIL_METRICS__LISTEN", "127.0.0.1:9100"),
+                ("TRUSTMAIL_METRICS__TOKEN", "scrape-me"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            config.metrics.listen_addr(),
+            Some(SocketAddr::from(([127, 0, 0, 1], 9100)))
+        );
+        assert!(!format!("{config:?}").contains("scrape-me"));
+        assert_eq!(config.metrics.token().unwrap().expose_secret(), "scrape-me");
     }
 
     #[test]
