@@ -70,6 +70,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "webhooks.allow_private_endpoints",
     "webhooks.connect_timeout_s",
     "webhooks.allow_http_endpoints",
+    "metrics.listen",
+    "metrics.token",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +111,7 @@ pub struct Config {
     pub http: Http,
     pub webhooks: Webhooks,
     pub environments: Environments,
+    pub metrics: Metrics,
 }
 
 impl Default for Config {
@@ -129,6 +132,7 @@ impl Default for Config {
             http: Http::default(),
             webhooks: Webhooks::default(),
             environments: Environments::default(),
+            metrics: Metrics::default(),
         }
     }
 }
@@ -476,6 +480,38 @@ impl DkimDns {
             ));
         }
         Ok(())
+    }
+}
+
+/// Where `/metrics` is served and to whom (README § Operating it).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metrics {
+    /// IP:PORT of a listener that serves only `/metrics`; empty = on the API's listener.
+    pub listen: String,
+    /// A bearer token a scrape must send; empty = none needed.
+    pub token: SecretString,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            listen: String::new(),
+            token: SecretString::from(""),
+        }
+    }
+}
+
+impl Metrics {
+    /// The address of the separate listener, when there is one (checked at load).
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.listen.parse().ok()
+    }
+
+    /// The token scrapes must present, when one is set.
+    pub fn token(&self) -> Option<SecretString> {
+        let token = self.token.expose_secret().trim();
+        (!token.is_empty()).then(|| SecretString::from(token))
     }
 }
 
@@ -969,6 +1005,12 @@ impl Config {
             }
         }
         self.dkim_dns.validate()?;
+        if !self.metrics.listen.is_empty() && self.metrics.listen_addr().is_none() {
+            return Err(ConfigError::invalid(
+                "metrics.listen",
+                "must be IP:PORT or empty",
+            ));
+        }
         self.http.validate()?;
         self.webhooks.validate()?;
         Ok(())
@@ -1272,6 +1314,26 @@ mod tests {
         };
         assert!(http.validate().is_ok());
         assert_eq!(http.trusted_proxies().len(), 2);
+    }
+
+    #[test]
+    fn metrics_listen_is_an_address_and_the_token_is_a_secret() {
+        let err = env_error(&[("TRUSTMAIL_METRICS__LISTEN", "localhost")]);
+        assert!(err.contains("metrics.listen"), "{err}");
+        let config = Config::load_from(
+            None,
+            vars(&[
+                ("TRUSTMAIL_METRICS__LISTEN", "127.0.0.1:9100"),
+                ("TRUSTMAIL_METRICS__TOKEN", "scrape-me"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            config.metrics.listen_addr(),
+            Some(SocketAddr::from(([127, 0, 0, 1], 9100)))
+        );
+        assert!(!format!("{config:?}").contains("scrape-me"));
+        assert_eq!(config.metrics.token().unwrap().expose_secret(), "scrape-me");
     }
 
     #[test]

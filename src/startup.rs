@@ -135,8 +135,15 @@ pub struct Application {
     outbox: OutboxDelivery,
     webhooks: SubscriptionDelivery,
     dkim_dns: Option<DkimDns>,
+    metrics: Option<MetricsListener>,
     http: Http,
     tls: Option<Tls>,
+}
+
+/// `metrics.listen`: a listener of its own that serves only `/metrics`.
+struct MetricsListener {
+    listener: TcpListener,
+    router: Router,
 }
 
 impl Application {
@@ -175,7 +182,28 @@ impl Application {
         } else {
             Some(DkimDns::start(&config.dkim_dns, service.clone()).await?)
         };
-        let router = api::router(service.clone(), &public_url, config.http.request_timeout());
+        let metrics_access = api::MetricsAccess {
+            on_api_listener: config.metrics.listen_addr().is_none(),
+            token: config.metrics.token(),
+        };
+        let metrics = match config.metrics.listen_addr() {
+            Some(address) => Some(MetricsListener {
+                listener: TcpListener::bind(address).await.map_err(|source| {
+                    StartupError::Bind {
+                        address: address.to_string(),
+                        source,
+                    }
+                })?,
+                router: api::metrics_router(api::middleware::metrics_handle(), &metrics_access),
+            }),
+            None => None,
+        };
+        let router = api::router(
+            service.clone(),
+            &public_url,
+            config.http.request_timeout(),
+            &metrics_access,
+        );
         Ok(Self {
             listener,
             router,
@@ -187,6 +215,7 @@ impl Application {
             outbox,
             webhooks,
             dkim_dns,
+            metrics,
             http: config.http,
             tls,
         })
@@ -204,6 +233,13 @@ impl Application {
     /// is set.
     pub fn dkim_dns_addr(&self) -> Option<std::net::SocketAddr> {
         self.dkim_dns.as_ref().map(DkimDns::local_addr)
+    }
+
+    /// Where `/metrics` is served instead of the API's listener, when `metrics.listen` is set.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics
+            .as_ref()
+            .and_then(|m| m.listener.local_addr().ok())
     }
 
     pub fn service(&self) -> &Service {
@@ -251,7 +287,22 @@ impl Application {
                 tls.clone().reload_every(interval)
             }))
         });
+        let (stop_metrics, metrics_stopping) = tokio::sync::watch::channel(());
+        let metrics = self.metrics.map(|metrics| {
+            let http = self.http.clone();
+            let mut stopping = metrics_stopping;
+            tokio::spawn(async move {
+                let stop = async move {
+                    let _ = stopping.changed().await;
+                };
+                serve::serve(metrics.listener, metrics.router, &http, None, stop).await
+            })
+        });
         let served = serve::serve(self.listener, self.router, &self.http, acceptor, shutdown).await;
+        drop(stop_metrics);
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
         if let Some(reload) = reload {
             reload.abort();
         }

@@ -72,7 +72,7 @@ pub async fn observe(request: Request, next: Next) -> Response {
     });
     // Interned label values: no allocation per request.
     let labels = [
-        ("method", intern(method.as_str())),
+        ("method", method_label(&method)),
         ("route", route),
         ("status", intern(status.as_str())),
     ];
@@ -82,6 +82,23 @@ pub async fn observe(request: Request, next: Next) -> Response {
         response.headers_mut().insert(CORRELATION_ID, value);
     }
     response
+}
+
+/// The `method` label: a standard method by name, any other as "other", so that clients
+/// inventing methods (`FOO1`, `FOO2`, …) cannot grow the label table.
+fn method_label(method: &Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "other",
+    }
 }
 
 /// Answers 503 (`ApiError::TimedOut`) for a request still unanswered after `limit`

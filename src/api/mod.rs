@@ -36,12 +36,12 @@ pub mod views {
 }
 
 use axum::{Router, http::header};
-use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use activities::activity_body;
+pub use system::{MetricsAccess, metrics_router};
 
 use crate::service::Service;
 
@@ -49,7 +49,7 @@ use crate::service::Service;
 pub struct AppState {
     pub service: Service,
     pub urls: hal::UrlBuilder,
-    metrics: PrometheusHandle,
+    metrics: system::MetricsState,
     openapi: Arc<String>,
 }
 
@@ -94,14 +94,23 @@ pub fn openapi(public_url: &str) -> utoipa::openapi::OpenApi {
 
 /// Every route and the console, with the request time limit (`http.request_timeout_s`) inside the
 /// correlation-id and metrics layer, so a timed-out request is logged and counted as its 503.
-pub fn router(service: Service, public_url: &str, request_timeout: std::time::Duration) -> Router {
+pub fn router(
+    service: Service,
+    public_url: &str,
+    request_timeout: std::time::Duration,
+    metrics: &MetricsAccess,
+) -> Router {
     let (routes, mut doc) = routes();
     doc.servers = Some(vec![utoipa::openapi::Server::new(public_url)]);
     let openapi = doc.to_pretty_json().unwrap_or_else(|_| "{}".into());
     let state = AppState {
         service,
         urls: hal::UrlBuilder::new(public_url),
-        metrics: middleware::metrics_handle(),
+        metrics: system::MetricsState::new(
+            middleware::metrics_handle(),
+            metrics,
+            metrics.on_api_listener,
+        ),
         openapi: Arc::new(openapi),
     };
     routes

@@ -21,6 +21,7 @@ mod faults;
 mod http_limits;
 mod https;
 mod messages;
+mod metrics;
 mod openapi;
 mod outbox;
 mod pingone_names;

@@ -62,6 +62,8 @@ pub struct TestApp {
     pub dir: TempDir,
     /// trustmail's DNS for the DKIM zones, when the test set `dkim_dns.listen`.
     pub dkim_dns: Option<std::net::SocketAddr>,
+    /// The listener of `metrics.listen`, when the test set it.
+    pub metrics: Option<std::net::SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -139,6 +141,7 @@ impl TestApp {
         let service = app.service().clone();
         let store = app.store().clone();
         let dkim_dns = app.dkim_dns_addr();
+        let metrics = app.metrics_addr();
         let fresh = app.take_bootstrap_credentials();
         let (shutdown, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async {
@@ -168,6 +171,7 @@ impl TestApp {
             config,
             dir,
             dkim_dns,
+            metrics,
             shutdown: Some(shutdown),
             server: Some(server),
         }
