@@ -11,12 +11,9 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::{Service, ServiceError, environments::new_environment, retry_after_s};
-use crate::{
-    domain::{
-        Activity, ActivityType, Client, ClientId, EnvironmentId, Geography, Population,
-        ResourceType, Role, now,
-    },
-    store::TokenFailures,
+use crate::domain::{
+    Activity, ActivityType, Client, ClientId, EnvironmentId, Geography, Population, ResourceType,
+    Role, now,
 };
 
 use limits::{FAILURE_WINDOW, Known, MAX_FAILURES};
@@ -150,10 +147,12 @@ impl Service {
                 Err(limits::Busy) => TokenGrant::Busy,
             });
         };
+        // Locked: the pair has had `MAX_FAILURES` wrong secrets in its current window already.
+        let locked = failures.filter(|f| f.failures >= MAX_FAILURES);
         let verified = &self.inner.verified_secrets;
         let right = match verified.judge(client.id, &client.secret_hash, secret) {
             Known::Right => true,
-            Known::Wrong if is_locked(failures) => false,
+            Known::Wrong if locked.is_some() => false,
             Known::Wrong | Known::Unknown => {
                 match self
                     .verify_with_argon2(Some(&client.secret_hash), secret)
@@ -165,7 +164,7 @@ impl Service {
             }
         };
         if !right {
-            if let Some(locked) = failures.filter(|f| f.failures >= MAX_FAILURES) {
+            if let Some(locked) = locked {
                 return Ok(TokenGrant::Locked {
                     retry_after_s: retry_after_s(millis_between(now, locked.window_ends_at)),
                 });
@@ -213,11 +212,6 @@ impl Service {
     pub fn secret_verifications(&self) -> u64 {
         self.inner.hashing.started()
     }
-}
-
-/// Locked: the pair has had `MAX_FAILURES` wrong secrets in its current window already.
-fn is_locked(failures: Option<TokenFailures>) -> bool {
-    failures.is_some_and(|f| f.failures >= MAX_FAILURES)
 }
 
 fn millis_between(from: OffsetDateTime, to: OffsetDateTime) -> i64 {
