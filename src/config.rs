@@ -72,6 +72,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "webhooks.allow_http_endpoints",
     "metrics.listen",
     "metrics.token",
+    "retention.messages_days",
+    "retention.deliveries_days",
+    "retention.activities_days",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +115,7 @@ pub struct Config {
     pub webhooks: Webhooks,
     pub environments: Environments,
     pub metrics: Metrics,
+    pub retention: Retention,
 }
 
 impl Default for Config {
@@ -133,6 +137,7 @@ impl Default for Config {
             webhooks: Webhooks::default(),
             environments: Environments::default(),
             metrics: Metrics::default(),
+            retention: Retention::default(),
         }
     }
 }
@@ -512,6 +517,68 @@ impl Metrics {
     pub fn token(&self) -> Option<SecretString> {
         let token = self.token.expose_secret().trim();
         (!token.is_empty()).then(|| SecretString::from(token))
+    }
+}
+
+/// How long finished rows are kept before `jobs::retention` deletes them (README § Retention).
+/// Whole days, 1 to `Retention::MAX_DAYS`: 0 is refused rather than read as "delete at once" or
+/// "keep for ever"; a large value keeps rows for as long as anyone will ask.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    /// Sent and failed outbox rows, counted from their creation, and the Idempotency-Keys of
+    /// `POST …/messages` (whose 24 h window a day's retention already outlasts).
+    pub messages_days: u32,
+    /// Delivered and failed webhook deliveries, counted from their queueing.
+    pub deliveries_days: u32,
+    /// The audit log; an activity goes with its remaining deliveries, never while one is pending.
+    pub activities_days: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            messages_days: 30,
+            deliveries_days: 30,
+            activities_days: 90,
+        }
+    }
+}
+
+impl Retention {
+    /// A hundred years: as good as for ever, and far from overflowing a time.
+    pub const MAX_DAYS: u32 = 36_500;
+
+    pub fn messages(&self) -> time::Duration {
+        time::Duration::days(i64::from(self.messages_days))
+    }
+
+    pub fn deliveries(&self) -> time::Duration {
+        time::Duration::days(i64::from(self.deliveries_days))
+    }
+
+    pub fn activities(&self) -> time::Duration {
+        time::Duration::days(i64::from(self.activities_days))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (key, days) in [
+            ("retention.messages_days", self.messages_days),
+            ("retention.deliveries_days", self.deliveries_days),
+            ("retention.activities_days", self.activities_days),
+        ] {
+            if !(1..=Self::MAX_DAYS).contains(&days) {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!(
+                        "must be 1 to {} (days); 0 would delete rows as soon as they are \
+                         finished; to keep them longer, set a larger number",
+                        Self::MAX_DAYS
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -1013,6 +1080,7 @@ impl Config {
         }
         self.http.validate()?;
         self.webhooks.validate()?;
+        self.retention.validate()?;
         Ok(())
     }
 
@@ -1207,6 +1275,39 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.webhooks.connect_timeout().as_secs(), 2);
+    }
+
+    #[test]
+    fn retention_defaults_to_30_30_and_90_days_and_refuses_0_naming_the_key() {
+        let config = Config::load_from(None, vec![]).unwrap();
+        assert_eq!(config.retention.messages(), time::Duration::days(30));
+        assert_eq!(config.retention.deliveries(), time::Duration::days(30));
+        assert_eq!(config.retention.activities(), time::Duration::days(90));
+        for (var, key) in [
+            (
+                "TRUSTMAIL_RETENTION__MESSAGES_DAYS",
+                "retention.messages_days",
+            ),
+            (
+                "TRUSTMAIL_RETENTION__DELIVERIES_DAYS",
+                "retention.deliveries_days",
+            ),
+            (
+                "TRUSTMAIL_RETENTION__ACTIVITIES_DAYS",
+                "retention.activities_days",
+            ),
+        ] {
+            for value in ["0", "36501"] {
+                let err = env_error(&[(var, value)]);
+                assert!(err.contains(key), "{var}={value}: {err}");
+            }
+        }
+        let f =
+            file("[retention]\nmessages_days = 1\ndeliveries_days = 7\nactivities_days = 36500\n");
+        let config = Config::load_from(Some(f.path()), vec![]).unwrap();
+        assert_eq!(config.retention.messages(), time::Duration::days(1));
+        assert_eq!(config.retention.deliveries(), time::Duration::days(7));
+        assert_eq!(config.retention.activities(), time::Duration::days(36_500));
     }
 
     #[test]

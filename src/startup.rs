@@ -138,6 +138,7 @@ pub struct Application {
     metrics: Option<MetricsListener>,
     http: Http,
     tls: Option<Tls>,
+    retention: crate::config::Retention,
 }
 
 /// `metrics.listen`: a listener of its own that serves only `/metrics`.
@@ -218,6 +219,7 @@ impl Application {
             metrics,
             http: config.http,
             tls,
+            retention: config.retention,
         })
     }
 
@@ -270,6 +272,7 @@ impl Application {
         }));
         let delivery = self.outbox.spawn();
         let webhooks = self.webhooks.spawn();
+        let retention = crate::jobs::retention::spawn(store.clone(), self.retention);
         let service = self.service.clone();
         let checks = tokio::spawn(supervise("dns_checks", FIRST_BACKOFF, move || {
             crate::jobs::dns::run_scheduled_checks(service.clone())
@@ -311,7 +314,7 @@ impl Application {
         if let Some(dkim_dns) = self.dkim_dns {
             dkim_dns.stop().await;
         }
-        tokio::join!(delivery.stop(), webhooks.stop());
+        tokio::join!(delivery.stop(), webhooks.stop(), retention.stop());
         store.close().await;
         served
     }

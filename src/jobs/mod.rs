@@ -6,6 +6,7 @@
 pub mod dns;
 pub mod outbox;
 pub mod public_dns;
+pub mod retention;
 pub mod subscriptions;
 
 use std::{

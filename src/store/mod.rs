@@ -13,6 +13,7 @@ mod environments;
 mod messages;
 mod outbox;
 mod populations;
+mod retention;
 mod subscriptions;
 mod token_failures;
 mod trusted_emails;
@@ -42,6 +43,7 @@ pub use outbox::{
     MAX_DELIVERY_ATTEMPTS, OutboxMessage, OutboxStatus, PER_ENVIRONMENT_PER_CLAIM, retry_delay,
 };
 pub use populations::PopulationError;
+pub use retention::Pruned;
 pub use subscriptions::CreateSubscriptionError;
 pub use token_failures::TokenFailures;
 pub use trusted_emails::{CodeDelivery, CodeMailLimits, CreateTrustedEmailError};

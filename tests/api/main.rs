@@ -27,6 +27,7 @@ mod outbox;
 mod pingone_names;
 mod populations;
 mod restart;
+mod retention;
 mod self_check;
 mod shipped_configs;
 mod store;
