@@ -27,6 +27,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "limits.messages_per_minute",
     "limits.code_mails_per_hour",
     "limits.subscriptions_per_environment",
+    "limits.dkim_rotations_per_hour",
+    "limits.self_checks_per_minute",
     "domains.extra_public_suffixes",
     "dns.resolvers",
     "dns.timeout_ms",
@@ -173,6 +175,10 @@ pub struct Limits {
     pub code_mails_per_hour: u32,
     /// Webhook subscriptions per environment.
     pub subscriptions_per_environment: u32,
+    /// `POST …/dkim/rotate` calls (RSA key generation) an environment may make in any hour.
+    pub dkim_rotations_per_hour: u32,
+    /// `POST …/selfCheck` calls an environment may make in any 60 s.
+    pub self_checks_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -183,6 +189,8 @@ impl Default for Limits {
             messages_per_minute: 600,
             code_mails_per_hour: 60,
             subscriptions_per_environment: 10,
+            dkim_rotations_per_hour: 10,
+            self_checks_per_minute: 12,
         }
     }
 }
@@ -934,11 +942,23 @@ impl Config {
                 "must be at least 1",
             ));
         }
-        if self.limits.subscriptions_per_environment == 0 {
-            return Err(ConfigError::invalid(
+        for (key, value) in [
+            (
                 "limits.subscriptions_per_environment",
-                "must be at least 1",
-            ));
+                self.limits.subscriptions_per_environment,
+            ),
+            (
+                "limits.dkim_rotations_per_hour",
+                self.limits.dkim_rotations_per_hour,
+            ),
+            (
+                "limits.self_checks_per_minute",
+                self.limits.self_checks_per_minute,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, "must be at least 1"));
+            }
         }
         for suffix in &self.domains.extra_public_suffixes {
             if idna::domain_to_ascii(suffix.trim_end_matches('.')).map_or(true, |s| s.is_empty()) {

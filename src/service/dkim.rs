@@ -13,7 +13,7 @@ use crate::{
         EmailDomain, ResourceType, dkim_selector, now,
     },
     mail::dkim::{GeneratedKey, Signer, generate_key},
-    store::{KeylessSelector, NewKeyMaterial, SealedDkimKey},
+    store::{KeylessSelector, NewKeyMaterial, RateLimit, RateScope, SealedDkimKey},
 };
 
 /// Binds sealed DKIM private keys to their use: one sealed for something else cannot be opened
@@ -192,7 +192,9 @@ impl Service {
     /// Rotates the domain's keys in `region`, or in every region of the domain when `None`:
     /// the waiting key signs from now on, the signing key retires (still published, so mail in
     /// flight verifies), and the retired slot gets a fresh key that waits. Not found when the
-    /// domain has no keys in the region. Returns every key of the domain after.
+    /// domain has no keys in the region. Returns every key of the domain after. A client's
+    /// rotation (`actor`) counts against `limits.dkim_rotations_per_hour`; the operator's CLI
+    /// (no actor) does not.
     pub async fn rotate_dkim_keys(
         &self,
         actor: Option<&Actor>,
@@ -213,6 +215,11 @@ impl Service {
         }
         if regions.is_empty() {
             return Err(ServiceError::NotFound);
+        }
+        if actor.is_some() {
+            let rate = RateLimit::per_hour(self.settings().limits.dkim_rotations_per_hour);
+            self.throttle(RateScope::DkimRotations, domain.environment_id, rate)
+                .await?;
         }
         let algorithm = self.settings().dkim_algorithm;
         let fresh = generate_keys(algorithm, regions.len()).await?;

@@ -217,6 +217,24 @@ impl Service {
         &self.inner.store
     }
 
+    /// Counts one call of `scope` by the environment; 429 with the wait once it is over `rate`.
+    async fn throttle(
+        &self,
+        scope: crate::store::RateScope,
+        environment_id: crate::domain::EnvironmentId,
+        rate: crate::store::RateLimit,
+    ) -> Result<(), ServiceError> {
+        let subject = environment_id.to_string();
+        match self
+            .store()
+            .take_rate(scope, &subject, rate, crate::domain::now())
+            .await?
+        {
+            crate::store::RateTake::Taken => Ok(()),
+            crate::store::RateTake::Wait { wait_ms } => Err(ServiceError::retry_after_ms(wait_ms)),
+        }
+    }
+
     /// Ready to serve: the store answers a round trip.
     pub async fn ready(&self) -> Result<(), ServiceError> {
         Ok(self.store().ping().await?)

@@ -16,6 +16,7 @@ use super::{Service, ServiceError};
 use crate::{
     dns::authenticator,
     domain::{EmailDomain, TrustedEmailStatus, active_mail_from, now},
+    store::{RateLimit, RateScope},
 };
 
 /// One verdict: a result word as in `Authentication-Results` (`pass`, `fail`, …) and why.
@@ -189,6 +190,9 @@ impl Service {
     /// Runs the self-check of every region the domain has keys in.
     pub async fn self_check(&self, domain: &EmailDomain) -> Result<SelfCheck, ServiceError> {
         let settings = self.settings();
+        let rate = RateLimit::per_minute(settings.limits.self_checks_per_minute);
+        self.throttle(RateScope::SelfChecks, domain.environment_id, rate)
+            .await?;
         let verifier = authenticator(&settings.dns)
             .map_err(|e| ServiceError::InvalidRequest(format!("DNS is not usable: {e}")))?;
         let envelope_from = self.self_check_envelope(domain).await?;

@@ -13,6 +13,7 @@ mod environments;
 mod messages;
 mod outbox;
 mod populations;
+mod rate_windows;
 mod retention;
 mod subscriptions;
 mod token_failures;
@@ -43,6 +44,7 @@ pub use outbox::{
     MAX_DELIVERY_ATTEMPTS, OutboxMessage, OutboxStatus, PER_ENVIRONMENT_PER_CLAIM, retry_delay,
 };
 pub use populations::PopulationError;
+pub use rate_windows::{RateLimit, RateScope, RateTake};
 pub use retention::Pruned;
 pub use subscriptions::CreateSubscriptionError;
 pub use token_failures::TokenFailures;

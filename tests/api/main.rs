@@ -34,6 +34,7 @@ mod store;
 mod subscriptions;
 mod support;
 mod sweep;
+mod throttles;
 mod token_limits;
 mod trusted_emails;
 mod verification;
