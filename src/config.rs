@@ -169,7 +169,7 @@ pub const DEFAULT_LICENSE_ID: &str = "00000000-0000-0000-0000-000000000000";
 pub struct Limits {
     pub domains_per_environment: u32,
     pub trusted_emails_per_domain: u32,
-    /// Messages an environment may queue through `POST …/messages` in any 60 s.
+    /// Messages an environment may queue through `POST …/messages` in a sliding minute.
     pub messages_per_minute: u32,
     /// Verification-code mails an environment may cause in any hour.
     pub code_mails_per_hour: u32,
@@ -918,31 +918,23 @@ impl Config {
                 "must be 1 to 256 characters without control characters",
             ));
         }
-        if self.limits.domains_per_environment == 0 {
-            return Err(ConfigError::invalid(
-                "limits.domains_per_environment",
-                "must be at least 1",
-            ));
-        }
-        if self.limits.trusted_emails_per_domain == 0 {
-            return Err(ConfigError::invalid(
-                "limits.trusted_emails_per_domain",
-                "must be at least 1",
-            ));
-        }
-        if self.limits.messages_per_minute == 0 {
-            return Err(ConfigError::invalid(
-                "limits.messages_per_minute",
-                "must be at least 1",
-            ));
-        }
-        if self.limits.code_mails_per_hour == 0 {
-            return Err(ConfigError::invalid(
-                "limits.code_mails_per_hour",
-                "must be at least 1",
-            ));
-        }
         for (key, value) in [
+            (
+                "limits.domains_per_environment",
+                self.limits.domains_per_environment,
+            ),
+            (
+                "limits.trusted_emails_per_domain",
+                self.limits.trusted_emails_per_domain,
+            ),
+            (
+                "limits.messages_per_minute",
+                self.limits.messages_per_minute,
+            ),
+            (
+                "limits.code_mails_per_hour",
+                self.limits.code_mails_per_hour,
+            ),
             (
                 "limits.subscriptions_per_environment",
                 self.limits.subscriptions_per_environment,

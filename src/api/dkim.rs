@@ -133,7 +133,10 @@ pub struct RotateQuery {
     tag = "Trusted Email Domains", params(DomainPath, RotateQuery),
     responses((status = 200, body = DkimView,
                description = "The waiting key signs now, the signing key retires, the retired slot has a fresh key"),
-              (status = 400, body = P1Error), ResourceErrors))]
+              (status = 400, body = P1Error),
+              (status = 429, body = P1Error,
+               description = "`REQUEST_LIMITED`: past `limits.dkim_rotations_per_hour`; see `Retry-After`"),
+              ResourceErrors))]
 async fn rotate_dkim(
     State(state): State<AppState>,
     caller: Caller,

@@ -10,7 +10,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     AppState,
     auth::Caller,
-    errors::{ApiResult, ResourceErrors},
+    errors::{ApiResult, P1Error, ResourceErrors},
     hal::{Links, wire_time},
     path::DomainPath,
 };
@@ -152,7 +152,10 @@ pub struct SelfCheckView {
 
 #[utoipa::path(post, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/selfCheck",
     tag = "Trusted Email Domains", params(DomainPath),
-    responses((status = 200, body = SelfCheckView), ResourceErrors))]
+    responses((status = 200, body = SelfCheckView),
+              (status = 429, body = P1Error,
+               description = "`REQUEST_LIMITED`: past `limits.self_checks_per_minute`; see `Retry-After`"),
+              ResourceErrors))]
 async fn self_check(
     State(state): State<AppState>,
     caller: Caller,

@@ -14,7 +14,7 @@ use crate::{
     mail::{
         ComposeError, ComposedMail, MailRoute, OutboxId, OutgoingMail, compose, sender_address,
     },
-    store::{Idempotency, OutboxMessage, QueueOutcome},
+    store::{Idempotency, OutboxMessage, QueueOutcome, RateScope},
 };
 
 /// Recipients (To and Cc together) of one message.
@@ -116,7 +116,11 @@ impl Service {
             }
             QueueOutcome::Repeat(id) => Ok(Created::Existing(id)),
             QueueOutcome::KeyReused => Err(key_reused()),
-            QueueOutcome::RateLimited { wait_ms } => Err(ServiceError::retry_after_ms(wait_ms)),
+            QueueOutcome::RateLimited { wait_ms } => {
+                metrics::counter!("throttled_total", "scope" => RateScope::Messages.as_str())
+                    .increment(1);
+                Err(ServiceError::retry_after_ms(wait_ms))
+            }
             QueueOutcome::EnvironmentNotFound => Err(ServiceError::NotFound),
         }
     }

@@ -231,7 +231,10 @@ impl Service {
             .await?
         {
             crate::store::RateTake::Taken => Ok(()),
-            crate::store::RateTake::Wait { wait_ms } => Err(ServiceError::retry_after_ms(wait_ms)),
+            crate::store::RateTake::Wait { wait_ms } => {
+                metrics::counter!("throttled_total", "scope" => scope.as_str()).increment(1);
+                Err(ServiceError::retry_after_ms(wait_ms))
+            }
         }
     }
 

@@ -129,6 +129,11 @@ impl Store {
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
+        // Every rate window counts for one environment, named by its id.
+        sqlx::query("DELETE FROM rate_windows WHERE subject = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
         insert_activity(&mut tx, activity).await?;
         tx.commit().await?;
         Ok(true)

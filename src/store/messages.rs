@@ -1,19 +1,22 @@
 //! Customer mail (`POST …/messages`): queued under the environment row's lock, so the
-//! per-minute limit and the idempotency keys hold across concurrent requests and replicas.
+//! idempotency keys hold across concurrent requests and replicas. The per-minute limit is the
+//! environment's rate window (`rate_windows`), taken in the same transaction: a message refused
+//! or rolled back takes nothing, and the count does not depend on outbox rows that retention
+//! may already have deleted.
 
-use sqlx::Row;
 use time::OffsetDateTime;
 
-use super::{RowExt, Store, StoreError, Tx, lock_environment, millis, outbox::insert_outbox};
+use super::{
+    RateLimit, RateScope, RateTake, RowExt, Store, StoreError, Tx, lock_environment, millis,
+    outbox::insert_outbox, rate_windows::take_rate,
+};
 use crate::{
     domain::EnvironmentId,
-    mail::{ComposedMail, MailRoute, OutboxId},
+    mail::{ComposedMail, OutboxId},
 };
 
 /// How long an Idempotency-Key names its first request.
 pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
-/// The window `limits.messages_per_minute` counts in.
-const RATE_WINDOW_MS: i64 = 60_000;
 
 /// An Idempotency-Key and the hash of the request it came with.
 #[derive(Debug, Clone, Copy)]
@@ -32,7 +35,8 @@ pub enum QueueOutcome {
     Repeat(OutboxId),
     /// The key was used within 24 h for a different request.
     KeyReused,
-    /// The environment queued its `per_minute` in the last minute; one more may go in `wait_ms`.
+    /// The environment queued its `per_minute` in the last minute (sliding); one more may go in
+    /// `wait_ms`, at most two minutes.
     RateLimited {
         wait_ms: i64,
     },
@@ -60,9 +64,9 @@ impl Store {
             .transpose()
     }
 
-    /// Queues `mail` (sealed as `stored_message`) unless its key says it was queued already or
-    /// the environment is over `per_minute`. The key, the count and the row are one transaction
-    /// under the environment row's lock.
+    /// Queues `mail` unless its key says it was queued already or the environment is over
+    /// `per_minute`. The key, the count and the row are one transaction under the environment
+    /// row's lock.
     pub async fn queue_message(
         &self,
         mail: &ComposedMail,
@@ -82,24 +86,11 @@ impl Store {
         {
             return Ok(outcome);
         }
-        let recent = sqlx::query(
-            "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox \
-             WHERE environment_id = $1 AND route <> $2 AND created_at > $3",
-        )
-        .bind(&environment)
-        .bind(MailRoute::System.to_string())
-        .bind(now_ms - RATE_WINDOW_MS)
-        .fetch_one(&mut *tx)
-        .await?;
-        if recent.int("n")? >= i64::from(per_minute) {
-            let oldest = recent
-                .try_get::<Option<i64>, _>("oldest")?
-                .unwrap_or(now_ms);
-            // A concurrent sender's row may carry a time a little after our `now`; the wait is
-            // never longer than the window.
-            return Ok(QueueOutcome::RateLimited {
-                wait_ms: (oldest + RATE_WINDOW_MS - now_ms).clamp(1, RATE_WINDOW_MS),
-            });
+        let rate = RateLimit::per_minute(per_minute);
+        if let RateTake::Wait { wait_ms } =
+            take_rate(&mut tx, RateScope::Messages, &environment, rate, now).await?
+        {
+            return Ok(QueueOutcome::RateLimited { wait_ms });
         }
         insert_outbox(&mut tx, mail, &self.seal_mail(&mail.message)?, now).await?;
         if let Some(idempotency) = idempotency {

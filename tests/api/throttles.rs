@@ -75,6 +75,25 @@ async fn exactly_the_limit_passes(leaf: &str, window_s: u64, test: &str) {
         assert!(retry_after(&over) >= 1);
         let body = p1_error(over, StatusCode::TOO_MANY_REQUESTS).await;
         assert_eq!(body["code"], "REQUEST_LIMITED", "{body}");
+        // Refusals are counted by scope (at least ours: other tests share the recorder).
+        let scope = if leaf == "dkim/rotate" {
+            "DKIM_ROTATIONS"
+        } else {
+            "SELF_CHECKS"
+        };
+        let metrics = app
+            .request(reqwest::Method::GET, "/metrics", None, None)
+            .await
+            .text()
+            .await
+            .unwrap();
+        let counted: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("throttled_total{{scope=\"{scope}\"}} ")))
+            .unwrap_or_else(|| panic!("no throttled_total for {scope}"))
+            .parse()
+            .unwrap();
+        assert!(counted >= (waits.len() + 1) as f64, "{counted}");
         // Another environment has its own budget.
         let other = app.environment("Other").await;
         let other_id = app.domain(&other, "b.shopco.test").await;
