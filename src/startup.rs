@@ -1,7 +1,10 @@
 //! Wiring: configuration in, a running server out. Tests build it on port 0.
 
+mod open_files;
 mod serve;
 mod tls;
+
+pub use open_files::{OpenFilesError, ensure as ensure_open_files};
 
 pub use serve::SHUTDOWN_GRACE;
 use tls::Tls;
@@ -49,6 +52,8 @@ pub enum StartupError {
          could never open what the first one sealed"
     )]
     MasterKeyMissing { path: String },
+    #[error("not enough open files for the configured connections")]
+    OpenFiles(#[from] OpenFilesError),
     #[error("cannot listen on {address}")]
     Bind {
         address: String,
@@ -68,6 +73,7 @@ impl StartupError {
         matches!(
             self,
             StartupError::MasterKeyMissing { .. }
+                | StartupError::OpenFiles(_)
                 | StartupError::Secrets(_)
                 | StartupError::Tls(_)
                 | StartupError::Service(ServiceError::Token(TokenError::WrongMasterKey))

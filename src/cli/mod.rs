@@ -23,7 +23,7 @@ use crate::{
     config::{CONFIG_PATH_VAR, Config},
     error_chain::ErrorChain,
     service::ADMINISTRATORS,
-    startup::{Application, StartupError, open_service, public_url},
+    startup::{Application, StartupError, ensure_open_files, open_service, public_url},
 };
 use domains::find_domain;
 
@@ -103,6 +103,8 @@ async fn execute(command: Command, config: Config) -> Result<ExitCode, BoxError>
     let configured_url = public_url(&config, config.listen);
     match command {
         Command::Serve => {
+            // Only the server holds thousands of connections; the other verbs need no check.
+            ensure_open_files(&config).map_err(StartupError::from)?;
             let mut app = Application::build(config).await?;
             if let Some(credentials) = app.take_bootstrap_credentials() {
                 println!("{}", serde_json::to_string(&credentials)?);

@@ -22,6 +22,7 @@ mod http_limits;
 mod https;
 mod messages;
 mod metrics;
+mod open_files;
 mod openapi;
 mod outbox;
 mod pingone_names;
