@@ -20,11 +20,12 @@ use crate::{
     api,
     config::{Config, Http, Secrets},
     dkim_dns::DkimDns,
-    jobs::{outbox::OutboxDelivery, subscriptions::SubscriptionDelivery},
+    jobs::outbox::OutboxDelivery,
     mail::{RelayConfigError, Relays},
     secrets::{MasterKey, SecretsError},
     service::{Credentials, Service, ServiceError, Settings, TokenError},
     store::{Store, StoreError},
+    webhooks::SubscriptionDelivery,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +41,7 @@ pub enum StartupError {
     #[error("cannot serve the DKIM zones")]
     DkimDns(#[from] crate::dkim_dns::DkimDnsError),
     #[error("cannot deliver webhooks")]
-    Webhooks(#[from] crate::jobs::subscriptions::ClientError),
+    Webhooks(#[from] crate::webhooks::ClientError),
     #[error("cannot use the outbound mail relay")]
     Mail(#[from] RelayConfigError),
     #[error("cannot serve HTTPS with http.tls_cert_file and http.tls_key_file")]

@@ -7,6 +7,7 @@
 
 mod checks;
 mod connections;
+pub mod public_only;
 
 use std::{net::SocketAddr, time::Duration};
 

@@ -5,9 +5,7 @@
 
 pub mod dns;
 pub mod outbox;
-pub mod public_dns;
 pub mod retention;
-pub mod subscriptions;
 
 use std::{
     future::Future,

@@ -1,6 +1,6 @@
 //! Webhook subscriptions: create, read, update, delete, a new signing secret, and where their
 //! deliveries stand. Deliveries are queued by the store with each activity and sent by
-//! `jobs::subscriptions`.
+//! `webhooks`.
 
 use super::{Actor, Service, ServiceError, environments::name_value};
 use crate::{

@@ -1,5 +1,5 @@
 //! Webhook deliveries: one row per (subscription, activity), queued in the transaction that
-//! records the activity and POSTed by `jobs::subscriptions`.
+//! records the activity and POSTed by `webhooks`.
 //!
 //! Leasing is the outbox's (`store/outbox.rs`): candidates are read first, then each is leased
 //! by a conditional UPDATE that one writer wins, and every later write checks the lease owner,

@@ -1,7 +1,7 @@
 //! The webhook client's DNS: the system's resolver, keeping only public internet addresses.
 //! The check is on the addresses the connection is then made to, so a name that resolves (or is
 //! re-pointed, DNS rebinding) to loopback, a private network or a metadata service reaches
-//! nothing. IP-literal URLs never come here; `jobs::subscriptions` checks those itself.
+//! nothing. IP-literal URLs never come here; `webhooks::delivery` checks those itself.
 
 use std::net::{IpAddr, SocketAddr};
 

@@ -16,7 +16,7 @@
 //!
 //! Only `https://` endpoints on public internet addresses are delivered to, unless
 //! `webhooks.allow_http_endpoints` / `webhooks.allow_private_endpoints`: names through
-//! `public_dns::PublicOnly`, the URL itself checked before each POST.
+//! `dns::public_only::PublicOnly`, the URL itself checked before each POST.
 
 use std::{sync::Arc, time::Duration};
 
@@ -24,11 +24,12 @@ use time::OffsetDateTime;
 use tokio::{sync::watch, task::JoinSet};
 use tracing::Instrument;
 
-use super::{StoppableJob, public_dns::PublicOnly};
 use crate::{
     config::Webhooks,
+    dns::public_only::PublicOnly,
     domain::{Activity, DeliveryState, EndpointPolicy, SUSPENDED_DELIVERY_KEPT, now},
     error_chain::ErrorChain,
+    jobs::StoppableJob,
     store::{DeliveryOutcome, DueDelivery, Store, StoreError},
 };
 
