@@ -3,10 +3,9 @@
 use std::{collections::HashMap, time::Duration};
 
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor, address::Envelope};
-use secrecy::{ExposeSecret, SecretString};
 
 use super::MailRoute;
-use crate::config::{Mail, Region};
+use crate::config::{Mail, Region, SmtpUrl};
 
 /// Per SMTP command; `jobs::outbox` also bounds a whole send.
 const SMTP_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -44,14 +43,12 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// `smtp://host:port` (plain, for a local relay or a test sink), `smtp://host?tls=required`
-    /// (STARTTLS), `smtps://host` (TLS), with optional `user:password@`. Empty means no relay.
-    /// Call it inside the Tokio runtime: lettre's connection pool spawns a task.
-    pub fn from_url(url: &SecretString) -> Result<Option<Self>, String> {
-        let url = url.expose_secret().trim();
-        if url.is_empty() {
+    /// The relay at `url` (checked when the configuration was read); `None` when none is
+    /// configured. Call it inside the Tokio runtime: lettre's connection pool spawns a task.
+    pub fn from_url(url: &SmtpUrl) -> Result<Option<Self>, String> {
+        let Some(url) = url.expose() else {
             return Ok(None);
-        }
+        };
         let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url).map_err(|e| {
             // lettre's URL errors name the scheme or the problem, never the credentials.
             e.to_string()
@@ -59,32 +56,6 @@ impl Relay {
         Ok(Some(Self {
             transport: builder.timeout(Some(SMTP_COMMAND_TIMEOUT)).build(),
         }))
-    }
-
-    /// Whether `url` is a relay URL lettre accepts, without building its connection pool (so it
-    /// works outside the runtime, where configuration is checked).
-    pub fn check_url(url: &SecretString) -> Result<(), String> {
-        let url = url.expose_secret().trim();
-        if url.is_empty() {
-            return Ok(());
-        }
-        let has_credentials = url
-            .split_once("://")
-            .and_then(|(_, rest)| rest.split(['/', '?']).next())
-            .is_some_and(|authority| authority.contains('@'));
-        // Opportunistic TLS falls back to plain text when the relay offers no STARTTLS.
-        let plain = url.starts_with("smtp://") && !url.contains("tls=required");
-        if has_credentials && plain {
-            // Never echo the URL: it holds the password.
-            return Err(
-                "credentials over plain SMTP would cross the network in clear; use \
-                        smtps:// or smtp://…?tls=required"
-                    .to_owned(),
-            );
-        }
-        AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-            .map(drop)
-            .map_err(|e| e.to_string())
     }
 
     /// Sends the stored message as it is, with the stored envelope. Returns the relay's reply
@@ -174,9 +145,13 @@ impl Relays {
 mod tests {
     use super::*;
 
-    fn mail(url: &str) -> Mail {
+    fn url(url: &str) -> SmtpUrl {
+        SmtpUrl::parse(url).unwrap()
+    }
+
+    fn mail(smtp_url: &str) -> Mail {
         Mail {
-            smtp_url: SecretString::from(url),
+            smtp_url: url(smtp_url),
             ..Mail::default()
         }
     }
@@ -185,7 +160,7 @@ mod tests {
     #[tokio::test]
     async fn routes_fall_back_to_the_mail_relay() {
         let mut eu = Region::named("eu");
-        eu.smtp_url = SecretString::from("smtp://127.0.0.1:2526");
+        eu.smtp_url = url("smtp://127.0.0.1:2526");
         let regions = [Region::named("us"), eu];
         let relays = Relays::from_config(&mail(""), &regions).unwrap();
         assert!(relays.for_route(&MailRoute::System).is_none());
@@ -210,39 +185,7 @@ mod tests {
             "smtp://relay.example:587?tls=required",
             "smtps://user:pa%40ss@relay.example",
         ] {
-            assert!(
-                Relay::from_url(&SecretString::from(url)).unwrap().is_some(),
-                "{url}"
-            );
+            assert!(Relay::from_url(&self::url(url)).unwrap().is_some(), "{url}");
         }
-    }
-
-    #[test]
-    fn credentials_over_plain_smtp_are_refused_without_showing_them() {
-        for url in [
-            "smtp://user:hunter2@relay.example",
-            "smtp://user:hunter2@relay.example:587?tls=opportunistic",
-        ] {
-            let err = Relay::check_url(&SecretString::from(url)).unwrap_err();
-            assert!(err.contains("plain SMTP"), "{err}");
-            assert!(!err.contains("hunter2"), "{err}");
-        }
-        for url in [
-            "smtp://user:hunter2@relay.example:587?tls=required",
-            "smtps://user:hunter2@relay.example",
-            "smtp://127.0.0.1:2525",
-        ] {
-            assert!(Relay::check_url(&SecretString::from(url)).is_ok(), "{url}");
-        }
-    }
-
-    #[tokio::test]
-    async fn a_bad_url_names_the_key_but_not_the_password() {
-        let err = Relays::from_config(&mail("ftp://user:hunter2@relay.example"), &[])
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(err.contains("mail.smtp_url"), "{err}");
-        assert!(!err.contains("hunter2"), "{err}");
     }
 }

@@ -574,7 +574,10 @@ impl Routes {
         let dns = TestDns::start().await;
         let sink = SmtpSink::start().await;
         let url = sink.url();
-        let app = TestApp::with_dns(&dns, move |c| c.mail.smtp_url = url.into()).await;
+        let app = TestApp::with_dns(&dns, move |c| {
+            c.mail.smtp_url = trustmail::config::SmtpUrl::parse(&url).unwrap()
+        })
+        .await;
         let env = app.environment("E").await;
         let domain_id = app.domain(&env, "a.shopco.test").await;
         app.publish_domain(&dns, &env, &domain_id).await;

@@ -29,7 +29,7 @@ impl Sending {
         let dns = TestDns::start().await;
         let url = sink.url();
         let app = TestApp::with_dns(&dns, move |c| {
-            c.mail.smtp_url = url.into();
+            c.mail.smtp_url = trustmail::config::SmtpUrl::parse(&url).unwrap();
             // A record taken out of DNS lapses at the next check.
             c.dns.active_grace_s = 0;
             tweak(c);

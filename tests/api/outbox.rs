@@ -368,7 +368,10 @@ async fn long_relay_errors_are_cut_to_2000_characters() {
 async fn with_relay(db: Db) -> (SmtpSink, TestApp) {
     let sink = SmtpSink::start().await;
     let url = sink.url();
-    let app = TestApp::spawn_on(db, |c| c.mail.smtp_url = url.into()).await;
+    let app = TestApp::spawn_on(db, |c| {
+        c.mail.smtp_url = trustmail::config::SmtpUrl::parse(&url).unwrap()
+    })
+    .await;
     (sink, app)
 }
 
@@ -440,8 +443,11 @@ async fn a_relay_that_refuses_leaves_the_message_pending_with_its_error() {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
         };
-        let url = format!("smtp://relay-user:hunter2@127.0.0.1:{port}");
-        let app = TestApp::spawn_on(db.clone(), |c| c.mail.smtp_url = url.into()).await;
+        let url = format!("smtp://relay-user:hunter2@127.0.0.1:{port}?tls=required");
+        let app = TestApp::spawn_on(db.clone(), |c| {
+            c.mail.smtp_url = trustmail::config::SmtpUrl::parse(&url).unwrap()
+        })
+        .await;
         let store = app.store();
         let mail = code_mail(None, "a@shop.test", "aaaa1111");
         store.enqueue_mail(&mail).await.unwrap();

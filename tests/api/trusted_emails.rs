@@ -29,7 +29,7 @@ impl Senders {
         let sink = SmtpSink::start().await;
         let url = sink.url();
         let app = TestApp::with_dns(&dns, move |c| {
-            c.mail.smtp_url = url.into();
+            c.mail.smtp_url = trustmail::config::SmtpUrl::parse(&url).unwrap();
             tweak(c);
         })
         .await;
@@ -285,7 +285,7 @@ async fn deleting_and_recreating_a_sender_does_not_reset_the_one_code_a_minute_r
 #[tokio::test]
 async fn a_deleted_senders_queued_code_mail_is_not_sent() {
     // No relay: the code mail waits in the outbox.
-    let s = Senders::new(|c| c.mail.smtp_url = "".to_owned().into()).await;
+    let s = Senders::new(|c| c.mail.smtp_url = Default::default()).await;
     let r = s.create("late@a.shopco.test").await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let id = r.json::<Value>().await.unwrap()["id"]
@@ -544,7 +544,7 @@ async fn listing_senders_without_a_token_is_401() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_per_domain_limit_holds_under_concurrency() {
-    let s = Senders::new(|c| c.mail.smtp_url = String::new().into()).await;
+    let s = Senders::new(|c| c.mail.smtp_url = Default::default()).await;
     // Verify first, so all requests race only for room.
     assert_eq!(
         s.create("first@a.shopco.test").await.status(),
