@@ -70,7 +70,7 @@ impl StartupError {
             StartupError::MasterKeyMissing { .. }
                 | StartupError::Secrets(_)
                 | StartupError::Tls(_)
-                | StartupError::Service(ServiceError::Token(TokenError::WrongMasterKey))
+                | StartupError::Service(ServiceError::Token(TokenError::WrongMasterKey(_)))
         )
     }
 }

@@ -101,7 +101,7 @@ impl Store {
                 wait_ms: (oldest + RATE_WINDOW_MS - now_ms).clamp(1, RATE_WINDOW_MS),
             });
         }
-        insert_outbox(&mut tx, mail, &self.seal_mail(&mail.message)?, now).await?;
+        insert_outbox(&mut tx, mail, &self.seal_mail(mail.id, &mail.message)?, now).await?;
         if let Some(idempotency) = idempotency {
             sqlx::query(
                 "INSERT INTO message_requests (environment_id, idempotency_key, request_hash, \
