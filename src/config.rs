@@ -46,6 +46,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "dkim.algorithm",
     "secrets.master_key_file",
     "secrets.master_key",
+    "secrets.previous_master_key_file",
     "dkim_dns.listen",
     "dkim_dns.nameservers",
     "dkim_dns.nameserver_addresses",
@@ -358,6 +359,8 @@ pub struct Secrets {
     /// The key itself (base64 of 32 bytes), e.g. from `TRUSTMAIL_SECRETS__MASTER_KEY`; when set
     /// it is used instead of the file.
     pub master_key: SecretString,
+    /// A key that opens values but never seals (README § Master key rotation); empty = none.
+    pub previous_master_key_file: PathBuf,
 }
 
 impl Default for Secrets {
@@ -365,7 +368,16 @@ impl Default for Secrets {
         Self {
             master_key_file: PathBuf::from("trustmail.key"),
             master_key: SecretString::from(""),
+            previous_master_key_file: PathBuf::new(),
         }
+    }
+}
+
+impl Secrets {
+    /// `previous_master_key_file` when set.
+    pub fn previous_key_file(&self) -> Option<&std::path::Path> {
+        let path = self.previous_master_key_file.as_path();
+        (!path.as_os_str().is_empty()).then_some(path)
     }
 }
 

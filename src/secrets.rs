@@ -315,6 +315,11 @@ impl MasterKey {
         self
     }
 
+    /// The ids of every loaded key, the sealing key's first.
+    pub fn key_ids(&self) -> impl Iterator<Item = &KeyId> {
+        self.keys().map(|k| &k.id)
+    }
+
     fn keys(&self) -> impl Iterator<Item = &Key> {
         std::iter::once(&self.sealing).chain(&self.opening)
     }
