@@ -11,13 +11,12 @@ use mail_auth::DkimResult;
 use secrecy::ExposeSecret;
 use sqlx::AnyPool;
 use trustmail::{
-    mail::ComposedMail,
     secrets::MasterKey,
     store::{RESEAL_BATCH, ResealedColumn, Store, StoreError},
 };
 
 use crate::{
-    outbox::code_mail,
+    outbox::{code_mail, queue_two},
     subscriptions::created,
     support::{Db, SmtpSink, TestApp, TestDns, WebhookReceiver, backends},
 };
@@ -86,19 +85,11 @@ fn is_sealed_error(result: Result<impl std::fmt::Debug, StoreError>) -> bool {
     matches!(result, Err(StoreError::Sealed(_)))
 }
 
-async fn two_mails(app: &TestApp) -> (ComposedMail, ComposedMail) {
-    let first = code_mail(None, "first@shop.test", "aaaa1111");
-    let second = code_mail(None, "second@shop.test", "bbbb2222");
-    app.store().enqueue_mail(&first).await.unwrap();
-    app.store().enqueue_mail(&second).await.unwrap();
-    (first, second)
-}
-
 #[tokio::test]
 async fn a_queued_message_moved_to_another_row_does_not_open_there() {
     for db in backends("a_queued_message_moved_to_another_row_does_not_open_there").await {
         let app = TestApp::spawn_on(db.clone(), |_| {}).await;
-        let (first, second) = two_mails(&app).await;
+        let (first, second) = queue_two(&app).await;
         let s = Stopped::new(app).await;
         let sealed = s
             .text(
@@ -126,7 +117,7 @@ async fn a_queued_message_moved_to_another_row_does_not_open_there() {
 async fn a_queued_message_sealed_the_old_way_still_opens() {
     for db in backends("a_queued_message_sealed_the_old_way_still_opens").await {
         let app = TestApp::spawn_on(db.clone(), |_| {}).await;
-        let (first, _) = two_mails(&app).await;
+        let (first, _) = queue_two(&app).await;
         let s = Stopped::new(app).await;
         let old = unversioned(s.key_file(), "outbox-message", first.message.as_bytes());
         s.set(
