@@ -22,7 +22,7 @@ use crate::{
     dkim_dns::DkimDns,
     jobs::outbox::OutboxDelivery,
     mail::{RelayConfigError, Relays},
-    secrets::{MasterKey, SecretsError},
+    secrets::{KeyId, MasterKey, SecretsError},
     service::{Credentials, Service, ServiceError, Settings, TokenError},
     store::{Store, StoreError},
     webhooks::SubscriptionDelivery,
@@ -55,6 +55,13 @@ pub enum StartupError {
     MasterKeyMissing { path: String },
     #[error("not enough open files for the configured connections")]
     OpenFiles(#[from] OpenFilesError),
+    #[error(
+        "secrets.previous_master_key_file names {path}, which does not exist: copy the key file \
+         there, or unset secrets.previous_master_key_file once no value is sealed under that key"
+    )]
+    PreviousMasterKeyMissing { path: String },
+    #[error("cannot load secrets.previous_master_key_file")]
+    PreviousMasterKey(#[source] SecretsError),
     #[error("cannot listen on {address}")]
     Bind {
         address: String,
@@ -75,16 +82,35 @@ impl StartupError {
             self,
             StartupError::MasterKeyMissing { .. }
                 | StartupError::OpenFiles(_)
+                | StartupError::PreviousMasterKeyMissing { .. }
+                | StartupError::PreviousMasterKey(_)
                 | StartupError::Secrets(_)
                 | StartupError::Tls(_)
-                | StartupError::Service(ServiceError::Token(TokenError::WrongMasterKey))
+                | StartupError::Service(ServiceError::Token(TokenError::WrongMasterKey(_)))
         )
     }
 }
 
-/// The master key: `secrets.master_key` when set, else the key file. A database that already
-/// holds sealed data needs the key that sealed it, so a missing file is made only for a new one.
+/// The master key (see `sealing_key`), opening with `secrets.previous_master_key_file` too when
+/// that is set.
 async fn master_key(secrets: &Secrets, store: &Store) -> Result<MasterKey, StartupError> {
+    let key = sealing_key(secrets, store).await?;
+    let Some(path) = secrets.previous_key_file() else {
+        return Ok(key);
+    };
+    match MasterKey::load(path) {
+        Ok(Some(previous)) => Ok(key.with_previous(previous)),
+        Ok(None) => Err(StartupError::PreviousMasterKeyMissing {
+            path: path.display().to_string(),
+        }),
+        Err(e) => Err(StartupError::PreviousMasterKey(e)),
+    }
+}
+
+/// The key that seals: `secrets.master_key` when set, else the key file. A database that
+/// already holds sealed data needs the key that sealed it, so a missing file is made only for a
+/// new one.
+async fn sealing_key(secrets: &Secrets, store: &Store) -> Result<MasterKey, StartupError> {
     let configured = secrets.master_key.expose_secret();
     if !configured.is_empty() {
         return Ok(MasterKey::from_base64(configured, "secrets.master_key")?);
@@ -100,10 +126,35 @@ async fn master_key(secrets: &Secrets, store: &Store) -> Result<MasterKey, Start
     Ok(MasterKey::load_or_create(&secrets.master_key_file)?)
 }
 
+/// The store, keys and use cases for `trustmail secrets rotate-master-key`: `new_key` seals, the
+/// configured keys only open. Also the ids of the configured keys, the sealing one's first.
+pub async fn open_for_rotation(
+    config: &Config,
+    public_url: &str,
+    new_key: MasterKey,
+) -> Result<(Service, Vec<KeyId>), StartupError> {
+    let mut configured = Vec::new();
+    let (service, _) = open_keyed(config, public_url, |key| {
+        configured = key.key_ids().cloned().collect();
+        new_key.with_previous(key)
+    })
+    .await?;
+    Ok((service, configured))
+}
+
 /// The use cases and the store under them (the server's jobs and shutdown need the store too).
 async fn open(config: &Config, public_url: &str) -> Result<(Service, Store), StartupError> {
+    open_keyed(config, public_url, |key| key).await
+}
+
+/// As `open`, with the configured master key turned into the one used by `keys`.
+async fn open_keyed(
+    config: &Config,
+    public_url: &str,
+    keys: impl FnOnce(MasterKey) -> MasterKey,
+) -> Result<(Service, Store), StartupError> {
     let store = Store::connect(config.database_url.expose_secret()).await?;
-    let master_key = Arc::new(master_key(&config.secrets, &store).await?);
+    let master_key = Arc::new(keys(master_key(&config.secrets, &store).await?));
     let store = store.sealing_with(master_key.clone());
     let dns = crate::dns::DnsClient::new(&config.dns)?;
     let service = Service::new(

@@ -11,12 +11,14 @@ mod dkim;
 mod domains;
 mod environments;
 mod outbox;
+mod secrets;
 
 pub use clients::ClientCommand;
 pub use dkim::DkimCommand;
 pub use domains::DomainCommand;
 pub use environments::EnvironmentCommand;
 pub use outbox::OutboxCommand;
+pub use secrets::SecretsCommand;
 
 use crate::{
     api::hal::UrlBuilder,
@@ -73,6 +75,9 @@ pub enum Command {
     /// DKIM keys.
     #[command(subcommand)]
     Dkim(DkimCommand),
+    /// The master key that seals secrets at rest.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -160,6 +165,10 @@ async fn execute(command: Command, config: Config) -> Result<ExitCode, BoxError>
         Command::Dkim(command) => {
             let service = open_service(&config, &configured_url).await?;
             return dkim::dkim_command(command, &service).await;
+        }
+        Command::Secrets(command) => {
+            let out = Output::new(&configured_url);
+            return secrets::secrets_command(command, &config, &configured_url, &out).await;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -13,6 +13,8 @@ pub struct Secrets {
     /// it is used instead of the file.
     #[serde(serialize_with = "super::serde_forms::redacted")]
     pub master_key: SecretString,
+    /// A key that opens values but never seals (README § Master key rotation); empty = none.
+    pub previous_master_key_file: PathBuf,
 }
 
 impl Default for Secrets {
@@ -20,6 +22,15 @@ impl Default for Secrets {
         Self {
             master_key_file: PathBuf::from("trustmail.key"),
             master_key: SecretString::from(""),
+            previous_master_key_file: PathBuf::new(),
         }
+    }
+}
+
+impl Secrets {
+    /// `previous_master_key_file` when set.
+    pub fn previous_key_file(&self) -> Option<&std::path::Path> {
+        let path = self.previous_master_key_file.as_path();
+        (!path.as_os_str().is_empty()).then_some(path)
     }
 }

@@ -13,12 +13,9 @@ use crate::{
         EmailDomain, ResourceType, dkim_selector, now,
     },
     mail::dkim::{GeneratedKey, Signer, generate_key},
+    secrets::Binding,
     store::{KeylessSelector, NewKeyMaterial, RateLimit, RateScope, SealedDkimKey},
 };
-
-/// Binds sealed DKIM private keys to their use: one sealed for something else cannot be opened
-/// as one.
-const SEALING_PURPOSE: &str = "dkim-private-key";
 
 /// Parsed signing keys by public key. A selector gets new material when its slot comes round
 /// again (perhaps through another replica), so the public key, not the selector, names the
@@ -68,18 +65,22 @@ async fn generate_keys(
 }
 
 impl Service {
+    /// The key pair for a slot of `domain_id` in `region`, its private half sealed to them.
     fn seal_key(
         &self,
+        domain_id: DomainId,
+        region: &str,
         algorithm: DkimAlgorithm,
         generated: GeneratedKey,
     ) -> Result<NewKeyMaterial, ServiceError> {
+        let binding = Binding::dkim_private_key(domain_id, region, &generated.public_key);
         Ok(NewKeyMaterial {
             algorithm,
-            public_key: generated.public_key,
             sealed_private_key: self
                 .inner
                 .master_key
-                .seal(SEALING_PURPOSE, &generated.private_der)?,
+                .seal(&binding, &generated.private_der)?,
+            public_key: generated.public_key,
         })
     }
 
@@ -115,7 +116,7 @@ impl Service {
             .into_iter()
             .zip(generated)
             .map(|(slot, generated)| {
-                let material = self.seal_key(algorithm, generated)?;
+                let material = self.seal_key(slot.domain_id, &slot.region, algorithm, generated)?;
                 Ok(SealedDkimKey {
                     key: DkimKey {
                         domain_id: slot.domain_id,
@@ -224,7 +225,7 @@ impl Service {
         let algorithm = self.settings().dkim_algorithm;
         let fresh = generate_keys(algorithm, regions.len()).await?;
         for (region, generated) in regions.into_iter().zip(fresh) {
-            let material = self.seal_key(algorithm, generated)?;
+            let material = self.seal_key(domain.id, region, algorithm, generated)?;
             let activity = Activity::new(
                 domain.environment_id,
                 ActivityType::DkimKeyRotated,
@@ -267,10 +268,12 @@ impl Service {
         if let Some(signer) = self.inner.signers.get(&sealed.key.public_key) {
             return Ok(signer);
         }
+        let key = &sealed.key;
+        let binding = Binding::dkim_private_key(key.domain_id, &key.region, &key.public_key);
         let private_der = self
             .inner
             .master_key
-            .open(SEALING_PURPOSE, &sealed.sealed_private_key)?;
+            .open(&binding, &sealed.sealed_private_key)?;
         let signer = Arc::new(Signer::new(
             sealed.key.algorithm,
             &private_der,

@@ -238,6 +238,12 @@ impl Service {
         }
     }
 
+    /// Re-seals every sealed value under the master key's sealing key (a rotation opens the
+    /// service with the new key sealing and the configured ones opening).
+    pub async fn reseal_secrets(&self) -> Result<Vec<crate::store::ResealedColumn>, ServiceError> {
+        Ok(self.store().reseal_all().await?)
+    }
+
     /// Ready to serve: the store answers a round trip.
     pub async fn ready(&self) -> Result<(), ServiceError> {
         Ok(self.store().ping().await?)

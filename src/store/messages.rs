@@ -92,7 +92,7 @@ impl Store {
         {
             return Ok(QueueOutcome::RateLimited { wait_ms });
         }
-        insert_outbox(&mut tx, mail, &self.seal_mail(&mail.message)?, now).await?;
+        insert_outbox(&mut tx, mail, &self.seal_mail(mail.id, &mail.message)?, now).await?;
         if let Some(idempotency) = idempotency {
             sqlx::query(
                 "INSERT INTO message_requests (environment_id, idempotency_key, request_hash, \

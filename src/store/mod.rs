@@ -15,6 +15,7 @@ mod outbox;
 mod populations;
 mod rate_windows;
 mod retention;
+mod sealed;
 mod subscriptions;
 mod token_failures;
 mod trusted_emails;
@@ -46,6 +47,7 @@ pub use outbox::{
 pub use populations::PopulationError;
 pub use rate_windows::{RateLimit, RateScope, RateTake};
 pub use retention::Pruned;
+pub use sealed::{RESEAL_BATCH, ResealedColumn};
 pub use subscriptions::CreateSubscriptionError;
 pub use token_failures::TokenFailures;
 pub use trusted_emails::{CodeDelivery, CodeMailLimits, CreateTrustedEmailError};
@@ -147,7 +149,7 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// Seals queued mail at rest (it can carry verification codes).
+    /// Seals queued mail and webhook secrets at rest, and re-seals everything in a rotation.
     sealer: Option<Arc<MasterKey>>,
 }
 

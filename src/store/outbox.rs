@@ -17,6 +17,7 @@ use super::{RowExt, Store, StoreError, Tx, millis};
 use crate::{
     domain::wire_enum,
     mail::{ComposedMail, MailRoute, OutboxId},
+    secrets::Binding,
 };
 
 /// Attempts before a message is given up (status FAILED).
@@ -114,7 +115,7 @@ impl Store {
         insert_outbox(
             &mut tx,
             mail,
-            &self.seal_mail(&mail.message)?,
+            &self.seal_mail(mail.id, &mail.message)?,
             crate::domain::now(),
         )
         .await?;
@@ -393,16 +394,16 @@ pub(super) fn attempts_from(stored: i64) -> Result<u32, StoreError> {
 }
 
 /// Marks a sealed message text, so rows written before sealing still read.
-const SEALED_PREFIX: &str = "sealed:";
-const SEALING_PURPOSE: &str = "outbox-message";
+pub(super) const SEALED_PREFIX: &str = "sealed:";
 
 impl Store {
-    /// The message text as stored: sealed under the master key when one is set.
-    pub(crate) fn seal_mail(&self, message: &str) -> Result<String, StoreError> {
+    /// The text of message `id` as stored: sealed to that id under the master key when one is
+    /// set.
+    pub(crate) fn seal_mail(&self, id: OutboxId, message: &str) -> Result<String, StoreError> {
         match &self.sealer {
             Some(key) => Ok(format!(
                 "{SEALED_PREFIX}{}",
-                key.seal(SEALING_PURPOSE, message.as_bytes())?
+                key.seal(&Binding::outbox_message(id), message.as_bytes())?
             )),
             None => Ok(message.to_owned()),
         }
@@ -415,7 +416,7 @@ impl Store {
                 column: "message",
                 reason: "sealed, but no master key is loaded".into(),
             })?;
-            let plain = key.open(SEALING_PURPOSE, sealed)?;
+            let plain = key.open(&Binding::outbox_message(message.mail.id), sealed)?;
             message.mail.message = String::from_utf8(plain).map_err(|e| StoreError::Corrupt {
                 column: "message",
                 reason: e.to_string(),

@@ -11,11 +11,8 @@ use crate::{
         Activity, EndpointHeaders, EndpointUrl, EnvironmentId, SigningSecret, Subscription,
         SubscriptionId, SubscriptionSettings,
     },
-    secrets::MasterKey,
+    secrets::{Binding, MasterKey},
 };
-
-const HEADERS_PURPOSE: &str = "subscription-headers";
-const SECRET_PURPOSE: &str = "subscription-secret";
 
 macro_rules! subscription_columns {
     () => {
@@ -52,9 +49,7 @@ impl Store {
         activity: &Activity,
     ) -> Result<(), CreateSubscriptionError> {
         let key = self.master_key()?;
-        let sealed_secret = key
-            .seal(SECRET_PURPOSE, secret.expose().as_bytes())
-            .map_err(StoreError::from)?;
+        let sealed_secret = seal_secret(key, subscription.id, secret)?;
         let mut tx = self.pool.begin().await?;
         if !lock_environment(&mut tx, subscription.environment_id).await? {
             return Err(CreateSubscriptionError::EnvironmentNotFound);
@@ -180,9 +175,7 @@ impl Store {
         secret: &SigningSecret,
         activity: &Activity,
     ) -> Result<bool, StoreError> {
-        let sealed = self
-            .master_key()?
-            .seal(SECRET_PURPOSE, secret.expose().as_bytes())?;
+        let sealed = seal_secret(self.master_key()?, subscription.id, secret)?;
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE subscriptions SET sealed_secret = $1 WHERE id = $2 AND environment_id = $3",
@@ -230,7 +223,7 @@ impl Store {
                 name: row.text("name")?,
                 enabled: row.int("enabled")? != 0,
                 url: EndpointUrl::parse(&row.text("url")?).map_err(corrupt("url"))?,
-                headers: open_headers(key, &row.text("sealed_headers")?)?,
+                headers: open_headers(key, id, &row.text("sealed_headers")?)?,
                 format: row.parsed("format")?,
                 action_types,
                 verify_tls: row.int("verify_tls")? != 0,
@@ -253,7 +246,7 @@ fn written(
         .bind(settings.name.clone())
         .bind(i64::from(settings.enabled))
         .bind(settings.url.as_str().to_owned())
-        .bind(seal_headers(key, &settings.headers)?)
+        .bind(seal_headers(key, subscription.id, &settings.headers)?)
         .bind(settings.format.as_str())
         .bind(i64::from(settings.verify_tls))
         .bind(millis(subscription.updated_at))
@@ -280,16 +273,35 @@ async fn insert_action_types(
     Ok(())
 }
 
-fn seal_headers(key: &MasterKey, headers: &EndpointHeaders) -> Result<String, StoreError> {
+fn seal_headers(
+    key: &MasterKey,
+    id: SubscriptionId,
+    headers: &EndpointHeaders,
+) -> Result<String, StoreError> {
     let json = serde_json::to_vec(headers.as_map()).map_err(|e| StoreError::Corrupt {
         column: "sealed_headers",
         reason: e.to_string(),
     })?;
-    Ok(key.seal(HEADERS_PURPOSE, &json)?)
+    Ok(key.seal(&Binding::subscription_headers(id), &json)?)
 }
 
-pub(super) fn open_headers(key: &MasterKey, sealed: &str) -> Result<EndpointHeaders, StoreError> {
-    let json = key.open(HEADERS_PURPOSE, sealed)?;
+fn seal_secret(
+    key: &MasterKey,
+    id: SubscriptionId,
+    secret: &SigningSecret,
+) -> Result<String, StoreError> {
+    Ok(key.seal(
+        &Binding::subscription_secret(id),
+        secret.expose().as_bytes(),
+    )?)
+}
+
+pub(super) fn open_headers(
+    key: &MasterKey,
+    id: SubscriptionId,
+    sealed: &str,
+) -> Result<EndpointHeaders, StoreError> {
+    let json = key.open(&Binding::subscription_headers(id), sealed)?;
     let map: BTreeMap<String, String> =
         serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt {
             column: "sealed_headers",
@@ -298,8 +310,12 @@ pub(super) fn open_headers(key: &MasterKey, sealed: &str) -> Result<EndpointHead
     EndpointHeaders::parse(map).map_err(corrupt("sealed_headers"))
 }
 
-pub(super) fn open_secret(key: &MasterKey, sealed: &str) -> Result<SigningSecret, StoreError> {
-    let text = String::from_utf8(key.open(SECRET_PURPOSE, sealed)?).ok();
+pub(super) fn open_secret(
+    key: &MasterKey,
+    id: SubscriptionId,
+    sealed: &str,
+) -> Result<SigningSecret, StoreError> {
+    let text = String::from_utf8(key.open(&Binding::subscription_secret(id), sealed)?).ok();
     text.as_deref()
         .and_then(SigningSecret::parse)
         .ok_or(StoreError::Corrupt {

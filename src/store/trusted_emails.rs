@@ -294,7 +294,7 @@ impl Store {
         tx: &mut Tx<'_>,
         delivery: &CodeDelivery<'_>,
     ) -> Result<(), StoreError> {
-        let sealed = self.seal_mail(&delivery.mail.message)?;
+        let sealed = self.seal_mail(delivery.mail.id, &delivery.mail.message)?;
         insert_outbox(tx, delivery.mail, &sealed, delivery.code.sent_at).await
     }
 }

@@ -4,7 +4,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
-use trustmail::{domain::EnvironmentId, mail::OutboxId, store::Store};
+use trustmail::{domain::EnvironmentId, mail::OutboxId, secrets::MasterKey, store::Store};
 
 use crate::{outbox::code_mail, support::TestApp};
 
@@ -195,6 +195,7 @@ fn every_command_has_help() {
         vec!["domain", "zone-file", "--help"],
         vec!["client", "create", "--help"],
         vec!["dkim", "zone-file", "--help"],
+        vec!["secrets", "rotate-master-key", "--help"],
     ] {
         let out = cli.run(&args);
         assert!(out.status.success(), "{args:?}");
@@ -290,17 +291,122 @@ fn a_replica_without_the_master_key_refuses_to_start_and_says_what_to_copy() {
     assert!(!key_file.exists(), "no second key is made");
 }
 
+fn key_id(path: &std::path::Path) -> String {
+    MasterKey::load(path).unwrap().unwrap().key_id().to_string()
+}
+
 #[test]
-fn a_replica_with_another_master_key_refuses_to_start() {
+fn a_replica_with_another_master_key_refuses_to_start_naming_the_key_that_sealed() {
     let cli = Cli::new();
     cli.json(&["init", "--json"]);
     let key_file = cli.dir.path().join("k");
+    let sealing = key_id(&key_file);
     std::fs::write(&key_file, format!("{}\n", "A".repeat(43) + "=")).unwrap();
     owner_only(&key_file);
     let out = cli.run(&["environment", "list"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("does not open"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "sealed under master key {sealing}, which is not loaded"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&key_id(&key_file)),
+        "the loaded key too: {stderr}"
+    );
+}
+
+#[test]
+fn a_previous_master_key_file_that_does_not_exist_stops_startup_naming_the_key() {
+    let cli = Cli::new();
+    cli.json(&["init", "--json"]);
+    let missing = cli.dir.path().join("old.key");
+    let out = cli.run_with(
+        &["environment", "list"],
+        &[(
+            "TRUSTMAIL_SECRETS__PREVIOUS_MASTER_KEY_FILE",
+            missing.to_str().unwrap(),
+        )],
+    );
+    assert_eq!(out.status.code(), Some(2), "a configuration error");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("secrets.previous_master_key_file"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&missing.display().to_string()), "{stderr}");
+}
+
+#[test]
+fn replicas_keep_running_through_a_rotation_with_a_key_that_only_opens() {
+    let cli = Cli::new();
+    cli.json(&["init", "--json"]);
+    let old = cli.dir.path().join("k");
+    let new = cli.dir.path().join("new.key");
+    let (old_path, new_path) = (old.to_str().unwrap(), new.to_str().unwrap());
+    let rotate = ["secrets", "rotate-master-key", "--new-key-file", new_path];
+    let list = ["environment", "list"];
+    let with = |master: &str, previous: &str| {
+        cli.run_with(
+            &list,
+            &[
+                ("TRUSTMAIL_SECRETS__MASTER_KEY_FILE", master),
+                ("TRUSTMAIL_SECRETS__PREVIOUS_MASTER_KEY_FILE", previous),
+            ],
+        )
+    };
+
+    // Rotated by a configuration that does not open the new key yet: it says so.
+    let out = cli.run(&rotate);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let new_id = key_id(&new);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("does not open values under {new_id}")),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("secrets.master_key_file to {new_path}")),
+        "{stdout}"
+    );
+
+    // The old key alone no longer opens the token signing key; with the new one opening too,
+    // the old configuration runs.
+    let out = cli.run(&list);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("master key {new_id}")), "{stderr}");
+    assert!(with(old_path, new_path).status.success());
+    // After the swap: the new key seals, the old one opens; and then the new one alone.
+    assert!(with(new_path, old_path).status.success());
+    let out = cli.run_with(
+        &rotate,
+        &[
+            ("TRUSTMAIL_SECRETS__MASTER_KEY_FILE", new_path),
+            ("TRUSTMAIL_SECRETS__PREVIOUS_MASTER_KEY_FILE", old_path),
+        ],
+    );
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("re-sealed 0 values"), "{stdout}");
+    assert!(
+        stdout.contains("unset secrets.previous_master_key_file"),
+        "{stdout}"
+    );
+    assert!(with(new_path, "").status.success());
 }
 
 fn owner_only(path: &std::path::Path) {

@@ -11,7 +11,7 @@ use secrecy::ExposeSecret;
 use serde_json::Value;
 use trustmail::{
     domain::{DkimAlgorithm, DkimRole},
-    secrets::MasterKey,
+    secrets::{Binding, MasterKey},
 };
 
 use crate::support::{TestApp, TestDns, assert_p1_error};
@@ -301,7 +301,8 @@ async fn private_keys_are_sealed_and_open_only_with_the_master_key() {
     let master = MasterKey::load(&f.app.config.secrets.master_key_file)
         .unwrap()
         .unwrap();
-    let private = master.open("dkim-private-key", &sealed).unwrap();
+    let binding = Binding::dkim_private_key(key.domain_id, &key.region, &key.public_key);
+    let private = master.open(&binding, &sealed).unwrap();
     // The private key opened is the one behind the published public key...
     let pair = Ed25519KeyPair::from_pkcs8(&private).unwrap();
     assert_eq!(STANDARD.encode(pair.public_key().as_ref()), key.public_key);
@@ -314,7 +315,7 @@ async fn private_keys_are_sealed_and_open_only_with_the_master_key() {
         );
     }
     let other = MasterKey::load_or_create(&f.app.dir.path().join("other.key")).unwrap();
-    assert!(other.open("dkim-private-key", &sealed).is_err());
+    assert!(other.open(&binding, &sealed).is_err());
 }
 
 #[tokio::test]

@@ -20,6 +20,7 @@ mod errors;
 mod faults;
 mod http_limits;
 mod https;
+mod master_key;
 mod messages;
 mod metrics;
 mod open_files;

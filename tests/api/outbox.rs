@@ -54,7 +54,7 @@ where
 
 /// Two code mails queued in `app`'s outbox, the second for the Administrators environment:
 /// (first, second).
-async fn queue_two(app: &TestApp) -> (ComposedMail, ComposedMail) {
+pub async fn queue_two(app: &TestApp) -> (ComposedMail, ComposedMail) {
     let first = code_mail(None, "first@shop.test", "aaaa1111");
     let second = code_mail(Some(app.admin.environment_id), "Ann@shop.test", "k3x9a0bz");
     app.store().enqueue_mail(&first).await.unwrap();

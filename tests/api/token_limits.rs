@@ -7,7 +7,7 @@ use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use trustmail::{
     domain::{ClientId, Role},
-    secrets::MasterKey,
+    secrets::{Binding, MasterKey},
 };
 
 use crate::support::{TestApp, assert_p1_error, retry_after};
@@ -228,7 +228,10 @@ async fn forge(app: &TestApp, kid: Option<&str>, claims: Value) -> String {
         .unwrap()
         .unwrap();
     let pkcs8 = master
-        .open("token-signing-key", &stored[0].sealed_private_key)
+        .open(
+            &Binding::token_signing_key(&stored[0].kid),
+            &stored[0].sealed_private_key,
+        )
         .unwrap();
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some(kid.unwrap_or(&stored[0].kid).to_owned());

@@ -17,12 +17,11 @@ use time::OffsetDateTime;
 
 use crate::{
     domain::{ClientId, EnvironmentId, Role, now},
-    secrets::MasterKey,
+    secrets::{Binding, MasterKey, SecretsError},
     store::{Store, StoreError, StoredSigningKey},
 };
 
 pub use crate::domain::TOKEN_LIFETIME_S;
-const SEALING_PURPOSE: &str = "token-signing-key";
 /// Verified tokens kept in memory; past this the cache starts over (a bound, not a policy).
 const VERIFIED_CACHE_CAPACITY: usize = 10_000;
 /// How stale this replica's view of revoked clients may be: another replica's client delete
@@ -57,7 +56,7 @@ pub enum TokenError {
          the key that sealed it; copy secrets.master_key_file (or secrets.master_key) from a \
          replica that runs against this database"
     )]
-    WrongMasterKey,
+    WrongMasterKey(#[source] SecretsError),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -332,12 +331,13 @@ fn generate_key(master_key: &MasterKey) -> Result<StoredSigningKey, TokenError> 
     let key_err = |e: &dyn std::fmt::Display| TokenError::Key(e.to_string());
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|e| key_err(&e))?;
     let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|e| key_err(&e))?;
+    let kid = uuid::Uuid::new_v4().to_string();
     Ok(StoredSigningKey {
-        kid: uuid::Uuid::new_v4().to_string(),
-        algorithm: "EdDSA".into(),
         sealed_private_key: master_key
-            .seal(SEALING_PURPOSE, pkcs8.as_ref())
+            .seal(&Binding::token_signing_key(&kid), pkcs8.as_ref())
             .map_err(|e| key_err(&e))?,
+        kid,
+        algorithm: "EdDSA".into(),
         public_key: URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
         created_at: now(),
     })
@@ -348,8 +348,11 @@ fn build_keys(stored: &[StoredSigningKey], master_key: &MasterKey) -> Result<Key
         .first()
         .ok_or_else(|| TokenError::Key("no signing key in the store".into()))?;
     let pkcs8 = master_key
-        .open(SEALING_PURPOSE, &first.sealed_private_key)
-        .map_err(|_| TokenError::WrongMasterKey)?;
+        .open(
+            &Binding::token_signing_key(&first.kid),
+            &first.sealed_private_key,
+        )
+        .map_err(TokenError::WrongMasterKey)?;
     let mut verifying = HashMap::new();
     let mut public = Vec::new();
     for key in stored {

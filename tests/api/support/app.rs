@@ -178,9 +178,15 @@ impl TestApp {
     }
 
     /// Stops the server (finishing requests in flight) and starts another on the same data.
-    pub async fn restart(mut self) -> Self {
+    pub async fn restart(self) -> Self {
+        self.restart_with(|_| {}).await
+    }
+
+    /// As `restart`, with the configuration changed by `tweak` first.
+    pub async fn restart_with(mut self, tweak: impl FnOnce(&mut Config)) -> Self {
         self.stop().await;
         let mut config = self.config.clone();
+        tweak(&mut config);
         // Tokens name the URL they were issued for (`iss`, `aud`), so the same address keeps
         // them valid. Should the port be taken by now, the new one is used with a new token.
         let address: std::net::SocketAddr = self.url.trim_start_matches("http://").parse().unwrap();
