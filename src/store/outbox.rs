@@ -241,6 +241,14 @@ impl Store {
             let Some(row) = row else { continue };
             match self.open_row(&row) {
                 Ok(message) => claimed.push(message),
+                // Sealed under a key this replica lacks (a master key rotation under way, or a
+                // replica not yet given the new key): another replica, or this one once
+                // configured, sends it when the lease runs out.
+                Err(e @ StoreError::Sealed(crate::secrets::SecretsError::UnknownKey { .. })) => {
+                    tracing::warn!(message_id = %id, error = %crate::error_chain::ErrorChain(&e),
+                        "outbox row sealed under a master key not loaded here; left for a \
+                         replica that has it");
+                }
                 Err(e) => {
                     // Retrying cannot mend a row that does not read; it must not block the queue.
                     tracing::error!(message_id = %id, error = %crate::error_chain::ErrorChain(&e),

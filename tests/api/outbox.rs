@@ -536,3 +536,35 @@ async fn a_row_that_cannot_be_read_fails_instead_of_blocking_the_queue() {
     let ids: Vec<OutboxId> = later.iter().map(|m| m.id).collect();
     assert_eq!(ids, [fine.id]);
 }
+
+/// A row sealed under a master key this replica does not have (a rotation half done) is left
+/// PENDING for a replica that has it, not failed.
+#[tokio::test]
+async fn a_row_sealed_under_a_key_not_loaded_here_stays_pending() {
+    let app = TestApp::spawn().await;
+    let foreign = code_mail(None, "foreign@shop.test", "cccc3333");
+    app.store().enqueue_mail(&foreign).await.unwrap();
+    let pool = sqlx::AnyPool::connect(&format!(
+        "sqlite://{}",
+        app.dir.path().join("trustmail.db").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query("UPDATE outbox SET message = 'sealed:v2:0011223344556677:AAAA' WHERE id = $1")
+        .bind(foreign.id.to_string())
+        .execute(&pool)
+        .await
+        .unwrap();
+    let at = now() + Duration::from_millis(10);
+    assert!(
+        claim(app.store(), &MailRoute::System, "me", at)
+            .await
+            .is_empty()
+    );
+    let status: String = sqlx::query_scalar("SELECT status FROM outbox WHERE id = $1")
+        .bind(foreign.id.to_string())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "PENDING");
+}
