@@ -433,6 +433,25 @@ async fn a_region_without_a_relay_of_its_own_sends_through_the_default_relay() {
 }
 
 #[tokio::test]
+async fn customer_mail_queued_signed_before_signing_moved_to_delivery_is_sent_as_stored() {
+    let (mut sink, app) = with_relay(Db::Sqlite).await;
+    let mut mail = compose(&OutgoingMail {
+        route: MailRoute::Region("us-east-1".into()),
+        ..verification_code_mail(SENDER, app.admin.environment_id, "b@shop.test", "x")
+    })
+    .unwrap();
+    // Such a row names no signing domain and holds its signature already.
+    mail.message.insert_str(
+        0,
+        "DKIM-Signature: v=1; a=ed25519-sha256; d=shop.test; s=old; h=From; bh=; b=\r\n",
+    );
+    assert_eq!(mail.dkim_domain_id, None);
+    app.store().enqueue_mail(&mail).await.unwrap();
+    let received = sink.next_mail(Duration::from_secs(15)).await;
+    assert_eq!(received.data.trim_end(), mail.message.trim_end());
+}
+
+#[tokio::test]
 async fn a_relay_that_refuses_leaves_the_message_pending_with_its_error() {
     for db in backends("a_relay_that_refuses_leaves_the_message_pending_with_its_error").await {
         // A port that was just free: connections to it are refused.
