@@ -4,7 +4,7 @@ use std::{collections::HashSet, future::Future, time::Duration};
 
 use time::OffsetDateTime;
 use trustmail::{
-    domain::{Activity, ActivityType, EnvironmentId, Geography, ResourceType, now},
+    domain::{Activity, ActivityType, DomainId, EnvironmentId, Geography, ResourceType, now},
     mail::{ComposedMail, MailRoute, OutboxId, OutgoingMail, compose, verification_code_mail},
     service::Actor,
     store::{
@@ -104,6 +104,27 @@ async fn a_queued_message_holds_its_envelope_and_text_and_waits_its_first_attemp
         assert_eq!(shown.next_attempt_at, shown.created_at);
         assert_eq!((shown.lease_owner, shown.leased_until), (None, None));
         assert_eq!((shown.last_error, shown.sent_at), (None, None));
+    }
+}
+
+#[tokio::test]
+async fn customer_mail_keeps_the_domain_that_signs_it_at_delivery() {
+    for db in backends("customer_mail_keeps_the_domain_that_signs_it_at_delivery").await {
+        let app = TestApp::spawn_on(db.clone(), |_| {}).await;
+        let domain = DomainId::new();
+        let mut mail = code_mail(Some(app.admin.environment_id), "b@shop.test", "x");
+        mail.route = MailRoute::Region("us-east-1".into());
+        mail.dkim_domain_id = Some(domain);
+        app.store().enqueue_mail(&mail).await.unwrap();
+        let shown = app.store().get_outbox(mail.id).await.unwrap().unwrap();
+        assert_eq!(shown.dkim_domain_id, Some(domain), "{db:?}");
+        assert_eq!(shown.signed_at_delivery(), Some((domain, "us-east-1")));
+        let at = now() + Duration::from_millis(10);
+        let claimed = claim(app.store(), &mail.route, "me", at).await;
+        assert_eq!(claimed[0].dkim_domain_id, Some(domain), "{db:?}");
+        let (_, system) = queue_two(&app).await;
+        let shown = app.store().get_outbox(system.id).await.unwrap().unwrap();
+        assert_eq!(shown.signed_at_delivery(), None, "{db:?}");
     }
 }
 
