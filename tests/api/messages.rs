@@ -552,15 +552,7 @@ impl Sending {
         let served = self.app.dkim_dns.expect("dkim_dns.listen is set");
         let domain = self.app.email_domain(&self.env, &self.domain_id).await;
         for key in self.app.service.dkim_keys(&domain).await.unwrap() {
-            let zone = &self
-                .app
-                .config
-                .regions
-                .iter()
-                .find(|r| r.name == key.region)
-                .unwrap()
-                .dkim_zone;
-            let fqdn = key.fqdn(zone);
+            let fqdn = key.fqdn(self.app.dkim_zone(&key.region));
             let answer = ask(served, &fqdn, RecordType::TXT, Transport::Tcp).await;
             let records = txt_strings(&answer.answers);
             assert_eq!(records.len(), 1, "{fqdn}: {records:?}");
@@ -568,6 +560,19 @@ impl Sending {
             self.dns.remove(&fqdn, RecordType::TXT);
             self.dns.add_txt(&fqdn, &strings);
         }
+    }
+
+    /// Restarts with the relay and waits for `id` to fail after one attempt, with nothing
+    /// offered to the sink: the reason the message gives.
+    async fn fails_unsent_at_delivery(self, id: &str) -> String {
+        let mut s = self.restart_with_relay().await;
+        let failed = s.settled(id).await;
+        assert_eq!(failed["status"], "FAILED", "{failed}");
+        assert_eq!(failed["attempts"], 1);
+        // FAILED is final: nothing can reach the sink later.
+        assert_eq!(s.sink.recipients_offered(), 0);
+        assert!(s.sink.try_next_mail().is_none());
+        failed["reason"].as_str().unwrap().to_owned()
     }
 
     /// The message once the API shows a failed attempt (it may still read QUEUED).
@@ -646,14 +651,8 @@ async fn a_message_whose_domain_is_deleted_before_delivery_fails_unsent() {
     let id = s.queued(message()).await;
     let r = s.app.delete(&s.domain_path(), &s.app.admin_token).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let mut s = s.restart_with_relay().await;
-    let failed = s.settled(&id).await;
-    assert_eq!(failed["status"], "FAILED", "{failed}");
-    assert_eq!(failed["attempts"], 1);
-    let reason = failed["reason"].as_str().unwrap();
+    let reason = s.fails_unsent_at_delivery(&id).await;
     assert!(reason.contains("domain was deleted"), "{reason}");
-    assert_eq!(s.sink.recipients_offered(), 0);
-    assert!(s.sink.try_next_mail().is_none());
 }
 
 #[tokio::test]
@@ -666,16 +665,11 @@ async fn a_message_whose_domain_has_no_signing_key_at_delivery_fails_unsent() {
             "UPDATE dkim_keys SET role = 'RETIRED' WHERE domain_id = $1 AND role = 'SIGNING'",
         )
         .await;
-    let mut s = s.restart_with_relay().await;
-    let failed = s.settled(&id).await;
-    assert_eq!(failed["status"], "FAILED", "{failed}");
-    let reason = failed["reason"].as_str().unwrap();
+    let reason = s.fails_unsent_at_delivery(&id).await;
     assert!(
         reason.contains("no signing DKIM key in region us-east-1"),
         "{reason}"
     );
-    assert_eq!(s.sink.recipients_offered(), 0);
-    assert!(s.sink.try_next_mail().is_none());
 }
 
 #[tokio::test]
