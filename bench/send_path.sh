@@ -13,7 +13,7 @@
 # the environment TXT being published). Then, in alternating rounds:
 #   trustmail: BENCH_MESSAGES (500) × POST /v1/environments/{envId}/messages (a 2 KB text + HTML
 #              message; curl, BENCH_CONCURRENCY (32) at a time), clock stopped when the sink has counted
-#              them all: API → compose + DKIM sign → outbox row (SQLite) → outbox job → lettre → sink;
+#              them all: API → compose → outbox row (SQLite) → outbox job → DKIM sign → lettre → sink;
 #   baseline:  Python's smtplib sends the message trustmail delivered (signed, same size) as many times
 #              to the same sink, one connection, one after the other (as the outbox job delivers).
 # It prints messages/s of both, their ratio (median of the rounds' ratios), and where the time goes:

@@ -228,7 +228,7 @@ impl Application {
         };
         let relays = Relays::from_config(&config.mail, &config.regions)?;
         let (service, store) = open(&config, &public_url).await?;
-        let outbox = OutboxDelivery::new(store.clone(), relays);
+        let outbox = OutboxDelivery::new(store.clone(), relays, Arc::new(service.clone()));
         let webhooks =
             SubscriptionDelivery::new(store.clone(), &config.webhooks, api::activity_body)?;
         let bootstrap = service.bootstrap(&public_url).await?;

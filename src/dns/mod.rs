@@ -66,6 +66,9 @@ pub enum Lookup {
 #[derive(Clone)]
 pub struct DnsClient {
     resolver: Resolvers,
+    /// mail-auth's verifier on the same resolvers, built once: its resolver keeps no answer
+    /// cache (`resolver_setup`), so sharing it never hides a record that changed.
+    mail_auth: mail_auth::MessageAuthenticator,
 }
 
 /// hickory's resolver over the connections each kind of resolver gets.
@@ -105,7 +108,16 @@ impl DnsClient {
                 connections::SharedConnections::default(),
             )?)
         };
-        Ok(Self { resolver })
+        Ok(Self {
+            resolver,
+            mail_auth: authenticator(config)?,
+        })
+    }
+
+    /// mail-auth's verifier (DKIM, SPF, DMARC) on the resolvers the checks use, so that a
+    /// self-check sees what the record checks see.
+    pub fn mail_auth(&self) -> &mail_auth::MessageAuthenticator {
+        &self.mail_auth
     }
 
     pub async fn lookup(&self, name: &str, record_type: RecordType) -> Lookup {
@@ -203,9 +215,9 @@ fn resolver_setup(config: &Dns) -> Result<(ResolverConfig, ResolverOpts), DnsSet
     Ok((resolver_config, options))
 }
 
-/// mail-auth's verifier (DKIM, SPF, DMARC) on the same resolvers as the checks, so that a
-/// self-check sees what the record checks see.
-pub fn authenticator(config: &Dns) -> Result<mail_auth::MessageAuthenticator, DnsSetupError> {
+/// mail-auth's verifier on the system's or the configured resolvers (plain UDP, TCP on
+/// truncation), with the checks' options.
+fn authenticator(config: &Dns) -> Result<mail_auth::MessageAuthenticator, DnsSetupError> {
     let (resolver_config, options) = resolver_setup(config)?;
     mail_auth::MessageAuthenticator::new(resolver_config, options)
         .map_err(|e| DnsSetupError::System(e.to_string()))

@@ -6,11 +6,17 @@
 //! (or the lease ran out meanwhile), the message is sent again after its lease ends. A
 //! permanent refusal (5xx) fails the message at once; a transient one is retried with backoff.
 //!
+//! Customer mail is DKIM-signed here, just before the send, by the key that signs for its
+//! domain in its region now (`DeliverySigner`), so that rotations while it waited cannot leave
+//! it signed by a key that is no longer published. A message that can never be signed (its
+//! domain deleted, no signing key) fails unsent like a permanent refusal; a key that cannot be
+//! read now is a failed attempt, retried.
+//!
 //! Each claim takes a few messages of every environment in turn (`Store::claim_due_mail`), and a
 //! pass that claimed anything is followed at once by the next, so one environment's backlog
 //! delays another's mail by at most one batch.
 
-use std::time::Duration;
+use std::{borrow::Cow, sync::Arc, time::Duration};
 
 use futures_util::StreamExt;
 use tokio::sync::watch;
@@ -20,7 +26,7 @@ use super::StoppableJob;
 use crate::error_chain::ErrorChain;
 use crate::{
     domain::now,
-    mail::{Relay, Relays},
+    mail::{DeliverySignError, DeliverySigner, Relay, Relays},
     store::{OutboxMessage, OutboxStatus, Store, StoreError, retry_delay},
 };
 
@@ -38,15 +44,18 @@ const CONCURRENT_SENDS: usize = 8;
 pub struct OutboxDelivery {
     store: Store,
     relays: Relays,
+    /// Signs customer mail just before it is sent.
+    signer: Arc<dyn DeliverySigner>,
     /// This process's name on the leases it takes.
     owner: String,
 }
 
 impl OutboxDelivery {
-    pub fn new(store: Store, relays: Relays) -> Self {
+    pub fn new(store: Store, relays: Relays, signer: Arc<dyn DeliverySigner>) -> Self {
         Self {
             store,
             relays,
+            signer,
             owner: format!(
                 "pid{}-{}",
                 std::process::id(),
@@ -125,16 +134,32 @@ impl OutboxDelivery {
         Ok(more_due)
     }
 
-    async fn deliver(&self, relay: &Relay, message: &OutboxMessage) {
-        // Region names are few and come from the configuration: a bounded metric label.
-        let route = message.route.to_string();
-        let sent = relay.send(
-            &message.envelope_from,
-            &message.envelope_to,
-            &message.message,
-        );
+    /// The text to send: the stored one, with customer mail's DKIM signature in front.
+    async fn text_to_send<'m>(
+        &self,
+        message: &'m OutboxMessage,
+    ) -> Result<Cow<'m, str>, DeliverySignError> {
+        match message.signed_at_delivery() {
+            Some((domain, region)) => self
+                .signer
+                .sign_for_delivery(domain, region, &message.message)
+                .await
+                .map(Cow::Owned),
+            None => Ok(Cow::Borrowed(&message.message)),
+        }
+    }
+
+    /// Signs and sends `message`: the relay's reply, or whether the failure is for good and
+    /// what it was.
+    async fn send(&self, relay: &Relay, message: &OutboxMessage) -> Result<String, (bool, String)> {
+        let text = match self.text_to_send(message).await {
+            Ok(text) => text,
+            Err(DeliverySignError::Refused(reason)) => return Err((true, reason)),
+            Err(DeliverySignError::Unavailable(reason)) => return Err((false, reason)),
+        };
+        let sent = relay.send(&message.envelope_from, &message.envelope_to, &text);
         // lettre's text includes its cause; the relay URL and password are never in it.
-        let outcome = match tokio::time::timeout(SEND_TIMEOUT, sent).await {
+        match tokio::time::timeout(SEND_TIMEOUT, sent).await {
             Ok(result) => result.map_err(|e| (e.is_permanent(), e.to_string())),
             Err(_) => Err((
                 false,
@@ -143,7 +168,13 @@ impl OutboxDelivery {
                     SEND_TIMEOUT.as_secs()
                 ),
             )),
-        };
+        }
+    }
+
+    async fn deliver(&self, relay: &Relay, message: &OutboxMessage) {
+        // Region names are few and come from the configuration: a bounded metric label.
+        let route = message.route.to_string();
+        let outcome = self.send(relay, message).await;
         match outcome {
             Ok(reply) => {
                 metrics::counter!("outbox_sent_total", "route" => route).increment(1);
@@ -170,7 +201,7 @@ impl OutboxDelivery {
                     .await
                 {
                     Ok(true) => {
-                        tracing::error!(%error, "the relay refused the mail for good; giving up")
+                        tracing::error!(%error, "the mail cannot be delivered; giving up")
                     }
                     Ok(false) => tracing::warn!(
                         %error, "mail refused for good after its lease passed to another deliverer"

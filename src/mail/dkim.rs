@@ -1,4 +1,5 @@
-//! DKIM with mail-auth: key pairs for new selectors, and signing a composed message.
+//! DKIM with mail-auth: key pairs for new selectors, signing a composed message, and what the
+//! outbox delivery asks of whoever holds the keys (`DeliverySigner`).
 
 use mail_auth::{
     common::{
@@ -10,7 +11,7 @@ use mail_auth::{
 use rsa::{pkcs1::DecodeRsaPublicKey, pkcs8::EncodePublicKey};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs1KeyDer};
 
-use crate::domain::DkimAlgorithm;
+use crate::domain::{DkimAlgorithm, DomainId};
 
 /// The headers a signature covers: the ones receivers show or judge a message by. A header the
 /// message lacks is still listed once, so that nobody can add it later (RFC 6376 § 5.4).
@@ -121,4 +122,30 @@ impl Signer {
             .map_err(|e| DkimError::Sign(e.to_string()))?;
         Ok(signature.to_header())
     }
+}
+
+/// Why a message could not be signed just before its delivery.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliverySignError {
+    /// It never can be (its domain was deleted, or has no signing key in the region): the
+    /// message fails unsent, with this reason.
+    #[error("{0}")]
+    Refused(String),
+    /// Not now (the store did not answer): the attempt counts as a failed delivery and is
+    /// retried with the usual backoff.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Signs customer mail when it is sent (`jobs::outbox`), with the key that signs for its domain
+/// in its region at that moment. `service::Service` implements it with its parsed-key cache.
+#[async_trait::async_trait]
+pub trait DeliverySigner: Send + Sync {
+    /// `message` with the `DKIM-Signature` of `domain`'s signing key in `region` in front.
+    async fn sign_for_delivery(
+        &self,
+        domain: DomainId,
+        region: &str,
+        message: &str,
+    ) -> Result<String, DeliverySignError>;
 }

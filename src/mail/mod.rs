@@ -1,6 +1,7 @@
 //! Outbound mail: what a message is, how it becomes RFC 5322 text, and (in `relay`) how it
 //! reaches an SMTP relay. Every message is written to the outbox first (`store::outbox`) and
-//! delivered by `jobs::outbox`, so a send never blocks or fails a request.
+//! delivered by `jobs::outbox`, so a send never blocks or fails a request. Customer mail is
+//! DKIM-signed there, just before it is sent (`dkim::DeliverySigner`).
 
 pub mod dkim;
 pub mod relay;
@@ -15,8 +16,9 @@ use lettre::{
     },
 };
 
-use crate::domain::EnvironmentId;
+use crate::domain::{DomainId, EnvironmentId};
 
+pub use dkim::{DeliverySignError, DeliverySigner};
 pub use relay::{DeliveryError, Relay, RelayConfigError, Relays};
 
 /// The subject of the verification-code mail (README § Trusted senders and outbound mail).
@@ -80,7 +82,7 @@ pub struct OutgoingMail {
     pub html: Option<String>,
 }
 
-/// A message composed for the outbox: the stored envelope and the exact text that is sent.
+/// A message composed for the outbox: the stored envelope and the text that is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComposedMail {
     pub id: OutboxId,
@@ -90,8 +92,25 @@ pub struct ComposedMail {
     /// Every recipient (To, then Cc), each once.
     pub envelope_to: Vec<String>,
     pub subject: String,
-    /// RFC 5322 text with CRLF line ends, ASCII only (lettre encodes headers and body).
+    /// RFC 5322 text with CRLF line ends, ASCII only (lettre encodes headers and body): sent
+    /// as it is, or with a DKIM signature in front when `dkim_domain_id` names a domain.
     pub message: String,
+    /// Customer mail: the domain whose signing key in the route's region signs the message
+    /// when it is sent, so that a rotation while it waits cannot leave it signed by a key
+    /// published nowhere. `None` for system mail, and for customer mail queued (signed)
+    /// before signing moved to delivery.
+    pub dkim_domain_id: Option<DomainId>,
+}
+
+impl ComposedMail {
+    /// The domain and region whose signing key signs the message when it is sent; `None` when
+    /// it is sent as stored.
+    pub fn signed_at_delivery(&self) -> Option<(DomainId, &str)> {
+        match (&self.dkim_domain_id, &self.route) {
+            (Some(domain), MailRoute::Region(region)) => Some((*domain, region)),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -160,6 +179,7 @@ pub fn compose(mail: &OutgoingMail) -> Result<ComposedMail, ComposeError> {
         envelope_to,
         subject: mail.subject.clone(),
         message,
+        dkim_domain_id: None,
     })
 }
 

@@ -12,7 +12,8 @@ use crate::{
         Activity, ActivityType, DkimAlgorithm, DkimKey, DkimRole, DkimZone, DnsRecord, DomainId,
         EmailDomain, ResourceType, dkim_selector, now,
     },
-    mail::dkim::{GeneratedKey, Signer, generate_key},
+    error_chain::ErrorChain,
+    mail::dkim::{DeliverySignError, DeliverySigner, GeneratedKey, Signer, generate_key},
     secrets::Binding,
     store::{KeylessSelector, NewKeyMaterial, RateLimit, RateScope, SealedDkimKey},
 };
@@ -284,5 +285,52 @@ impl Service {
             .signers
             .keep(&sealed.key.public_key, signer.clone());
         Ok(signer)
+    }
+}
+
+/// Customer mail is signed here just before it is sent, with the key that signs for its domain
+/// in its region now: a message that waited through rotations still carries a signature whose
+/// key is published.
+#[async_trait::async_trait]
+impl DeliverySigner for Service {
+    async fn sign_for_delivery(
+        &self,
+        domain_id: DomainId,
+        region: &str,
+        message: &str,
+    ) -> Result<String, DeliverySignError> {
+        let retry = |e: &ServiceError| {
+            tracing::warn!(domain_id = %domain_id, region, error = %ErrorChain(e),
+                "the DKIM key to sign a message with could not be read; the delivery is retried");
+            DeliverySignError::Unavailable(
+                "not sent yet: the DKIM key to sign it with could not be read; retrying".into(),
+            )
+        };
+        let domain = self
+            .store()
+            .domains_by_id(&[domain_id])
+            .await
+            .map_err(|e| retry(&e.into()))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                DeliverySignError::Refused(
+                    "not sent: its email domain was deleted, so no DKIM key can sign it".into(),
+                )
+            })?;
+        let signer = match self.dkim_signer(&domain, region).await {
+            Ok(signer) => signer,
+            Err(ServiceError::NotFound) => {
+                return Err(DeliverySignError::Refused(format!(
+                    "not sent: {} has no signing DKIM key in region {region}",
+                    domain.name
+                )));
+            }
+            Err(e) => return Err(retry(&e)),
+        };
+        let signature = signer.sign(message.as_bytes()).map_err(|e| {
+            DeliverySignError::Refused(format!("not sent: DKIM signing failed: {e}"))
+        })?;
+        Ok(format!("{signature}{message}"))
     }
 }

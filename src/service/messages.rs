@@ -1,6 +1,7 @@
 //! Customer mail: `POST …/messages` from an ACTIVE trusted address of a domain with ownership
-//! and DKIM ACTIVE in one of the environment's regions, signed when composed and queued in the
-//! outbox for that region's relay.
+//! and DKIM ACTIVE in one of the environment's regions, with a signing key there, queued in the
+//! outbox for that region's relay. The outbox delivery signs it just before the send, with the
+//! key that signs then (`DeliverySigner for Service`, service/dkim.rs).
 
 use serde::Serialize;
 
@@ -59,7 +60,7 @@ impl From<ComposeError> for ServiceError {
 }
 
 impl Service {
-    /// Signs and queues `message`, or with an Idempotency-Key used in the last 24 h for the same
+    /// Queues `message` for signing at delivery, or with an Idempotency-Key used in the last 24 h for the same
     /// message, answers that message (`Created::Existing`) and sends nothing.
     pub async fn send_message(
         &self,
@@ -93,7 +94,7 @@ impl Service {
                 ),
             });
         }
-        let composed = self.compose_signed(environment, message).await?;
+        let composed = self.compose_signable(environment, message).await?;
         let outcome = self
             .store()
             .queue_message(
@@ -137,9 +138,11 @@ impl Service {
             .ok_or(ServiceError::NotFound)
     }
 
-    /// The message composed for the region that may send it, with its DKIM signature in front
-    /// and its envelope sender on the ACTIVE MAIL FROM domain, if any.
-    async fn compose_signed(
+    /// The message composed for the region that may send it, naming the domain whose key signs
+    /// it at delivery, with its envelope sender on the ACTIVE MAIL FROM domain, if any. Refused
+    /// when the region has no key that can sign now: mail that could not be signed is never
+    /// queued.
+    async fn compose_signable(
         &self,
         environment: &Environment,
         message: NewMessage,
@@ -164,7 +167,8 @@ impl Service {
         let region = regions_for(environment.region, &self.settings().regions)
             .find(|region| dkim_active(&records, region))
             .ok_or_else(dkim_inactive)?;
-        let signer = match self.dkim_signer(&domain, &region.name).await {
+        // Parses (and keeps) the key now, so that a key that cannot sign is refused here.
+        match self.dkim_signer(&domain, &region.name).await {
             Err(ServiceError::NotFound) => return Err(dkim_inactive()),
             signer => signer?,
         };
@@ -183,8 +187,7 @@ impl Service {
             // One address per message, so a bounce names the outbox row it belongs to.
             composed.envelope_from = format!("{}@{mail_from}", composed.id.as_uuid().simple());
         }
-        let signature = signer.sign(composed.message.as_bytes())?;
-        composed.message.insert_str(0, &signature);
+        composed.dkim_domain_id = Some(domain.id);
         Ok(composed)
     }
 

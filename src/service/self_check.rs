@@ -14,7 +14,6 @@ use time::OffsetDateTime;
 
 use super::{Service, ServiceError};
 use crate::{
-    dns::authenticator,
     domain::{EmailDomain, TrustedEmailStatus, active_mail_from, now},
     store::{RateLimit, RateScope},
 };
@@ -193,8 +192,7 @@ impl Service {
         let rate = RateLimit::per_minute(settings.limits.self_checks_per_minute);
         self.throttle(RateScope::SelfChecks, domain.environment_id, rate)
             .await?;
-        let verifier = authenticator(&settings.dns)
-            .map_err(|e| ServiceError::InvalidRequest(format!("DNS is not usable: {e}")))?;
+        let verifier = self.inner.dns.mail_auth();
         let envelope_from = self.self_check_envelope(domain).await?;
         let envelope_domain = envelope_from
             .rsplit_once('@')

@@ -311,6 +311,11 @@ trait RowExt {
     where
         T: FromStr,
         T::Err: std::fmt::Display;
+    /// `parsed` for a nullable column: NULL is `None`.
+    fn optional_parsed<T>(&self, column: &'static str) -> Result<Option<T>, StoreError>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display;
 }
 
 impl RowExt for AnyRow {
@@ -350,13 +355,29 @@ impl RowExt for AnyRow {
         T: FromStr,
         T::Err: std::fmt::Display,
     {
-        self.text(column)?
-            .parse()
-            .map_err(|e: T::Err| StoreError::Corrupt {
-                column,
-                reason: e.to_string(),
-            })
+        parse_column(column, &self.text(column)?)
     }
+
+    fn optional_parsed<T>(&self, column: &'static str) -> Result<Option<T>, StoreError>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        self.try_get::<Option<String>, _>(column)?
+            .map(|text| parse_column(column, &text))
+            .transpose()
+    }
+}
+
+fn parse_column<T>(column: &'static str, text: &str) -> Result<T, StoreError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    text.parse().map_err(|e: T::Err| StoreError::Corrupt {
+        column,
+        reason: e.to_string(),
+    })
 }
 
 impl From<UnknownValue> for StoreError {

@@ -77,7 +77,7 @@ macro_rules! outbox_columns {
     () => {
         "id, environment_id, route, envelope_from, envelope_to, subject, message, status, \
          attempts, next_attempt_at, lease_owner, leased_until, last_error, created_at, sent_at, \
-         relay_reply"
+         relay_reply, dkim_domain_id"
     };
 }
 
@@ -92,7 +92,7 @@ pub(crate) async fn insert_outbox(
     sqlx::query(concat!(
         "INSERT INTO outbox (",
         outbox_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, NULL, NULL, NULL, $9, NULL, NULL)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, NULL, NULL, NULL, $9, NULL, NULL, $10)"
     ))
     .bind(mail.id.to_string())
     .bind(mail.environment_id.map(|id| id.to_string()))
@@ -103,6 +103,7 @@ pub(crate) async fn insert_outbox(
     .bind(stored_message)
     .bind(OutboxStatus::Pending.as_str())
     .bind(millis(now))
+    .bind(mail.dkim_domain_id.map(|id| id.to_string()))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -435,24 +436,16 @@ impl Store {
 }
 
 fn outbox_from_row(row: &AnyRow) -> Result<OutboxMessage, StoreError> {
-    let environment_id = row
-        .try_get::<Option<String>, _>("environment_id")?
-        .map(|id| {
-            id.parse().map_err(|e: uuid::Error| StoreError::Corrupt {
-                column: "environment_id",
-                reason: e.to_string(),
-            })
-        })
-        .transpose()?;
     Ok(OutboxMessage {
         mail: ComposedMail {
             id: row.parsed("id")?,
-            environment_id,
+            environment_id: row.optional_parsed("environment_id")?,
             route: row.parsed("route")?,
             envelope_from: row.text("envelope_from")?,
             envelope_to: split_recipients(&row.text("envelope_to")?),
             subject: row.text("subject")?,
             message: row.text("message")?,
+            dkim_domain_id: row.optional_parsed("dkim_domain_id")?,
         },
         status: row.parsed("status")?,
         attempts: attempts_from(row.int("attempts")?)?,

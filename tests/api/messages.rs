@@ -498,3 +498,195 @@ async fn another_environments_message_is_not_found() {
         .await;
     assert_error_snapshot!(r, StatusCode::NOT_FOUND);
 }
+
+/// Signing at delivery: mail waits in the outbox (no relay yet) while keys rotate or the
+/// domain goes, then the app restarts with the sink as its relay.
+impl Sending {
+    /// `ready`, with no relay (mail waits in the outbox) and trustmail's DNS for the DKIM
+    /// zones listening.
+    async fn waiting() -> Self {
+        Self::ready(|c| {
+            c.mail.smtp_url = Default::default();
+            c.dkim_dns.listen = "127.0.0.1:0".into();
+        })
+        .await
+    }
+
+    /// The same data served again, now with the sink as relay: what waited is delivered.
+    async fn restart_with_relay(self) -> Self {
+        let Sending {
+            mut app,
+            dns,
+            sink,
+            env,
+            domain_id,
+        } = self;
+        app.config.mail.smtp_url = trustmail::config::SmtpUrl::parse(&sink.url()).unwrap();
+        let app = app.restart().await;
+        Self {
+            app,
+            dns,
+            sink,
+            env,
+            domain_id,
+        }
+    }
+
+    async fn rotate(&self) {
+        let r = self
+            .app
+            .post(
+                &format!("{}/dkim/rotate", self.domain_path()),
+                &self.app.admin_token,
+                Value::Null,
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+
+    /// Puts in the test DNS, at each of the domain's selectors, the key record that
+    /// trustmail's own DKIM DNS answers now (the test DNS held the keys of domain creation).
+    async fn publish_served_dkim_keys(&self) {
+        use crate::support::dns_query::{Transport, ask, txt_strings};
+        use hickory_proto::rr::RecordType;
+        let served = self.app.dkim_dns.expect("dkim_dns.listen is set");
+        let domain = self.app.email_domain(&self.env, &self.domain_id).await;
+        for key in self.app.service.dkim_keys(&domain).await.unwrap() {
+            let fqdn = key.fqdn(self.app.dkim_zone(&key.region));
+            let answer = ask(served, &fqdn, RecordType::TXT, Transport::Tcp).await;
+            let records = txt_strings(&answer.answers);
+            assert_eq!(records.len(), 1, "{fqdn}: {records:?}");
+            let strings: Vec<&str> = records[0].iter().map(String::as_str).collect();
+            self.dns.remove(&fqdn, RecordType::TXT);
+            self.dns.add_txt(&fqdn, &strings);
+        }
+    }
+
+    /// Restarts with the relay and waits for `id` to fail after one attempt, with nothing
+    /// offered to the sink: the reason the message gives.
+    async fn fails_unsent_at_delivery(self, id: &str) -> String {
+        let mut s = self.restart_with_relay().await;
+        let failed = s.settled(id).await;
+        assert_eq!(failed["status"], "FAILED", "{failed}");
+        assert_eq!(failed["attempts"], 1);
+        // FAILED is final: nothing can reach the sink later.
+        assert_eq!(s.sink.recipients_offered(), 0);
+        assert!(s.sink.try_next_mail().is_none());
+        failed["reason"].as_str().unwrap().to_owned()
+    }
+
+    /// The message once the API shows a failed attempt (it may still read QUEUED).
+    async fn attempted(&self, id: &str) -> Value {
+        for _ in 0..300 {
+            let message = self.read(id).await;
+            if message["attempts"].as_u64().unwrap_or(0) >= 1 {
+                return message;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("message {id} was never attempted");
+    }
+
+    /// The app stopped and its database opened directly, to change what the API cannot.
+    async fn with_database(mut self, sql: &'static str) -> Self {
+        self.app.stop().await;
+        let pool = sqlx::AnyPool::connect(&format!(
+            "sqlite://{}",
+            self.app.dir.path().join("trustmail.db").display()
+        ))
+        .await
+        .unwrap();
+        let changed = sqlx::query(sql)
+            .bind(&self.domain_id)
+            .execute(&pool)
+            .await
+            .unwrap()
+            .rows_affected();
+        assert!(changed > 0, "{sql}");
+        pool.close().await;
+        self
+    }
+}
+
+#[tokio::test]
+async fn a_message_queued_before_two_rotations_is_signed_at_delivery_by_the_key_signing_then() {
+    let s = Sending::waiting().await;
+    let queued_under = s.signing_selector().await;
+    let id = s.queued(message()).await;
+    let stored = s
+        .app
+        .store()
+        .get_outbox(id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !stored.message.contains("DKIM-Signature:"),
+        "queued unsigned: {}",
+        stored.message
+    );
+    assert_eq!(stored.dkim_domain_id, Some(s.domain_id.parse().unwrap()));
+    // After two rotations the key that signed when this message was queued is published
+    // nowhere: its slot holds a fresh key.
+    s.rotate().await;
+    s.rotate().await;
+    let signing_now = s.signing_selector().await;
+    assert_ne!(signing_now, queued_under);
+
+    let mut s = s.restart_with_relay().await;
+    let mail = s.next_mail().await;
+    s.publish_served_dkim_keys().await;
+    assert_eq!(dkim_tag(&mail.data, "s"), signing_now);
+    assert_eq!(dkim_tag(&mail.data, "d"), DOMAIN);
+    assert_eq!(
+        s.dns.verify_dkim(mail.data.as_bytes()).await,
+        [mail_auth::DkimResult::Pass]
+    );
+    assert_eq!(s.settled(&id).await["status"], "SENT");
+}
+
+#[tokio::test]
+async fn a_message_whose_domain_is_deleted_before_delivery_fails_unsent() {
+    let s = Sending::waiting().await;
+    let id = s.queued(message()).await;
+    let r = s.app.delete(&s.domain_path(), &s.app.admin_token).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let reason = s.fails_unsent_at_delivery(&id).await;
+    assert!(reason.contains("domain was deleted"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_message_whose_domain_has_no_signing_key_at_delivery_fails_unsent() {
+    let s = Sending::waiting().await;
+    let id = s.queued(message()).await;
+    let s = s
+        // (A deleted key row would be minted again at start-up.)
+        .with_database(
+            "UPDATE dkim_keys SET role = 'RETIRED' WHERE domain_id = $1 AND role = 'SIGNING'",
+        )
+        .await;
+    let reason = s.fails_unsent_at_delivery(&id).await;
+    assert!(
+        reason.contains("no signing DKIM key in region us-east-1"),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn a_signing_key_that_cannot_be_read_at_delivery_leaves_the_message_queued_for_a_retry() {
+    let s = Sending::waiting().await;
+    let id = s.queued(message()).await;
+    let s = s
+        .with_database(
+            "UPDATE dkim_keys SET sealed_private_key = 'not-a-sealed-key' \
+             WHERE domain_id = $1 AND role = 'SIGNING'",
+        )
+        .await;
+    let mut s = s.restart_with_relay().await;
+    let waiting = s.attempted(&id).await;
+    assert_eq!(waiting["status"], "QUEUED", "{waiting}");
+    let reason = waiting["reason"].as_str().unwrap();
+    assert!(reason.contains("retrying"), "{reason}");
+    assert_eq!(s.sink.recipients_offered(), 0);
+    assert!(s.sink.try_next_mail().is_none());
+}

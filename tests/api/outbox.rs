@@ -4,7 +4,7 @@ use std::{collections::HashSet, future::Future, time::Duration};
 
 use time::OffsetDateTime;
 use trustmail::{
-    domain::{Activity, ActivityType, EnvironmentId, Geography, ResourceType, now},
+    domain::{Activity, ActivityType, DomainId, EnvironmentId, Geography, ResourceType, now},
     mail::{ComposedMail, MailRoute, OutboxId, OutgoingMail, compose, verification_code_mail},
     service::Actor,
     store::{
@@ -104,6 +104,27 @@ async fn a_queued_message_holds_its_envelope_and_text_and_waits_its_first_attemp
         assert_eq!(shown.next_attempt_at, shown.created_at);
         assert_eq!((shown.lease_owner, shown.leased_until), (None, None));
         assert_eq!((shown.last_error, shown.sent_at), (None, None));
+    }
+}
+
+#[tokio::test]
+async fn customer_mail_keeps_the_domain_that_signs_it_at_delivery() {
+    for db in backends("customer_mail_keeps_the_domain_that_signs_it_at_delivery").await {
+        let app = TestApp::spawn_on(db.clone(), |_| {}).await;
+        let domain = DomainId::new();
+        let mut mail = code_mail(Some(app.admin.environment_id), "b@shop.test", "x");
+        mail.route = MailRoute::Region("us-east-1".into());
+        mail.dkim_domain_id = Some(domain);
+        app.store().enqueue_mail(&mail).await.unwrap();
+        let shown = app.store().get_outbox(mail.id).await.unwrap().unwrap();
+        assert_eq!(shown.dkim_domain_id, Some(domain), "{db:?}");
+        assert_eq!(shown.signed_at_delivery(), Some((domain, "us-east-1")));
+        let at = now() + Duration::from_millis(10);
+        let claimed = claim(app.store(), &mail.route, "me", at).await;
+        assert_eq!(claimed[0].dkim_domain_id, Some(domain), "{db:?}");
+        let (_, system) = queue_two(&app).await;
+        let shown = app.store().get_outbox(system.id).await.unwrap().unwrap();
+        assert_eq!(shown.signed_at_delivery(), None, "{db:?}");
     }
 }
 
@@ -433,6 +454,25 @@ async fn a_region_without_a_relay_of_its_own_sends_through_the_default_relay() {
         app.stop().await;
         assert!(sink.try_next_mail().is_none(), "sent twice on {db:?}");
     }
+}
+
+#[tokio::test]
+async fn customer_mail_queued_signed_before_signing_moved_to_delivery_is_sent_as_stored() {
+    let (mut sink, app) = with_relay(Db::Sqlite).await;
+    let mut mail = compose(&OutgoingMail {
+        route: MailRoute::Region("us-east-1".into()),
+        ..verification_code_mail(SENDER, app.admin.environment_id, "b@shop.test", "x")
+    })
+    .unwrap();
+    // Such a row names no signing domain and holds its signature already.
+    mail.message.insert_str(
+        0,
+        "DKIM-Signature: v=1; a=ed25519-sha256; d=shop.test; s=old; h=From; bh=; b=\r\n",
+    );
+    assert_eq!(mail.dkim_domain_id, None);
+    app.store().enqueue_mail(&mail).await.unwrap();
+    let received = sink.next_mail(Duration::from_secs(15)).await;
+    assert_eq!(received.data.trim_end(), mail.message.trim_end());
 }
 
 #[tokio::test]

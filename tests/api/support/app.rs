@@ -341,16 +341,21 @@ impl TestApp {
     pub async fn publish_dkim_keys(&self, dns: &super::TestDns, environment: &str, domain: &str) {
         let domain = self.email_domain(environment, domain).await;
         for key in self.service.dkim_keys(&domain).await.unwrap() {
-            let zone = &self
-                .config
-                .regions
-                .iter()
-                .find(|r| r.name == key.region)
-                .unwrap()
-                .dkim_zone;
+            let zone = self.dkim_zone(&key.region);
             dns.remove(&key.fqdn(zone), hickory_proto::rr::RecordType::TXT);
             dns.add_txt(&key.fqdn(zone), &txt_strings(&key.txt()));
         }
+    }
+
+    /// The configured `dkim_zone` of `region`.
+    pub fn dkim_zone(&self, region: &str) -> &str {
+        &self
+            .config
+            .regions
+            .iter()
+            .find(|r| r.name == region)
+            .unwrap()
+            .dkim_zone
     }
 
     /// Publishes in `dns` every record the domain asks for (ownership, environment, DKIM
