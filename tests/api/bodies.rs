@@ -28,6 +28,14 @@ async fn first_faults(app: &TestApp, method: Method, path: &str, cases: Vec<Valu
     answers
 }
 
+/// The answers with their ids taken out, to compare two routes' answers.
+fn without_ids(answers: Vec<Value>) -> Vec<Value> {
+    answers
+        .into_iter()
+        .map(|a| with(a, &[(&["answer", "id"], Value::Null)]))
+        .collect()
+}
+
 macro_rules! assert_faults_snapshot {
     ($answers:expr) => {
         insta::assert_json_snapshot!($answers, { "[].answer.id" => redact::id() });
@@ -202,12 +210,6 @@ async fn a_population_put_reports_the_same_faults_as_a_create() {
     let path = format!("{populations}/{}", created["id"].as_str().unwrap());
     let put = first_faults(&app, Method::PUT, &path, population_cases()).await;
     let create = first_faults(&app, Method::POST, &populations, population_cases()).await;
-    let without_ids = |answers: Vec<Value>| -> Vec<Value> {
-        answers
-            .into_iter()
-            .map(|a| with(a, &[(&["answer", "id"], Value::Null)]))
-            .collect()
-    };
     assert_eq!(without_ids(put), without_ids(create));
 }
 
@@ -402,12 +404,6 @@ async fn a_subscription_put_reports_the_same_faults_as_a_create() {
     let path = format!("{subscriptions}/{}", created["id"].as_str().unwrap());
     let put = first_faults(&app, Method::PUT, &path, subscription_cases()).await;
     let create = first_faults(&app, Method::POST, &subscriptions, subscription_cases()).await;
-    let without_ids = |answers: Vec<Value>| -> Vec<Value> {
-        answers
-            .into_iter()
-            .map(|a| with(a, &[(&["answer", "id"], Value::Null)]))
-            .collect()
-    };
     assert_eq!(without_ids(put), without_ids(create));
 }
 
