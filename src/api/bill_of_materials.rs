@@ -10,12 +10,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     AppState,
     auth::Caller,
-    body::RawBody,
+    body::{JsonObject, RawBody, RequestBody},
     errors::{ApiResult, P1Error, ResourceErrors},
     hal::{Links, UrlBuilder, wire_time},
     path::EnvironmentPath,
 };
-use crate::domain::{BillOfMaterials, Environment, Permission};
+use crate::domain::{BillOfMaterials, Environment, Permission, Product, SolutionType};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(read_bill_of_materials, update_bill_of_materials))
@@ -74,10 +74,42 @@ async fn read_bill_of_materials(
     Ok(Json(BillOfMaterialsView::new(&environment, &state.urls)))
 }
 
+/// Request body of `PUT …/billOfMaterials` (and `billOfMaterials` of an environment create):
+/// PingOne's `BillOfMaterials` without the members it answers with.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub struct BillOfMaterialsBody {
+    /// Kept by a create; a PUT checks it and keeps the create's.
+    solution_type: Option<SolutionType>,
+    /// Each product: `type` (required, listed once), and `description`, `console.href`,
+    /// `tags[]` and `bookmarks[]` (`name`, `href`).
+    #[schema(value_type = Vec<Object>)]
+    products: Vec<Product>,
+}
+
+impl RequestBody for BillOfMaterialsBody {
+    fn read(body: &JsonObject) -> ApiResult<Self> {
+        let bill = BillOfMaterials::parse(&body.to_value(), "")?;
+        Ok(Self {
+            solution_type: bill.solution_type,
+            products: bill.products,
+        })
+    }
+}
+
+impl From<BillOfMaterialsBody> for BillOfMaterials {
+    fn from(body: BillOfMaterialsBody) -> Self {
+        Self {
+            solution_type: body.solution_type,
+            products: body.products,
+        }
+    }
+}
+
 /// Replaces the products (`products` required; each `type` one of PingOne's product types,
 /// listed once; at most 5 bookmarks of at most 50-character unique names each).
 #[utoipa::path(put, path = "/v1/environments/{environmentId}/billOfMaterials",
-    tag = "Environments", params(EnvironmentPath), request_body = BillOfMaterialsView,
+    tag = "Environments", params(EnvironmentPath), request_body = BillOfMaterialsBody,
     responses((status = 200, body = BillOfMaterialsView), (status = 400, body = P1Error),
               ResourceErrors))]
 async fn update_bill_of_materials(
@@ -89,10 +121,10 @@ async fn update_bill_of_materials(
     let environment = path
         .load(&state, &caller, Permission::ManageEnvironments)
         .await?;
-    let bill_of_materials = BillOfMaterials::parse(&body.json_object()?.into_value(), "")?;
+    let body: BillOfMaterialsBody = body.json()?;
     let updated = state
         .service
-        .set_bill_of_materials(&caller.0, &environment, bill_of_materials)
+        .set_bill_of_materials(&caller.0, &environment, body.into())
         .await?;
     Ok(Json(BillOfMaterialsView::new(&updated, &state.urls)))
 }

@@ -1,5 +1,6 @@
 //! Request bodies, read without judging them, so that authorization and existence checks
-//! answer first (401 → 403 → 404 → 400; see `api/path.rs`).
+//! answer first (401 → 403 → 404 → 400; see `api/path.rs`). The handler then turns the body
+//! into its one struct (`RawBody::json::<T>()`), the struct the OpenAPI document shows.
 
 use axum::{
     body::Bytes,
@@ -9,6 +10,15 @@ use axum::{
 use serde_json::{Map, Value};
 
 use super::errors::ApiError;
+use crate::domain::{
+    ActivityType, EnvironmentType, Geography, Role, SolutionType, SubscriptionFormat,
+};
+
+/// A request body as one typed struct that derives `ToSchema`. `read` takes the members one
+/// by one with the `JsonObject` helpers: their order decides which fault is reported first.
+pub trait RequestBody: Sized {
+    fn read(body: &JsonObject) -> Result<Self, ApiError>;
+}
 
 /// Bodies above this are refused with 400 `INVALID_REQUEST`.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -59,19 +69,29 @@ impl RawBody {
         utf8.then_some(media_type)
     }
 
+    /// The body `T`, sent as `application/json`.
+    pub fn json<T: RequestBody>(&self) -> Result<T, ApiError> {
+        T::read(&self.json_object()?)
+    }
+
+    /// The body `T`, whatever its JSON media type (the caller chose by it, e.g. a vendor type).
+    pub fn object<T: RequestBody>(&self) -> Result<T, ApiError> {
+        T::read(&self.any_json_object()?)
+    }
+
     /// A JSON object sent as `application/json`.
-    pub fn json_object(&self) -> Result<JsonObject, ApiError> {
+    fn json_object(&self) -> Result<JsonObject, ApiError> {
         if self.media_type().as_deref() != Some("application/json") {
             return Err(ApiError::InvalidRequest(
                 "The request could not be completed. The Content-Type must be application/json."
                     .into(),
             ));
         }
-        self.object()
+        self.any_json_object()
     }
 
     /// The body as a JSON object, whatever its JSON media type (vendor types included).
-    pub fn object(&self) -> Result<JsonObject, ApiError> {
+    fn any_json_object(&self) -> Result<JsonObject, ApiError> {
         let bytes = self.bytes.as_ref().ok_or_else(|| {
             ApiError::InvalidRequest(format!(
                 "The request could not be completed. The body is larger than {MAX_BODY_BYTES} bytes."
@@ -145,8 +165,8 @@ impl JsonObject {
     }
 
     /// The whole object, for shapes read elsewhere (`BillOfMaterials::parse`).
-    pub fn into_value(self) -> Value {
-        Value::Object(self.0)
+    pub fn to_value(&self) -> Value {
+        Value::Object(self.0.clone())
     }
 
     /// A member as sent, for shapes read elsewhere (`BillOfMaterials::parse`); null is absent.
@@ -237,6 +257,32 @@ impl JsonObject {
     }
 }
 
+/// The wire enums bodies read: in the OpenAPI document, a string of one of the values
+/// the domain lists (`ALL`), so the document and the parser cannot disagree.
+macro_rules! wire_enum_schemas {
+    ($($name:ty),+ $(,)?) => {$(
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some(<$name>::ALL.iter().map(|value| value.as_str())))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+    )+};
+}
+
+wire_enum_schemas!(
+    ActivityType,
+    EnvironmentType,
+    Geography,
+    Role,
+    SolutionType,
+    SubscriptionFormat,
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,7 +341,7 @@ mod tests {
         ) {
             let (open, close) = if open == "[" { ("[", "]") } else { (r#"{"a":"#, "}") };
             let text = format!(r#"{{"a":{}1{}}}"#, open.repeat(depth), close.repeat(depth));
-            let read = body(Some("application/json"), text.as_bytes()).object();
+            let read = body(Some("application/json"), text.as_bytes()).any_json_object();
             prop_assert_eq!(read.is_ok(), depth < 127);
         }
 

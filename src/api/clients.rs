@@ -10,7 +10,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     AppState,
     auth::Caller,
-    body::RawBody,
+    body::{JsonObject, RawBody, RequestBody},
     errors::{ApiError, ApiResult, P1Error, ResourceErrors},
     hal::{IdRef, Links, Page, UrlBuilder, wire_time},
     path::{ClientPath, EnvironmentPath},
@@ -64,12 +64,21 @@ impl ClientView {
 
 /// Request body of a client create.
 #[derive(Debug, ToSchema)]
-#[allow(dead_code)]
 pub struct CreateClient {
     name: String,
-    /// `ORGANIZATION_ADMIN` (only in the organization's environment), `ENVIRONMENT_ADMIN` or
-    /// `READ_ONLY`.
-    role: String,
+    /// `ORGANIZATION_ADMIN` only in the organization's environment.
+    role: Role,
+}
+
+impl RequestBody for CreateClient {
+    fn read(body: &JsonObject) -> ApiResult<Self> {
+        Ok(Self {
+            name: body.required_str("name")?.to_owned(),
+            role: body.required_str("role")?.parse().map_err(
+                |e: crate::domain::UnknownValue| ApiError::invalid_value("role", e.to_string()),
+            )?,
+        })
+    }
 }
 
 /// A new client secret: the old one no longer gets tokens.
@@ -89,15 +98,10 @@ async fn create_client(
     body: RawBody,
 ) -> ApiResult<impl IntoResponse> {
     let environment = path.load(&state, &caller, Permission::Write).await?;
-    let body = body.json_object()?;
-    let name = body.required_str("name")?;
-    let role: Role = body
-        .required_str("role")?
-        .parse()
-        .map_err(|e: crate::domain::UnknownValue| ApiError::invalid_value("role", e.to_string()))?;
+    let body: CreateClient = body.json()?;
     let created = state
         .service
-        .create_client(&caller.0, &environment, name, role)
+        .create_client(&caller.0, &environment, &body.name, body.role)
         .await?;
     let mut view = ClientView::new(&created.client, &state.urls);
     view.client_secret = Some(created.client_secret);

@@ -16,7 +16,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     AppState,
     auth::Caller,
-    body::RawBody,
+    body::{JsonObject, RawBody, RequestBody},
     errors::{ApiError, ApiResult, P1Error, ResourceErrors},
     hal::{IdRef, Links, Page, UrlBuilder, wire_time},
     path::{DomainPath, EnvironmentPath},
@@ -73,10 +73,17 @@ impl EmailDomainView {
 /// Request body of a domain create.
 #[derive(Debug, ToSchema)]
 #[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
 pub struct CreateEmailDomain {
     /// e.g. `auth.shopco.com`; no wildcards.
     domain_name: String,
+}
+
+impl RequestBody for CreateEmailDomain {
+    fn read(body: &JsonObject) -> ApiResult<Self> {
+        Ok(Self {
+            domain_name: body.required_str("domainName")?.to_owned(),
+        })
+    }
 }
 
 #[utoipa::path(post, path = "/v1/environments/{environmentId}/emailDomains",
@@ -90,11 +97,10 @@ async fn create_domain(
     body: RawBody,
 ) -> ApiResult<impl IntoResponse> {
     let environment = path.load(&state, &caller, Permission::Write).await?;
-    let body = body.json_object()?;
-    let name = body.required_str("domainName")?;
+    let body: CreateEmailDomain = body.json()?;
     let domain = state
         .service
-        .create_domain(&caller.0, &environment, name)
+        .create_domain(&caller.0, &environment, &body.domain_name)
         .await?;
     tracing::info!(domain_id = %domain.id, domain = %domain.name, "email domain created");
     Ok((

@@ -8,8 +8,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     AppState,
     auth::Caller,
-    bill_of_materials::BillOfMaterialsView,
-    body::RawBody,
+    bill_of_materials::{BillOfMaterialsBody, BillOfMaterialsView},
+    body::{JsonObject, RawBody, RequestBody},
     errors::{ApiError, ApiResult, P1Error, ResourceErrors},
     hal::{IdRef, Links, Page, UrlBuilder, wire_time},
     path::EnvironmentPath,
@@ -80,32 +80,86 @@ impl EnvironmentView {
     }
 }
 
-/// Request body of an environment create (PingOne's `Environment`; `billOfMaterials` only
-/// here: a PUT of the environment ignores it, `PUT …/billOfMaterials` replaces it).
+/// Request body of an environment create (PingOne's `Environment`).
 #[derive(Debug, ToSchema)]
-#[allow(dead_code)]
 #[schema(rename_all = "camelCase")]
 pub struct CreateEnvironment {
     name: String,
-    /// `NA`, `CA`, `EU` or `AP`; on a PUT it may be sent again but not changed.
-    region: String,
-    /// `SANDBOX` (the default) or `PRODUCTION`.
+    region: Geography,
+    /// Absent: `SANDBOX`.
     #[schema(rename = "type")]
-    environment_type: Option<String>,
+    environment_type: Option<EnvironmentType>,
     description: Option<String>,
     /// Kept as sent; absent: the configured default.
     license: Option<IdRef>,
-    #[schema(value_type = Option<Object>)]
-    bill_of_materials: Option<BillOfMaterialsView>,
+    /// Absent: `PING_ONE_BASE` alone.
+    #[schema(value_type = Option<BillOfMaterialsBody>)]
+    bill_of_materials: Option<BillOfMaterials>,
+}
+
+impl RequestBody for CreateEnvironment {
+    fn read(body: &JsonObject) -> ApiResult<Self> {
+        Ok(Self {
+            name: body.required_str("name")?.to_owned(),
+            region: region(body.required_str("region")?)?,
+            bill_of_materials: body
+                .member("billOfMaterials")
+                .map(|value| BillOfMaterials::parse(value, "billOfMaterials."))
+                .transpose()?,
+            environment_type: body
+                .optional_str("type")?
+                .map(environment_type)
+                .transpose()?,
+            description: body.optional_str("description")?.map(str::to_owned),
+            license: body.optional_id_ref("license")?.map(IdRef::new),
+        })
+    }
+}
+
+/// Request body of an environment PUT: `region` may be sent again but not changed;
+/// `billOfMaterials` is not read (`PUT …/billOfMaterials` replaces it).
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub struct UpdateEnvironment {
+    name: String,
+    region: Option<Geography>,
+    /// Absent: the type stays.
+    #[schema(rename = "type")]
+    environment_type: Option<EnvironmentType>,
+    /// Absent: cleared.
+    description: Option<String>,
+    /// Absent: back to the configured default.
+    license: Option<IdRef>,
+}
+
+impl RequestBody for UpdateEnvironment {
+    fn read(body: &JsonObject) -> ApiResult<Self> {
+        Ok(Self {
+            name: body.required_str("name")?.to_owned(),
+            region: body.optional_str("region")?.map(region).transpose()?,
+            environment_type: body
+                .optional_str("type")?
+                .map(environment_type)
+                .transpose()?,
+            description: body.optional_str("description")?.map(str::to_owned),
+            license: body.optional_id_ref("license")?.map(IdRef::new),
+        })
+    }
 }
 
 /// Request body of `PUT …/type`.
 #[derive(Debug, ToSchema)]
-#[allow(dead_code)]
 pub struct UpdateEnvironmentType {
-    /// `SANDBOX` or `PRODUCTION`.
     #[schema(rename = "type")]
-    environment_type: String,
+    environment_type: EnvironmentType,
+}
+
+impl RequestBody for UpdateEnvironmentType {
+    fn read(body: &JsonObject) -> ApiResult<Self> {
+        Ok(Self {
+            environment_type: environment_type(body.required_str("type")?)?,
+        })
+    }
 }
 
 #[utoipa::path(post, path = "/v1/environments", tag = "Environments",
@@ -118,23 +172,13 @@ async fn create_environment(
     body: RawBody,
 ) -> ApiResult<impl IntoResponse> {
     caller.require(Permission::ManageEnvironments)?;
-    let body = body.json_object()?;
-    let name = body.required_str("name")?;
-    let region = region(body.required_str("region")?)?;
-    let bill_of_materials = body
-        .member("billOfMaterials")
-        .map(|value| BillOfMaterials::parse(value, "billOfMaterials."))
-        .transpose()?;
+    let body: CreateEnvironment = body.json()?;
     let new = NewEnvironment {
-        environment_type: body
-            .optional_str("type")?
-            .map(environment_type)
-            .transpose()?
-            .unwrap_or(EnvironmentType::Sandbox),
-        description: body.optional_str("description")?.map(str::to_owned),
-        license_id: body.optional_id_ref("license")?.map(str::to_owned),
-        bill_of_materials,
-        ..NewEnvironment::named(name, region)
+        environment_type: body.environment_type.unwrap_or(EnvironmentType::Sandbox),
+        description: body.description,
+        license_id: body.license.map(IdRef::into_id),
+        bill_of_materials: body.bill_of_materials,
+        ..NewEnvironment::named(&body.name, body.region)
     };
     let environment = state
         .service
@@ -189,7 +233,7 @@ async fn read_environment(
 /// ones cleared, an absent license back to the default); `type` may change; `region` may be
 /// sent but not changed; `billOfMaterials` is ignored (`PUT …/billOfMaterials` replaces it).
 #[utoipa::path(put, path = "/v1/environments/{environmentId}", tag = "Environments",
-    params(EnvironmentPath), request_body = CreateEnvironment,
+    params(EnvironmentPath), request_body = UpdateEnvironment,
     responses((status = 200, body = EnvironmentView), (status = 400, body = P1Error),
               ResourceErrors))]
 async fn update_environment(
@@ -201,16 +245,13 @@ async fn update_environment(
     let environment = path
         .load(&state, &caller, Permission::ManageEnvironments)
         .await?;
-    let body = body.json_object()?;
+    let body: UpdateEnvironment = body.json()?;
     let update = EnvironmentUpdate {
-        name: body.required_str("name")?.to_owned(),
-        region: body.optional_str("region")?.map(region).transpose()?,
-        environment_type: body
-            .optional_str("type")?
-            .map(environment_type)
-            .transpose()?,
-        description: body.optional_str("description")?.map(str::to_owned),
-        license_id: body.optional_id_ref("license")?.map(str::to_owned),
+        name: body.name,
+        region: body.region,
+        environment_type: body.environment_type,
+        description: body.description,
+        license_id: body.license.map(IdRef::into_id),
     };
     let updated = state
         .service
@@ -237,11 +278,10 @@ async fn update_environment_type(
     let environment = path
         .load(&state, &caller, Permission::ManageEnvironments)
         .await?;
-    let body = body.json_object()?;
-    let environment_type = environment_type(body.required_str("type")?)?;
+    let body: UpdateEnvironmentType = body.json()?;
     let updated = state
         .service
-        .set_environment_type(&caller.0, &environment, environment_type)
+        .set_environment_type(&caller.0, &environment, body.environment_type)
         .await?;
     Ok(Json(EnvironmentView::new(
         &updated,

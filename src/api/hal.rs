@@ -26,6 +26,11 @@ impl IdRef {
     pub fn new(id: impl ToString) -> Self {
         Self { id: id.to_string() }
     }
+
+    /// The id, as a request body sent it.
+    pub fn into_id(self) -> String {
+        self.id
+    }
 }
 
 /// A collection page: `_embedded.<key>`, `count` (all matching) and `size` (this page).

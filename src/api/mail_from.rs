@@ -9,7 +9,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     AppState,
     auth::Caller,
-    body::RawBody,
+    body::{JsonObject, RawBody, RequestBody},
     errors::{ApiError, ApiResult, P1Error, ResourceErrors},
     hal::{Links, UrlBuilder},
     path::DomainPath,
@@ -44,11 +44,21 @@ pub struct MailFromView {
 
 /// Request body of a MAIL FROM update.
 #[derive(Debug, ToSchema)]
-#[allow(dead_code)]
+#[serde(rename_all = "camelCase")]
 pub struct SetMailFrom {
     /// `{"domain": "bounce.auth.shopco.com"}`: a subdomain of the trusted domain.
-    #[schema(value_type = Object)]
     mail_from: MailFromName,
+}
+
+impl RequestBody for SetMailFrom {
+    fn read(body: &JsonObject) -> ApiResult<Self> {
+        let domain = body.required_str_at(&["mailFrom", "domain"], "mailFrom.domain")?;
+        Ok(Self {
+            mail_from: MailFromName {
+                domain: domain.to_owned(),
+            },
+        })
+    }
 }
 
 fn view(state: &AppState, domain: &EmailDomain, records: &[DnsRecord]) -> ApiResult<MailFromView> {
@@ -88,11 +98,10 @@ async fn put_mail_from(
     body: RawBody,
 ) -> ApiResult<impl IntoResponse> {
     let domain = path.load(&state, &caller, Permission::Write).await?;
-    let body = body.json_object()?;
-    let name = body.required_str_at(&["mailFrom", "domain"], "mailFrom.domain")?;
+    let body: SetMailFrom = body.json()?;
     let records = state
         .service
-        .set_mail_from(&caller.0, &domain, name)
+        .set_mail_from(&caller.0, &domain, &body.mail_from.domain)
         .await?;
     Ok(Json(view(&state, &domain, &records)?))
 }

@@ -14,7 +14,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     AppState,
     auth::Caller,
-    body::RawBody,
+    body::{JsonObject, RawBody, RequestBody},
     errors::{ApiError, ApiResult, P1Error, ResourceErrors},
     hal::{IdRef, Links, UrlBuilder, wire_time},
     path::{EnvironmentPath, MessagePath},
@@ -112,20 +112,49 @@ impl MessageView {
 
 /// Request body of a send.
 #[derive(Debug, ToSchema)]
-#[allow(dead_code)]
 #[serde(rename_all = "camelCase")]
 pub struct SendMessage {
     /// An ACTIVE trusted address (or `Name <address>`) of the environment.
     from: String,
     /// `addr@domain` or `Name <addr@domain>`; with `cc` at most 50.
     to: Vec<String>,
-    cc: Option<Vec<String>>,
+    /// Absent: none.
+    #[schema(required = false)]
+    cc: Vec<String>,
     reply_to: Option<String>,
     subject: String,
     /// text/plain body; `text`, `html` or both.
     text: Option<String>,
     /// text/html body.
     html: Option<String>,
+}
+
+impl RequestBody for SendMessage {
+    fn read(body: &JsonObject) -> ApiResult<Self> {
+        Ok(Self {
+            from: body.required_str("from")?.to_owned(),
+            to: body.string_list("to", true)?,
+            cc: body.string_list("cc", false)?,
+            reply_to: body.optional_str("replyTo")?.map(str::to_owned),
+            subject: body.required_str("subject")?.to_owned(),
+            text: body.optional_str("text")?.map(str::to_owned),
+            html: body.optional_str("html")?.map(str::to_owned),
+        })
+    }
+}
+
+impl From<SendMessage> for NewMessage {
+    fn from(body: SendMessage) -> Self {
+        Self {
+            from: body.from,
+            to: body.to,
+            cc: body.cc,
+            reply_to: body.reply_to,
+            subject: body.subject,
+            text: body.text,
+            html: body.html,
+        }
+    }
 }
 
 #[utoipa::path(post, path = "/v1/environments/{environmentId}/messages",
@@ -152,19 +181,10 @@ async fn send_message(
             })
         })
         .transpose()?;
-    let body = body.json_object()?;
-    let message = NewMessage {
-        from: body.required_str("from")?.to_owned(),
-        to: body.string_list("to", true)?,
-        cc: body.string_list("cc", false)?,
-        reply_to: body.optional_str("replyTo")?.map(str::to_owned),
-        subject: body.required_str("subject")?.to_owned(),
-        text: body.optional_str("text")?.map(str::to_owned),
-        html: body.optional_str("html")?.map(str::to_owned),
-    };
+    let body: SendMessage = body.json()?;
     let id = state
         .service
-        .send_message(&environment, message, key)
+        .send_message(&environment, body.into(), key)
         .await?
         .into_inner();
     Ok((

@@ -9,7 +9,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     AppState,
     auth::Caller,
-    body::{JsonObject, RawBody},
+    body::{JsonObject, RawBody, RequestBody},
     errors::{ApiResult, P1Error, ResourceErrors},
     hal::{IdRef, Links, Page, UrlBuilder, wire_time},
     path::{EnvironmentPath, PopulationPath},
@@ -86,7 +86,6 @@ impl PopulationView {
 
 /// Request body of a population create or update.
 #[derive(Debug, ToSchema)]
-#[allow(dead_code)]
 #[schema(rename_all = "camelCase")]
 pub struct PopulationBody {
     /// Unique in the environment.
@@ -101,22 +100,39 @@ pub struct PopulationBody {
     theme: Option<IdRef>,
 }
 
-/// What a create or PUT sends, and its `default`.
-fn population_body(body: &JsonObject) -> ApiResult<(PopulationFields, Option<bool>)> {
-    let text =
-        |target| -> ApiResult<Option<String>> { Ok(body.optional_str(target)?.map(str::to_owned)) };
-    let id = |target| -> ApiResult<Option<String>> {
-        Ok(body.optional_id_ref(target)?.map(str::to_owned))
-    };
-    let fields = PopulationFields {
-        name: body.required_str("name")?.to_owned(),
-        description: text("description")?,
-        alternative_identifiers: body.optional_string_list("alternativeIdentifiers")?,
-        preferred_language: text("preferredLanguage")?,
-        password_policy_id: id("passwordPolicy")?,
-        theme_id: id("theme")?,
-    };
-    Ok((fields, body.optional_bool("default")?))
+impl RequestBody for PopulationBody {
+    fn read(body: &JsonObject) -> ApiResult<Self> {
+        let text = |target| -> ApiResult<Option<String>> {
+            Ok(body.optional_str(target)?.map(str::to_owned))
+        };
+        let id = |target| -> ApiResult<Option<IdRef>> {
+            Ok(body.optional_id_ref(target)?.map(IdRef::new))
+        };
+        Ok(Self {
+            name: body.required_str("name")?.to_owned(),
+            description: text("description")?,
+            alternative_identifiers: body.optional_string_list("alternativeIdentifiers")?,
+            preferred_language: text("preferredLanguage")?,
+            password_policy: id("passwordPolicy")?,
+            theme: id("theme")?,
+            default: body.optional_bool("default")?,
+        })
+    }
+}
+
+impl PopulationBody {
+    /// The population's fields, and its `default`.
+    fn into_fields(self) -> (PopulationFields, Option<bool>) {
+        let fields = PopulationFields {
+            name: self.name,
+            description: self.description,
+            alternative_identifiers: self.alternative_identifiers,
+            preferred_language: self.preferred_language,
+            password_policy_id: self.password_policy.map(IdRef::into_id),
+            theme_id: self.theme.map(IdRef::into_id),
+        };
+        (fields, self.default)
+    }
 }
 
 #[utoipa::path(post, path = "/v1/environments/{environmentId}/populations", tag = "Populations",
@@ -130,7 +146,7 @@ async fn create_population(
     body: RawBody,
 ) -> ApiResult<impl IntoResponse> {
     let environment = path.load(&state, &caller, Permission::Write).await?;
-    let (fields, default) = population_body(&body.json_object()?)?;
+    let (fields, default) = body.json::<PopulationBody>()?.into_fields();
     let population = state
         .service
         .create_population(&caller.0, &environment, fields, default)
@@ -188,7 +204,7 @@ async fn update_population(
     body: RawBody,
 ) -> ApiResult<impl IntoResponse> {
     let population = path.load(&state, &caller, Permission::Write).await?;
-    let (fields, default) = population_body(&body.json_object()?)?;
+    let (fields, default) = body.json::<PopulationBody>()?.into_fields();
     let updated = state
         .service
         .update_population(&caller.0, &population, fields, default)

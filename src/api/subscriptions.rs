@@ -12,7 +12,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     AppState,
     auth::Caller,
-    body::{JsonObject, RawBody},
+    body::{JsonObject, RawBody, RequestBody},
     errors::{ApiError, ApiResult, P1Error, ResourceErrors},
     hal::{IdRef, Links, Page, UrlBuilder, wire_time},
     paging::{PageQuery, PageRequest},
@@ -20,8 +20,8 @@ use super::{
 };
 use crate::{
     domain::{
-        EndpointHeaders, EndpointUrl, InvalidField, Permission, SigningSecret, Subscription,
-        SubscriptionFormat, SubscriptionSettings, UnknownValue, parse_action_types,
+        ActivityType, EndpointHeaders, EndpointUrl, InvalidField, Permission, SigningSecret,
+        Subscription, SubscriptionFormat, SubscriptionSettings, UnknownValue, parse_action_types,
     },
     service::Delivery,
 };
@@ -120,22 +120,47 @@ impl SubscriptionView {
 }
 
 /// Request body of a create or update (PUT): PingOne's `Subscription`. Members trustmail does
-/// not implement are refused when they ask for something (README § Webhooks).
+/// not implement (`payloadOptions`, `tlsClientAuthKeyPair`, `connectionDetails`, and
+/// `filterOptions`' `includedApplications`, `includedPopulations`, `includedTags`,
+/// `ipAddressExposed`, `userAgentExposed`) are accepted only absent, null, `false` or `[]`
+/// (README § Webhooks).
 #[derive(Debug, ToSchema)]
 #[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
 pub struct SubscriptionBody {
+    /// Checked, nothing to keep: HTTPS is the only protocol.
+    #[schema(rename = "protocol")]
+    _protocol: Option<Protocol>,
+    /// Absent: `ACTIVITY`.
+    #[schema(required = false)]
+    format: SubscriptionFormat,
+    filter_options: FilterOptions,
     name: String,
     enabled: bool,
-    /// `{url, headers}`.
-    #[schema(value_type = Object)]
-    http_endpoint: Value,
-    /// `ACTIVITY` (the default).
-    format: Option<String>,
-    /// `{includedActionTypes: [...]}`.
-    #[schema(value_type = Object)]
-    filter_options: Value,
+    http_endpoint: HttpEndpoint,
     verify_tls_certificates: bool,
+}
+
+/// The protocol deliveries use.
+#[derive(Debug, ToSchema)]
+pub enum Protocol {
+    #[serde(rename = "HTTPS")]
+    Https,
+}
+
+#[derive(Debug, ToSchema)]
+pub struct HttpEndpoint {
+    #[schema(value_type = String)]
+    url: EndpointUrl,
+    /// Sent with every delivery (names as HTTP reads them); absent: none.
+    #[schema(value_type = BTreeMap<String, String>, required = false)]
+    headers: EndpointHeaders,
+}
+
+#[derive(Debug, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FilterOptions {
+    /// At least one; repeats are kept once.
+    included_action_types: Vec<ActivityType>,
 }
 
 /// A new signing secret: deliveries from now on are signed with it.
@@ -201,8 +226,78 @@ const UNSUPPORTED: &[&[&str]] = &[
     &["connectionDetails"],
 ];
 
-/// The settings a create or PUT body asks for.
-fn settings(body: &JsonObject) -> ApiResult<SubscriptionSettings> {
+impl RequestBody for SubscriptionBody {
+    fn read(body: &JsonObject) -> ApiResult<Self> {
+        refuse_unsupported(body)?;
+        let protocol = match body.at(&["protocol"]) {
+            None => None,
+            Some(Value::String(p)) if p == "HTTPS" => Some(Protocol::Https),
+            Some(_) => {
+                return Err(ApiError::invalid_value(
+                    "protocol",
+                    "protocol must be HTTPS (the only one trustmail delivers over).",
+                ));
+            }
+        };
+        let format = match body.at(&["format"]) {
+            None => SubscriptionFormat::Activity,
+            Some(Value::String(f)) => f
+                .parse()
+                .map_err(|e: UnknownValue| ApiError::invalid_value("format", e.to_string()))?,
+            Some(_) => {
+                return Err(ApiError::invalid_value(
+                    "format",
+                    "format must be a string.",
+                ));
+            }
+        };
+        // The action types are read here and judged after the endpoint, as they always were.
+        let action_types = body.string_list_at(
+            &["filterOptions", "includedActionTypes"],
+            "filterOptions.includedActionTypes",
+            true,
+        )?;
+        let name = body.required_str("name")?.to_owned();
+        let enabled = body.required_bool("enabled")?;
+        let http_endpoint = HttpEndpoint {
+            url: EndpointUrl::parse(
+                body.required_str_at(&["httpEndpoint", "url"], "httpEndpoint.url")?,
+            )?,
+            headers: EndpointHeaders::parse(
+                body.string_map_at(&["httpEndpoint", "headers"], "httpEndpoint.headers")?,
+            )?,
+        };
+        let filter_options = FilterOptions {
+            included_action_types: parse_action_types(&action_types)?,
+        };
+        Ok(Self {
+            _protocol: protocol,
+            format,
+            filter_options,
+            name,
+            enabled,
+            http_endpoint,
+            verify_tls_certificates: body.required_bool("verifyTlsCertificates")?,
+        })
+    }
+}
+
+impl From<SubscriptionBody> for SubscriptionSettings {
+    fn from(body: SubscriptionBody) -> Self {
+        Self {
+            name: body.name,
+            enabled: body.enabled,
+            url: body.http_endpoint.url,
+            headers: body.http_endpoint.headers,
+            format: body.format,
+            action_types: body.filter_options.included_action_types,
+            verify_tls: body.verify_tls_certificates,
+        }
+    }
+}
+
+/// 400 on the first member of `UNSUPPORTED` that asks for something.
+fn refuse_unsupported(body: &JsonObject) -> ApiResult<()> {
     for path in UNSUPPORTED {
         let asks = match body.at(path) {
             None | Some(Value::Bool(false)) => false,
@@ -217,46 +312,7 @@ fn settings(body: &JsonObject) -> ApiResult<SubscriptionSettings> {
             ));
         }
     }
-    match body.at(&["protocol"]) {
-        None => {}
-        Some(Value::String(p)) if p == "HTTPS" => {}
-        Some(_) => {
-            return Err(ApiError::invalid_value(
-                "protocol",
-                "protocol must be HTTPS (the only one trustmail delivers over).",
-            ));
-        }
-    }
-    let format = match body.at(&["format"]) {
-        None => SubscriptionFormat::Activity,
-        Some(Value::String(f)) => f
-            .parse()
-            .map_err(|e: UnknownValue| ApiError::invalid_value("format", e.to_string()))?,
-        Some(_) => {
-            return Err(ApiError::invalid_value(
-                "format",
-                "format must be a string.",
-            ));
-        }
-    };
-    let action_types = body.string_list_at(
-        &["filterOptions", "includedActionTypes"],
-        "filterOptions.includedActionTypes",
-        true,
-    )?;
-    Ok(SubscriptionSettings {
-        name: body.required_str("name")?.to_owned(),
-        enabled: body.required_bool("enabled")?,
-        url: EndpointUrl::parse(
-            body.required_str_at(&["httpEndpoint", "url"], "httpEndpoint.url")?,
-        )?,
-        headers: EndpointHeaders::parse(
-            body.string_map_at(&["httpEndpoint", "headers"], "httpEndpoint.headers")?,
-        )?,
-        format,
-        action_types: parse_action_types(&action_types)?,
-        verify_tls: body.required_bool("verifyTlsCertificates")?,
-    })
+    Ok(())
 }
 
 #[utoipa::path(post, path = "/v1/environments/{environmentId}/subscriptions", tag = "Subscriptions",
@@ -270,7 +326,7 @@ async fn create_subscription(
     body: RawBody,
 ) -> ApiResult<impl IntoResponse> {
     let environment = path.load(&state, &caller, Permission::Write).await?;
-    let settings = settings(&body.json_object()?)?;
+    let settings = body.json::<SubscriptionBody>()?.into();
     let created = state
         .service
         .create_subscription(&caller.0, &environment, settings)
@@ -327,7 +383,7 @@ async fn update_subscription(
     body: RawBody,
 ) -> ApiResult<impl IntoResponse> {
     let subscription = path.load(&state, &caller, Permission::Write).await?;
-    let settings = settings(&body.json_object()?)?;
+    let settings = body.json::<SubscriptionBody>()?.into();
     let updated = state
         .service
         .update_subscription(&caller.0, &subscription, settings)

@@ -10,7 +10,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     AppState,
     auth::Caller,
-    body::RawBody,
+    body::{JsonObject, RawBody, RequestBody},
     errors::{ApiError, ApiResult, P1Error, ResourceErrors},
     hal::{IdRef, Links, Page, UrlBuilder, wire_time},
     path::{DomainPath, TrustedEmailPath},
@@ -81,11 +81,18 @@ impl TrustedEmailView {
 
 /// Request body of a trusted address create.
 #[derive(Debug, ToSchema)]
-#[allow(dead_code)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateTrustedEmail {
     /// An address in the trusted domain, e.g. `noreply@auth.shopco.com`.
     email_address: String,
+}
+
+impl RequestBody for CreateTrustedEmail {
+    fn read(body: &JsonObject) -> ApiResult<Self> {
+        Ok(Self {
+            email_address: body.required_str("emailAddress")?.to_owned(),
+        })
+    }
 }
 
 #[utoipa::path(post, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/trustedEmails",
@@ -101,11 +108,10 @@ async fn create_trusted_email(
     body: RawBody,
 ) -> ApiResult<impl IntoResponse> {
     let domain = path.load(&state, &caller, Permission::Write).await?;
-    let body = body.json_object()?;
-    let address = body.required_str("emailAddress")?;
+    let body: CreateTrustedEmail = body.json()?;
     let (status, email) = match state
         .service
-        .create_trusted_email(&caller.0, &domain, address)
+        .create_trusted_email(&caller.0, &domain, &body.email_address)
         .await?
     {
         Created::New(email) => (StatusCode::CREATED, email),
@@ -165,11 +171,18 @@ async fn delete_trusted_email(
 
 /// Body of an activation.
 #[derive(Debug, ToSchema)]
-#[allow(dead_code)]
 #[serde(rename_all = "camelCase")]
 pub struct ActivateTrustedEmail {
     /// The 8-character code from the mail.
     verification_code: String,
+}
+
+impl RequestBody for ActivateTrustedEmail {
+    fn read(body: &JsonObject) -> ApiResult<Self> {
+        Ok(Self {
+            verification_code: body.required_str("verificationCode")?.to_owned(),
+        })
+    }
 }
 
 #[utoipa::path(post, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/trustedEmails/{trustedEmailId}",
@@ -188,11 +201,10 @@ async fn act_on_trusted_email(
     let email = path.load(&state, &caller, Permission::Write).await?;
     let email = match body.media_type().as_deref() {
         Some(ACTIVATE) => {
-            let body = body.object()?;
-            let code = body.required_str("verificationCode")?;
+            let body: ActivateTrustedEmail = body.object()?;
             state
                 .service
-                .activate_trusted_email(&caller.0, &email, code)
+                .activate_trusted_email(&caller.0, &email, &body.verification_code)
                 .await?
         }
         Some(SEND_CODE) => state.service.resend_code(&caller.0, &email).await?,

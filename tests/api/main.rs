@@ -4,6 +4,7 @@
 mod access;
 mod activities;
 mod bill_of_materials;
+mod bodies;
 mod cli;
 mod cli_domains;
 mod clients;

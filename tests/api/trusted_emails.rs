@@ -398,6 +398,57 @@ async fn acting_on_a_sender_with_another_content_type_is_400_invalid_request() {
     assert_p1_error(r, StatusCode::BAD_REQUEST, "INVALID_REQUEST", None).await;
 }
 
+/// The one member of each body: absent, another type, inside an object or not; the body is
+/// judged before the domain's verification or the code is.
+#[tokio::test]
+async fn a_create_or_activation_body_reports_its_one_member_first() {
+    let mut s = Senders::new(|_| {}).await;
+    let (id, _) = s.sender_with_code("b@a.shopco.test").await;
+    let unverified = s.app.domain(&s.env, "u.shopco.test").await;
+    let mut answers = Vec::new();
+    for (path, content_type, body) in [
+        (
+            format!("{}/trustedEmails", s.domain),
+            "application/json",
+            r#"{"address": "c@a.shopco.test"}"#,
+        ),
+        (
+            format!("{}/trustedEmails", s.domain),
+            "application/json",
+            r#"{"emailAddress": ["c@a.shopco.test"]}"#,
+        ),
+        (
+            format!(
+                "/v1/environments/{}/emailDomains/{unverified}/trustedEmails",
+                s.env
+            ),
+            "application/json",
+            r#"{"emailAddress": 1}"#,
+        ),
+        (s.sender_path(&id), ACTIVATE, r#"{"code": "zzzzzzzz"}"#),
+        (
+            s.sender_path(&id),
+            ACTIVATE,
+            r#"{"verificationCode": 12345678}"#,
+        ),
+        (s.sender_path(&id), ACTIVATE, r#"["zzzzzzzz"]"#),
+    ] {
+        let r = s
+            .app
+            .http
+            .post(format!("{}{path}", s.app.url))
+            .bearer_auth(&s.app.admin_token)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let answer = crate::support::p1_error(r, StatusCode::BAD_REQUEST).await;
+        answers.push(json!({"sent": body, "answer": answer}));
+    }
+    insta::assert_json_snapshot!(answers, { "[].answer.id" => crate::support::redact::id() });
+}
+
 #[tokio::test]
 async fn the_environment_record_makes_senders_active_at_once() {
     let mut s = Senders::new(|_| {}).await;
