@@ -52,7 +52,7 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use clap::{Parser, Subcommand};
 use trustmail::{
     domain::DkimAlgorithm,
-    mail::{MailRoute, OutgoingMail, compose, dkim},
+    mail::{MailRoute, Message, compose, dkim, mailbox, mailboxes},
 };
 
 const DOMAIN: &str = "auth.shopco.test";
@@ -117,17 +117,16 @@ fn message_of_size(size: usize) -> anyhow::Result<String> {
             "<html><body><p>{opening}</p><p>{}</p></body></html>",
             line.repeat(lines)
         );
-        let composed = compose(&OutgoingMail {
-            environment_id: None,
-            route: MailRoute::Region("us-east-1".into()),
-            from: format!("Shop Co <noreply@{DOMAIN}>"),
-            to: vec!["Ann Example <ann@example.com>".into()],
-            cc: vec!["orders@example.com".into()],
-            reply_to: Some(format!("support@{DOMAIN}")),
+        let message = Message {
+            from: mailbox("from", &format!("Shop Co <noreply@{DOMAIN}>"))?,
+            to: mailboxes("to", &["Ann Example <ann@example.com>".into()])?,
+            cc: mailboxes("cc", &["orders@example.com".into()])?,
+            reply_to: Some(mailbox("replyTo", &format!("support@{DOMAIN}"))?),
             subject: "Your order 4711 ships today".into(),
             text: Some(text),
             html: Some(html),
-        })?;
+        };
+        let composed = compose(&message, None, MailRoute::Region("us-east-1".into()))?;
         if composed.message.len() >= size {
             return Ok(composed.message);
         }

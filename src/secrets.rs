@@ -19,7 +19,7 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 
 use crate::{
     domain::{DomainId, SubscriptionId},
-    mail::OutboxId,
+    mail::MessageId,
 };
 
 const KEY_LEN: usize = 32;
@@ -86,7 +86,7 @@ impl Binding {
     }
 
     /// `outbox.message` (after its `sealed:` mark): the message id.
-    pub fn outbox_message(id: OutboxId) -> Self {
+    pub fn outbox_message(id: MessageId) -> Self {
         Self::new("outbox-message", "outbox", [id.to_string()])
     }
 

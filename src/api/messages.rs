@@ -21,8 +21,8 @@ use super::{
 };
 use crate::{
     domain::{EnvironmentId, Permission},
-    mail::OutboxId,
-    service::{NewMessage, OutboxMessage, OutboxStatus},
+    mail::{self, Message, MessageId, MessageStatus, StoredMessage},
+    service::ServiceError,
 };
 
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
@@ -33,17 +33,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(read_message))
 }
 
-fn message_url(urls: &UrlBuilder, environment: EnvironmentId, id: OutboxId) -> String {
+fn message_url(urls: &UrlBuilder, environment: EnvironmentId, id: MessageId) -> String {
     format!("{}/messages/{id}", urls.environment(environment))
-}
-
-/// The wire name of a message's status.
-fn wire_status(status: OutboxStatus) -> &'static str {
-    match status {
-        OutboxStatus::Pending => "QUEUED",
-        OutboxStatus::Sent => "SENT",
-        OutboxStatus::Failed => "FAILED",
-    }
 }
 
 /// Answer to a send: the message is queued (or was, by the request its Idempotency-Key named).
@@ -84,7 +75,7 @@ pub struct MessageView {
 }
 
 impl MessageView {
-    fn new(message: &OutboxMessage, environment: EnvironmentId, urls: &UrlBuilder) -> Self {
+    fn new(message: &StoredMessage, environment: EnvironmentId, urls: &UrlBuilder) -> Self {
         Self {
             links: Links::from([
                 (
@@ -98,7 +89,7 @@ impl MessageView {
             ]),
             id: message.id.to_string(),
             environment: IdRef::new(environment),
-            status: wire_status(message.status),
+            status: message.status.as_str(),
             recipients: message.envelope_to.clone(),
             subject: message.subject.clone(),
             attempts: message.attempts,
@@ -110,50 +101,28 @@ impl MessageView {
     }
 }
 
-/// Request body of a send.
-#[derive(Debug, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SendMessage {
-    /// An ACTIVE trusted address (or `Name <address>`) of the environment.
-    from: String,
-    /// `addr@domain` or `Name <addr@domain>`; with `cc` at most 50.
-    to: Vec<String>,
-    /// Absent: none.
-    #[schema(required = false)]
-    cc: Vec<String>,
-    reply_to: Option<String>,
-    subject: String,
-    /// text/plain body; `text`, `html` or both.
-    text: Option<String>,
-    /// text/html body.
-    html: Option<String>,
-}
-
-impl RequestBody for SendMessage {
+/// The body of a send, its addresses parsed as it is read: each member's fault is reported in
+/// member order, a malformed address with its member.
+impl RequestBody for Message {
     fn read(body: &JsonObject) -> ApiResult<Self> {
+        let address = |target: &'static str, value: &str| {
+            mail::mailbox(target, value).map_err(ServiceError::from)
+        };
+        let addresses = |target: &'static str, values: Vec<String>| {
+            mail::mailboxes(target, &values).map_err(ServiceError::from)
+        };
         Ok(Self {
-            from: body.required_str("from")?.to_owned(),
-            to: body.string_list("to", true)?,
-            cc: body.string_list("cc", false)?,
-            reply_to: body.optional_str("replyTo")?.map(str::to_owned),
+            from: address("from", body.required_str("from")?)?,
+            to: addresses("to", body.string_list("to", true)?)?,
+            cc: addresses("cc", body.string_list("cc", false)?)?,
+            reply_to: body
+                .optional_str("replyTo")?
+                .map(|reply_to| address("replyTo", reply_to))
+                .transpose()?,
             subject: body.required_str("subject")?.to_owned(),
             text: body.optional_str("text")?.map(str::to_owned),
             html: body.optional_str("html")?.map(str::to_owned),
         })
-    }
-}
-
-impl From<SendMessage> for NewMessage {
-    fn from(body: SendMessage) -> Self {
-        Self {
-            from: body.from,
-            to: body.to,
-            cc: body.cc,
-            reply_to: body.reply_to,
-            subject: body.subject,
-            text: body.text,
-            html: body.html,
-        }
     }
 }
 
@@ -162,7 +131,7 @@ impl From<SendMessage> for NewMessage {
     params(EnvironmentPath,
         ("Idempotency-Key" = Option<String>, Header,
          description = "The same key and body within 24 h answer with the first request's message and send nothing")),
-    request_body = SendMessage,
+    request_body = Message,
     responses((status = 202, body = QueuedView), (status = 400, body = P1Error),
               (status = 429, body = P1Error), ResourceErrors))]
 async fn send_message(
@@ -181,10 +150,10 @@ async fn send_message(
             })
         })
         .transpose()?;
-    let body: SendMessage = body.json()?;
+    let message: Message = body.json()?;
     let id = state
         .service
-        .send_message(&environment, body.into(), key)
+        .send_message(&environment, message, key)
         .await?
         .into_inner();
     Ok((
@@ -195,7 +164,7 @@ async fn send_message(
                 UrlBuilder::link(message_url(&state.urls, environment.id, id)),
             )]),
             id: id.to_string(),
-            status: wire_status(OutboxStatus::Pending),
+            status: MessageStatus::Queued.as_str(),
         }),
     ))
 }

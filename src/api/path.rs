@@ -20,7 +20,8 @@ use super::{
 };
 use crate::{
     domain::{Client, Environment, Permission, Population, Subscription, TrustedEmail},
-    service::{DomainSnapshot, OutboxMessage},
+    mail::StoredMessage,
+    service::DomainSnapshot,
 };
 
 /// `/v1/environments/{environmentId}`.
@@ -139,7 +140,7 @@ impl MessagePath {
         state: &AppState,
         caller: &Caller,
         permission: Permission,
-    ) -> ApiResult<OutboxMessage> {
+    ) -> ApiResult<StoredMessage> {
         let environment_id = caller.authorize(&self.environment_id, permission)?;
         let environment = state.service.environment(environment_id).await?;
         let id = self.message_id.parse().map_err(|_| ApiError::NotFound)?;

@@ -7,9 +7,8 @@ use time::OffsetDateTime;
 
 use super::{BoxError, EXIT_REFUSED, rfc3339};
 use crate::{
-    mail::OutboxId,
+    mail::{MessageId, MessageStatus, StoredMessage},
     service::{Service, ServiceError},
-    store::{OutboxMessage, OutboxStatus},
 };
 
 #[derive(Subcommand)]
@@ -25,7 +24,7 @@ pub enum OutboxCommand {
     /// Print one message: its envelope and delivery state, then its full text.
     Show {
         /// The message id, as `outbox list` shows it.
-        id: OutboxId,
+        id: MessageId,
     },
 }
 
@@ -74,11 +73,11 @@ pub(super) async fn outbox_command(
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_outbox_message(m: &OutboxMessage) -> Result<(), BoxError> {
+fn print_outbox_message(m: &StoredMessage) -> Result<(), BoxError> {
     let optional_time = |t: Option<OffsetDateTime>| t.map(rfc3339).transpose();
     let next_attempt = match m.status {
-        OutboxStatus::Pending => Some(m.next_attempt_at),
-        OutboxStatus::Sent | OutboxStatus::Failed => None,
+        MessageStatus::Queued => Some(m.next_attempt_at),
+        MessageStatus::Sent | MessageStatus::Failed => None,
     };
     let environment = m.environment_id.map(|id| id.to_string());
     for (label, value) in [

@@ -78,7 +78,12 @@ impl EmailAddress {
 
     /// The form duplicates are compared in.
     pub fn key(&self) -> String {
-        self.to_string().to_ascii_lowercase()
+        Self::key_of(&self.local, &self.domain)
+    }
+
+    /// The key of `local@domain`, for an address parsed elsewhere (a message's From).
+    pub fn key_of(local: &str, domain: &DomainName) -> String {
+        format!("{local}@{domain}").to_ascii_lowercase()
     }
 }
 

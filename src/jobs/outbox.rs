@@ -1,5 +1,5 @@
 //! Outbox delivery: every second or so, lease the messages that are due and hand each to its
-//! route's SMTP relay. With no relay for a route its messages stay PENDING in the outbox,
+//! route's SMTP relay. With no relay for a route its messages stay QUEUED in the outbox,
 //! where `trustmail outbox list/show` shows them.
 //!
 //! Delivery is at least once: if the relay accepts a message but the store cannot record it
@@ -27,7 +27,8 @@ use crate::error_chain::ErrorChain;
 use crate::{
     domain::now,
     mail::{DeliverySignError, DeliverySigner, Relay, Relays},
-    store::{OutboxMessage, OutboxStatus, Store, StoreError, retry_delay},
+    mail::{MessageStatus, StoredMessage},
+    store::{Store, StoreError, retry_delay},
 };
 
 /// How often the outbox is read for due messages.
@@ -137,7 +138,7 @@ impl OutboxDelivery {
     /// The text to send: the stored one, with customer mail's DKIM signature in front.
     async fn text_to_send<'m>(
         &self,
-        message: &'m OutboxMessage,
+        message: &'m StoredMessage,
     ) -> Result<Cow<'m, str>, DeliverySignError> {
         match message.signed_at_delivery() {
             Some((domain, region)) => self
@@ -151,7 +152,7 @@ impl OutboxDelivery {
 
     /// Signs and sends `message`: the relay's reply, or whether the failure is for good and
     /// what it was.
-    async fn send(&self, relay: &Relay, message: &OutboxMessage) -> Result<String, (bool, String)> {
+    async fn send(&self, relay: &Relay, message: &StoredMessage) -> Result<String, (bool, String)> {
         let text = match self.text_to_send(message).await {
             Ok(text) => text,
             Err(DeliverySignError::Refused(reason)) => return Err((true, reason)),
@@ -171,7 +172,7 @@ impl OutboxDelivery {
         }
     }
 
-    async fn deliver(&self, relay: &Relay, message: &OutboxMessage) {
+    async fn deliver(&self, relay: &Relay, message: &StoredMessage) {
         // Region names are few and come from the configuration: a bounded metric label.
         let route = message.route.to_string();
         let outcome = self.send(relay, message).await;
@@ -220,7 +221,7 @@ impl OutboxDelivery {
                     .record_failed_delivery(message.id, &self.owner, &error, now())
                     .await;
                 match recorded {
-                    Ok(Some((OutboxStatus::Failed, attempts))) => tracing::error!(
+                    Ok(Some((MessageStatus::Failed, attempts))) => tracing::error!(
                         %error, attempts, "mail delivery failed; giving up"
                     ),
                     Ok(Some((_, attempts))) => tracing::warn!(

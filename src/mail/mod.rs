@@ -1,34 +1,30 @@
-//! Outbound mail: what a message is, how it becomes RFC 5322 text, and (in `relay`) how it
+//! Outbound mail: what a message is (`message`), how it becomes RFC 5322 text, and (in `relay`) how it
 //! reaches an SMTP relay. Every message is written to the outbox first (`store::outbox`) and
 //! delivered by `jobs::outbox`, so a send never blocks or fails a request. Customer mail is
 //! DKIM-signed there, just before it is sent (`dkim::DeliverySigner`).
 
 pub mod dkim;
+mod message;
 pub mod relay;
 
 use std::{fmt, str::FromStr};
 
 use lettre::{
-    Address, Message,
+    Address,
     message::{
         Mailbox, MultiPart,
         header::{ContentType, MIME_VERSION_1_0},
     },
 };
 
-use crate::domain::{DomainId, EnvironmentId};
+use crate::domain::EnvironmentId;
 
 pub use dkim::{DeliverySignError, DeliverySigner};
+pub use message::{ComposedMessage, Message, MessageId, MessageStatus, StoredMessage};
 pub use relay::{DeliveryError, Relay, RelayConfigError, Relays};
 
 /// The subject of the verification-code mail (README § Trusted senders and outbound mail).
 pub const VERIFICATION_SUBJECT: &str = "Your trustmail verification code";
-
-crate::domain::id_type!(
-    /// One outbox message; v7 so ids sort by creation time.
-    OutboxId,
-    now_v7
-);
 
 /// Which relay carries a message: `[mail] smtp_url` for system mail (verification codes), or a
 /// sending region's `smtp_url` (falling back to `[mail]`) for customer mail.
@@ -66,53 +62,6 @@ impl FromStr for MailRoute {
     }
 }
 
-/// A message to send, before it is composed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutgoingMail {
-    pub environment_id: Option<EnvironmentId>,
-    pub route: MailRoute,
-    /// `addr@domain` or `Name <addr@domain>`, as are the recipients.
-    pub from: String,
-    pub to: Vec<String>,
-    pub cc: Vec<String>,
-    pub reply_to: Option<String>,
-    pub subject: String,
-    /// The text/plain body (UTF-8); with `html` too the message is multipart/alternative.
-    pub text: Option<String>,
-    pub html: Option<String>,
-}
-
-/// A message composed for the outbox: the stored envelope and the text that is sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ComposedMail {
-    pub id: OutboxId,
-    pub environment_id: Option<EnvironmentId>,
-    pub route: MailRoute,
-    pub envelope_from: String,
-    /// Every recipient (To, then Cc), each once.
-    pub envelope_to: Vec<String>,
-    pub subject: String,
-    /// RFC 5322 text with CRLF line ends, ASCII only (lettre encodes headers and body): sent
-    /// as it is, or with a DKIM signature in front when `dkim_domain_id` names a domain.
-    pub message: String,
-    /// Customer mail: the domain whose signing key in the route's region signs the message
-    /// when it is sent, so that a rotation while it waits cannot leave it signed by a key
-    /// published nowhere. `None` for system mail, and for customer mail queued (signed)
-    /// before signing moved to delivery.
-    pub dkim_domain_id: Option<DomainId>,
-}
-
-impl ComposedMail {
-    /// The domain and region whose signing key signs the message when it is sent; `None` when
-    /// it is sent as stored.
-    pub fn signed_at_delivery(&self) -> Option<(DomainId, &str)> {
-        match (&self.dkim_domain_id, &self.route) {
-            (Some(domain), MailRoute::Region(region)) => Some((*domain, region)),
-            _ => None,
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ComposeError {
     #[error("`{field}` is not one mail address: {value:?}")]
@@ -128,33 +77,40 @@ pub enum ComposeError {
 }
 
 /// Builds the RFC 5322 message (From, To, Cc, Reply-To, Subject, Date, Message-ID, MIME:
-/// text/plain, text/html, or multipart/alternative with both). The Message-ID is
-/// `<outbox id@sender's domain>`, so a bounce or a relay log leads back to the outbox row.
-pub fn compose(mail: &OutgoingMail) -> Result<ComposedMail, ComposeError> {
-    let from = parse_one_mailbox("from", &mail.from)?;
-    let to = parse_mailboxes("to", &mail.to)?;
-    let cc = parse_mailboxes("cc", &mail.cc)?;
-    if to.is_empty() {
+/// text/plain, text/html, or multipart/alternative with both) to go by `route`. The
+/// Message-ID is `<message id@sender's domain>`, so a bounce or a relay log leads back to the
+/// outbox row.
+pub fn compose(
+    message: &Message,
+    environment_id: Option<EnvironmentId>,
+    route: MailRoute,
+) -> Result<ComposedMessage, ComposeError> {
+    if message.to.is_empty() {
         return Err(ComposeError::NoRecipient);
     }
-    let id = OutboxId::new();
-    let mut builder = Message::builder().from(from.clone());
-    for mailbox in &to {
+    let id = MessageId::new();
+    let from = &message.from;
+    let mut builder = lettre::Message::builder().from(from.clone());
+    for mailbox in &message.to {
         builder = builder.to(mailbox.clone());
     }
-    for mailbox in &cc {
+    for mailbox in &message.cc {
         builder = builder.cc(mailbox.clone());
     }
-    if let Some(reply_to) = &mail.reply_to {
-        builder = builder.reply_to(parse_one_mailbox("replyTo", reply_to)?);
+    if let Some(reply_to) = &message.reply_to {
+        builder = builder.reply_to(reply_to.clone());
     }
     let builder = builder
-        .subject(mail.subject.as_str())
+        .subject(message.subject.as_str())
         .date_now()
-        .message_id(Some(format!("<{}@{}>", id.0.simple(), from.email.domain())))
+        .message_id(Some(format!(
+            "<{}@{}>",
+            id.as_uuid().simple(),
+            from.email.domain()
+        )))
         // Content-Type means MIME, and MIME wants its version header (RFC 2045).
         .header(MIME_VERSION_1_0);
-    let message = match (&mail.text, &mail.html) {
+    let built = match (&message.text, &message.html) {
         (Some(text), None) => builder.header(ContentType::TEXT_PLAIN).body(text.clone())?,
         (None, Some(html)) => builder.header(ContentType::TEXT_HTML).body(html.clone())?,
         (Some(text), Some(html)) => builder.multipart(MultiPart::alternative_plain_html(
@@ -163,38 +119,35 @@ pub fn compose(mail: &OutgoingMail) -> Result<ComposedMail, ComposeError> {
         ))?,
         (None, None) => return Err(ComposeError::NoBody),
     };
-    let message = String::from_utf8(message.formatted()).map_err(|_| ComposeError::NotText)?;
-    let mut envelope_to: Vec<String> = Vec::with_capacity(to.len() + cc.len());
-    for mailbox in to.iter().chain(&cc) {
+    let text = String::from_utf8(built.formatted()).map_err(|_| ComposeError::NotText)?;
+    let mut envelope_to: Vec<String> = Vec::with_capacity(message.to.len() + message.cc.len());
+    for mailbox in message.to.iter().chain(&message.cc) {
         let address = mailbox.email.to_string();
         if !envelope_to.iter().any(|a| a.eq_ignore_ascii_case(&address)) {
             envelope_to.push(address);
         }
     }
-    Ok(ComposedMail {
+    Ok(ComposedMessage {
         id,
-        environment_id: mail.environment_id,
-        route: mail.route.clone(),
+        environment_id,
+        route,
         envelope_from: from.email.to_string(),
         envelope_to,
-        subject: mail.subject.clone(),
-        message,
+        subject: message.subject.clone(),
+        message: text,
         dkim_domain_id: None,
     })
 }
 
-fn parse_mailboxes(field: &'static str, values: &[String]) -> Result<Vec<Mailbox>, ComposeError> {
-    values.iter().map(|v| parse_one_mailbox(field, v)).collect()
+/// Each of `values` as one mailbox, for `field`.
+pub fn mailboxes(field: &'static str, values: &[String]) -> Result<Vec<Mailbox>, ComposeError> {
+    values.iter().map(|v| mailbox(field, v)).collect()
 }
 
-/// The address of one mailbox (`addr@domain` or `Name <addr@domain>`), for `field`.
-pub fn sender_address(field: &'static str, value: &str) -> Result<String, ComposeError> {
-    parse_one_mailbox(field, value).map(|mailbox| mailbox.email.to_string())
-}
-
+/// One mailbox (`addr@domain` or `Name <addr@domain>`) for `field`, its domain as A-labels.
 /// lettre's parser stops after the first mailbox and ignores the rest, so a list or trailing
-/// text would slip through: require the whole input to be the one mailbox it found.
-fn parse_one_mailbox(field: &'static str, value: &str) -> Result<Mailbox, ComposeError> {
+/// text would slip through: the whole input must be the one mailbox it found.
+pub fn mailbox(field: &'static str, value: &str) -> Result<Mailbox, ComposeError> {
     let invalid = || ComposeError::InvalidAddress {
         field,
         value: value.to_owned(),
@@ -231,20 +184,17 @@ fn ascii_address(mailbox: Mailbox) -> Option<Mailbox> {
     Some(Mailbox::new(mailbox.name, email))
 }
 
-/// The verification-code mail to a trusted email address: system mail, from
-/// `mail.system_sender`, with the code alone after `Verification code: ` on its own line so an
-/// operator reading `trustmail outbox show` (or a test) finds it at a glance.
+/// The verification-code mail to a trusted email address, from `mail.system_sender` (system
+/// mail), with the code alone after `Verification code: ` on its own line so an operator
+/// reading `trustmail outbox show` (or a test) finds it at a glance.
 pub fn verification_code_mail(
     system_sender: &str,
-    environment_id: EnvironmentId,
     to: &str,
     code: &str,
-) -> OutgoingMail {
-    OutgoingMail {
-        environment_id: Some(environment_id),
-        route: MailRoute::System,
-        from: system_sender.to_owned(),
-        to: vec![to.to_owned()],
+) -> Result<Message, ComposeError> {
+    Ok(Message {
+        from: mailbox("from", system_sender)?,
+        to: vec![mailbox("to", to)?],
         cc: Vec::new(),
         reply_to: None,
         subject: VERIFICATION_SUBJECT.to_owned(),
@@ -258,7 +208,7 @@ pub fn verification_code_mail(
              \n\
              If you did not ask for this, you can ignore this message.\n"
         )),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -277,7 +227,41 @@ mod tests {
         ]
     }
 
-    fn outgoing() -> impl Strategy<Value = OutgoingMail> {
+    /// A message as a request gives it: strings, parsed (or refused) as the API parses them.
+    #[derive(Debug, Clone)]
+    struct Given {
+        from: String,
+        to: Vec<String>,
+        cc: Vec<String>,
+        reply_to: Option<String>,
+        subject: String,
+        text: Option<String>,
+        html: Option<String>,
+    }
+
+    impl Given {
+        fn parse(&self) -> Result<Message, ComposeError> {
+            Ok(Message {
+                from: mailbox("from", &self.from)?,
+                to: mailboxes("to", &self.to)?,
+                cc: mailboxes("cc", &self.cc)?,
+                reply_to: self
+                    .reply_to
+                    .as_deref()
+                    .map(|r| mailbox("replyTo", r))
+                    .transpose()?,
+                subject: self.subject.clone(),
+                text: self.text.clone(),
+                html: self.html.clone(),
+            })
+        }
+
+        fn compose(&self) -> Result<ComposedMessage, ComposeError> {
+            compose(&self.parse()?, None, MailRoute::System)
+        }
+    }
+
+    fn given() -> impl Strategy<Value = Given> {
         (
             address(),
             prop::collection::vec(address(), 0..3),
@@ -287,19 +271,15 @@ mod tests {
             prop::option::weighted(0.8, any::<String>()),
             prop::option::weighted(0.5, any::<String>()),
         )
-            .prop_map(
-                |(from, to, cc, reply_to, subject, text, html)| OutgoingMail {
-                    environment_id: None,
-                    route: MailRoute::System,
-                    from,
-                    to,
-                    cc,
-                    reply_to,
-                    subject,
-                    text,
-                    html,
-                },
-            )
+            .prop_map(|(from, to, cc, reply_to, subject, text, html)| Given {
+                from,
+                to,
+                cc,
+                reply_to,
+                subject,
+                text,
+                html,
+            })
     }
 
     proptest! {
@@ -308,8 +288,8 @@ mod tests {
         /// Any mail composes, or is an error; composed mail is ASCII with CRLF line ends, sent
         /// from the From address to each recipient once.
         #[test]
-        fn any_mail_composes_or_is_an_error(mail in outgoing()) {
-            if let Ok(composed) = compose(&mail) {
+        fn any_mail_composes_or_is_an_error(mail in given()) {
+            if let Ok(composed) = mail.compose() {
                 prop_assert!(composed.message.is_ascii());
                 let bare_lf = composed.message.match_indices('\n').any(|(at, _)| {
                     at == 0 || composed.message.as_bytes()[at - 1] != b'\r'
@@ -317,7 +297,7 @@ mod tests {
                 prop_assert!(!bare_lf, "{}", composed.message);
                 prop_assert_eq!(
                     Some(composed.envelope_from.clone()),
-                    sender_address("from", &mail.from).ok()
+                    mailbox("from", &mail.from).ok().map(|m| m.email.to_string())
                 );
                 prop_assert!(!composed.envelope_to.is_empty());
                 prop_assert!(composed.envelope_to.len() <= mail.to.len() + mail.cc.len());
@@ -325,10 +305,8 @@ mod tests {
         }
     }
 
-    fn mail(from: &str, to: &str) -> OutgoingMail {
-        OutgoingMail {
-            environment_id: None,
-            route: MailRoute::System,
+    fn mail(from: &str, to: &str) -> Given {
+        Given {
             from: from.into(),
             to: vec![to.into()],
             cc: Vec::new(),
@@ -341,26 +319,22 @@ mod tests {
 
     #[test]
     fn an_internationalised_domain_is_sent_as_a_labels_and_a_non_ascii_local_part_refused() {
-        let composed = compose(&mail(
-            "no-reply@trustmail.example",
-            "Ann <ann@Bücher.example>",
-        ))
-        .unwrap();
+        let composed = mail("no-reply@trustmail.example", "Ann <ann@Bücher.example>")
+            .compose()
+            .unwrap();
         assert_eq!(composed.envelope_to, ["ann@xn--bcher-kva.example"]);
         assert!(composed.message.is_ascii());
         assert!(matches!(
-            compose(&mail("no-reply@trustmail.example", "jürgen@shop.example")),
+            mail("no-reply@trustmail.example", "jürgen@shop.example").compose(),
             Err(ComposeError::InvalidAddress { field: "to", .. })
         ));
     }
 
     #[test]
     fn composes_the_headers_and_the_envelope() {
-        let composed = compose(&mail(
-            "trustmail <no-reply@trustmail.example>",
-            "Ann@Shop.test",
-        ))
-        .unwrap();
+        let composed = mail("trustmail <no-reply@trustmail.example>", "Ann@Shop.test")
+            .compose()
+            .unwrap();
         assert_eq!(composed.envelope_from, "no-reply@trustmail.example");
         assert_eq!(composed.envelope_to, ["Ann@Shop.test"]);
         let text = &composed.message;
@@ -376,7 +350,7 @@ mod tests {
         }
         let message_id = format!(
             "Message-ID: <{}@trustmail.example>\r\n",
-            composed.id.0.simple()
+            composed.id.as_uuid().simple()
         );
         assert!(text.contains(&message_id), "{text}");
         assert!(text.ends_with("\r\n\r\nHi there.\r\n"), "{text}");
@@ -395,12 +369,12 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    compose(&mail("x@trustmail.example", bad)),
+                    mail("x@trustmail.example", bad).compose(),
                     Err(ComposeError::InvalidAddress { field: "to", .. })
                 ),
                 "{bad:?}"
             );
-            assert!(compose(&mail(bad, "x@shop.test")).is_err(), "{bad:?}");
+            assert!(mail(bad, "x@shop.test").compose().is_err(), "{bad:?}");
         }
     }
 
@@ -411,7 +385,7 @@ mod tests {
         m.cc = vec!["c@shop.test".into(), "A@shop.test".into()];
         m.reply_to = Some("help@shop.test".into());
         m.html = Some("<p>Hi there.</p>".into());
-        let composed = compose(&m).unwrap();
+        let composed = m.compose().unwrap();
         assert_eq!(
             composed.envelope_to,
             ["a@shop.test", "b@shop.test", "c@shop.test"]
@@ -427,17 +401,17 @@ mod tests {
         }
         m.text = None;
         m.html = None;
-        assert!(matches!(compose(&m), Err(ComposeError::NoBody)));
+        assert!(matches!(m.compose(), Err(ComposeError::NoBody)));
         m.text = Some("x".into());
         m.to.clear();
-        assert!(matches!(compose(&m), Err(ComposeError::NoRecipient)));
+        assert!(matches!(m.compose(), Err(ComposeError::NoRecipient)));
     }
 
     #[test]
     fn a_subject_cannot_add_headers() {
         let mut m = mail("x@trustmail.example", "y@shop.test");
         m.subject = "Hi\r\nBcc: victim@x.test".into();
-        let composed = compose(&m).unwrap();
+        let composed = m.compose().unwrap();
         assert!(
             !composed.message.contains("\r\nBcc:"),
             "{}",
@@ -450,24 +424,17 @@ mod tests {
         let mut m = mail("x@trustmail.example", "y@shop.test");
         m.subject = "Grüße".into();
         m.text = Some("Schöne Grüße\r\n".into());
-        let composed = compose(&m).unwrap();
+        let composed = m.compose().unwrap();
         assert!(composed.message.is_ascii());
         assert_eq!(composed.subject, "Grüße");
     }
 
     #[test]
     fn the_verification_mail_carries_the_code_alone_on_its_line() {
-        let environment = EnvironmentId::new();
-        let m = verification_code_mail(
-            "no-reply@trustmail.example",
-            environment,
-            "Ann@shop.test",
-            "k3x9a0bz",
-        );
+        let m = verification_code_mail("no-reply@trustmail.example", "Ann@shop.test", "k3x9a0bz")
+            .unwrap();
         assert_eq!(m.subject, "Your trustmail verification code");
-        assert_eq!(m.route, MailRoute::System);
-        assert_eq!(m.environment_id, Some(environment));
-        let composed = compose(&m).unwrap();
+        let composed = compose(&m, None, MailRoute::System).unwrap();
         assert!(
             composed
                 .message

@@ -3,7 +3,8 @@
 //! outbox for that region's relay. The outbox delivery signs it just before the send, with the
 //! key that signs then (`DeliverySigner for Service`, service/dkim.rs).
 
-use serde::Serialize;
+use lettre::message::Mailbox;
+use time::OffsetDateTime;
 
 use super::{Created, Service, ServiceError};
 use crate::{
@@ -12,10 +13,8 @@ use crate::{
         RecordStatus, SendingRegion, TrustedEmailStatus, active_mail_from, now, ownership_verified,
         regions_for,
     },
-    mail::{
-        ComposeError, ComposedMail, MailRoute, OutboxId, OutgoingMail, compose, sender_address,
-    },
-    store::{Idempotency, OutboxMessage, QueueOutcome, RateScope},
+    mail::{ComposeError, ComposedMessage, MailRoute, Message, MessageId, StoredMessage, compose},
+    store::{Idempotency, QueueOutcome, RateScope},
 };
 
 /// Recipients (To and Cc together) of one message.
@@ -25,18 +24,6 @@ const MAX_KEY_LEN: usize = 255;
 
 const FROM: &str = "from";
 const KEY: &str = "Idempotency-Key";
-
-/// A message as the API received it; its JSON form is what an Idempotency-Key's hash covers.
-#[derive(Debug, Clone, Serialize)]
-pub struct NewMessage {
-    pub from: String,
-    pub to: Vec<String>,
-    pub cc: Vec<String>,
-    pub reply_to: Option<String>,
-    pub subject: String,
-    pub text: Option<String>,
-    pub html: Option<String>,
-}
 
 fn invalid(target: &str, message: impl Into<String>) -> ServiceError {
     ServiceError::InvalidValue {
@@ -60,29 +47,37 @@ impl From<ComposeError> for ServiceError {
 }
 
 impl Service {
-    /// Queues `message` for signing at delivery, or with an Idempotency-Key used in the last 24 h for the same
-    /// message, answers that message (`Created::Existing`) and sends nothing.
+    /// Queues `message` for signing at delivery. With an Idempotency-Key of the last 24 h,
+    /// answers the message that key queued (`Created::Existing`) and sends nothing, or refuses
+    /// a different request under it.
+    ///
+    /// The key is looked up once, first, so that a repeat is answered whatever has changed
+    /// since (its sender may no longer be ACTIVE). Queueing claims the key in the same
+    /// transaction as the row; only a request that raced another with the same key loses the
+    /// claim, and it is answered by the same lookup.
     pub async fn send_message(
         &self,
         environment: &Environment,
-        message: NewMessage,
+        message: Message,
         idempotency_key: Option<&str>,
-    ) -> Result<Created<OutboxId>, ServiceError> {
-        let request_hash = request_hash(&message)?;
-        if let Some(key) = idempotency_key {
-            check_key(key)?;
-            // Answers a repeat before anything that may have changed since (the sender's status).
-            if let Some((hash, id)) = self
-                .store()
-                .idempotent_message(environment.id, key, now())
-                .await?
-            {
-                return if hash == request_hash {
-                    Ok(Created::Existing(id))
-                } else {
-                    Err(key_reused())
-                };
+    ) -> Result<Created<MessageId>, ServiceError> {
+        let at = now();
+        let hash;
+        let idempotency = match idempotency_key {
+            Some(key) => {
+                check_key(key)?;
+                hash = request_hash(&message)?;
+                Some(Idempotency {
+                    key,
+                    request_hash: &hash,
+                })
             }
+            None => None,
+        };
+        if let Some(idempotency) = idempotency
+            && let Some(id) = self.repeat_of(environment, idempotency, at).await?
+        {
+            return Ok(Created::Existing(id));
         }
         let recipients = message.to.len() + message.cc.len();
         if recipients > MAX_RECIPIENTS as usize {
@@ -94,18 +89,15 @@ impl Service {
                 ),
             });
         }
-        let composed = self.compose_signable(environment, message).await?;
+        let composed = self.compose_signable(environment, &message).await?;
         let outcome = self
             .store()
             .queue_message(
                 &composed,
                 environment.id,
-                idempotency_key.map(|key| Idempotency {
-                    key,
-                    request_hash: &request_hash,
-                }),
+                idempotency,
                 self.settings().limits.messages_per_minute,
-                now(),
+                at,
             )
             .await?;
         match outcome {
@@ -115,8 +107,17 @@ impl Service {
                 tracing::info!(message_id = %composed.id, route = %composed.route, "message queued");
                 Ok(Created::New(composed.id))
             }
-            QueueOutcome::Repeat(id) => Ok(Created::Existing(id)),
-            QueueOutcome::KeyReused => Err(key_reused()),
+            QueueOutcome::KeyTaken => {
+                // Only a key can be taken: a request with the same key was queued meanwhile.
+                let repeat = match idempotency {
+                    Some(idempotency) => self.repeat_of(environment, idempotency, at).await?,
+                    None => None,
+                };
+                // None: pruned again already, so the key is free and a retry is queued.
+                repeat
+                    .map(Created::Existing)
+                    .ok_or_else(|| ServiceError::retry_after_ms(0))
+            }
             QueueOutcome::RateLimited { wait_ms } => {
                 metrics::counter!("throttled_total", "scope" => RateScope::Messages.as_str())
                     .increment(1);
@@ -126,12 +127,31 @@ impl Service {
         }
     }
 
+    /// The message `idempotency`'s key queued in the 24 h before `at`, if that was for the same
+    /// request; refused when it was for another.
+    async fn repeat_of(
+        &self,
+        environment: &Environment,
+        idempotency: Idempotency<'_>,
+        at: OffsetDateTime,
+    ) -> Result<Option<MessageId>, ServiceError> {
+        match self
+            .store()
+            .idempotent_message(environment.id, idempotency.key, at)
+            .await?
+        {
+            Some((hash, id)) if hash == idempotency.request_hash => Ok(Some(id)),
+            Some(_) => Err(key_reused()),
+            None => Ok(None),
+        }
+    }
+
     /// A customer message of the environment.
     pub async fn message(
         &self,
         environment: &Environment,
-        id: OutboxId,
-    ) -> Result<OutboxMessage, ServiceError> {
+        id: MessageId,
+    ) -> Result<StoredMessage, ServiceError> {
         self.store()
             .get_message(environment.id, id)
             .await?
@@ -145,8 +165,8 @@ impl Service {
     async fn compose_signable(
         &self,
         environment: &Environment,
-        message: NewMessage,
-    ) -> Result<ComposedMail, ServiceError> {
+        message: &Message,
+    ) -> Result<ComposedMessage, ServiceError> {
         let domain = self.sending_domain(environment, &message.from).await?;
         let records = self.verification(&domain).await?;
         if !ownership_verified(records.iter().map(|r| &r.record)) {
@@ -172,17 +192,11 @@ impl Service {
             Err(ServiceError::NotFound) => return Err(dkim_inactive()),
             signer => signer?,
         };
-        let mut composed = compose(&OutgoingMail {
-            environment_id: Some(environment.id),
-            route: MailRoute::Region(region.name.clone()),
-            from: message.from,
-            to: message.to,
-            cc: message.cc,
-            reply_to: message.reply_to,
-            subject: message.subject,
-            text: message.text,
-            html: message.html,
-        })?;
+        let mut composed = compose(
+            message,
+            Some(environment.id),
+            MailRoute::Region(region.name.clone()),
+        )?;
         if let Some(mail_from) = active_mail_from(&domain, records.iter().map(|r| &r.record)) {
             // One address per message, so a bounce names the outbox row it belongs to.
             composed.envelope_from = format!("{}@{mail_from}", composed.id.as_uuid().simple());
@@ -195,19 +209,17 @@ impl Service {
     async fn sending_domain(
         &self,
         environment: &Environment,
-        from: &str,
+        from: &Mailbox,
     ) -> Result<EmailDomain, ServiceError> {
-        let settings = self.settings();
-        let address = sender_address(FROM, from)?;
+        let address = &from.email;
         let unknown = || {
             invalid(
                 FROM,
                 format!("{address} is not a trusted email address of this environment."),
             )
         };
-        let domain_part = address.rsplit_once('@').map_or("", |(_, d)| d);
-        let name =
-            DomainName::parse(domain_part, &settings.public_suffixes).map_err(|_| unknown())?;
+        let name = DomainName::parse(address.domain(), &self.settings().public_suffixes)
+            .map_err(|_| unknown())?;
         let domain = self
             .store()
             .list_domains(environment.id)
@@ -215,9 +227,7 @@ impl Service {
             .into_iter()
             .find(|d| d.name == name)
             .ok_or_else(unknown)?;
-        let key = EmailAddress::parse(&address, &domain.name, &settings.public_suffixes)
-            .map_err(|_| unknown())?
-            .key();
+        let key = EmailAddress::key_of(address.user(), &domain.name);
         let sender = self
             .store()
             .list_trusted_emails(domain.id)
@@ -265,7 +275,7 @@ fn key_reused() -> ServiceError {
 }
 
 /// SHA-256 of the message's JSON (fields in a fixed order), in hex.
-fn request_hash(message: &NewMessage) -> Result<String, ServiceError> {
+fn request_hash(message: &Message) -> Result<String, ServiceError> {
     let json = serde_json::to_vec(message).map_err(|e| invalid("message", e.to_string()))?;
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &json);
     Ok(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())

@@ -31,7 +31,7 @@ use crate::{
 };
 
 /// What the API shows of a queued message.
-pub use crate::store::{Delivery, OutboxMessage, OutboxStatus};
+pub use crate::store::Delivery;
 pub use auth::{
     ADMINISTRATORS, Actor, Credentials, NewClient, TOKEN_LIFETIME_S, TokenError, TokenGrant,
     TokenService, token_url,
@@ -39,7 +39,7 @@ pub use auth::{
 pub use cache::DomainSnapshot;
 pub use dkim_published::{PublishedKey, PublishedKeys};
 pub use environments::{EnvironmentUpdate, NewEnvironment};
-pub use messages::{MAX_RECIPIENTS, NewMessage};
+pub use messages::MAX_RECIPIENTS;
 pub use self_check::{
     DmarcVerdict, RegionSelfCheck, SelfCheck, SpfVerdict, TrustedEmailAlignment, Verdict,
 };

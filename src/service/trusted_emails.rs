@@ -12,7 +12,7 @@ use crate::{
         TrustedEmailId, TrustedEmailStatus, new_verification_code, normalize_code, now,
         ownership_verified,
     },
-    mail::{ComposedMail, compose, verification_code_mail},
+    mail::{ComposedMessage, MailRoute, compose, verification_code_mail},
     store::{CodeDelivery, CodeMailLimits, CreateTrustedEmailError, Throttle},
 };
 
@@ -136,15 +136,15 @@ impl Service {
     async fn new_code(
         &self,
         email: &TrustedEmail,
-    ) -> Result<(PendingCode, ComposedMail), ServiceError> {
+    ) -> Result<(PendingCode, ComposedMessage), ServiceError> {
         let code = new_verification_code();
         let sent_at = now();
-        let mail = compose(&verification_code_mail(
+        let mail = verification_code_mail(
             &self.settings().mail_sender,
-            email.environment_id,
             &email.address.to_string(),
             &code,
-        ))
+        )
+        .and_then(|message| compose(&message, Some(email.environment_id), MailRoute::System))
         .map_err(|e| invalid(ADDRESS, e.to_string()))?;
         Ok((
             PendingCode {

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     domain::EnvironmentId,
-    mail::{ComposedMail, OutboxId},
+    mail::{ComposedMessage, MessageId},
 };
 
 /// How long an Idempotency-Key names its first request.
@@ -30,11 +30,9 @@ pub struct Idempotency<'a> {
 #[must_use]
 pub enum QueueOutcome {
     Queued,
-    /// The key was used within 24 h for the same request: that request's message; nothing new
-    /// is queued.
-    Repeat(OutboxId),
-    /// The key was used within 24 h for a different request.
-    KeyReused,
+    /// The key names a request of the last 24 h (one that was queued since it was looked up):
+    /// nothing new is queued; `Store::idempotent_message` says which.
+    KeyTaken,
     /// The environment queued its `per_minute` in the last minute (sliding); one more may go in
     /// `wait_ms`, at most two minutes.
     RateLimited {
@@ -50,7 +48,7 @@ impl Store {
         environment_id: EnvironmentId,
         key: &str,
         now: OffsetDateTime,
-    ) -> Result<Option<(String, OutboxId)>, StoreError> {
+    ) -> Result<Option<(String, MessageId)>, StoreError> {
         let row = sqlx::query(
             "SELECT request_hash, message_id FROM message_requests \
              WHERE environment_id = $1 AND idempotency_key = $2 AND created_at > $3",
@@ -64,27 +62,26 @@ impl Store {
             .transpose()
     }
 
-    /// Queues `mail` unless its key says it was queued already or the environment is over
-    /// `per_minute`. The key, the count and the row are one transaction under the environment
-    /// row's lock.
+    /// Queues `mail` unless its key names a request of the 24 h before `now` or the environment
+    /// is over `per_minute`. The key, the count and the row are one transaction under the
+    /// environment row's lock, so of two requests with one key exactly one is queued.
     pub async fn queue_message(
         &self,
-        mail: &ComposedMail,
+        mail: &ComposedMessage,
         environment_id: EnvironmentId,
         idempotency: Option<Idempotency<'_>>,
         per_minute: u32,
         now: OffsetDateTime,
     ) -> Result<QueueOutcome, StoreError> {
         let environment = environment_id.to_string();
-        let now_ms = millis(now);
         let mut tx = self.pool.begin().await?;
         if !lock_environment(&mut tx, environment_id).await? {
             return Ok(QueueOutcome::EnvironmentNotFound);
         }
         if let Some(idempotency) = idempotency
-            && let Some(outcome) = repeat(&mut tx, &environment, idempotency, now_ms).await?
+            && !claim_key(&mut tx, &environment, idempotency, mail.id, now).await?
         {
-            return Ok(outcome);
+            return Ok(QueueOutcome::KeyTaken);
         }
         let rate = RateLimit::per_minute(per_minute);
         if let RateTake::Wait { wait_ms } =
@@ -93,56 +90,38 @@ impl Store {
             return Ok(QueueOutcome::RateLimited { wait_ms });
         }
         insert_outbox(&mut tx, mail, &self.seal_mail(mail.id, &mail.message)?, now).await?;
-        if let Some(idempotency) = idempotency {
-            sqlx::query(
-                "INSERT INTO message_requests (environment_id, idempotency_key, request_hash, \
-                 message_id, created_at) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(&environment)
-            .bind(idempotency.key)
-            .bind(idempotency.request_hash)
-            .bind(mail.id.to_string())
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
-        }
         tx.commit().await?;
         Ok(QueueOutcome::Queued)
     }
 }
 
-/// What a key already used says, inside the queueing transaction; a key older than the
-/// window is forgotten so it can name a new request.
-async fn repeat(
+/// Makes the key name `message`, inside the queueing transaction: false when it names a request
+/// of the 24 h before `now` already. A key older than that is taken over, so it can name a new
+/// request; the condition is the complement of `idempotent_message`'s, so with one `now` a key
+/// is either free here or found there.
+async fn claim_key(
     tx: &mut Tx<'_>,
     environment: &str,
     idempotency: Idempotency<'_>,
-    now_ms: i64,
-) -> Result<Option<QueueOutcome>, StoreError> {
-    let row = sqlx::query(
-        "SELECT request_hash, message_id, created_at FROM message_requests \
-         WHERE environment_id = $1 AND idempotency_key = $2",
+    message: MessageId,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let now_ms = millis(now);
+    let claimed = sqlx::query(
+        "INSERT INTO message_requests (environment_id, idempotency_key, request_hash, \
+         message_id, created_at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (environment_id, idempotency_key) DO UPDATE SET \
+         request_hash = excluded.request_hash, message_id = excluded.message_id, \
+         created_at = excluded.created_at WHERE message_requests.created_at <= $6",
     )
     .bind(environment)
     .bind(idempotency.key)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    if row.int("created_at")? > now_ms - IDEMPOTENCY_WINDOW_MS {
-        return Ok(Some(
-            if row.text("request_hash")? == idempotency.request_hash {
-                QueueOutcome::Repeat(row.parsed("message_id")?)
-            } else {
-                QueueOutcome::KeyReused
-            },
-        ));
-    }
-    sqlx::query("DELETE FROM message_requests WHERE environment_id = $1 AND idempotency_key = $2")
-        .bind(environment)
-        .bind(idempotency.key)
-        .execute(&mut **tx)
-        .await?;
-    Ok(None)
+    .bind(idempotency.request_hash)
+    .bind(message.to_string())
+    .bind(now_ms)
+    .bind(now_ms - IDEMPOTENCY_WINDOW_MS)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(claimed == 1)
 }

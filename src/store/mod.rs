@@ -41,9 +41,7 @@ pub use deliveries::{
 pub use dkim::{DkimKeysFingerprint, KeylessSelector, NewKeyMaterial, SealedDkimKey};
 pub use email_domains::CreateDomainError;
 pub use messages::{IDEMPOTENCY_WINDOW_MS, Idempotency, QueueOutcome};
-pub use outbox::{
-    MAX_DELIVERY_ATTEMPTS, OutboxMessage, OutboxStatus, PER_ENVIRONMENT_PER_CLAIM, retry_delay,
-};
+pub use outbox::{MAX_DELIVERY_ATTEMPTS, PER_ENVIRONMENT_PER_CLAIM, retry_delay};
 pub use populations::PopulationError;
 pub use rate_windows::{RateLimit, RateScope, RateTake};
 pub use retention::Pruned;

@@ -1,4 +1,4 @@
-//! The outbox: one row per message, delivered by `jobs::outbox`.
+//! The outbox: one row per message (`mail::StoredMessage`), delivered by `jobs::outbox`.
 //!
 //! Replicas share the table. A deliverer first reads candidate ids, then leases each with a
 //! conditional UPDATE that only one writer can win (PostgreSQL re-checks the WHERE clause on
@@ -15,8 +15,7 @@ use time::OffsetDateTime;
 
 use super::{RowExt, Store, StoreError, Tx, millis};
 use crate::{
-    domain::wire_enum,
-    mail::{ComposedMail, MailRoute, OutboxId},
+    mail::{ComposedMessage, MailRoute, MessageId, MessageStatus, StoredMessage},
     secrets::Binding,
 };
 
@@ -37,42 +36,6 @@ pub fn retry_delay(failed_attempts: u32) -> Duration {
     (FIRST_RETRY_DELAY * 2u32.pow(doublings)).min(LONGEST_RETRY_DELAY)
 }
 
-wire_enum!(
-    /// Where a message's delivery stands.
-    OutboxStatus {
-        Pending => "PENDING",
-        Sent => "SENT",
-        /// Given up: after `MAX_DELIVERY_ATTEMPTS`, at once on a permanent (5xx) reply, or
-        /// because the stored row cannot be read.
-        Failed => "FAILED",
-    }
-);
-
-impl std::ops::Deref for OutboxMessage {
-    type Target = ComposedMail;
-
-    fn deref(&self) -> &ComposedMail {
-        &self.mail
-    }
-}
-
-/// A stored message and where its delivery stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboxMessage {
-    /// What was queued; its fields read through `Deref`.
-    pub mail: ComposedMail,
-    pub status: OutboxStatus,
-    pub attempts: u32,
-    pub next_attempt_at: OffsetDateTime,
-    pub lease_owner: Option<String>,
-    pub leased_until: Option<OffsetDateTime>,
-    pub last_error: Option<String>,
-    pub created_at: OffsetDateTime,
-    pub sent_at: Option<OffsetDateTime>,
-    /// What the relay answered when it took the message.
-    pub relay_reply: Option<String>,
-}
-
 macro_rules! outbox_columns {
     () => {
         "id, environment_id, route, envelope_from, envelope_to, subject, message, status, \
@@ -85,7 +48,7 @@ macro_rules! outbox_columns {
 /// trusted email, a resend) and the message commit or roll back together.
 pub(crate) async fn insert_outbox(
     tx: &mut Tx<'_>,
-    mail: &ComposedMail,
+    mail: &ComposedMessage,
     stored_message: &str,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
@@ -101,7 +64,7 @@ pub(crate) async fn insert_outbox(
     .bind(join_recipients(&mail.envelope_to))
     .bind(&mail.subject)
     .bind(stored_message)
-    .bind(OutboxStatus::Pending.as_str())
+    .bind(MessageStatus::Queued.as_str())
     .bind(millis(now))
     .bind(mail.dkim_domain_id.map(|id| id.to_string()))
     .execute(&mut **tx)
@@ -111,7 +74,7 @@ pub(crate) async fn insert_outbox(
 
 impl Store {
     /// Queues one message on its own.
-    pub async fn enqueue_mail(&self, mail: &ComposedMail) -> Result<(), StoreError> {
+    pub async fn enqueue_mail(&self, mail: &ComposedMessage) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         insert_outbox(
             &mut tx,
@@ -125,7 +88,7 @@ impl Store {
     }
 
     /// The newest `limit` messages, newest first.
-    pub async fn list_outbox(&self, limit: u32) -> Result<Vec<OutboxMessage>, StoreError> {
+    pub async fn list_outbox(&self, limit: u32) -> Result<Vec<StoredMessage>, StoreError> {
         let rows = sqlx::query(concat!(
             "SELECT ",
             outbox_columns!(),
@@ -137,7 +100,7 @@ impl Store {
         rows.iter().map(|row| self.open_row(row)).collect()
     }
 
-    pub async fn get_outbox(&self, id: OutboxId) -> Result<Option<OutboxMessage>, StoreError> {
+    pub async fn get_outbox(&self, id: MessageId) -> Result<Option<StoredMessage>, StoreError> {
         let row = sqlx::query(concat!(
             "SELECT ",
             outbox_columns!(),
@@ -153,8 +116,8 @@ impl Store {
     pub async fn get_message(
         &self,
         environment_id: crate::domain::EnvironmentId,
-        id: OutboxId,
-    ) -> Result<Option<OutboxMessage>, StoreError> {
+        id: MessageId,
+    ) -> Result<Option<StoredMessage>, StoreError> {
         let row = sqlx::query(concat!(
             "SELECT ",
             outbox_columns!(),
@@ -173,7 +136,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT DISTINCT route FROM outbox WHERE status = $1 AND next_attempt_at <= $2",
         )
-        .bind(OutboxStatus::Pending.as_str())
+        .bind(MessageStatus::Queued.as_str())
         .bind(millis(now))
         .fetch_all(&self.pool)
         .await?;
@@ -191,7 +154,7 @@ impl Store {
         now: OffsetDateTime,
         lease: Duration,
         limit: u32,
-    ) -> Result<Vec<OutboxMessage>, StoreError> {
+    ) -> Result<Vec<StoredMessage>, StoreError> {
         let now_ms = millis(now);
         // ROW_NUMBER ranks each environment's due rows (SQLite ≥ 3.25 and PostgreSQL); ordering
         // by the rank first takes every environment's first message before anyone's second.
@@ -203,7 +166,7 @@ impl Store {
              WHERE turn <= $5 ORDER BY turn, next_attempt_at, id LIMIT $4",
         )
         .bind(route.to_string())
-        .bind(OutboxStatus::Pending.as_str())
+        .bind(MessageStatus::Queued.as_str())
         .bind(now_ms)
         .bind(i64::from(limit))
         .bind(i64::from(PER_ENVIRONMENT_PER_CLAIM))
@@ -221,7 +184,7 @@ impl Store {
             .bind(owner)
             .bind(millis(now + lease))
             .bind(&id)
-            .bind(OutboxStatus::Pending.as_str())
+            .bind(MessageStatus::Queued.as_str())
             .bind(now_ms)
             .execute(&self.pool)
             .await?
@@ -271,7 +234,7 @@ impl Store {
     /// (nothing changes).
     pub async fn mark_mail_sent(
         &self,
-        id: OutboxId,
+        id: MessageId,
         owner: &str,
         reply: &str,
         now: OffsetDateTime,
@@ -279,7 +242,7 @@ impl Store {
         self.finish(
             &id.to_string(),
             owner,
-            OutboxStatus::Sent,
+            MessageStatus::Sent,
             Some(reply),
             None,
             now,
@@ -291,7 +254,7 @@ impl Store {
     /// attempt. False when `owner` no longer holds the lease (nothing changes).
     pub async fn fail_mail(
         &self,
-        id: OutboxId,
+        id: MessageId,
         owner: &str,
         error: &str,
         now: OffsetDateTime,
@@ -306,7 +269,7 @@ impl Store {
         error: &str,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        self.finish(id, owner, OutboxStatus::Failed, None, Some(error), now)
+        self.finish(id, owner, MessageStatus::Failed, None, Some(error), now)
             .await
     }
 
@@ -316,12 +279,12 @@ impl Store {
         &self,
         id: &str,
         owner: &str,
-        status: OutboxStatus,
+        status: MessageStatus,
         reply: Option<&str>,
         error: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let sent_at = (status == OutboxStatus::Sent).then(|| millis(now));
+        let sent_at = (status == MessageStatus::Sent).then(|| millis(now));
         let updated = sqlx::query(
             "UPDATE outbox SET status = $1, attempts = attempts + 1, sent_at = $2, \
              last_error = $3, relay_reply = $4, lease_owner = NULL, leased_until = NULL \
@@ -333,7 +296,7 @@ impl Store {
         .bind(reply.map(cut))
         .bind(id)
         .bind(owner)
-        .bind(OutboxStatus::Pending.as_str())
+        .bind(MessageStatus::Queued.as_str())
         .execute(&self.pool)
         .await?
         .rows_affected();
@@ -345,17 +308,17 @@ impl Store {
     /// when `owner` no longer holds the lease (nothing changes).
     pub async fn record_failed_delivery(
         &self,
-        id: OutboxId,
+        id: MessageId,
         owner: &str,
         error: &str,
         now: OffsetDateTime,
-    ) -> Result<Option<(OutboxStatus, u32)>, StoreError> {
+    ) -> Result<Option<(MessageStatus, u32)>, StoreError> {
         let row = sqlx::query(
             "SELECT attempts FROM outbox WHERE id = $1 AND lease_owner = $2 AND status = $3",
         )
         .bind(id.to_string())
         .bind(owner)
-        .bind(OutboxStatus::Pending.as_str())
+        .bind(MessageStatus::Queued.as_str())
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else {
@@ -364,9 +327,9 @@ impl Store {
         let before = attempts_from(row.int("attempts")?)?;
         let attempts = before.saturating_add(1);
         let status = if attempts >= MAX_DELIVERY_ATTEMPTS {
-            OutboxStatus::Failed
+            MessageStatus::Failed
         } else {
-            OutboxStatus::Pending
+            MessageStatus::Queued
         };
         let error = cut(error);
         // `attempts = $before` makes this a compare-and-set with the read above.
@@ -382,7 +345,7 @@ impl Store {
         .bind(id.to_string())
         .bind(owner)
         .bind(i64::from(before))
-        .bind(OutboxStatus::Pending.as_str())
+        .bind(MessageStatus::Queued.as_str())
         .execute(&self.pool)
         .await?
         .rows_affected();
@@ -408,7 +371,7 @@ pub(super) const SEALED_PREFIX: &str = "sealed:";
 impl Store {
     /// The text of message `id` as stored: sealed to that id under the master key when one is
     /// set.
-    pub(crate) fn seal_mail(&self, id: OutboxId, message: &str) -> Result<String, StoreError> {
+    pub(crate) fn seal_mail(&self, id: MessageId, message: &str) -> Result<String, StoreError> {
         match &self.sealer {
             Some(key) => Ok(format!(
                 "{SEALED_PREFIX}{}",
@@ -418,7 +381,7 @@ impl Store {
         }
     }
 
-    fn open_row(&self, row: &AnyRow) -> Result<OutboxMessage, StoreError> {
+    fn open_row(&self, row: &AnyRow) -> Result<StoredMessage, StoreError> {
         let mut message = outbox_from_row(row)?;
         if let Some(sealed) = message.mail.message.strip_prefix(SEALED_PREFIX) {
             let key = self.sealer.as_ref().ok_or(StoreError::Corrupt {
@@ -435,9 +398,9 @@ impl Store {
     }
 }
 
-fn outbox_from_row(row: &AnyRow) -> Result<OutboxMessage, StoreError> {
-    Ok(OutboxMessage {
-        mail: ComposedMail {
+fn outbox_from_row(row: &AnyRow) -> Result<StoredMessage, StoreError> {
+    Ok(StoredMessage {
+        mail: ComposedMessage {
             id: row.parsed("id")?,
             environment_id: row.optional_parsed("environment_id")?,
             route: row.parsed("route")?,

@@ -7,13 +7,14 @@
 
 use time::OffsetDateTime;
 
-use super::{OutboxStatus, Store, StoreError, millis};
+use super::{Store, StoreError, millis};
 use crate::domain::DeliveryState;
+use crate::mail::MessageStatus;
 
 /// A table that retention prunes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Pruned {
-    /// SENT and FAILED mail, by `created_at`; never PENDING (or leased) mail.
+    /// SENT and FAILED mail, by `created_at`; never QUEUED (or leased) mail.
     Outbox,
     /// Idempotency-Keys of `POST …/messages`, by `created_at`.
     MessageRequests,
@@ -60,8 +61,8 @@ impl Store {
                 "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
                  WHERE status IN ($1, $2) AND created_at < $3 AND lease_owner IS NULL LIMIT $4)",
             )
-            .bind(OutboxStatus::Sent.as_str())
-            .bind(OutboxStatus::Failed.as_str())
+            .bind(MessageStatus::Sent.as_str())
+            .bind(MessageStatus::Failed.as_str())
             .bind(before)
             .bind(limit),
             Pruned::MessageRequests => sqlx::query(

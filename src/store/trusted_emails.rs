@@ -6,12 +6,12 @@ use sqlx::{Row, any::AnyRow};
 use time::OffsetDateTime;
 
 use super::{
-    OutboxStatus, RowExt, Store, StoreError, Throttle, Tx, insert_activities, insert_activity,
-    lock_environment, millis, outbox::insert_outbox,
+    RowExt, Store, StoreError, Throttle, Tx, insert_activities, insert_activity, lock_environment,
+    millis, outbox::insert_outbox,
 };
 use crate::{
     domain::{Activity, DomainId, EmailAddress, PendingCode, TrustedEmail, TrustedEmailId},
-    mail::{ComposedMail, MailRoute},
+    mail::{ComposedMessage, MailRoute, MessageStatus},
 };
 
 macro_rules! trusted_email_columns {
@@ -44,7 +44,7 @@ impl From<sqlx::Error> for CreateTrustedEmailError {
 /// A code to store with its mail, and the activities that go with them.
 pub struct CodeDelivery<'a> {
     pub code: &'a PendingCode,
-    pub mail: &'a ComposedMail,
+    pub mail: &'a ComposedMessage,
 }
 
 /// How often code mail may go: to one address (whatever became of the trusted email it was
@@ -184,11 +184,11 @@ impl Store {
              WHERE environment_id = $3 AND route = $4 AND status = $5 \
              AND LOWER(envelope_to) = LOWER($6)",
         )
-        .bind(OutboxStatus::Failed.as_str())
+        .bind(MessageStatus::Failed.as_str())
         .bind("not sent: the trusted email was deleted")
         .bind(email.environment_id.to_string())
         .bind(MailRoute::System.to_string())
-        .bind(OutboxStatus::Pending.as_str())
+        .bind(MessageStatus::Queued.as_str())
         .bind(email.address.to_string())
         .execute(&mut *tx)
         .await?;

@@ -4,7 +4,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
-use trustmail::{domain::EnvironmentId, mail::OutboxId, secrets::MasterKey, store::Store};
+use trustmail::{domain::EnvironmentId, mail::MessageId, secrets::MasterKey, store::Store};
 
 use crate::{outbox::code_mail, support::TestApp};
 
@@ -235,7 +235,7 @@ async fn an_operator_reads_the_outbox_from_the_command_line() {
     assert_eq!(list.len(), 2);
     assert_eq!(list[0]["id"], mail.id.to_string());
     assert_eq!(list[1]["id"], older.id.to_string());
-    assert_eq!(list[0]["status"], "PENDING");
+    assert_eq!(list[0]["status"], "QUEUED");
     assert_eq!(list[0]["to"], "Ann@shop.test");
     assert_eq!(list[0]["subject"], "Your trustmail verification code");
     assert_eq!(list[0]["route"], "system");
@@ -245,7 +245,7 @@ async fn an_operator_reads_the_outbox_from_the_command_line() {
 
     let limited = cli.stdout(&["outbox", "list", "--limit", "1"]);
     assert_eq!(limited.lines().count(), 1);
-    assert!(limited.contains(&mail.id.to_string()) && limited.contains("PENDING"));
+    assert!(limited.contains(&mail.id.to_string()) && limited.contains("QUEUED"));
 
     let id = mail.id.to_string();
     let shown = cli.stdout(&["outbox", "show", &id]);
@@ -254,7 +254,7 @@ async fn an_operator_reads_the_outbox_from_the_command_line() {
         format!("environment:   {environment}"),
         "envelope from: no-reply@trustmail.example".to_owned(),
         "envelope to:   Ann@shop.test".to_owned(),
-        "status:        PENDING".to_owned(),
+        "status:        QUEUED".to_owned(),
         "attempts:      0".to_owned(),
         "last error:    -".to_owned(),
         "Subject: Your trustmail verification code".to_owned(),
@@ -266,7 +266,7 @@ async fn an_operator_reads_the_outbox_from_the_command_line() {
         );
     }
 
-    let unknown = cli.run(&["outbox", "show", &OutboxId::new().to_string()]);
+    let unknown = cli.run(&["outbox", "show", &MessageId::new().to_string()]);
     assert_eq!(unknown.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no outbox message"));
     let malformed = cli.run(&["outbox", "show", "nope"]);

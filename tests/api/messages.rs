@@ -434,6 +434,36 @@ async fn concurrent_repeats_with_one_idempotency_key_queue_one_message() {
 }
 
 #[tokio::test]
+async fn a_repeat_is_answered_with_its_message_after_its_sender_is_gone() {
+    let s = Sending::ready(|_| {}).await;
+    // Written differently, the same message: addresses are compared as parsed.
+    let first = message_with("to", json!(["  ann@example.test "]));
+    let r = s.send_with_key("order-77", &first).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let id = r.json::<Value>().await.unwrap()["id"].clone();
+    let senders = s
+        .app
+        .get_json(&format!("{}/trustedEmails", s.domain_path()))
+        .await;
+    let sender = senders["_embedded"]["trustedEmails"][0]["id"]
+        .as_str()
+        .unwrap();
+    let r = s
+        .app
+        .delete(
+            &format!("{}/trustedEmails/{sender}", s.domain_path()),
+            &s.app.admin_token,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let repeat = s.send_with_key("order-77", &message()).await;
+    assert_eq!(repeat.status(), StatusCode::ACCEPTED);
+    assert_eq!(repeat.json::<Value>().await.unwrap()["id"], id);
+    // Without the key the same message is refused now.
+    assert_eq!(s.send(message()).await.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
 async fn a_different_body_with_a_used_idempotency_key_is_refused() {
     let s = Sending::ready(|_| {}).await;
     let r = s.send_with_key("order-1234", &message()).await;

@@ -5,12 +5,12 @@ use std::{collections::HashSet, future::Future, time::Duration};
 use time::OffsetDateTime;
 use trustmail::{
     domain::{Activity, ActivityType, DomainId, EnvironmentId, Geography, ResourceType, now},
-    mail::{ComposedMail, MailRoute, OutboxId, OutgoingMail, compose, verification_code_mail},
-    service::Actor,
-    store::{
-        MAX_DELIVERY_ATTEMPTS, OutboxMessage, OutboxStatus, PER_ENVIRONMENT_PER_CLAIM, Store,
-        retry_delay,
+    mail::{
+        ComposedMessage, MailRoute, MessageId, MessageStatus, StoredMessage, compose,
+        verification_code_mail,
     },
+    service::Actor,
+    store::{MAX_DELIVERY_ATTEMPTS, PER_ENVIRONMENT_PER_CLAIM, Store, retry_delay},
 };
 
 use crate::support::{Db, SmtpSink, TestApp, backends};
@@ -18,10 +18,9 @@ use crate::support::{Db, SmtpSink, TestApp, backends};
 const SENDER: &str = "no-reply@trustmail.example";
 const LEASE: Duration = Duration::from_secs(300);
 
-pub fn code_mail(environment: Option<EnvironmentId>, to: &str, code: &str) -> ComposedMail {
-    let mut mail = verification_code_mail(SENDER, EnvironmentId::new(), to, code);
-    mail.environment_id = environment;
-    compose(&mail).unwrap()
+pub fn code_mail(environment: Option<EnvironmentId>, to: &str, code: &str) -> ComposedMessage {
+    let mail = verification_code_mail(SENDER, to, code).unwrap();
+    compose(&mail, environment, MailRoute::System).unwrap()
 }
 
 /// Up to 10 messages of `route` due at `at`, leased to `owner`.
@@ -30,7 +29,7 @@ async fn claim(
     route: &MailRoute,
     owner: &str,
     at: OffsetDateTime,
-) -> Vec<OutboxMessage> {
+) -> Vec<StoredMessage> {
     store
         .claim_due_mail(route, owner, at, LEASE, 10)
         .await
@@ -54,7 +53,7 @@ where
 
 /// Two code mails queued in `app`'s outbox, the second for the Administrators environment:
 /// (first, second).
-pub async fn queue_two(app: &TestApp) -> (ComposedMail, ComposedMail) {
+pub async fn queue_two(app: &TestApp) -> (ComposedMessage, ComposedMessage) {
     let first = code_mail(None, "first@shop.test", "aaaa1111");
     let second = code_mail(Some(app.admin.environment_id), "Ann@shop.test", "k3x9a0bz");
     app.store().enqueue_mail(&first).await.unwrap();
@@ -69,7 +68,7 @@ async fn queued_mail_is_listed_newest_first_up_to_the_limit() {
         let (first, second) = queue_two(&app).await;
         let store = app.store();
         let listed = store.list_outbox(10).await.unwrap();
-        let ids: Vec<OutboxId> = listed.iter().map(|m| m.id).collect();
+        let ids: Vec<MessageId> = listed.iter().map(|m| m.id).collect();
         assert_eq!(ids, [second.id, first.id], "newest first on {db:?}");
         assert_eq!(store.list_outbox(1).await.unwrap().len(), 1);
         assert_eq!(
@@ -99,7 +98,7 @@ async fn a_queued_message_holds_its_envelope_and_text_and_waits_its_first_attemp
                 .lines()
                 .any(|l| l == "Verification code: k3x9a0bz")
         );
-        assert_eq!(shown.status, OutboxStatus::Pending, "{db:?}");
+        assert_eq!(shown.status, MessageStatus::Queued, "{db:?}");
         assert_eq!(shown.attempts, 0);
         assert_eq!(shown.next_attempt_at, shown.created_at);
         assert_eq!((shown.lease_owner, shown.leased_until), (None, None));
@@ -134,7 +133,7 @@ async fn an_unknown_message_is_not_there() {
         let app = TestApp::spawn_on(db.clone(), |_| {}).await;
         assert!(
             app.store()
-                .get_outbox(OutboxId::new())
+                .get_outbox(MessageId::new())
                 .await
                 .unwrap()
                 .is_none(),
@@ -153,7 +152,7 @@ async fn without_a_relay_queued_mail_waits() {
         let after = app.store().get_outbox(mail.id).await.unwrap().unwrap();
         assert_eq!(
             (after.status, after.attempts),
-            (OutboxStatus::Pending, 0),
+            (MessageStatus::Queued, 0),
             "{db:?}"
         );
     }
@@ -243,7 +242,7 @@ async fn concurrent_deliverers_never_claim_the_same_message() {
 }
 
 /// One message queued and leased to deliverer "a" on the system route: (message, lease start).
-async fn leased_to_a(store: &Store) -> (ComposedMail, OffsetDateTime) {
+async fn leased_to_a(store: &Store) -> (ComposedMessage, OffsetDateTime) {
     let mail = code_mail(None, "a@shop.test", "aaaa1111");
     store.enqueue_mail(&mail).await.unwrap();
     let t0 = now() + Duration::from_millis(10);
@@ -316,7 +315,7 @@ async fn an_expired_lease_passes_to_another_deliverer_whose_outcome_counts() {
                 .unwrap()
         );
         let sent = store.get_outbox(mail.id).await.unwrap().unwrap();
-        assert_eq!((sent.status, sent.attempts), (OutboxStatus::Sent, 1));
+        assert_eq!((sent.status, sent.attempts), (MessageStatus::Sent, 1));
         assert_eq!(sent.sent_at, Some(expired));
         assert_eq!((sent.lease_owner, sent.leased_until), (None, None));
         // Sent is final.
@@ -349,7 +348,7 @@ async fn failed_attempts_back_off_then_give_up() {
             assert_eq!(row.last_error.as_deref(), Some(error.as_str()));
             assert_eq!((row.lease_owner, row.leased_until), (None, None));
             if attempt < MAX_DELIVERY_ATTEMPTS {
-                assert_eq!(status, OutboxStatus::Pending);
+                assert_eq!(status, MessageStatus::Queued);
                 let due = at + retry_delay(attempt);
                 assert_eq!(row.next_attempt_at, due);
                 let early = due - Duration::from_millis(1);
@@ -357,8 +356,8 @@ async fn failed_attempts_back_off_then_give_up() {
                 assert!(none.is_empty(), "claimed before its retry time");
                 at = due;
             } else {
-                assert_eq!(status, OutboxStatus::Failed);
-                assert_eq!(row.status, OutboxStatus::Failed);
+                assert_eq!(status, MessageStatus::Failed);
+                assert_eq!(row.status, MessageStatus::Failed);
             }
         }
         let far = at + Duration::from_secs(86_400 * 30);
@@ -425,7 +424,7 @@ async fn delivered_mail_is_sent_once_and_marked_sent() {
         sink.next_mail(Duration::from_secs(15)).await;
         let sent = eventually("the row to be SENT", || async {
             let row = store.get_outbox(mail.id).await.unwrap().unwrap();
-            (row.status == OutboxStatus::Sent).then_some(row)
+            (row.status == MessageStatus::Sent).then_some(row)
         })
         .await;
         assert_eq!(sent.attempts, 1, "{db:?}");
@@ -441,12 +440,14 @@ async fn a_region_without_a_relay_of_its_own_sends_through_the_default_relay() {
     for db in backends("a_region_without_a_relay_of_its_own_sends_through_the_default_relay").await
     {
         let (mut sink, mut app) = with_relay(db.clone()).await;
-        let mut regional = OutgoingMail {
-            route: MailRoute::Region("us-east-1".into()),
-            ..verification_code_mail(SENDER, app.admin.environment_id, "b@shop.test", "x")
-        };
+        let mut regional = verification_code_mail(SENDER, "b@shop.test", "x").unwrap();
         regional.subject = "Regional".into();
-        let regional = compose(&regional).unwrap();
+        let regional = compose(
+            &regional,
+            Some(app.admin.environment_id),
+            MailRoute::Region("us-east-1".into()),
+        )
+        .unwrap();
         app.store().enqueue_mail(&regional).await.unwrap();
         let received = sink.next_mail(Duration::from_secs(15)).await;
         assert_eq!(received.to, ["b@shop.test"], "{db:?}");
@@ -459,10 +460,11 @@ async fn a_region_without_a_relay_of_its_own_sends_through_the_default_relay() {
 #[tokio::test]
 async fn customer_mail_queued_signed_before_signing_moved_to_delivery_is_sent_as_stored() {
     let (mut sink, app) = with_relay(Db::Sqlite).await;
-    let mut mail = compose(&OutgoingMail {
-        route: MailRoute::Region("us-east-1".into()),
-        ..verification_code_mail(SENDER, app.admin.environment_id, "b@shop.test", "x")
-    })
+    let mut mail = compose(
+        &verification_code_mail(SENDER, "b@shop.test", "x").unwrap(),
+        Some(app.admin.environment_id),
+        MailRoute::Region("us-east-1".into()),
+    )
     .unwrap();
     // Such a row names no signing domain and holds its signature already.
     mail.message.insert_str(
@@ -498,7 +500,7 @@ async fn a_relay_that_refuses_leaves_the_message_pending_with_its_error() {
         .await;
         assert_eq!(
             (row.status, row.attempts),
-            (OutboxStatus::Pending, 1),
+            (MessageStatus::Queued, 1),
             "{db:?}"
         );
         let error = row.last_error.unwrap();
@@ -557,7 +559,7 @@ async fn a_row_that_cannot_be_read_fails_instead_of_blocking_the_queue() {
         .unwrap();
     let at = now() + Duration::from_millis(10);
     let batch = claim(app.store(), &MailRoute::System, "me", at).await;
-    let ids: Vec<OutboxId> = batch.iter().map(|m| m.id).collect();
+    let ids: Vec<MessageId> = batch.iter().map(|m| m.id).collect();
     assert_eq!(ids, [fine.id]);
     let status: String = sqlx::query_scalar("SELECT status FROM outbox WHERE id = $1")
         .bind(broken.id.to_string())
@@ -573,12 +575,12 @@ async fn a_row_that_cannot_be_read_fails_instead_of_blocking_the_queue() {
     assert!(reason.contains("cannot be read"), "{reason}");
     // Once the leases run out, only the readable message is claimed again.
     let later = claim(app.store(), &MailRoute::System, "me", at + LEASE * 2).await;
-    let ids: Vec<OutboxId> = later.iter().map(|m| m.id).collect();
+    let ids: Vec<MessageId> = later.iter().map(|m| m.id).collect();
     assert_eq!(ids, [fine.id]);
 }
 
 /// A row sealed under a master key this replica does not have (a rotation half done) is left
-/// PENDING for a replica that has it, not failed.
+/// QUEUED for a replica that has it, not failed.
 #[tokio::test]
 async fn a_row_sealed_under_a_key_not_loaded_here_stays_pending() {
     let app = TestApp::spawn().await;
@@ -606,5 +608,5 @@ async fn a_row_sealed_under_a_key_not_loaded_here_stays_pending() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(status, "PENDING");
+    assert_eq!(status, "QUEUED");
 }

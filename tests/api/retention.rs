@@ -192,8 +192,8 @@ async fn old_finished_rows_go_and_young_or_pending_ones_stay() {
         let (old, young) = (s.days_ago(31), s.days_ago(29));
         s.outbox("SENT", false, old).await;
         s.outbox("FAILED", false, old).await;
-        let pending = s.outbox("PENDING", false, old).await;
-        let leased = s.outbox("PENDING", true, old).await;
+        let pending = s.outbox("QUEUED", false, old).await;
+        let leased = s.outbox("QUEUED", true, old).await;
         let young_sent = s.outbox("SENT", false, young).await;
         s.message_request("old", old).await;
         s.message_request("young", young).await;

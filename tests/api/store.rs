@@ -449,7 +449,9 @@ async fn a_check_of_a_domain_deleted_meanwhile_writes_nothing() {
 }
 
 /// A customer message of `environment`, composed as the service would (unsigned).
-fn customer_mail(environment: trustmail::domain::EnvironmentId) -> trustmail::mail::ComposedMail {
+fn customer_mail(
+    environment: trustmail::domain::EnvironmentId,
+) -> trustmail::mail::ComposedMessage {
     let mut mail = crate::outbox::code_mail(Some(environment), "ann@shop.test", "aaaa1111");
     mail.route = trustmail::mail::MailRoute::Region("us-east-1".into());
     mail
@@ -477,16 +479,17 @@ async fn concurrent_repeats_of_one_idempotency_key_queue_one_message() {
             })
         });
         let mut queued = Vec::new();
-        let mut repeats = Vec::new();
+        let mut taken = 0;
         for attempt in futures_util::future::join_all(attempts).await {
             match attempt.unwrap() {
                 (id, QueueOutcome::Queued) => queued.push(id),
-                (_, QueueOutcome::Repeat(id)) => repeats.push(id),
+                (_, QueueOutcome::KeyTaken) => taken += 1,
                 other => panic!("{other:?} on {db:?}"),
             }
         }
-        assert_eq!(queued.len(), 1, "{db:?}");
-        assert!(repeats.iter().all(|id| *id == queued[0]), "{db:?}");
+        assert_eq!((queued.len(), taken), (1, 7), "{db:?}");
+        let named = app.store().idempotent_message(env, "order-1", now()).await;
+        assert_eq!(named.unwrap(), Some(("h1".to_owned(), queued[0])), "{db:?}");
         let other_body = Idempotency {
             key: "order-1",
             request_hash: "h2",
@@ -496,8 +499,54 @@ async fn concurrent_repeats_of_one_idempotency_key_queue_one_message() {
             .queue_message(&customer_mail(env), env, Some(other_body), 600, now())
             .await
             .unwrap();
-        assert_eq!(outcome, QueueOutcome::KeyReused, "{db:?}");
+        assert_eq!(outcome, QueueOutcome::KeyTaken, "{db:?}");
         assert_eq!(app.store().list_outbox(100).await.unwrap().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_key_older_than_its_window_names_a_new_request() {
+    use trustmail::store::{IDEMPOTENCY_WINDOW_MS, Idempotency, QueueOutcome};
+    for db in backends("a_key_older_than_its_window_names_a_new_request").await {
+        let app = TestApp::spawn_on(db.clone(), |_| {}).await;
+        let env = app.admin.environment_id;
+        let key = |request_hash| Idempotency {
+            key: "order-2",
+            request_hash,
+        };
+        let then = now();
+        let first = customer_mail(env);
+        let outcome = app
+            .store()
+            .queue_message(&first, env, Some(key("h1")), 600, then);
+        assert_eq!(outcome.await.unwrap(), QueueOutcome::Queued, "{db:?}");
+        // The last moment the key still names the first request, then the first it does not.
+        let window = time::Duration::milliseconds(IDEMPOTENCY_WINDOW_MS);
+        let last = then + window - time::Duration::milliseconds(1);
+        let outcome = app
+            .store()
+            .queue_message(&customer_mail(env), env, Some(key("h2")), 600, last)
+            .await
+            .unwrap();
+        assert_eq!(outcome, QueueOutcome::KeyTaken, "{db:?}");
+        let named = app.store().idempotent_message(env, "order-2", last).await;
+        assert_eq!(named.unwrap(), Some(("h1".to_owned(), first.id)), "{db:?}");
+        let later = then + window;
+        assert_eq!(
+            app.store()
+                .idempotent_message(env, "order-2", later)
+                .await
+                .unwrap(),
+            None,
+            "{db:?}"
+        );
+        let second = customer_mail(env);
+        let outcome = app
+            .store()
+            .queue_message(&second, env, Some(key("h2")), 600, later);
+        assert_eq!(outcome.await.unwrap(), QueueOutcome::Queued, "{db:?}");
+        let named = app.store().idempotent_message(env, "order-2", later).await;
+        assert_eq!(named.unwrap(), Some(("h2".to_owned(), second.id)), "{db:?}");
     }
 }
 
