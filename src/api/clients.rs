@@ -117,7 +117,7 @@ async fn list_clients(
     path: EnvironmentPath,
 ) -> ApiResult<impl IntoResponse> {
     let environment = path.load(&state, &caller, Permission::Read).await?;
-    let clients = state.service.list_clients(&environment).await?;
+    let clients = state.service.list::<Client>(environment.id).await?;
     let views: Vec<_> = clients
         .iter()
         .map(|c| ClientView::new(c, &state.urls))

@@ -118,7 +118,7 @@ async fn list_domains(
     path: EnvironmentPath,
 ) -> ApiResult<impl IntoResponse> {
     let environment = path.load(&state, &caller, Permission::Read).await?;
-    let domains = state.service.list_domains(&environment).await?;
+    let domains = state.service.list::<EmailDomain>(environment.id).await?;
     let views: Vec<_> = domains
         .iter()
         .map(|d| EmailDomainView::new(d, &state.urls))

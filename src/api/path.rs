@@ -65,7 +65,7 @@ impl PopulationPath {
         let environment_id = caller.authorize(&self.environment_id, permission)?;
         let environment = state.service.environment(environment_id).await?;
         let id = self.population_id.parse().map_err(|_| ApiError::NotFound)?;
-        Ok(state.service.population(&environment, id).await?)
+        Ok(state.service.find::<Population>(environment.id, id).await?)
     }
 }
 
@@ -90,7 +90,7 @@ impl ClientPath {
         let environment_id = caller.authorize(&self.environment_id, permission)?;
         let environment = state.service.environment(environment_id).await?;
         let id = self.client_id.parse().map_err(|_| ApiError::NotFound)?;
-        Ok(state.service.client(&environment, id).await?)
+        Ok(state.service.find::<Client>(environment.id, id).await?)
     }
 }
 
@@ -206,7 +206,7 @@ impl TrustedEmailPath {
             .trusted_email_id
             .parse()
             .map_err(|_| ApiError::NotFound)?;
-        Ok(state.service.trusted_email(&domain, id).await?)
+        Ok(state.service.find::<TrustedEmail>(domain.id, id).await?)
     }
 }
 

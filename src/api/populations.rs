@@ -167,7 +167,7 @@ async fn list_populations(
     path: EnvironmentPath,
 ) -> ApiResult<impl IntoResponse> {
     let environment = path.load(&state, &caller, Permission::Read).await?;
-    let populations = state.service.list_populations(&environment).await?;
+    let populations = state.service.list::<Population>(environment.id).await?;
     let views: Vec<_> = populations
         .iter()
         .map(|p| PopulationView::new(p, &state.urls))

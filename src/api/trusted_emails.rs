@@ -130,7 +130,7 @@ async fn list_trusted_emails(
     path: DomainPath,
 ) -> ApiResult<impl IntoResponse> {
     let domain = path.load(&state, &caller, Permission::Read).await?;
-    let emails = state.service.list_trusted_emails(&domain).await?;
+    let emails = state.service.list::<TrustedEmail>(domain.id).await?;
     let views: Vec<_> = emails
         .iter()
         .map(|e| TrustedEmailView::new(e, &state.urls))
