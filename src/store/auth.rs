@@ -251,7 +251,6 @@ impl FromRow for Client {
 impl Child for Client {
     type Parent = EnvironmentId;
     type Id = ClientId;
-    const PARENT: &'static str = "environment_id";
 }
 
 impl FromRow for StoredSigningKey {

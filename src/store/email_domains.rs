@@ -225,5 +225,4 @@ impl FromRow for EmailDomain {
 impl Child for EmailDomain {
     type Parent = EnvironmentId;
     type Id = DomainId;
-    const PARENT: &'static str = "environment_id";
 }

@@ -30,7 +30,7 @@ use sqlx::{
 use time::OffsetDateTime;
 
 use crate::{
-    domain::{Activity, EnvironmentId, UnknownValue},
+    domain::{Activity, DomainId, EnvironmentId, UnknownValue},
     secrets::MasterKey,
 };
 
@@ -254,16 +254,30 @@ pub trait FromRow: Sized {
 /// A resource that lives under one parent row (its environment, or its domain): listed and
 /// found only within it.
 pub trait Child: FromRow {
-    type Parent: std::fmt::Display;
+    type Parent: ParentId;
     type Id: std::fmt::Display;
-    /// The column holding the parent's id.
-    const PARENT: &'static str;
+}
+
+/// The id of a row that others live under, and the column they hold it in.
+pub trait ParentId: std::fmt::Display {
+    const COLUMN: &'static str;
+}
+
+impl ParentId for EnvironmentId {
+    const COLUMN: &'static str = "environment_id";
+}
+
+impl ParentId for DomainId {
+    const COLUMN: &'static str = "domain_id";
 }
 
 impl Store {
     /// Every `T` under `parent`, oldest first.
     pub async fn list<T: Child>(&self, parent: T::Parent) -> Result<Vec<T>, StoreError> {
-        let query = T::select(&format!("WHERE {} = $1 ORDER BY created_at, id", T::PARENT));
+        let query = T::select(&format!(
+            "WHERE {} = $1 ORDER BY created_at, id",
+            T::Parent::COLUMN
+        ));
         self.fetch_all_as(query.bind(parent.to_string())).await
     }
 
@@ -273,7 +287,7 @@ impl Store {
         parent: T::Parent,
         id: T::Id,
     ) -> Result<Option<T>, StoreError> {
-        let query = T::select(&format!("WHERE id = $1 AND {} = $2", T::PARENT));
+        let query = T::select(&format!("WHERE id = $1 AND {} = $2", T::Parent::COLUMN));
         self.fetch_optional_as(query.bind(id.to_string()).bind(parent.to_string()))
             .await
     }

@@ -245,5 +245,4 @@ impl FromRow for Population {
 impl Child for Population {
     type Parent = EnvironmentId;
     type Id = PopulationId;
-    const PARENT: &'static str = "environment_id";
 }

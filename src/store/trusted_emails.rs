@@ -368,5 +368,4 @@ impl FromRow for TrustedEmail {
 impl Child for TrustedEmail {
     type Parent = DomainId;
     type Id = TrustedEmailId;
-    const PARENT: &'static str = "domain_id";
 }
