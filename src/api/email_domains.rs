@@ -119,15 +119,9 @@ async fn list_domains(
 ) -> ApiResult<impl IntoResponse> {
     let environment = path.load(&state, &caller, Permission::Read).await?;
     let domains = state.service.list::<EmailDomain>(environment.id).await?;
-    let views: Vec<_> = domains
-        .iter()
-        .map(|d| EmailDomainView::new(d, &state.urls))
-        .collect();
-    Ok(Json(Page::whole(
-        "emailDomains",
-        views,
-        state.urls.domains(environment.id),
-    )))
+    let view = |d: &EmailDomain| EmailDomainView::new(d, &state.urls);
+    let this = state.urls.domains(environment.id);
+    Ok(Json(Page::of("emailDomains", &domains, view, this)))
 }
 
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}",

@@ -168,15 +168,9 @@ async fn list_populations(
 ) -> ApiResult<impl IntoResponse> {
     let environment = path.load(&state, &caller, Permission::Read).await?;
     let populations = state.service.list::<Population>(environment.id).await?;
-    let views: Vec<_> = populations
-        .iter()
-        .map(|p| PopulationView::new(p, &state.urls))
-        .collect();
-    Ok(Json(Page::whole(
-        "populations",
-        views,
-        state.urls.populations(environment.id),
-    )))
+    let view = |p: &Population| PopulationView::new(p, &state.urls);
+    let this = state.urls.populations(environment.id);
+    Ok(Json(Page::of("populations", &populations, view, this)))
 }
 
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/populations/{populationId}",
