@@ -267,7 +267,7 @@ async fn all_domains(service: &Service) -> anyhow::Result<Vec<EmailDomain>> {
         .context("the database has no operator; run setup first")?;
     let mut domains = Vec::new();
     for environment in service.list_environments(&operator).await? {
-        domains.extend(service.list_domains(&environment).await?);
+        domains.extend(service.list::<EmailDomain>(environment.id).await?);
     }
     Ok(domains)
 }

@@ -117,13 +117,10 @@ async fn list_clients(
     path: EnvironmentPath,
 ) -> ApiResult<impl IntoResponse> {
     let environment = path.load(&state, &caller, Permission::Read).await?;
-    let clients = state.service.list_clients(&environment).await?;
-    let views: Vec<_> = clients
-        .iter()
-        .map(|c| ClientView::new(c, &state.urls))
-        .collect();
+    let clients = state.service.list::<Client>(environment.id).await?;
     let this = format!("{}/clients", state.urls.environment(environment.id));
-    Ok(Json(Page::whole("clients", views, this)))
+    let view = |c: &Client| ClientView::new(c, &state.urls);
+    Ok(Json(Page::of("clients", &clients, view, this)))
 }
 
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/clients/{clientId}", tag = "Clients",

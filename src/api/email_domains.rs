@@ -118,16 +118,10 @@ async fn list_domains(
     path: EnvironmentPath,
 ) -> ApiResult<impl IntoResponse> {
     let environment = path.load(&state, &caller, Permission::Read).await?;
-    let domains = state.service.list_domains(&environment).await?;
-    let views: Vec<_> = domains
-        .iter()
-        .map(|d| EmailDomainView::new(d, &state.urls))
-        .collect();
-    Ok(Json(Page::whole(
-        "emailDomains",
-        views,
-        state.urls.domains(environment.id),
-    )))
+    let domains = state.service.list::<EmailDomain>(environment.id).await?;
+    let view = |d: &EmailDomain| EmailDomainView::new(d, &state.urls);
+    let this = state.urls.domains(environment.id);
+    Ok(Json(Page::of("emailDomains", &domains, view, this)))
 }
 
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}",

@@ -203,15 +203,9 @@ async fn list_environments(
 ) -> ApiResult<impl IntoResponse> {
     caller.require(Permission::Read)?;
     let environments = state.service.list_environments(&caller.0).await?;
-    let views: Vec<_> = environments
-        .iter()
-        .map(|e| EnvironmentView::new(e, &state.service, &state.urls))
-        .collect();
-    Ok(Json(Page::whole(
-        "environments",
-        views,
-        state.urls.environments(),
-    )))
+    let view = |e: &Environment| EnvironmentView::new(e, &state.service, &state.urls);
+    let this = state.urls.environments();
+    Ok(Json(Page::of("environments", &environments, view, this)))
 }
 
 #[utoipa::path(get, path = "/v1/environments/{environmentId}", tag = "Environments",

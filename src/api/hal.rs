@@ -56,6 +56,12 @@ impl<T> Page<T> {
         )
     }
 
+    /// A whole collection on one page: the `view` of each of `items`, linked to itself at
+    /// `href`.
+    pub fn of<R>(key: &'static str, items: &[R], view: impl Fn(&R) -> T, href: String) -> Self {
+        Self::whole(key, items.iter().map(view).collect(), href)
+    }
+
     pub fn new(key: &'static str, items: Vec<T>, count: i64, links: Links) -> Self {
         let size = items.len();
         Self {

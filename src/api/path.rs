@@ -66,7 +66,7 @@ impl PopulationPath {
         let environment_id = caller.authorize(&self.environment_id, permission)?;
         let environment = state.service.environment(environment_id).await?;
         let id = self.population_id.parse().map_err(|_| ApiError::NotFound)?;
-        Ok(state.service.population(&environment, id).await?)
+        Ok(state.service.find::<Population>(environment.id, id).await?)
     }
 }
 
@@ -91,7 +91,7 @@ impl ClientPath {
         let environment_id = caller.authorize(&self.environment_id, permission)?;
         let environment = state.service.environment(environment_id).await?;
         let id = self.client_id.parse().map_err(|_| ApiError::NotFound)?;
-        Ok(state.service.client(&environment, id).await?)
+        Ok(state.service.find::<Client>(environment.id, id).await?)
     }
 }
 
@@ -207,7 +207,7 @@ impl TrustedEmailPath {
             .trusted_email_id
             .parse()
             .map_err(|_| ApiError::NotFound)?;
-        Ok(state.service.trusted_email(&domain, id).await?)
+        Ok(state.service.find::<TrustedEmail>(domain.id, id).await?)
     }
 }
 

@@ -167,16 +167,10 @@ async fn list_populations(
     path: EnvironmentPath,
 ) -> ApiResult<impl IntoResponse> {
     let environment = path.load(&state, &caller, Permission::Read).await?;
-    let populations = state.service.list_populations(&environment).await?;
-    let views: Vec<_> = populations
-        .iter()
-        .map(|p| PopulationView::new(p, &state.urls))
-        .collect();
-    Ok(Json(Page::whole(
-        "populations",
-        views,
-        state.urls.populations(environment.id),
-    )))
+    let populations = state.service.list::<Population>(environment.id).await?;
+    let view = |p: &Population| PopulationView::new(p, &state.urls);
+    let this = state.urls.populations(environment.id);
+    Ok(Json(Page::of("populations", &populations, view, this)))
 }
 
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/populations/{populationId}",

@@ -347,12 +347,9 @@ async fn list_subscriptions(
     let environment = path.load(&state, &caller, Permission::Read).await?;
     let subscriptions = state.service.list_subscriptions(&environment).await?;
     let caller_writes = caller.require(Permission::Write).is_ok();
-    let views = subscriptions
-        .iter()
-        .map(|s| SubscriptionView::new(s, &state.urls, caller_writes))
-        .collect();
+    let view = |s: &Subscription| SubscriptionView::new(s, &state.urls, caller_writes);
     let this = format!("{}/subscriptions", state.urls.environment(environment.id));
-    Ok(Json(Page::whole("subscriptions", views, this)))
+    Ok(Json(Page::of("subscriptions", &subscriptions, view, this)))
 }
 
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/subscriptions/{subscriptionId}",

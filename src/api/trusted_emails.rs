@@ -130,13 +130,10 @@ async fn list_trusted_emails(
     path: DomainPath,
 ) -> ApiResult<impl IntoResponse> {
     let domain = path.load(&state, &caller, Permission::Read).await?;
-    let emails = state.service.list_trusted_emails(&domain).await?;
-    let views: Vec<_> = emails
-        .iter()
-        .map(|e| TrustedEmailView::new(e, &state.urls))
-        .collect();
+    let emails = state.service.list::<TrustedEmail>(domain.id).await?;
     let this = state.urls.domain_leaf(&domain, "trustedEmails");
-    Ok(Json(Page::whole("trustedEmails", views, this)))
+    let view = |e: &TrustedEmail| TrustedEmailView::new(e, &state.urls);
+    Ok(Json(Page::of("trustedEmails", &emails, view, this)))
 }
 
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/trustedEmails/{trustedEmailId}",

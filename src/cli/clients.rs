@@ -96,7 +96,7 @@ pub(super) async fn client_command(
         }
         ClientCommand::List { environment, json } => {
             let clients = match service.environment(environment).await {
-                Ok(environment) => service.list_clients(&environment).await,
+                Ok(environment) => service.list::<Client>(environment.id).await,
                 Err(e) => Err(e),
             };
             let clients = match clients {

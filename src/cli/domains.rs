@@ -68,7 +68,7 @@ pub(super) async fn domain_command(
                 }
                 Err(e) => return Err(e.into()),
             };
-            let domains = service.list_domains(&environment).await?;
+            let domains = service.list::<EmailDomain>(environment.id).await?;
             let mut listed = Vec::with_capacity(domains.len());
             for domain in domains {
                 let records = service.verification(&domain).await?;
@@ -296,7 +296,7 @@ pub(super) async fn find_domain(
     let trimmed = domain.trim_end_matches('.');
     let wanted = idna::domain_to_ascii(trimmed).unwrap_or_else(|_| trimmed.to_ascii_lowercase());
     Ok(service
-        .list_domains(&environment)
+        .list::<EmailDomain>(environment.id)
         .await?
         .into_iter()
         .find(|d| d.id.to_string() == domain || d.name.as_str() == wanted))

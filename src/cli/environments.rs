@@ -7,7 +7,7 @@ use clap::Subcommand;
 use super::{BoxError, EXIT_REFUSED, Output, rfc3339};
 use crate::{
     api::views::EnvironmentView,
-    domain::{EnvironmentId, Geography},
+    domain::{EmailDomain, EnvironmentId, Geography},
     service::{Actor, Service, ServiceError},
 };
 
@@ -75,7 +75,7 @@ pub(super) async fn environment_command(
             } else {
                 let mut rows = Vec::with_capacity(environments.len());
                 for e in &environments {
-                    let domains = service.list_domains(e).await?.len();
+                    let domains = service.list::<EmailDomain>(e.id).await?.len();
                     rows.push([
                         e.id.to_string(),
                         e.region.to_string(),
@@ -98,7 +98,7 @@ pub(super) async fn environment_command(
             if json {
                 out.json(&EnvironmentView::new(&environment, service, &out.urls))?;
             } else {
-                let domains = service.list_domains(&environment).await?;
+                let domains = service.list::<EmailDomain>(environment.id).await?;
                 let mut verified = 0;
                 for domain in &domains {
                     if super::domains::all_active(&service.verification(domain).await?) {

@@ -52,25 +52,6 @@ impl Service {
         })
     }
 
-    pub async fn list_clients(
-        &self,
-        environment: &Environment,
-    ) -> Result<Vec<Client>, ServiceError> {
-        Ok(self.store().list_clients(environment.id).await?)
-    }
-
-    /// The client, found in `environment`.
-    pub async fn client(
-        &self,
-        environment: &Environment,
-        id: ClientId,
-    ) -> Result<Client, ServiceError> {
-        self.find_client(id)
-            .await?
-            .filter(|client| client.environment_id == environment.id)
-            .ok_or(ServiceError::NotFound)
-    }
-
     /// The client by id alone (the CLI, which acts for the organization).
     pub async fn find_client(&self, id: ClientId) -> Result<Option<Client>, ServiceError> {
         Ok(self.store().get_client(id).await?)

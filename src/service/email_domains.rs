@@ -98,13 +98,6 @@ impl Service {
         }
     }
 
-    pub async fn list_domains(
-        &self,
-        environment: &Environment,
-    ) -> Result<Vec<EmailDomain>, ServiceError> {
-        Ok(self.store().list_domains(environment.id).await?)
-    }
-
     /// The domain, if it exists in that environment (another environment's is not found). The
     /// API resolves a path's domain here once; every other use case takes the result.
     pub async fn domain(
@@ -122,7 +115,7 @@ impl Service {
         }
         let domain = Arc::new(DomainSnapshot::new(
             self.store()
-                .get_domain(environment_id, id)
+                .get::<EmailDomain>(environment_id, id)
                 .await?
                 .ok_or(ServiceError::NotFound)?,
         ));

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::{Actor, Service, ServiceError};
 use crate::domain::{
-    Activity, ActivityType, BillOfMaterials, Environment, EnvironmentId, EnvironmentType,
+    Activity, ActivityType, BillOfMaterials, Client, Environment, EnvironmentId, EnvironmentType,
     Geography, Population, ResourceType, now, random_base64url,
 };
 
@@ -234,7 +234,7 @@ impl Service {
             &environment.name,
         );
         // The store revokes them for every replica; this one refuses their tokens at once.
-        let clients = self.store().list_clients(id).await?;
+        let clients = self.store().list::<Client>(id).await?;
         let deleted = self.store().delete_environment(id, &activity).await?;
         self.inner.cache.forget_environment(id);
         // Its domains' keys: the published copy does not know environments.

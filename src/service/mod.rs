@@ -30,6 +30,8 @@ use crate::{
     store::{Store, StoreError},
 };
 
+/// What `Service::list` and `Service::find` read: a resource under a parent, as stored.
+pub use crate::store::Child;
 /// What the API shows of a queued message.
 pub use crate::store::Delivery;
 pub use auth::{
@@ -215,6 +217,20 @@ impl Service {
     /// Use cases reach the store through here; nothing outside `service` does.
     fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Every `T` under `parent` (the id of an environment or domain already resolved), oldest
+    /// first.
+    pub async fn list<T: Child>(&self, parent: T::Parent) -> Result<Vec<T>, ServiceError> {
+        Ok(self.store().list(parent).await?)
+    }
+
+    /// The `T` with `id`, found under `parent`; another parent's is not found.
+    pub async fn find<T: Child>(&self, parent: T::Parent, id: T::Id) -> Result<T, ServiceError> {
+        self.store()
+            .get(parent, id)
+            .await?
+            .ok_or(ServiceError::NotFound)
     }
 
     /// Counts one call of `scope` by the environment; 429 with the wait once it is over `rate`.

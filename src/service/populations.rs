@@ -17,24 +17,6 @@ use crate::{
 pub const MAX_POPULATION_NAME: usize = 256;
 
 impl Service {
-    pub async fn list_populations(
-        &self,
-        environment: &Environment,
-    ) -> Result<Vec<Population>, ServiceError> {
-        Ok(self.store().list_populations(environment.id).await?)
-    }
-
-    pub async fn population(
-        &self,
-        environment: &Environment,
-        id: PopulationId,
-    ) -> Result<Population, ServiceError> {
-        self.store()
-            .get_population(environment.id, id)
-            .await?
-            .ok_or(ServiceError::NotFound)
-    }
-
     /// A new population; `default: true` makes it the default in place of the previous one.
     pub async fn create_population(
         &self,

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use super::{Service, ServiceError};
 use crate::{
-    domain::{EmailDomain, TrustedEmailStatus, active_mail_from, now},
+    domain::{EmailDomain, TrustedEmail, TrustedEmailStatus, active_mail_from, now},
     store::{RateLimit, RateScope},
 };
 
@@ -323,7 +323,7 @@ impl Service {
         // Every trusted email shares the domain as its From domain, so each aligns exactly as
         // the region's test message did.
         let trusted_emails = self
-            .list_trusted_emails(domain)
+            .list::<TrustedEmail>(domain.id)
             .await?
             .into_iter()
             .map(|email| {

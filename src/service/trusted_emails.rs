@@ -157,27 +157,6 @@ impl Service {
         ))
     }
 
-    pub async fn list_trusted_emails(
-        &self,
-        domain: &EmailDomain,
-    ) -> Result<Vec<TrustedEmail>, ServiceError> {
-        Ok(self.store().list_trusted_emails(domain.id).await?)
-    }
-
-    /// The address, if it belongs to `domain`.
-    pub async fn trusted_email(
-        &self,
-        domain: &EmailDomain,
-        id: TrustedEmailId,
-    ) -> Result<TrustedEmail, ServiceError> {
-        let (email, _code) = self
-            .store()
-            .get_trusted_email(domain.id, id)
-            .await?
-            .ok_or(ServiceError::NotFound)?;
-        Ok(email)
-    }
-
     pub async fn delete_trusted_email(
         &self,
         actor: &Actor,

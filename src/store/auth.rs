@@ -4,8 +4,8 @@ use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
 use super::{
-    RowExt, Store, StoreError, environments::insert_environment, insert_activity, lock_environment,
-    millis,
+    Child, FromRow, RowExt, Store, StoreError, environments::insert_environment, insert_activity,
+    lock_environment, millis,
 };
 use crate::domain::{Activity, Client, ClientId, Environment, EnvironmentId, Population, Role};
 
@@ -105,43 +105,16 @@ impl Store {
     }
 
     pub async fn get_client(&self, id: ClientId) -> Result<Option<Client>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            client_columns!(),
-            " FROM clients WHERE id = $1"
-        ))
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(client_from_row).transpose()
-    }
-
-    /// The environment's clients, oldest first.
-    pub async fn list_clients(
-        &self,
-        environment: EnvironmentId,
-    ) -> Result<Vec<Client>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            client_columns!(),
-            " FROM clients WHERE environment_id = $1 ORDER BY created_at, id"
-        ))
-        .bind(environment.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(client_from_row).collect()
+        self.fetch_optional_as(Client::select("WHERE id = $1").bind(id.to_string()))
+            .await
     }
 
     /// The first organization administrator, in whose name the operator's CLI acts.
     pub async fn operator_client(&self) -> Result<Option<Client>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            client_columns!(),
-            " FROM clients WHERE role = 'ORGANIZATION_ADMIN' ORDER BY created_at, id LIMIT 1"
+        self.fetch_optional_as(Client::select(
+            "WHERE role = 'ORGANIZATION_ADMIN' ORDER BY created_at, id LIMIT 1",
         ))
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(client_from_row).transpose()
+        .await
     }
 
     /// Deletes the client and records its revocation, so every replica refuses its tokens.
@@ -239,23 +212,8 @@ impl Store {
 
     /// Oldest first, so every replica signs with the same (first) key.
     pub async fn list_signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT kid, algorithm, sealed_private_key, public_key, created_at \
-             FROM signing_keys ORDER BY created_at, kid",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(StoredSigningKey {
-                    kid: row.text("kid")?,
-                    algorithm: row.text("algorithm")?,
-                    sealed_private_key: row.text("sealed_private_key")?,
-                    public_key: row.text("public_key")?,
-                    created_at: row.time("created_at")?,
-                })
-            })
-            .collect()
+        self.fetch_all_as(StoredSigningKey::select("ORDER BY created_at, kid"))
+            .await
     }
 }
 
@@ -275,13 +233,37 @@ async fn insert_client(tx: &mut super::Tx<'_>, client: &Client) -> Result<(), St
     Ok(())
 }
 
-fn client_from_row(row: &AnyRow) -> Result<Client, StoreError> {
-    Ok(Client {
-        id: row.parsed("id")?,
-        environment_id: row.parsed("environment_id")?,
-        name: row.text("name")?,
-        role: row.parsed("role")?,
-        secret_hash: row.text("secret_hash")?,
-        created_at: row.time("created_at")?,
-    })
+impl FromRow for Client {
+    const SELECT: &'static str = concat!("SELECT ", client_columns!(), " FROM clients");
+
+    fn from_row(row: &AnyRow) -> Result<Self, StoreError> {
+        Ok(Client {
+            id: row.parsed("id")?,
+            environment_id: row.parsed("environment_id")?,
+            name: row.text("name")?,
+            role: row.parsed("role")?,
+            secret_hash: row.text("secret_hash")?,
+            created_at: row.time("created_at")?,
+        })
+    }
+}
+
+impl Child for Client {
+    type Parent = EnvironmentId;
+    type Id = ClientId;
+}
+
+impl FromRow for StoredSigningKey {
+    const SELECT: &'static str =
+        "SELECT kid, algorithm, sealed_private_key, public_key, created_at FROM signing_keys";
+
+    fn from_row(row: &AnyRow) -> Result<Self, StoreError> {
+        Ok(StoredSigningKey {
+            kid: row.text("kid")?,
+            algorithm: row.text("algorithm")?,
+            sealed_private_key: row.text("sealed_private_key")?,
+            public_key: row.text("public_key")?,
+            created_at: row.time("created_at")?,
+        })
+    }
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
-use super::{RowExt, Store, StoreError, Tx, insert_activity, millis};
+use super::{FromRow, RowExt, Store, StoreError, Tx, insert_activity, millis};
 use crate::domain::{Activity, DkimAlgorithm, DkimKey, DkimRole, DomainId};
 
 macro_rules! dkim_columns {
@@ -90,7 +90,7 @@ impl Store {
             )
             .await?;
         for row in rows {
-            let key = dkim_key_from_row(&row)?;
+            let key = DkimKey::from_row(&row)?;
             by_domain.entry(key.domain_id).or_default().push(key);
         }
         Ok(by_domain)
@@ -101,28 +101,14 @@ impl Store {
         &self,
         selector: &str,
     ) -> Result<Option<DkimKey>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            dkim_columns!(),
-            " FROM dkim_keys WHERE selector = $1"
-        ))
-        .bind(selector)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(dkim_key_from_row).transpose()
+        self.fetch_optional_as(DkimKey::select("WHERE selector = $1").bind(selector))
+            .await
     }
 
     /// Every key of a region, by selector: the region's zone.
     pub async fn dkim_keys_in_region(&self, region: &str) -> Result<Vec<DkimKey>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            dkim_columns!(),
-            " FROM dkim_keys WHERE region = $1 ORDER BY selector"
-        ))
-        .bind(region)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(dkim_key_from_row).collect()
+        self.fetch_all_as(DkimKey::select("WHERE region = $1 ORDER BY selector").bind(region))
+            .await
     }
 
     /// The key that signs the domain's mail in `region`, with its sealed private half.
@@ -131,23 +117,11 @@ impl Store {
         domain_id: DomainId,
         region: &str,
     ) -> Result<Option<SealedDkimKey>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            dkim_columns!(),
-            ", sealed_private_key FROM dkim_keys WHERE domain_id = $1 AND region = $2 AND role = $3"
-        ))
-        .bind(domain_id.to_string())
-        .bind(region)
-        .bind(DkimRole::Signing.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|row| {
-            Ok(SealedDkimKey {
-                key: dkim_key_from_row(&row)?,
-                sealed_private_key: row.text("sealed_private_key")?,
-            })
-        })
-        .transpose()
+        let query = SealedDkimKey::select("WHERE domain_id = $1 AND region = $2 AND role = $3")
+            .bind(domain_id.to_string())
+            .bind(region)
+            .bind(DkimRole::Signing.as_str());
+        self.fetch_optional_as(query).await
     }
 
     /// Moves the roles of the domain's keys in `region` one step (waiting signs, signing
@@ -288,16 +262,12 @@ async fn region_keys(
     domain_id: DomainId,
     region: &str,
 ) -> Result<Vec<DkimKey>, StoreError> {
-    let rows = sqlx::query(concat!(
-        "SELECT ",
-        dkim_columns!(),
-        " FROM dkim_keys WHERE domain_id = $1 AND region = $2 ORDER BY position"
-    ))
-    .bind(domain_id.to_string())
-    .bind(region)
-    .fetch_all(&mut **tx)
-    .await?;
-    rows.iter().map(dkim_key_from_row).collect()
+    let rows = DkimKey::select("WHERE domain_id = $1 AND region = $2 ORDER BY position")
+        .bind(domain_id.to_string())
+        .bind(region)
+        .fetch_all(&mut **tx)
+        .await?;
+    rows.iter().map(DkimKey::from_row).collect()
 }
 
 fn position(stored: i64) -> Result<u8, StoreError> {
@@ -307,16 +277,35 @@ fn position(stored: i64) -> Result<u8, StoreError> {
     })
 }
 
-fn dkim_key_from_row(row: &AnyRow) -> Result<DkimKey, StoreError> {
-    Ok(DkimKey {
-        domain_id: row.parsed("domain_id")?,
-        region: row.text("region")?,
-        position: position(row.int("position")?)?,
-        selector: row.text("selector")?,
-        algorithm: row.parsed("algorithm")?,
-        public_key: row.text("public_key")?,
-        role: row.parsed("role")?,
-        role_since: row.time("role_since")?,
-        created_at: row.time("created_at")?,
-    })
+impl FromRow for DkimKey {
+    const SELECT: &'static str = concat!("SELECT ", dkim_columns!(), " FROM dkim_keys");
+
+    fn from_row(row: &AnyRow) -> Result<Self, StoreError> {
+        Ok(DkimKey {
+            domain_id: row.parsed("domain_id")?,
+            region: row.text("region")?,
+            position: position(row.int("position")?)?,
+            selector: row.text("selector")?,
+            algorithm: row.parsed("algorithm")?,
+            public_key: row.text("public_key")?,
+            role: row.parsed("role")?,
+            role_since: row.time("role_since")?,
+            created_at: row.time("created_at")?,
+        })
+    }
+}
+
+impl FromRow for SealedDkimKey {
+    const SELECT: &'static str = concat!(
+        "SELECT ",
+        dkim_columns!(),
+        ", sealed_private_key FROM dkim_keys"
+    );
+
+    fn from_row(row: &AnyRow) -> Result<Self, StoreError> {
+        Ok(SealedDkimKey {
+            key: DkimKey::from_row(row)?,
+            sealed_private_key: row.text("sealed_private_key")?,
+        })
+    }
 }

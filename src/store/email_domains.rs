@@ -1,8 +1,8 @@
 use sqlx::{Row, any::AnyRow};
 
 use super::{
-    RowExt, SealedDkimKey, Store, StoreError, dkim::insert_dkim_keys, insert_activity,
-    lock_environment, millis,
+    Child, FromRow, RowExt, SealedDkimKey, Store, StoreError, dkim::insert_dkim_keys,
+    insert_activity, lock_environment, millis,
 };
 use crate::domain::{Activity, DnsRecord, DomainId, DomainName, EmailDomain, EnvironmentId};
 
@@ -103,33 +103,7 @@ impl Store {
         &self,
         environment_id: EnvironmentId,
     ) -> Result<Vec<EmailDomain>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            domain_columns!(),
-            " FROM email_domains WHERE environment_id = $1 \
-             ORDER BY created_at, id"
-        ))
-        .bind(environment_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(domain_from_row).collect()
-    }
-
-    pub async fn get_domain(
-        &self,
-        environment_id: EnvironmentId,
-        id: DomainId,
-    ) -> Result<Option<EmailDomain>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            domain_columns!(),
-            " FROM email_domains WHERE id = $1 AND environment_id = $2"
-        ))
-        .bind(id.to_string())
-        .bind(environment_id.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(domain_from_row).transpose()
+        self.list(environment_id).await
     }
 
     /// Several domains by id, whatever their environment (the background checks).
@@ -144,7 +118,7 @@ impl Store {
                 ids,
             )
             .await?;
-        rows.iter().map(domain_from_row).collect()
+        rows.iter().map(EmailDomain::from_row).collect()
     }
 
     /// Deletes the domain and its records; false if it is not in the environment.
@@ -226,20 +200,29 @@ async fn insert_records(
     Ok(())
 }
 
-fn domain_from_row(row: &AnyRow) -> Result<EmailDomain, StoreError> {
-    let name = row.text("domain_name")?;
-    Ok(EmailDomain {
-        id: row.parsed("id")?,
-        environment_id: row.parsed("environment_id")?,
-        // Rows from before names were kept as written have none: they were answered canonical.
-        written_name: row
-            .try_get::<Option<String>, _>("written_name")?
-            .unwrap_or_else(|| name.clone()),
-        name: DomainName::from_trusted(name),
-        mail_from: row
-            .try_get::<Option<String>, _>("mail_from_domain")?
-            .map(DomainName::from_trusted),
-        created_at: row.time("created_at")?,
-        updated_at: row.time("updated_at")?,
-    })
+impl FromRow for EmailDomain {
+    const SELECT: &'static str = concat!("SELECT ", domain_columns!(), " FROM email_domains");
+
+    fn from_row(row: &AnyRow) -> Result<Self, StoreError> {
+        let name = row.text("domain_name")?;
+        Ok(EmailDomain {
+            id: row.parsed("id")?,
+            environment_id: row.parsed("environment_id")?,
+            // Rows from before names were kept as written have none: they were answered canonical.
+            written_name: row
+                .try_get::<Option<String>, _>("written_name")?
+                .unwrap_or_else(|| name.clone()),
+            name: DomainName::from_trusted(name),
+            mail_from: row
+                .try_get::<Option<String>, _>("mail_from_domain")?
+                .map(DomainName::from_trusted),
+            created_at: row.time("created_at")?,
+            updated_at: row.time("updated_at")?,
+        })
+    }
+}
+
+impl Child for EmailDomain {
+    type Parent = EnvironmentId;
+    type Id = DomainId;
 }

@@ -1,7 +1,7 @@
 use sqlx::{Row, any::AnyRow};
 
 use super::{
-    RowExt, Store, StoreError, insert_activity, lock_environment, millis,
+    FromRow, RowExt, Store, StoreError, insert_activity, lock_environment, millis,
     populations::insert_population,
 };
 use crate::domain::{Activity, BillOfMaterials, Environment, EnvironmentId, Population};
@@ -43,15 +43,11 @@ impl Store {
         if !lock_environment(&mut tx, id).await? {
             return Ok(None);
         }
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            environment_columns!(),
-            " FROM environments WHERE id = $1"
-        ))
-        .bind(id.to_string())
-        .fetch_one(&mut *tx)
-        .await?;
-        let mut environment = environment_from_row(&row)?;
+        let row = Environment::select("WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut environment = Environment::from_row(&row)?;
         change(&mut environment);
         environment.updated_at = updated_at;
         sqlx::query(
@@ -75,29 +71,16 @@ impl Store {
     }
 
     pub async fn list_environments(&self) -> Result<Vec<Environment>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            environment_columns!(),
-            " FROM environments ORDER BY created_at, id"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(environment_from_row).collect()
+        self.fetch_all_as(Environment::select("ORDER BY created_at, id"))
+            .await
     }
 
     pub async fn get_environment(
         &self,
         id: EnvironmentId,
     ) -> Result<Option<Environment>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            environment_columns!(),
-            " FROM environments WHERE id = $1"
-        ))
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(environment_from_row).transpose()
+        self.fetch_optional_as(Environment::select("WHERE id = $1").bind(id.to_string()))
+            .await
     }
 
     /// Deletes the environment and everything in it (domains, records, clients, activities);
@@ -166,20 +149,24 @@ pub(super) async fn insert_environment(
     insert_population(tx, default_population).await
 }
 
-fn environment_from_row(row: &AnyRow) -> Result<Environment, StoreError> {
-    Ok(Environment {
-        id: row.parsed("id")?,
-        name: row.text("name")?,
-        region: row.parsed("region")?,
-        environment_type: row.parsed("environment_type")?,
-        description: row.try_get("description")?,
-        license_id: row.try_get("license_id")?,
-        bill_of_materials: bill_of_materials(row)?,
-        bill_of_materials_updated_at: row.time("bill_of_materials_updated_at")?,
-        email_token: row.text("email_token")?,
-        created_at: row.time("created_at")?,
-        updated_at: row.time("updated_at")?,
-    })
+impl FromRow for Environment {
+    const SELECT: &'static str = concat!("SELECT ", environment_columns!(), " FROM environments");
+
+    fn from_row(row: &AnyRow) -> Result<Self, StoreError> {
+        Ok(Environment {
+            id: row.parsed("id")?,
+            name: row.text("name")?,
+            region: row.parsed("region")?,
+            environment_type: row.parsed("environment_type")?,
+            description: row.try_get("description")?,
+            license_id: row.try_get("license_id")?,
+            bill_of_materials: bill_of_materials(row)?,
+            bill_of_materials_updated_at: row.time("bill_of_materials_updated_at")?,
+            email_token: row.text("email_token")?,
+            created_at: row.time("created_at")?,
+            updated_at: row.time("updated_at")?,
+        })
+    }
 }
 
 /// The stored bill of materials; an environment made before they were stored has the default.

@@ -30,7 +30,7 @@ use sqlx::{
 use time::OffsetDateTime;
 
 use crate::{
-    domain::{Activity, EnvironmentId, UnknownValue},
+    domain::{Activity, DomainId, EnvironmentId, UnknownValue},
     secrets::MasterKey,
 };
 
@@ -234,6 +234,77 @@ fn sqlite_url(url: &str) -> String {
 
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
 type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// A value read whole from one row of its table.
+pub trait FromRow: Sized {
+    /// `SELECT <the columns from_row reads> FROM <its table>`, to which a query adds the rest.
+    const SELECT: &'static str;
+
+    fn from_row(row: &AnyRow) -> Result<Self, StoreError>;
+
+    /// `SELECT` followed by `rest` (`WHERE …`, `ORDER BY …`).
+    fn select<'q>(rest: &str) -> Query<'q> {
+        // `rest` is always a literal of this module; every value is bound.
+        sqlx::query(sqlx::AssertSqlSafe(format!("{} {rest}", Self::SELECT)))
+    }
+}
+
+/// A resource that lives under one parent row (its environment, or its domain): listed and
+/// found only within it.
+pub trait Child: FromRow {
+    type Parent: ParentId;
+    type Id: std::fmt::Display;
+}
+
+/// The id of a row that others live under, and the column they hold it in.
+pub trait ParentId: std::fmt::Display {
+    const COLUMN: &'static str;
+}
+
+impl ParentId for EnvironmentId {
+    const COLUMN: &'static str = "environment_id";
+}
+
+impl ParentId for DomainId {
+    const COLUMN: &'static str = "domain_id";
+}
+
+impl Store {
+    /// Every `T` under `parent`, oldest first.
+    pub async fn list<T: Child>(&self, parent: T::Parent) -> Result<Vec<T>, StoreError> {
+        let query = T::select(&format!(
+            "WHERE {} = $1 ORDER BY created_at, id",
+            T::Parent::COLUMN
+        ));
+        self.fetch_all_as(query.bind(parent.to_string())).await
+    }
+
+    /// The `T` with `id`, if it is under `parent`.
+    pub async fn get<T: Child>(
+        &self,
+        parent: T::Parent,
+        id: T::Id,
+    ) -> Result<Option<T>, StoreError> {
+        let query = T::select(&format!("WHERE id = $1 AND {} = $2", T::Parent::COLUMN));
+        self.fetch_optional_as(query.bind(id.to_string()).bind(parent.to_string()))
+            .await
+    }
+
+    /// Every row of `query`, as `T`.
+    async fn fetch_all_as<T: FromRow>(&self, query: Query<'_>) -> Result<Vec<T>, StoreError> {
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(T::from_row).collect()
+    }
+
+    /// The row of `query`, if any, as `T`.
+    async fn fetch_optional_as<T: FromRow>(
+        &self,
+        query: Query<'_>,
+    ) -> Result<Option<T>, StoreError> {
+        let row = query.fetch_optional(&self.pool).await?;
+        row.as_ref().map(T::from_row).transpose()
+    }
+}
 
 impl Store {
     /// Runs `delete` (of one row) and, when it removed the row, records `activity` in the same

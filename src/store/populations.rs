@@ -4,7 +4,9 @@
 
 use sqlx::{Row, any::AnyRow};
 
-use super::{RowExt, Store, StoreError, Tx, insert_activity, lock_environment, millis};
+use super::{
+    Child, FromRow, RowExt, Store, StoreError, Tx, insert_activity, lock_environment, millis,
+};
 use crate::domain::{Activity, EnvironmentId, Population, PopulationFields, PopulationId, now};
 
 macro_rules! population_columns {
@@ -42,38 +44,6 @@ impl From<sqlx::Error> for PopulationError {
 }
 
 impl Store {
-    pub async fn list_populations(
-        &self,
-        environment_id: EnvironmentId,
-    ) -> Result<Vec<Population>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            population_columns!(),
-            " FROM populations WHERE environment_id = $1 ORDER BY created_at, id"
-        ))
-        .bind(environment_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(population_from_row).collect()
-    }
-
-    pub async fn get_population(
-        &self,
-        environment_id: EnvironmentId,
-        id: PopulationId,
-    ) -> Result<Option<Population>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            population_columns!(),
-            " FROM populations WHERE id = $1 AND environment_id = $2"
-        ))
-        .bind(id.to_string())
-        .bind(environment_id.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(population_from_row).transpose()
-    }
-
     /// Inserts (`new`) or rewrites a population; when it is the default, the environment's
     /// previous default stops being one in the same transaction.
     pub async fn save_population(
@@ -241,29 +211,38 @@ fn alternative_identifiers(fields: &PopulationFields) -> Option<String> {
         .map(|ids| serde_json::Value::from(ids.clone()).to_string())
 }
 
-fn population_from_row(row: &AnyRow) -> Result<Population, StoreError> {
-    let alternative_identifiers = row
-        .try_get::<Option<String>, _>("alternative_identifiers")?
-        .map(|text| {
-            serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
-                column: "alternative_identifiers",
-                reason: e.to_string(),
+impl FromRow for Population {
+    const SELECT: &'static str = concat!("SELECT ", population_columns!(), " FROM populations");
+
+    fn from_row(row: &AnyRow) -> Result<Self, StoreError> {
+        let alternative_identifiers = row
+            .try_get::<Option<String>, _>("alternative_identifiers")?
+            .map(|text| {
+                serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+                    column: "alternative_identifiers",
+                    reason: e.to_string(),
+                })
             })
+            .transpose()?;
+        Ok(Population {
+            id: row.parsed("id")?,
+            environment_id: row.parsed("environment_id")?,
+            is_default: row.int("is_default")? != 0,
+            fields: PopulationFields {
+                name: row.text("name")?,
+                description: row.try_get("description")?,
+                alternative_identifiers,
+                preferred_language: row.try_get("preferred_language")?,
+                password_policy_id: row.try_get("password_policy_id")?,
+                theme_id: row.try_get("theme_id")?,
+            },
+            created_at: row.time("created_at")?,
+            updated_at: row.time("updated_at")?,
         })
-        .transpose()?;
-    Ok(Population {
-        id: row.parsed("id")?,
-        environment_id: row.parsed("environment_id")?,
-        is_default: row.int("is_default")? != 0,
-        fields: PopulationFields {
-            name: row.text("name")?,
-            description: row.try_get("description")?,
-            alternative_identifiers,
-            preferred_language: row.try_get("preferred_language")?,
-            password_policy_id: row.try_get("password_policy_id")?,
-            theme_id: row.try_get("theme_id")?,
-        },
-        created_at: row.time("created_at")?,
-        updated_at: row.time("updated_at")?,
-    })
+    }
+}
+
+impl Child for Population {
+    type Parent = EnvironmentId;
+    type Id = PopulationId;
 }

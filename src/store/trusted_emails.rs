@@ -6,8 +6,8 @@ use sqlx::{Row, any::AnyRow};
 use time::OffsetDateTime;
 
 use super::{
-    RowExt, Store, StoreError, Throttle, Tx, insert_activities, insert_activity, lock_environment,
-    millis, outbox::insert_outbox,
+    Child, FromRow, RowExt, Store, StoreError, Throttle, Tx, insert_activities, insert_activity,
+    lock_environment, millis, outbox::insert_outbox,
 };
 use crate::{
     domain::{Activity, DomainId, EmailAddress, PendingCode, TrustedEmail, TrustedEmailId},
@@ -76,15 +76,11 @@ impl Store {
         if locked == 0 {
             return Err(CreateTrustedEmailError::DomainNotFound);
         }
-        let existing = sqlx::query(concat!(
-            "SELECT ",
-            trusted_email_columns!(),
-            " FROM trusted_emails WHERE domain_id = $1 AND address_key = $2"
-        ))
-        .bind(&domain_id)
-        .bind(email.address.key())
-        .fetch_optional(&mut *tx)
-        .await?;
+        let existing = TrustedEmail::select("WHERE domain_id = $1 AND address_key = $2")
+            .bind(&domain_id)
+            .bind(email.address.key())
+            .fetch_optional(&mut *tx)
+            .await?;
         if let Some(row) = existing {
             let (existing, _) = trusted_email_from_row(&row)?;
             return Err(CreateTrustedEmailError::Exists(Box::new(existing)));
@@ -133,33 +129,20 @@ impl Store {
         &self,
         domain_id: DomainId,
     ) -> Result<Vec<TrustedEmail>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            trusted_email_columns!(),
-            " FROM trusted_emails WHERE domain_id = $1 ORDER BY created_at, id"
-        ))
-        .bind(domain_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| trusted_email_from_row(row).map(|(email, _)| email))
-            .collect()
+        self.list(domain_id).await
     }
 
+    /// The address with its pending code, if it belongs to the domain.
     pub async fn get_trusted_email(
         &self,
         domain_id: DomainId,
         id: TrustedEmailId,
     ) -> Result<Option<(TrustedEmail, Option<PendingCode>)>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            trusted_email_columns!(),
-            " FROM trusted_emails WHERE id = $1 AND domain_id = $2"
-        ))
-        .bind(id.to_string())
-        .bind(domain_id.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = TrustedEmail::select("WHERE id = $1 AND domain_id = $2")
+            .bind(id.to_string())
+            .bind(domain_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(trusted_email_from_row).transpose()
     }
 
@@ -370,4 +353,19 @@ fn trusted_email_from_row(row: &AnyRow) -> Result<(TrustedEmail, Option<PendingC
         None => None,
     };
     Ok((email, code))
+}
+
+/// The address alone; `get_trusted_email` reads its code too.
+impl FromRow for TrustedEmail {
+    const SELECT: &'static str =
+        concat!("SELECT ", trusted_email_columns!(), " FROM trusted_emails");
+
+    fn from_row(row: &AnyRow) -> Result<Self, StoreError> {
+        trusted_email_from_row(row).map(|(email, _code)| email)
+    }
+}
+
+impl Child for TrustedEmail {
+    type Parent = DomainId;
+    type Id = TrustedEmailId;
 }

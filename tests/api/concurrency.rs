@@ -107,7 +107,7 @@ async fn simultaneous_deletes_of_the_two_organization_admins_keep_one() {
         let environment = app.service.environment(org).await.unwrap();
         let admins = app
             .service
-            .list_clients(&environment)
+            .list::<trustmail::domain::Client>(environment.id)
             .await
             .unwrap()
             .into_iter()

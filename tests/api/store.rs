@@ -93,7 +93,7 @@ async fn a_domain_and_its_records_read_back_as_stored() {
         let s = Stored::new(db.clone()).await;
         assert_eq!(
             s.store()
-                .get_domain(s.env.id, s.domain.id)
+                .get::<EmailDomain>(s.env.id, s.domain.id)
                 .await
                 .unwrap()
                 .as_ref(),
@@ -191,7 +191,7 @@ async fn deleting_an_environment_removes_its_domains_and_their_records() {
         );
         assert!(
             s.store()
-                .get_domain(s.env.id, s.domain.id)
+                .get::<EmailDomain>(s.env.id, s.domain.id)
                 .await
                 .unwrap()
                 .is_none()
