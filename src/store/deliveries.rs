@@ -1,9 +1,8 @@
 //! Webhook deliveries: one row per (subscription, activity), queued in the transaction that
 //! records the activity and POSTed by `webhooks`.
 //!
-//! Leasing is the outbox's (`store/outbox.rs`): candidates are read first, then each is leased
-//! by a conditional UPDATE that one writer wins, and every later write checks the lease owner,
-//! so a deliverer whose lease ran out cannot overwrite the next one's result.
+//! Like the outbox, it is a lease queue (`store/lease.rs`): one deliverer holds a delivery at a
+//! time, and a deliverer whose lease ran out cannot overwrite the next one's result.
 
 use std::time::Duration;
 
@@ -12,8 +11,8 @@ use time::OffsetDateTime;
 use super::{
     RowExt, Store, StoreError, Tx,
     activities::activity_from_row,
+    lease::{Attempts, LeaseQueue, Value, attempts_from, cut},
     millis,
-    outbox::attempts_from,
     subscriptions::{open_headers, open_secret},
 };
 use crate::domain::{
@@ -166,89 +165,11 @@ impl Store {
         .bind(i64::from(IN_FLIGHT_PER_ENVIRONMENT))
         .fetch_all(&self.pool)
         .await?;
-        let mut claimed = Vec::with_capacity(candidates.len());
-        for candidate in &candidates {
-            let subscription: SubscriptionId = candidate.parsed("subscription_id")?;
-            let activity: ActivityId = candidate.parsed("activity_id")?;
-            // Repeats the SELECT's conditions: whoever updates the row first wins it.
-            let won = sqlx::query(
-                "UPDATE subscription_deliveries SET lease_owner = $1, leased_until = $2 \
-                 WHERE subscription_id = $3 AND activity_id = $4 AND state = $5 \
-                 AND next_attempt_at <= $6 AND (leased_until IS NULL OR leased_until < $6)",
-            )
-            .bind(owner)
-            .bind(millis(now + lease))
-            .bind(subscription.to_string())
-            .bind(activity.to_string())
-            .bind(DeliveryState::Pending.as_str())
-            .bind(now_ms)
-            .execute(&self.pool)
-            .await?
-            .rows_affected()
-                == 1;
-            if !won {
-                continue;
-            }
-            match self.leased_delivery(subscription, activity, owner).await {
-                Ok(Some(delivery)) => claimed.push(delivery),
-                Ok(None) => {}
-                Err(e) => {
-                    // Retrying cannot mend a row that does not read; it must not block the queue.
-                    tracing::error!(%subscription, %activity, error = %crate::error_chain::ErrorChain(&e),
-                        "webhook delivery cannot be read; marking it FAILED");
-                    let outcome = DeliveryOutcome::Expired {
-                        error: format!("the stored delivery cannot be read: {e}"),
-                    };
-                    self.record_delivery(
-                        subscription,
-                        activity,
-                        owner,
-                        &outcome,
-                        now,
-                        Duration::ZERO,
-                    )
-                    .await?;
-                }
-            }
-        }
-        Ok(claimed)
-    }
-
-    async fn leased_delivery(
-        &self,
-        subscription: SubscriptionId,
-        activity: ActivityId,
-        owner: &str,
-    ) -> Result<Option<DueDelivery>, StoreError> {
-        let row = sqlx::query(
-            "SELECT a.id, a.environment_id, a.action_type, a.actor_client_id, a.resource_type, \
-             a.resource_id, a.resource_name, a.recorded_at, a.details, s.url, s.sealed_headers, \
-             s.sealed_secret, s.verify_tls, d.attempts, d.created_at AS queued_at, d.leased_until \
-             FROM subscription_deliveries d JOIN subscriptions s ON s.id = d.subscription_id \
-             JOIN activities a ON a.id = d.activity_id \
-             WHERE d.subscription_id = $1 AND d.activity_id = $2 AND d.lease_owner = $3",
-        )
-        .bind(subscription.to_string())
-        .bind(activity.to_string())
-        .bind(owner)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let key = self.master_key()?;
-        Ok(Some(DueDelivery {
-            subscription_id: subscription,
-            activity: activity_from_row(&row)?,
-            url: EndpointUrl::parse(&row.text("url")?).map_err(|e| StoreError::Corrupt {
-                column: "url",
-                reason: e.to_string(),
-            })?,
-            headers: open_headers(key, subscription, &row.text("sealed_headers")?)?,
-            secret: open_secret(key, subscription, &row.text("sealed_secret")?)?,
-            verify_tls: row.int("verify_tls")? != 0,
-            attempts: attempts_from(row.int("attempts")?)?,
-            queued_at: row.time("queued_at")?,
-            leased_until: row.time("leased_until")?,
-        }))
+        let keys = candidates
+            .iter()
+            .map(|row| Ok((row.parsed("subscription_id")?, row.parsed("activity_id")?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.claim::<Deliveries>(&keys, owner, now, lease).await
     }
 
     /// Records one attempt's outcome if `owner` still holds the lease: DELIVERED; PENDING again
@@ -266,18 +187,13 @@ impl Store {
         now: OffsetDateTime,
         first_retry: Duration,
     ) -> Result<Option<(DeliveryState, u32)>, StoreError> {
-        let row = sqlx::query(
-            "SELECT attempts FROM subscription_deliveries WHERE subscription_id = $1 \
-             AND activity_id = $2 AND lease_owner = $3 AND state = $4",
-        )
-        .bind(subscription.to_string())
-        .bind(activity.to_string())
-        .bind(owner)
-        .bind(DeliveryState::Pending.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let before = attempts_from(row.int("attempts")?)?;
+        let key = Deliveries::key(&(subscription, activity));
+        let Some(before) = self
+            .leased_attempts::<Deliveries>(key.clone(), owner)
+            .await?
+        else {
+            return Ok(None);
+        };
         let (attempts, status, error) = match outcome {
             DeliveryOutcome::Delivered { status } => (before + 1, Some(*status), None),
             DeliveryOutcome::Failed { status, error } => (before + 1, *status, Some(error)),
@@ -293,28 +209,22 @@ impl Store {
             (_, None) => (DeliveryState::Failed, now),
         };
         let delivered_at = (state == DeliveryState::Delivered).then(|| millis(now));
-        // `attempts = $before` makes this a compare-and-set with the read above.
-        let updated = sqlx::query(
-            "UPDATE subscription_deliveries SET state = $1, attempts = $2, next_attempt_at = $3, \
-             last_status = $4, last_error = $5, delivered_at = $6, lease_owner = NULL, \
-             leased_until = NULL WHERE subscription_id = $7 AND activity_id = $8 \
-             AND lease_owner = $9 AND attempts = $10 AND state = $11",
-        )
-        .bind(state.as_str())
-        .bind(i64::from(attempts))
-        .bind(millis(next_attempt_at))
-        .bind(status.map(i64::from))
-        .bind(error.map(|e| e.chars().take(MAX_ERROR_CHARS).collect::<String>()))
-        .bind(delivered_at)
-        .bind(subscription.to_string())
-        .bind(activity.to_string())
-        .bind(owner)
-        .bind(i64::from(before))
-        .bind(DeliveryState::Pending.as_str())
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        if updated != 1 {
+        let set = vec![
+            ("state", state.as_str().into()),
+            ("next_attempt_at", next_attempt_at.into()),
+            ("last_status", Value::Int(status.map(i64::from))),
+            (
+                "last_error",
+                Value::Text(error.map(|e| cut(e, MAX_ERROR_CHARS))),
+            ),
+            ("delivered_at", Value::Int(delivered_at)),
+        ];
+        let to = Attempts::From {
+            read: before,
+            to: attempts,
+        };
+        let updated = self.release::<Deliveries>(key, owner, to, set).await?;
+        if !updated {
             return Ok(None);
         }
         match outcome {
@@ -414,5 +324,76 @@ impl Store {
             })
             .collect::<Result<_, StoreError>>()?;
         Ok((deliveries, total))
+    }
+}
+
+/// Webhook deliveries as a lease queue.
+struct Deliveries;
+
+impl LeaseQueue for Deliveries {
+    const TABLE: &'static str = "subscription_deliveries";
+    const KEY: &'static [&'static str] = &["subscription_id", "activity_id"];
+    const STATE: &'static str = "state";
+    const PENDING: &'static str = DeliveryState::Pending.as_str();
+
+    type Candidate = (SubscriptionId, ActivityId);
+    type Leased = DueDelivery;
+
+    fn key(&(subscription, activity): &(SubscriptionId, ActivityId)) -> Vec<String> {
+        vec![subscription.to_string(), activity.to_string()]
+    }
+
+    async fn read_leased(
+        store: &Store,
+        &(subscription, activity): &(SubscriptionId, ActivityId),
+        owner: &str,
+    ) -> Result<Option<DueDelivery>, StoreError> {
+        let row = sqlx::query(
+                "SELECT a.id, a.environment_id, a.action_type, a.actor_client_id, a.resource_type, \
+                 a.resource_id, a.resource_name, a.recorded_at, a.details, s.url, s.sealed_headers, \
+                 s.sealed_secret, s.verify_tls, d.attempts, d.created_at AS queued_at, d.leased_until \
+                 FROM subscription_deliveries d JOIN subscriptions s ON s.id = d.subscription_id \
+                 JOIN activities a ON a.id = d.activity_id \
+                 WHERE d.subscription_id = $1 AND d.activity_id = $2 AND d.lease_owner = $3",
+            )
+            .bind(subscription.to_string())
+            .bind(activity.to_string())
+            .bind(owner)
+            .fetch_optional(&store.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let key = store.master_key()?;
+        Ok(Some(DueDelivery {
+            subscription_id: subscription,
+            activity: activity_from_row(&row)?,
+            url: EndpointUrl::parse(&row.text("url")?).map_err(|e| StoreError::Corrupt {
+                column: "url",
+                reason: e.to_string(),
+            })?,
+            headers: open_headers(key, subscription, &row.text("sealed_headers")?)?,
+            secret: open_secret(key, subscription, &row.text("sealed_secret")?)?,
+            verify_tls: row.int("verify_tls")? != 0,
+            attempts: attempts_from(row.int("attempts")?)?,
+            queued_at: row.time("queued_at")?,
+            leased_until: row.time("leased_until")?,
+        }))
+    }
+
+    async fn unreadable(
+        store: &Store,
+        &(subscription, activity): &(SubscriptionId, ActivityId),
+        owner: &str,
+        error: StoreError,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        tracing::error!(%subscription, %activity, error = %crate::error_chain::ErrorChain(&error),
+            "webhook delivery cannot be read; marking it FAILED");
+        let outcome = DeliveryOutcome::Expired {
+            error: format!("the stored delivery cannot be read: {error}"),
+        };
+        store
+            .record_delivery(subscription, activity, owner, &outcome, now, Duration::ZERO)
+            .await?;
+        Ok(())
     }
 }

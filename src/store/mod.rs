@@ -10,6 +10,7 @@ mod deliveries;
 mod dkim;
 mod email_domains;
 mod environments;
+mod lease;
 mod messages;
 mod outbox;
 mod populations;

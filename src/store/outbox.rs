@@ -1,9 +1,7 @@
 //! The outbox: one row per message (`mail::StoredMessage`), delivered by `jobs::outbox`.
 //!
-//! Replicas share the table. A deliverer first reads candidate ids, then leases each with a
-//! conditional UPDATE that only one writer can win (PostgreSQL re-checks the WHERE clause on
-//! the locked row; SQLite serialises writes), so no SKIP LOCKED is needed. Every later change
-//! checks the lease owner, so a deliverer whose lease ran out cannot overwrite the next one.
+//! It is a lease queue (`store/lease.rs`): replicas share it, one deliverer holds a message at a
+//! time, and a deliverer whose lease ran out cannot overwrite the next one's result.
 //!
 //! A claim is fair across environments: it takes each environment's oldest due messages in
 //! turn, at most `PER_ENVIRONMENT_PER_CLAIM` of each, so one backlog cannot fill a batch.
@@ -13,7 +11,11 @@ use std::time::Duration;
 use sqlx::{Row, any::AnyRow};
 use time::OffsetDateTime;
 
-use super::{RowExt, Store, StoreError, Tx, millis};
+use super::{
+    RowExt, Store, StoreError, Tx,
+    lease::{Attempts, LeaseQueue, Value, attempts_from, cut},
+    millis,
+};
 use crate::{
     mail::{ComposedMessage, MailRoute, MessageId, MessageStatus, StoredMessage},
     secrets::Binding,
@@ -23,7 +25,7 @@ use crate::{
 pub const MAX_DELIVERY_ATTEMPTS: u32 = 10;
 const FIRST_RETRY_DELAY: Duration = Duration::from_secs(30);
 const LONGEST_RETRY_DELAY: Duration = Duration::from_secs(3600);
-/// Relay errors are kept for the operator; a relay's whole transcript is not.
+/// Relay replies and errors are kept for the operator, cut to this.
 const MAX_ERROR_CHARS: usize = 2000;
 /// The most messages of one environment a claim takes.
 pub const PER_ENVIRONMENT_PER_CLAIM: u32 = 5;
@@ -172,62 +174,11 @@ impl Store {
         .bind(i64::from(PER_ENVIRONMENT_PER_CLAIM))
         .fetch_all(&self.pool)
         .await?;
-        let mut claimed = Vec::with_capacity(candidates.len());
-        for candidate in &candidates {
-            let id = candidate.text("id")?;
-            // Repeats the SELECT's conditions: whoever updates the row first wins it.
-            let won = sqlx::query(
-                "UPDATE outbox SET lease_owner = $1, leased_until = $2 \
-                 WHERE id = $3 AND status = $4 AND next_attempt_at <= $5 \
-                 AND (leased_until IS NULL OR leased_until < $5)",
-            )
-            .bind(owner)
-            .bind(millis(now + lease))
-            .bind(&id)
-            .bind(MessageStatus::Queued.as_str())
-            .bind(now_ms)
-            .execute(&self.pool)
-            .await?
-            .rows_affected()
-                == 1;
-            if !won {
-                continue;
-            }
-            let row = sqlx::query(concat!(
-                "SELECT ",
-                outbox_columns!(),
-                " FROM outbox WHERE id = $1 AND lease_owner = $2"
-            ))
-            .bind(&id)
-            .bind(owner)
-            .fetch_optional(&self.pool)
-            .await?;
-            let Some(row) = row else { continue };
-            match self.open_row(&row) {
-                Ok(message) => claimed.push(message),
-                // Sealed under a key this replica lacks (a master key rotation under way, or a
-                // replica not yet given the new key): another replica, or this one once
-                // configured, sends it when the lease runs out.
-                Err(e @ StoreError::Sealed(crate::secrets::SecretsError::UnknownKey { .. })) => {
-                    tracing::warn!(message_id = %id, error = %crate::error_chain::ErrorChain(&e),
-                        "outbox row sealed under a master key not loaded here; left for a \
-                         replica that has it");
-                }
-                Err(e) => {
-                    // Retrying cannot mend a row that does not read; it must not block the queue.
-                    tracing::error!(message_id = %id, error = %crate::error_chain::ErrorChain(&e),
-                        "outbox row cannot be read; marking it FAILED");
-                    self.fail_row(
-                        &id,
-                        owner,
-                        &format!("the stored message cannot be read: {e}"),
-                        now,
-                    )
-                    .await?;
-                }
-            }
-        }
-        Ok(claimed)
+        let ids = candidates
+            .iter()
+            .map(|row| row.text("id"))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.claim::<Outbox>(&ids, owner, now, lease).await
     }
 
     /// Records a delivery and the relay's reply. False when `owner` no longer holds the lease
@@ -285,22 +236,20 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let sent_at = (status == MessageStatus::Sent).then(|| millis(now));
-        let updated = sqlx::query(
-            "UPDATE outbox SET status = $1, attempts = attempts + 1, sent_at = $2, \
-             last_error = $3, relay_reply = $4, lease_owner = NULL, leased_until = NULL \
-             WHERE id = $5 AND lease_owner = $6 AND status = $7",
-        )
-        .bind(status.as_str())
-        .bind(sent_at)
-        .bind(error.map(cut))
-        .bind(reply.map(cut))
-        .bind(id)
-        .bind(owner)
-        .bind(MessageStatus::Queued.as_str())
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(updated == 1)
+        let set = vec![
+            ("status", status.as_str().into()),
+            ("sent_at", Value::Int(sent_at)),
+            (
+                "last_error",
+                Value::Text(error.map(|e| cut(e, MAX_ERROR_CHARS))),
+            ),
+            (
+                "relay_reply",
+                Value::Text(reply.map(|r| cut(r, MAX_ERROR_CHARS))),
+            ),
+        ];
+        self.release::<Outbox>(vec![id.to_owned()], owner, Attempts::OneMore, set)
+            .await
     }
 
     /// Records a failed attempt: the message is retried after `retry_delay`, or FAILED once it
@@ -313,56 +262,89 @@ impl Store {
         error: &str,
         now: OffsetDateTime,
     ) -> Result<Option<(MessageStatus, u32)>, StoreError> {
-        let row = sqlx::query(
-            "SELECT attempts FROM outbox WHERE id = $1 AND lease_owner = $2 AND status = $3",
-        )
-        .bind(id.to_string())
-        .bind(owner)
-        .bind(MessageStatus::Queued.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else {
+        let key = vec![id.to_string()];
+        let Some(before) = self.leased_attempts::<Outbox>(key.clone(), owner).await? else {
             return Ok(None);
         };
-        let before = attempts_from(row.int("attempts")?)?;
         let attempts = before.saturating_add(1);
         let status = if attempts >= MAX_DELIVERY_ATTEMPTS {
             MessageStatus::Failed
         } else {
             MessageStatus::Queued
         };
-        let error = cut(error);
-        // `attempts = $before` makes this a compare-and-set with the read above.
-        let updated = sqlx::query(
-            "UPDATE outbox SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4, \
-             lease_owner = NULL, leased_until = NULL \
-             WHERE id = $5 AND lease_owner = $6 AND attempts = $7 AND status = $8",
-        )
-        .bind(status.as_str())
-        .bind(i64::from(attempts))
-        .bind(millis(now + retry_delay(attempts)))
-        .bind(error)
-        .bind(id.to_string())
-        .bind(owner)
-        .bind(i64::from(before))
-        .bind(MessageStatus::Queued.as_str())
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok((updated == 1).then_some((status, attempts)))
+        let set = vec![
+            ("status", status.as_str().into()),
+            ("next_attempt_at", (now + retry_delay(attempts)).into()),
+            ("last_error", Value::Text(Some(cut(error, MAX_ERROR_CHARS)))),
+        ];
+        let to = Attempts::From {
+            read: before,
+            to: attempts,
+        };
+        let released = self.release::<Outbox>(key, owner, to, set).await?;
+        Ok(released.then_some((status, attempts)))
     }
 }
 
-/// Relay texts as kept: at most `MAX_ERROR_CHARS`.
-fn cut(text: &str) -> String {
-    text.chars().take(MAX_ERROR_CHARS).collect()
-}
+/// The outbox as a lease queue.
+struct Outbox;
 
-pub(super) fn attempts_from(stored: i64) -> Result<u32, StoreError> {
-    u32::try_from(stored).map_err(|e| StoreError::Corrupt {
-        column: "attempts",
-        reason: e.to_string(),
-    })
+impl LeaseQueue for Outbox {
+    const TABLE: &'static str = "outbox";
+    const KEY: &'static [&'static str] = &["id"];
+    const STATE: &'static str = "status";
+    const PENDING: &'static str = MessageStatus::Queued.as_str();
+
+    /// The id as stored: a row whose id does not parse is still leased, and then given up.
+    type Candidate = String;
+    type Leased = StoredMessage;
+
+    fn key(id: &String) -> Vec<String> {
+        vec![id.clone()]
+    }
+
+    async fn read_leased(
+        store: &Store,
+        id: &String,
+        owner: &str,
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            outbox_columns!(),
+            " FROM outbox WHERE id = $1 AND lease_owner = $2"
+        ))
+        .bind(id)
+        .bind(owner)
+        .fetch_optional(&store.pool)
+        .await?;
+        row.as_ref().map(|row| store.open_row(row)).transpose()
+    }
+
+    async fn unreadable(
+        store: &Store,
+        id: &String,
+        owner: &str,
+        error: StoreError,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        match error {
+            // Sealed under a key this replica lacks (a master key rotation under way, or a
+            // replica not yet given the new key): another replica, or this one once
+            // configured, sends it when the lease runs out.
+            e @ StoreError::Sealed(crate::secrets::SecretsError::UnknownKey { .. }) => {
+                tracing::warn!(message_id = %id, error = %crate::error_chain::ErrorChain(&e),
+                    "outbox row sealed under a master key not loaded here; left for a \
+                     replica that has it");
+            }
+            e => {
+                tracing::error!(message_id = %id, error = %crate::error_chain::ErrorChain(&e),
+                    "outbox row cannot be read; marking it FAILED");
+                let reason = format!("the stored message cannot be read: {e}");
+                store.fail_row(id, owner, &reason, now).await?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Marks a sealed message text, so rows written before sealing still read.
