@@ -43,20 +43,19 @@ impl Store {
                 CreateDomainError::EnvironmentNotFound,
             )
             .await?;
-        let taken = count(&mut tx, sqlx::query(
+        let query = sqlx::query(
             "SELECT COUNT(*) AS n FROM email_domains WHERE environment_id = $1 AND domain_name = $2",
         )
         .bind(&environment_id)
-        .bind(domain.name.as_str())).await?;
+        .bind(domain.name.as_str());
+        let taken = count(&mut tx, query).await?;
         if taken > 0 {
             return Err(CreateDomainError::Duplicate);
         }
-        let count =
+        let query =
             sqlx::query("SELECT COUNT(*) AS n FROM email_domains WHERE environment_id = $1")
-                .bind(&environment_id)
-                .fetch_one(&mut *tx)
-                .await?
-                .int("n")?;
+                .bind(&environment_id);
+        let count = count(&mut tx, query).await?;
         if count >= i64::from(maximum) {
             return Err(CreateDomainError::LimitReached { maximum });
         }

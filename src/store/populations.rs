@@ -48,17 +48,14 @@ impl Store {
         let mut tx = self
             .begin_locked(population.environment_id, PopulationError::NotFound)
             .await?;
-        let taken = count(
-            &mut tx,
-            sqlx::query(
-                "SELECT COUNT(*) AS n FROM populations \
+        let query = sqlx::query(
+            "SELECT COUNT(*) AS n FROM populations \
              WHERE environment_id = $1 AND name = $2 AND id <> $3",
-            )
-            .bind(&environment)
-            .bind(&population.fields.name)
-            .bind(population.id.to_string()),
         )
-        .await?;
+        .bind(&environment)
+        .bind(&population.fields.name)
+        .bind(population.id.to_string());
+        let taken = count(&mut tx, query).await?;
         if taken > 0 {
             return Err(PopulationError::DuplicateName);
         }

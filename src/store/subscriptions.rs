@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use sqlx::any::AnyRow;
 
-use super::{Query, RowExt, Store, StoreError, Tx, changed, commit_recorded, millis};
+use super::{Query, RowExt, Store, StoreError, Tx, changed, commit_recorded, count, millis};
 use crate::{
     domain::{
         Activity, EndpointHeaders, EndpointUrl, EnvironmentId, SigningSecret, Subscription,
@@ -60,12 +60,10 @@ impl Store {
                 CreateSubscriptionError::EnvironmentNotFound,
             )
             .await?;
-        let count =
+        let query =
             sqlx::query("SELECT COUNT(*) AS n FROM subscriptions WHERE environment_id = $1")
-                .bind(subscription.environment_id.to_string())
-                .fetch_one(&mut *tx)
-                .await?
-                .int("n")?;
+                .bind(subscription.environment_id.to_string());
+        let count = count(&mut tx, query).await?;
         if count >= i64::from(maximum) {
             return Err(CreateSubscriptionError::LimitReached { maximum });
         }

@@ -76,12 +76,9 @@ impl Store {
             let (existing, _) = trusted_email_from_row(&row)?;
             return Err(CreateTrustedEmailError::Exists(Box::new(existing)));
         }
-        let count = count(
-            &mut tx,
-            sqlx::query("SELECT COUNT(*) AS n FROM trusted_emails WHERE domain_id = $1")
-                .bind(&domain_id),
-        )
-        .await?;
+        let query = sqlx::query("SELECT COUNT(*) AS n FROM trusted_emails WHERE domain_id = $1")
+            .bind(&domain_id);
+        let count = count(&mut tx, query).await?;
         if count >= i64::from(maximum) {
             return Err(CreateTrustedEmailError::LimitReached { maximum });
         }
