@@ -158,6 +158,22 @@ struct Key {
 }
 
 impl Key {
+    /// `nonce ‖ ciphertext ‖ tag` of `plaintext` bound to `aad`, the raw form `open` reads.
+    fn seal(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, aws_lc_rs::error::Unspecified> {
+        let mut buf = plaintext.to_vec();
+        self.aead.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            &mut buf,
+        )?;
+        Ok([nonce.as_slice(), &buf].concat())
+    }
+
     fn open(&self, aad: &[u8], encoded: &str) -> Result<Vec<u8>, SecretsError> {
         let raw = STANDARD.decode(encoded).map_err(|_| SecretsError::Open)?;
         if raw.len() < NONCE_LEN {
@@ -331,17 +347,10 @@ impl MasterKey {
         SystemRandom::new()
             .fill(&mut nonce)
             .map_err(|_| SecretsError::Random)?;
-        let mut buf = plaintext.to_vec();
-        self.sealing
-            .aead
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(binding.associated_data()),
-                &mut buf,
-            )
+        let out = self
+            .sealing
+            .seal(nonce, &binding.associated_data(), plaintext)
             .map_err(|_| SecretsError::Random)?;
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&buf);
         Ok(format!(
             "{V2_PREFIX}{}:{}",
             self.sealing.id,
@@ -396,17 +405,10 @@ mod tests {
 
     /// A value in the form written before key ids: base64, bound to the use only.
     fn unversioned(key: &MasterKey, purpose: &str, plaintext: &[u8]) -> String {
-        let nonce = [7u8; NONCE_LEN];
-        let mut buf = plaintext.to_vec();
-        key.sealing
-            .aead
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(purpose.as_bytes()),
-                &mut buf,
-            )
-            .unwrap();
-        STANDARD.encode([nonce.as_slice(), &buf].concat())
+        let sealed = key
+            .sealing
+            .seal([7u8; NONCE_LEN], purpose.as_bytes(), plaintext);
+        STANDARD.encode(sealed.unwrap())
     }
 
     fn kid(name: &str) -> Binding {

@@ -60,13 +60,8 @@ pub(super) async fn domain_command(
 ) -> Result<ExitCode, BoxError> {
     match command {
         DomainCommand::List { environment, json } => {
-            let environment = match service.environment(environment).await {
-                Ok(environment) => environment,
-                Err(ServiceError::NotFound) => {
-                    eprintln!("trustmail: no environment {environment}");
-                    return Ok(ExitCode::from(EXIT_REFUSED));
-                }
-                Err(e) => return Err(e.into()),
+            let Some(environment) = super::find_environment(service, environment).await? else {
+                return Ok(ExitCode::from(EXIT_REFUSED));
             };
             let domains = service.list::<EmailDomain>(environment.id).await?;
             let mut listed = Vec::with_capacity(domains.len());

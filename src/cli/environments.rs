@@ -87,13 +87,8 @@ pub(super) async fn environment_command(
             }
         }
         EnvironmentCommand::Show { id, json } => {
-            let environment = match service.environment(id).await {
-                Ok(environment) => environment,
-                Err(ServiceError::NotFound) => {
-                    eprintln!("trustmail: no environment {id}");
-                    return Ok(ExitCode::from(EXIT_REFUSED));
-                }
-                Err(e) => return Err(e.into()),
+            let Some(environment) = super::find_environment(service, id).await? else {
+                return Ok(ExitCode::from(EXIT_REFUSED));
             };
             if json {
                 out.json(&EnvironmentView::new(&environment, service, &out.urls))?;

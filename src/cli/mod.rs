@@ -178,6 +178,21 @@ fn rfc3339(t: OffsetDateTime) -> Result<String, BoxError> {
     Ok(t.format(&Rfc3339)?)
 }
 
+/// The environment `id`; `None`, said on stderr, when there is none.
+async fn find_environment(
+    service: &crate::service::Service,
+    id: crate::domain::EnvironmentId,
+) -> Result<Option<std::sync::Arc<crate::domain::Environment>>, BoxError> {
+    match service.environment(id).await {
+        Ok(environment) => Ok(Some(environment)),
+        Err(crate::service::ServiceError::NotFound) => {
+            eprintln!("trustmail: no environment {id}");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn refuse_uninitialised() -> Result<ExitCode, BoxError> {
     eprintln!("trustmail: not initialised; run `trustmail init` first");
     Ok(ExitCode::from(EXIT_REFUSED))

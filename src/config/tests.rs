@@ -23,6 +23,14 @@ fn env_error(pairs: &[(&str, &str)]) -> String {
         .to_string()
 }
 
+/// Why loading this file, with no environment variables, fails.
+fn file_error(contents: &str) -> String {
+    let f = file(contents);
+    Config::load_from(Some(f.path()), vec![])
+        .unwrap_err()
+        .to_string()
+}
+
 #[test]
 fn the_documented_example_sets_every_known_key() {
     let example = include_str!("../../config.example.toml");
@@ -45,15 +53,9 @@ fn the_documented_example_sets_every_known_key() {
 
 #[test]
 fn unknown_file_keys_stop_startup_naming_the_key() {
-    let f = file("[dns]\nresolver = [\"127.0.0.1\"]\n");
-    let err = Config::load_from(Some(f.path()), vec![])
-        .unwrap_err()
-        .to_string();
+    let err = file_error("[dns]\nresolver = [\"127.0.0.1\"]\n");
     assert!(err.contains("resolver"), "{err}");
-    let f = file("[[regions]]\nname = \"x\"\ncolour = \"red\"\n");
-    let err = Config::load_from(Some(f.path()), vec![])
-        .unwrap_err()
-        .to_string();
+    let err = file_error("[[regions]]\nname = \"x\"\ncolour = \"red\"\n");
     assert!(err.contains("colour"), "{err}");
 }
 
@@ -166,20 +168,11 @@ fn times_that_would_overflow_and_a_bad_sender_are_refused_naming_the_key() {
 fn bad_values_name_the_key() {
     let err = env_error(&[("TRUSTMAIL_LIMITS__DOMAINS_PER_ENVIRONMENT", "many")]);
     assert!(err.contains("limits.domains_per_environment"), "{err}");
-    let f = file("[[regions]]\nname = \"Bad_Name\"\n");
-    let err = Config::load_from(Some(f.path()), vec![])
-        .unwrap_err()
-        .to_string();
+    let err = file_error("[[regions]]\nname = \"Bad_Name\"\n");
     assert!(err.contains("regions[0].name"), "{err}");
-    let f = file("[dkim_dns]\nnameservers = [\"ns1.example.com\", \"bad name\"]\n");
-    let err = Config::load_from(Some(f.path()), vec![])
-        .unwrap_err()
-        .to_string();
+    let err = file_error("[dkim_dns]\nnameservers = [\"ns1.example.com\", \"bad name\"]\n");
     assert!(err.contains("dkim_dns.nameservers[1]"), "{err}");
-    let f = file("listen = \"nowhere\"\n");
-    let err = Config::load_from(Some(f.path()), vec![])
-        .unwrap_err()
-        .to_string();
+    let err = file_error("listen = \"nowhere\"\n");
     assert!(err.contains("listen"), "{err}");
 }
 
@@ -431,10 +424,8 @@ fn a_bad_smtp_url_is_refused_at_load_naming_the_key_but_not_the_password() {
             assert!(!err.contains("hunter2"), "{url}: {err}");
         }
     }
-    let f = file("[[regions]]\nname = \"us\"\nsmtp_url = \"smtp://u:hunter2@relay.example\"\n");
-    let err = Config::load_from(Some(f.path()), vec![])
-        .unwrap_err()
-        .to_string();
+    let err =
+        file_error("[[regions]]\nname = \"us\"\nsmtp_url = \"smtp://u:hunter2@relay.example\"\n");
     assert!(
         err.contains("plain SMTP") && err.contains("regions"),
         "{err}"

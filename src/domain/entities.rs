@@ -48,6 +48,20 @@ pub struct EmailDomain {
     pub updated_at: OffsetDateTime,
 }
 
+impl EmailDomain {
+    /// The audit record of `action` on this domain by `actor` (`None`: trustmail itself).
+    pub fn activity(&self, action: ActivityType, actor: impl Into<Option<ClientId>>) -> Activity {
+        Activity::new(
+            self.environment_id,
+            action,
+            actor,
+            ResourceType::EmailDomain,
+            self.id,
+            self.name.as_str(),
+        )
+    }
+}
+
 /// One audit record: who did what to which resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Activity {

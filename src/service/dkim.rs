@@ -9,8 +9,8 @@ use std::{
 use super::{Actor, Service, ServiceError};
 use crate::{
     domain::{
-        Activity, ActivityType, DkimAlgorithm, DkimKey, DkimRole, DkimZone, DnsRecord, DomainId,
-        EmailDomain, ResourceType, dkim_selector, now,
+        ActivityType, DkimAlgorithm, DkimKey, DkimRole, DkimZone, DnsRecord, DomainId, EmailDomain,
+        dkim_selector, now,
     },
     error_chain::ErrorChain,
     mail::dkim::{DeliverySignError, DeliverySigner, GeneratedKey, Signer, generate_key},
@@ -227,15 +227,9 @@ impl Service {
         let fresh = generate_keys(algorithm, regions.len()).await?;
         for (region, generated) in regions.into_iter().zip(fresh) {
             let material = self.seal_key(domain.id, region, algorithm, generated)?;
-            let activity = Activity::new(
-                domain.environment_id,
-                ActivityType::DkimKeyRotated,
-                actor.map(|a| a.client_id),
-                ResourceType::EmailDomain,
-                domain.id,
-                domain.name.as_str(),
-            )
-            .with_details(serde_json::json!({ "region": region }));
+            let activity = domain
+                .activity(ActivityType::DkimKeyRotated, actor.map(|a| a.client_id))
+                .with_details(serde_json::json!({ "region": region }));
             let after = self
                 .store()
                 .rotate_dkim_keys(domain.id, region, &material, now(), &activity)

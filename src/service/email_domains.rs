@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{Actor, Service, ServiceError, cache::DomainSnapshot, verification::CheckScope};
+use super::{Actor, Service, ServiceError, cache::DomainSnapshot, found, verification::CheckScope};
 use crate::{
     domain::{
         Activity, ActivityType, DnsRecord, DomainId, DomainName, EmailDomain, Environment,
@@ -128,25 +128,14 @@ impl Service {
         actor: &Actor,
         domain: &EmailDomain,
     ) -> Result<(), ServiceError> {
-        let activity = Activity::new(
-            domain.environment_id,
-            ActivityType::EmailDomainDeleted,
-            actor.client_id,
-            ResourceType::EmailDomain,
-            domain.id,
-            domain.name.as_str(),
-        );
+        let activity = domain.activity(ActivityType::EmailDomainDeleted, actor.client_id);
         let deleted = self
             .store()
             .delete_domain(domain.environment_id, domain.id, &activity)
             .await?;
         self.inner.cache.forget_domain(domain.id);
         self.inner.published.forget_domain(domain.id);
-        if deleted {
-            Ok(())
-        } else {
-            Err(ServiceError::NotFound)
-        }
+        found(deleted)
     }
 
     /// The domain's records of the given kinds, regions in configuration order, re-checked in

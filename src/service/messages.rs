@@ -6,12 +6,12 @@
 use lettre::message::Mailbox;
 use time::OffsetDateTime;
 
-use super::{Created, Service, ServiceError};
+use super::{Created, Service, ServiceError, invalid};
 use crate::{
     domain::{
         CheckedRecord, DomainName, EmailAddress, EmailDomain, Environment, RecordKind,
-        RecordStatus, SendingRegion, TrustedEmailStatus, active_mail_from, now, ownership_verified,
-        regions_for,
+        RecordStatus, SendingRegion, TrustedEmail, TrustedEmailStatus, active_mail_from, now,
+        ownership_verified, regions_for,
     },
     mail::{ComposeError, ComposedMessage, MailRoute, Message, MessageId, StoredMessage, compose},
     store::{Idempotency, QueueOutcome, RateScope},
@@ -24,13 +24,6 @@ const MAX_KEY_LEN: usize = 255;
 
 const FROM: &str = "from";
 const KEY: &str = "Idempotency-Key";
-
-fn invalid(target: &str, message: impl Into<String>) -> ServiceError {
-    ServiceError::InvalidValue {
-        target: target.into(),
-        message: message.into(),
-    }
-}
 
 impl From<ComposeError> for ServiceError {
     fn from(e: ComposeError) -> Self {
@@ -230,7 +223,7 @@ impl Service {
         let key = EmailAddress::key_of(address.user(), &domain.name);
         let sender = self
             .store()
-            .list_trusted_emails(domain.id)
+            .list::<TrustedEmail>(domain.id)
             .await?
             .into_iter()
             .find(|e| e.address.key() == key)

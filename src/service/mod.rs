@@ -86,6 +86,23 @@ pub enum ServiceError {
     Secrets(#[from] crate::secrets::SecretsError),
 }
 
+/// 400 `INVALID_VALUE` for `target` (the request member at fault), saying `message`.
+fn invalid(target: &str, message: impl Into<String>) -> ServiceError {
+    ServiceError::InvalidValue {
+        target: target.into(),
+        message: message.into(),
+    }
+}
+
+/// `Ok` when the write found its row (`found`), else 404.
+fn found(found: bool) -> Result<(), ServiceError> {
+    if found {
+        Ok(())
+    } else {
+        Err(ServiceError::NotFound)
+    }
+}
+
 impl ServiceError {
     /// 429 with `Retry-After`: `wait_ms` rounded up to whole seconds, at least one.
     pub fn retry_after_ms(wait_ms: i64) -> Self {

@@ -4,6 +4,7 @@
 use super::{
     Actor, Created, Service, ServiceError,
     auth::{hash_secret, verify_secret},
+    found, invalid,
 };
 use crate::{
     domain::{
@@ -18,13 +19,6 @@ use crate::{
 
 const ADDRESS: &str = "emailAddress";
 const CODE: &str = "verificationCode";
-
-fn invalid(target: &str, message: impl Into<String>) -> ServiceError {
-    ServiceError::InvalidValue {
-        target: target.into(),
-        message: message.into(),
-    }
-}
 
 fn activity(email: &TrustedEmail, action: ActivityType, actor: &Actor) -> Activity {
     Activity::new(
@@ -51,7 +45,7 @@ impl Service {
             .map_err(|e| invalid(ADDRESS, e.to_string()))?;
         if let Some(existing) = self
             .store()
-            .list_trusted_emails(domain.id)
+            .list::<TrustedEmail>(domain.id)
             .await?
             .into_iter()
             .find(|e| e.address.key() == address.key())
@@ -169,11 +163,7 @@ impl Service {
                 &activity(email, ActivityType::TrustedEmailDeleted, actor),
             )
             .await?;
-        if deleted {
-            Ok(())
-        } else {
-            Err(ServiceError::NotFound)
-        }
+        found(deleted)
     }
 
     /// Sends a new code (at most once a minute); the old one stops working.

@@ -11,8 +11,8 @@ use super::{Actor, Service, ServiceError};
 use crate::{
     dns::{Expected, check_record},
     domain::{
-        Activity, ActivityType, CheckedRecord, DkimKey, EmailDomain, Observation, ReasonCode,
-        RecordKind, ResourceType, now, visible_statuses,
+        ActivityType, CheckedRecord, DkimKey, EmailDomain, Observation, ReasonCode, RecordKind,
+        now, visible_statuses,
     },
     store::{CheckResult, DueCursor, RecordActivity, SavedChecks, Throttle},
 };
@@ -313,14 +313,7 @@ impl Service {
             .filter(|(kind, region, status)| before.get(&(*kind, region.clone())) != Some(status))
             .map(|(kind, region, status)| {
                 tracing::info!(domain = %domain.name, record = kind.as_str(), ?region, status = status.as_str(), "record status changed");
-                let activity = Activity::new(
-                    domain.environment_id,
-                    ActivityType::EmailDomainStatusUpdated,
-                    actor.map(|a| a.client_id),
-                    ResourceType::EmailDomain,
-                    domain.id,
-                    domain.name.as_str(),
-                )
+                let activity = domain.activity(ActivityType::EmailDomainStatusUpdated, actor.map(|a| a.client_id))
                 .with_details(serde_json::json!({
                     "record": kind.as_str(),
                     "region": region,

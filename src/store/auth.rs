@@ -4,8 +4,8 @@ use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
 use super::{
-    Child, FromRow, RowExt, Store, StoreError, environments::insert_environment, insert_activity,
-    lock_environment, millis,
+    Child, FromRow, RowExt, Store, StoreError, changed, commit_recorded,
+    environments::insert_environment, lock_environment, millis,
 };
 use crate::domain::{Activity, Client, ClientId, Environment, EnvironmentId, Population, Role};
 
@@ -63,8 +63,7 @@ impl Store {
         }
         insert_environment(&mut tx, environment, default_population).await?;
         insert_client(&mut tx, client).await?;
-        insert_activity(&mut tx, activity).await?;
-        tx.commit().await?;
+        commit_recorded(tx, activity).await?;
         Ok(true)
     }
 
@@ -99,8 +98,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         insert_client(&mut tx, client).await?;
-        insert_activity(&mut tx, activity).await?;
-        tx.commit().await?;
+        commit_recorded(tx, activity).await?;
         Ok(())
     }
 
@@ -138,12 +136,8 @@ impl Store {
                 return Ok(DeleteClient::LastOrganizationAdmin);
             }
         }
-        let deleted = sqlx::query("DELETE FROM clients WHERE id = $1")
-            .bind(client.id.to_string())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if deleted == 0 {
+        let write = sqlx::query("DELETE FROM clients WHERE id = $1").bind(client.id.to_string());
+        if !changed(&mut tx, write).await? {
             return Ok(DeleteClient::NotFound);
         }
         let now = millis(activity.recorded_at);
@@ -156,8 +150,7 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        insert_activity(&mut tx, activity).await?;
-        tx.commit().await?;
+        commit_recorded(tx, activity).await?;
         Ok(DeleteClient::Deleted)
     }
 
@@ -168,19 +161,10 @@ impl Store {
         secret_hash: &str,
         activity: &Activity,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query("UPDATE clients SET secret_hash = $1 WHERE id = $2")
+        let update = sqlx::query("UPDATE clients SET secret_hash = $1 WHERE id = $2")
             .bind(secret_hash)
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if updated == 0 {
-            return Ok(false);
-        }
-        insert_activity(&mut tx, activity).await?;
-        tx.commit().await?;
-        Ok(true)
+            .bind(id.to_string());
+        self.write_recorded(update, activity).await
     }
 
     /// Clients revoked at or after `since` (deleted, or in a deleted environment).

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
-use super::{FromRow, RowExt, Store, StoreError, Tx, insert_activity, millis};
+use super::{FromRow, RowExt, Store, StoreError, Tx, changed, insert_activity, millis};
 use crate::domain::{Activity, DkimAlgorithm, DkimKey, DkimRole, DomainId};
 
 macro_rules! dkim_columns {
@@ -78,22 +78,16 @@ impl Store {
         &self,
         ids: &[DomainId],
     ) -> Result<HashMap<DomainId, Vec<DkimKey>>, StoreError> {
-        let mut by_domain: HashMap<DomainId, Vec<DkimKey>> = HashMap::new();
-        let rows = self
-            .fetch_for_ids(
-                concat!(
-                    "SELECT ",
-                    dkim_columns!(),
-                    " FROM dkim_keys WHERE domain_id IN (#IDS) ORDER BY region, position"
-                ),
-                ids,
-            )
-            .await?;
-        for row in rows {
-            let key = DkimKey::from_row(&row)?;
-            by_domain.entry(key.domain_id).or_default().push(key);
-        }
-        Ok(by_domain)
+        self.fetch_by_domain(
+            concat!(
+                "SELECT ",
+                dkim_columns!(),
+                " FROM dkim_keys WHERE domain_id IN (#IDS) ORDER BY region, position"
+            ),
+            ids,
+            DkimKey::from_row,
+        )
+        .await
     }
 
     /// The key published under `selector`, whatever its role.
@@ -137,12 +131,9 @@ impl Store {
     ) -> Result<Vec<DkimKey>, StoreError> {
         let mut tx = self.pool.begin().await?;
         // Serialises rotations of one domain on both backends.
-        let locked = sqlx::query("UPDATE email_domains SET updated_at = updated_at WHERE id = $1")
-            .bind(domain_id.to_string())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if locked == 0 {
+        let lock = sqlx::query("UPDATE email_domains SET updated_at = updated_at WHERE id = $1")
+            .bind(domain_id.to_string());
+        if !changed(&mut tx, lock).await? {
             return Ok(Vec::new());
         }
         let keys = region_keys(&mut tx, domain_id, region).await?;

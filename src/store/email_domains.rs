@@ -1,8 +1,8 @@
 use sqlx::{Row, any::AnyRow};
 
 use super::{
-    Child, FromRow, RowExt, SealedDkimKey, Store, StoreError, dkim::insert_dkim_keys,
-    insert_activity, lock_environment, millis,
+    Child, FromRow, RowExt, SealedDkimKey, Store, StoreError, changed, commit_recorded, count,
+    dkim::insert_dkim_keys, millis,
 };
 use crate::domain::{Activity, DnsRecord, DomainId, DomainName, EmailDomain, EnvironmentId};
 
@@ -24,12 +24,6 @@ pub enum CreateDomainError {
     Store(#[from] StoreError),
 }
 
-impl From<sqlx::Error> for CreateDomainError {
-    fn from(e: sqlx::Error) -> Self {
-        Self::Store(e.into())
-    }
-}
-
 impl Store {
     /// Inserts a domain with its records, unless its name is taken or the environment is full.
     /// Concurrent creates in one environment are serialised by the environment row.
@@ -43,27 +37,25 @@ impl Store {
         activity: &Activity,
     ) -> Result<(), CreateDomainError> {
         let environment_id = domain.environment_id.to_string();
-        let mut tx = self.pool.begin().await?;
-        if !lock_environment(&mut tx, domain.environment_id).await? {
-            return Err(CreateDomainError::EnvironmentNotFound);
-        }
-        let taken = sqlx::query(
+        let mut tx = self
+            .begin_locked(
+                domain.environment_id,
+                CreateDomainError::EnvironmentNotFound,
+            )
+            .await?;
+        let query = sqlx::query(
             "SELECT COUNT(*) AS n FROM email_domains WHERE environment_id = $1 AND domain_name = $2",
         )
         .bind(&environment_id)
-        .bind(domain.name.as_str())
-        .fetch_one(&mut *tx)
-        .await?
-        .int("n")?;
+        .bind(domain.name.as_str());
+        let taken = count(&mut tx, query).await?;
         if taken > 0 {
             return Err(CreateDomainError::Duplicate);
         }
-        let count =
+        let query =
             sqlx::query("SELECT COUNT(*) AS n FROM email_domains WHERE environment_id = $1")
-                .bind(&environment_id)
-                .fetch_one(&mut *tx)
-                .await?
-                .int("n")?;
+                .bind(&environment_id);
+        let count = count(&mut tx, query).await?;
         if count >= i64::from(maximum) {
             return Err(CreateDomainError::LimitReached { maximum });
         }
@@ -94,8 +86,7 @@ impl Store {
         )
         .await?;
         insert_dkim_keys(&mut tx, keys, false).await?;
-        insert_activity(&mut tx, activity).await?;
-        tx.commit().await?;
+        commit_recorded(tx, activity).await?;
         Ok(())
     }
 
@@ -131,7 +122,7 @@ impl Store {
         let delete = sqlx::query("DELETE FROM email_domains WHERE id = $1 AND environment_id = $2")
             .bind(id.to_string())
             .bind(environment_id.to_string());
-        self.delete_recorded(delete, activity).await
+        self.write_recorded(delete, activity).await
     }
 }
 
@@ -147,16 +138,13 @@ impl Store {
         first_check_at: time::OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query(
+        let write = sqlx::query(
             "UPDATE email_domains SET mail_from_domain = $1, updated_at = $2 WHERE id = $3",
         )
         .bind(mail_from.map(|m| m.to_string()))
         .bind(millis(now))
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
+        .bind(id.to_string());
+        if !changed(&mut tx, write).await? {
             return Ok(false);
         }
         sqlx::query(

@@ -1,8 +1,8 @@
 use sqlx::{Row, any::AnyRow};
 
 use super::{
-    FromRow, RowExt, Store, StoreError, insert_activity, lock_environment, millis,
-    populations::insert_population,
+    FromRow, RowExt, Store, StoreError, changed, commit_recorded, insert_activity,
+    lock_environment, millis, populations::insert_population,
 };
 use crate::domain::{Activity, BillOfMaterials, Environment, EnvironmentId, Population};
 
@@ -23,8 +23,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         insert_environment(&mut tx, environment, default_population).await?;
-        insert_activity(&mut tx, activity).await?;
-        tx.commit().await?;
+        commit_recorded(tx, activity).await?;
         Ok(())
     }
 
@@ -100,12 +99,8 @@ impl Store {
         .bind(id.to_string())
         .execute(&mut *tx)
         .await?;
-        let deleted = sqlx::query("DELETE FROM environments WHERE id = $1")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if deleted == 0 {
+        let write = sqlx::query("DELETE FROM environments WHERE id = $1").bind(id.to_string());
+        if !changed(&mut tx, write).await? {
             return Ok(false);
         }
         sqlx::query("DELETE FROM activities WHERE environment_id = $1")
@@ -117,8 +112,7 @@ impl Store {
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
-        insert_activity(&mut tx, activity).await?;
-        tx.commit().await?;
+        commit_recorded(tx, activity).await?;
         Ok(true)
     }
 }

@@ -308,34 +308,81 @@ impl Store {
 }
 
 impl Store {
-    /// Runs `delete` (of one row) and, when it removed the row, records `activity` in the same
-    /// transaction. False when nothing matched.
-    async fn delete_recorded(
+    /// Runs `write` (an update or delete of one row) and, when it changed the row, records
+    /// `activity` in the same transaction. False when nothing matched.
+    async fn write_recorded(
         &self,
-        delete: Query<'_>,
+        write: Query<'_>,
         activity: &Activity,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        if delete.execute(&mut *tx).await?.rows_affected() == 0 {
+        if !changed(&mut tx, write).await? {
             return Ok(false);
         }
-        insert_activity(&mut tx, activity).await?;
-        tx.commit().await?;
+        commit_recorded(tx, activity).await?;
         Ok(true)
+    }
+
+    /// A transaction that holds `environment`'s row lock (see `lock_environment`); `missing`
+    /// when the environment does not exist.
+    async fn begin_locked<E: From<StoreError>>(
+        &self,
+        environment: EnvironmentId,
+        missing: E,
+    ) -> Result<Tx<'static>, E> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        if lock_environment(&mut tx, environment).await? {
+            Ok(tx)
+        } else {
+            Err(missing)
+        }
     }
 }
 
 /// Takes the environment's row lock (a no-op update), which serialises the writes inside one
 /// environment on both backends. False when the environment does not exist.
 async fn lock_environment(tx: &mut Tx<'_>, id: EnvironmentId) -> Result<bool, StoreError> {
-    let locked =
-        sqlx::query("UPDATE environments SET lock_version = lock_version + 1 WHERE id = $1")
-            .bind(id.to_string())
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-    Ok(locked > 0)
+    let lock = sqlx::query("UPDATE environments SET lock_version = lock_version + 1 WHERE id = $1")
+        .bind(id.to_string());
+    changed(tx, lock).await
 }
+
+/// Runs `write` in `tx`; whether it changed any row.
+async fn changed(tx: &mut Tx<'_>, write: Query<'_>) -> Result<bool, StoreError> {
+    Ok(write.execute(&mut **tx).await?.rows_affected() > 0)
+}
+
+/// The `n` of `query`, a `SELECT COUNT(*) AS n …`, read in `tx`.
+async fn count(tx: &mut Tx<'_>, query: Query<'_>) -> Result<i64, StoreError> {
+    query.fetch_one(&mut **tx).await?.int("n")
+}
+
+/// Records `activity` in the change's transaction and commits both.
+async fn commit_recorded(mut tx: Tx<'_>, activity: &Activity) -> Result<(), StoreError> {
+    insert_activity(&mut tx, activity).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// `From<sqlx::Error>` for the refusals of store writes, each of which carries other store
+/// errors in its `Store` variant, so that `?` on a query works in the write. (Coherence
+/// forbids one blanket impl for every `From<StoreError>` type.)
+macro_rules! refusal_from_sqlx {
+    ($($refusal:ty),+ $(,)?) => {
+        $(impl From<sqlx::Error> for $refusal {
+            fn from(e: sqlx::Error) -> Self {
+                Self::Store(e.into())
+            }
+        })+
+    };
+}
+
+refusal_from_sqlx!(
+    CreateDomainError,
+    PopulationError,
+    CreateSubscriptionError,
+    CreateTrustedEmailError,
+);
 
 async fn insert_activity(tx: &mut Tx<'_>, activity: &Activity) -> Result<(), StoreError> {
     sqlx::query(

@@ -4,9 +4,7 @@
 
 use sqlx::{Row, any::AnyRow};
 
-use super::{
-    Child, FromRow, RowExt, Store, StoreError, Tx, insert_activity, lock_environment, millis,
-};
+use super::{Child, FromRow, RowExt, Store, StoreError, Tx, commit_recorded, count, millis};
 use crate::domain::{Activity, EnvironmentId, Population, PopulationFields, PopulationId, now};
 
 macro_rules! population_columns {
@@ -37,12 +35,6 @@ pub enum PopulationError {
     Store(#[from] StoreError),
 }
 
-impl From<sqlx::Error> for PopulationError {
-    fn from(e: sqlx::Error) -> Self {
-        Self::Store(e.into())
-    }
-}
-
 impl Store {
     /// Inserts (`new`) or rewrites a population; when it is the default, the environment's
     /// previous default stops being one in the same transaction.
@@ -53,20 +45,17 @@ impl Store {
         activity: &Activity,
     ) -> Result<(), PopulationError> {
         let environment = population.environment_id.to_string();
-        let mut tx = self.pool.begin().await?;
-        if !lock_environment(&mut tx, population.environment_id).await? {
-            return Err(PopulationError::NotFound);
-        }
-        let taken = sqlx::query(
+        let mut tx = self
+            .begin_locked(population.environment_id, PopulationError::NotFound)
+            .await?;
+        let query = sqlx::query(
             "SELECT COUNT(*) AS n FROM populations \
              WHERE environment_id = $1 AND name = $2 AND id <> $3",
         )
         .bind(&environment)
         .bind(&population.fields.name)
-        .bind(population.id.to_string())
-        .fetch_one(&mut *tx)
-        .await?
-        .int("n")?;
+        .bind(population.id.to_string());
+        let taken = count(&mut tx, query).await?;
         if taken > 0 {
             return Err(PopulationError::DuplicateName);
         }
@@ -86,8 +75,7 @@ impl Store {
         } else if !update_population(&mut tx, population).await? {
             return Err(PopulationError::NotFound);
         }
-        insert_activity(&mut tx, activity).await?;
-        tx.commit().await?;
+        commit_recorded(tx, activity).await?;
         Ok(())
     }
 
@@ -98,10 +86,9 @@ impl Store {
         activity: &Activity,
     ) -> Result<(), PopulationError> {
         let environment = population.environment_id.to_string();
-        let mut tx = self.pool.begin().await?;
-        if !lock_environment(&mut tx, population.environment_id).await? {
-            return Err(PopulationError::NotFound);
-        }
+        let mut tx = self
+            .begin_locked(population.environment_id, PopulationError::NotFound)
+            .await?;
         let row = sqlx::query(
             "SELECT is_default, (SELECT COUNT(*) FROM populations WHERE environment_id = $1) AS n \
              FROM populations WHERE id = $2 AND environment_id = $1",
@@ -121,8 +108,7 @@ impl Store {
             .bind(population.id.to_string())
             .execute(&mut *tx)
             .await?;
-        insert_activity(&mut tx, activity).await?;
-        tx.commit().await?;
+        commit_recorded(tx, activity).await?;
         Ok(())
     }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use sqlx::any::AnyRow;
 
-use super::{Query, RowExt, Store, StoreError, Tx, insert_activity, lock_environment, millis};
+use super::{Query, RowExt, Store, StoreError, Tx, changed, commit_recorded, count, millis};
 use crate::{
     domain::{
         Activity, EndpointHeaders, EndpointUrl, EnvironmentId, SigningSecret, Subscription,
@@ -31,10 +31,14 @@ pub enum CreateSubscriptionError {
     Store(#[from] StoreError),
 }
 
-impl From<sqlx::Error> for CreateSubscriptionError {
-    fn from(e: sqlx::Error) -> Self {
-        Self::Store(e.into())
-    }
+/// `SELECT` of every subscription column followed by `rest` (`WHERE …`, `ORDER BY …`); the
+/// action types are read apart, by `subscription_from_row`.
+fn select_subscriptions<'q>(rest: &str) -> Query<'q> {
+    // `rest` is always a literal of this module; every value is bound.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        concat!("SELECT ", subscription_columns!(), " FROM subscriptions {}"),
+        rest
+    )))
 }
 
 impl Store {
@@ -50,16 +54,16 @@ impl Store {
     ) -> Result<(), CreateSubscriptionError> {
         let key = self.master_key()?;
         let sealed_secret = seal_secret(key, subscription.id, secret)?;
-        let mut tx = self.pool.begin().await?;
-        if !lock_environment(&mut tx, subscription.environment_id).await? {
-            return Err(CreateSubscriptionError::EnvironmentNotFound);
-        }
-        let count =
+        let mut tx = self
+            .begin_locked(
+                subscription.environment_id,
+                CreateSubscriptionError::EnvironmentNotFound,
+            )
+            .await?;
+        let query =
             sqlx::query("SELECT COUNT(*) AS n FROM subscriptions WHERE environment_id = $1")
-                .bind(subscription.environment_id.to_string())
-                .fetch_one(&mut *tx)
-                .await?
-                .int("n")?;
+                .bind(subscription.environment_id.to_string());
+        let count = count(&mut tx, query).await?;
         if count >= i64::from(maximum) {
             return Err(CreateSubscriptionError::LimitReached { maximum });
         }
@@ -75,8 +79,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         insert_action_types(&mut tx, subscription).await?;
-        insert_activity(&mut tx, activity).await?;
-        tx.commit().await?;
+        commit_recorded(tx, activity).await?;
         Ok(())
     }
 
@@ -85,14 +88,10 @@ impl Store {
         &self,
         environment_id: EnvironmentId,
     ) -> Result<Vec<Subscription>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            subscription_columns!(),
-            " FROM subscriptions WHERE environment_id = $1 ORDER BY created_at, id"
-        ))
-        .bind(environment_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = select_subscriptions("WHERE environment_id = $1 ORDER BY created_at, id")
+            .bind(environment_id.to_string())
+            .fetch_all(&self.pool)
+            .await?;
         let mut subscriptions = Vec::with_capacity(rows.len());
         for row in &rows {
             subscriptions.push(self.subscription_from_row(row).await?);
@@ -105,15 +104,11 @@ impl Store {
         environment_id: EnvironmentId,
         id: SubscriptionId,
     ) -> Result<Option<Subscription>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            subscription_columns!(),
-            " FROM subscriptions WHERE id = $1 AND environment_id = $2"
-        ))
-        .bind(id.to_string())
-        .bind(environment_id.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = select_subscriptions("WHERE id = $1 AND environment_id = $2")
+            .bind(id.to_string())
+            .bind(environment_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
         match row {
             Some(row) => Ok(Some(self.subscription_from_row(&row).await?)),
             None => Ok(None),
@@ -128,16 +123,13 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let key = self.master_key()?;
         let mut tx = self.pool.begin().await?;
-        let updated = written(
+        let write = written(
             "UPDATE subscriptions SET name = $1, enabled = $2, url = $3, sealed_headers = $4, \
              format = $5, verify_tls = $6, updated_at = $7 WHERE id = $8 AND environment_id = $9",
             key,
             subscription,
-        )?
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
+        )?;
+        if !changed(&mut tx, write).await? {
             return Ok(false);
         }
         sqlx::query("DELETE FROM subscription_action_types WHERE subscription_id = $1")
@@ -150,8 +142,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         insert_action_types(&mut tx, subscription).await?;
-        insert_activity(&mut tx, activity).await?;
-        tx.commit().await?;
+        commit_recorded(tx, activity).await?;
         Ok(true)
     }
 
@@ -164,7 +155,7 @@ impl Store {
         let delete = sqlx::query("DELETE FROM subscriptions WHERE id = $1 AND environment_id = $2")
             .bind(subscription.id.to_string())
             .bind(subscription.environment_id.to_string());
-        self.delete_recorded(delete, activity).await
+        self.write_recorded(delete, activity).await
     }
 
     /// A new signing secret; deliveries from now on (retries included) are signed with it.
@@ -176,22 +167,13 @@ impl Store {
         activity: &Activity,
     ) -> Result<bool, StoreError> {
         let sealed = seal_secret(self.master_key()?, subscription.id, secret)?;
-        let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query(
+        let update = sqlx::query(
             "UPDATE subscriptions SET sealed_secret = $1 WHERE id = $2 AND environment_id = $3",
         )
         .bind(sealed)
         .bind(subscription.id.to_string())
-        .bind(subscription.environment_id.to_string())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            return Ok(false);
-        }
-        insert_activity(&mut tx, activity).await?;
-        tx.commit().await?;
-        Ok(true)
+        .bind(subscription.environment_id.to_string());
+        self.write_recorded(update, activity).await
     }
 
     /// The master key that seals subscriptions' secrets: never stored without it.

@@ -6,8 +6,8 @@ use sqlx::{Row, any::AnyRow};
 use time::OffsetDateTime;
 
 use super::{
-    Child, FromRow, RowExt, Store, StoreError, Throttle, Tx, insert_activities, insert_activity,
-    lock_environment, millis, outbox::insert_outbox,
+    Child, FromRow, RowExt, Store, StoreError, Throttle, Tx, changed, commit_recorded, count,
+    insert_activities, insert_activity, lock_environment, millis, outbox::insert_outbox,
 };
 use crate::{
     domain::{Activity, DomainId, EmailAddress, PendingCode, TrustedEmail, TrustedEmailId},
@@ -33,12 +33,6 @@ pub enum CreateTrustedEmailError {
     CodeMailTooSoon { wait_ms: i64 },
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-impl From<sqlx::Error> for CreateTrustedEmailError {
-    fn from(e: sqlx::Error) -> Self {
-        Self::Store(e.into())
-    }
 }
 
 /// A code to store with its mail, and the activities that go with them.
@@ -68,12 +62,9 @@ impl Store {
     ) -> Result<(), CreateTrustedEmailError> {
         let domain_id = email.domain_id.to_string();
         let mut tx = self.pool.begin().await?;
-        let locked = sqlx::query("UPDATE email_domains SET updated_at = updated_at WHERE id = $1")
-            .bind(&domain_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if locked == 0 {
+        let lock = sqlx::query("UPDATE email_domains SET updated_at = updated_at WHERE id = $1")
+            .bind(&domain_id);
+        if !changed(&mut tx, lock).await? {
             return Err(CreateTrustedEmailError::DomainNotFound);
         }
         let existing = TrustedEmail::select("WHERE domain_id = $1 AND address_key = $2")
@@ -85,11 +76,9 @@ impl Store {
             let (existing, _) = trusted_email_from_row(&row)?;
             return Err(CreateTrustedEmailError::Exists(Box::new(existing)));
         }
-        let count = sqlx::query("SELECT COUNT(*) AS n FROM trusted_emails WHERE domain_id = $1")
-            .bind(&domain_id)
-            .fetch_one(&mut *tx)
-            .await?
-            .int("n")?;
+        let query = sqlx::query("SELECT COUNT(*) AS n FROM trusted_emails WHERE domain_id = $1")
+            .bind(&domain_id);
+        let count = count(&mut tx, query).await?;
         if count >= i64::from(maximum) {
             return Err(CreateTrustedEmailError::LimitReached { maximum });
         }
@@ -125,13 +114,6 @@ impl Store {
         Ok(())
     }
 
-    pub async fn list_trusted_emails(
-        &self,
-        domain_id: DomainId,
-    ) -> Result<Vec<TrustedEmail>, StoreError> {
-        self.list(domain_id).await
-    }
-
     /// The address with its pending code, if it belongs to the domain.
     pub async fn get_trusted_email(
         &self,
@@ -153,13 +135,10 @@ impl Store {
         activity: &Activity,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let deleted = sqlx::query("DELETE FROM trusted_emails WHERE id = $1 AND domain_id = $2")
+        let write = sqlx::query("DELETE FROM trusted_emails WHERE id = $1 AND domain_id = $2")
             .bind(email.id.to_string())
-            .bind(email.domain_id.to_string())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if deleted == 0 {
+            .bind(email.domain_id.to_string());
+        if !changed(&mut tx, write).await? {
             return Ok(false);
         }
         sqlx::query(
@@ -175,8 +154,7 @@ impl Store {
         .bind(email.address.to_string())
         .execute(&mut *tx)
         .await?;
-        insert_activity(&mut tx, activity).await?;
-        tx.commit().await?;
+        commit_recorded(tx, activity).await?;
         Ok(true)
     }
 
@@ -197,7 +175,7 @@ impl Store {
         {
             return Ok(throttled);
         }
-        let replaced = sqlx::query(
+        let write = sqlx::query(
             "UPDATE trusted_emails SET code_hash = $1, code_sent_at = $2, code_expires_at = $3, \
              failed_attempts = 0, updated_at = $2 WHERE id = $4 AND status = 'VERIFICATION_REQUIRED' \
              AND (code_sent_at IS NULL OR code_sent_at <= $5)",
@@ -206,11 +184,8 @@ impl Store {
         .bind(now)
         .bind(millis(delivery.code.expires_at))
         .bind(id.to_string())
-        .bind(now - interval_ms)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if replaced == 0 {
+        .bind(now - interval_ms);
+        if !changed(&mut tx, write).await? {
             let last = sqlx::query("SELECT code_sent_at FROM trusted_emails WHERE id = $1")
                 .bind(id.to_string())
                 .fetch_optional(&mut *tx)
@@ -222,8 +197,7 @@ impl Store {
             });
         }
         self.queue_code_mail(&mut tx, &delivery).await?;
-        insert_activity(&mut tx, activity).await?;
-        tx.commit().await?;
+        commit_recorded(tx, activity).await?;
         Ok(Throttle::Done)
     }
 

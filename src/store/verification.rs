@@ -257,24 +257,15 @@ impl Store {
         &self,
         ids: &[DomainId],
     ) -> Result<HashMap<DomainId, Vec<CheckedRecord>>, StoreError> {
-        let mut by_domain: HashMap<DomainId, Vec<CheckedRecord>> = HashMap::new();
-        let rows = self
-            .fetch_for_ids(
-                "SELECT domain_id, record, region, position, record_key, record_value, status, \
-                 reason, message, observed, suggested, lookups, created_at, last_checked_at, \
-                 next_check_at, failing_since, error_streak FROM dns_records \
-                 WHERE domain_id IN (#IDS)",
-                ids,
-            )
-            .await?;
-        for row in rows {
-            let domain: DomainId = row.parsed("domain_id")?;
-            by_domain
-                .entry(domain)
-                .or_default()
-                .push(checked_from_row(&row)?);
-        }
-        Ok(by_domain)
+        self.fetch_by_domain(
+            "SELECT domain_id, record, region, position, record_key, record_value, status, \
+             reason, message, observed, suggested, lookups, created_at, last_checked_at, \
+             next_check_at, failing_since, error_streak FROM dns_records \
+             WHERE domain_id IN (#IDS)",
+            ids,
+            checked_from_row,
+        )
+        .await
     }
 
     /// The rows of `sql`, whose only parameters are `ids`, in the list written `#IDS`. No
@@ -294,6 +285,22 @@ impl Store {
             query = query.bind(id.to_string());
         }
         Ok(query.fetch_all(&self.pool).await?)
+    }
+
+    /// The rows of `sql` (as for `fetch_for_ids`), each read by `read`, by their `domain_id`
+    /// in the order read.
+    pub(super) async fn fetch_by_domain<T>(
+        &self,
+        sql: &str,
+        ids: &[DomainId],
+        read: impl Fn(&AnyRow) -> Result<T, StoreError>,
+    ) -> Result<HashMap<DomainId, Vec<T>>, StoreError> {
+        let mut by_domain: HashMap<DomainId, Vec<T>> = HashMap::new();
+        for row in self.fetch_for_ids(sql, ids).await? {
+            let domain: DomainId = row.parsed("domain_id")?;
+            by_domain.entry(domain).or_default().push(read(&row)?);
+        }
+        Ok(by_domain)
     }
 
     /// Takes the check lease of each of `ids` whose previous lease has run out, until `until`,
