@@ -1,6 +1,6 @@
 use sqlx::{Row, any::AnyRow};
 
-use super::{RowExt, Store, StoreError};
+use super::{FromRow, RowExt, Store, StoreError};
 use crate::domain::{Activity, EnvironmentId};
 
 impl Store {
@@ -11,26 +11,19 @@ impl Store {
         limit: u32,
         offset: u32,
     ) -> Result<(Vec<Activity>, i64), StoreError> {
-        let total = sqlx::query("SELECT COUNT(*) AS n FROM activities WHERE environment_id = $1")
-            .bind(environment_id.to_string())
-            .fetch_one(&self.pool)
-            .await?
-            .int("n")?;
-        let rows = sqlx::query(
-            "SELECT id, environment_id, action_type, actor_client_id, resource_type, \
-             resource_id, resource_name, recorded_at, details FROM activities \
-             WHERE environment_id = $1 ORDER BY recorded_at DESC, id DESC LIMIT $2 OFFSET $3",
-        )
-        .bind(environment_id.to_string())
-        .bind(i64::from(limit))
-        .bind(i64::from(offset))
-        .fetch_all(&self.pool)
-        .await?;
-        let activities = rows
-            .iter()
-            .map(activity_from_row)
-            .collect::<Result<_, StoreError>>()?;
-        Ok((activities, total))
+        let parent = ("environment_id", environment_id.to_string());
+        let order = "recorded_at DESC, id DESC";
+        self.page("activities", parent, order, (limit, offset))
+            .await
+    }
+}
+
+impl FromRow for Activity {
+    const SELECT: &'static str = "SELECT id, environment_id, action_type, actor_client_id, \
+        resource_type, resource_id, resource_name, recorded_at, details FROM activities";
+
+    fn from_row(row: &AnyRow) -> Result<Self, StoreError> {
+        activity_from_row(row)
     }
 }
 

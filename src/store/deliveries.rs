@@ -6,10 +6,11 @@
 
 use std::time::Duration;
 
+use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
 use super::{
-    RowExt, Store, StoreError, Tx,
+    FromRow, RowExt, Store, StoreError, Tx,
     activities::activity_from_row,
     lease::{Attempts, LeaseQueue, Value, attempts_from, cut},
     millis,
@@ -287,43 +288,32 @@ impl Store {
         limit: u32,
         offset: u32,
     ) -> Result<(Vec<Delivery>, i64), StoreError> {
-        let total = sqlx::query(
-            "SELECT COUNT(*) AS n FROM subscription_deliveries WHERE subscription_id = $1",
-        )
-        .bind(subscription.to_string())
-        .fetch_one(&self.pool)
-        .await?
-        .int("n")?;
-        let rows = sqlx::query(
-            "SELECT activity_id, state, attempts, next_attempt_at, last_status, last_error, \
-             created_at, delivered_at FROM subscription_deliveries WHERE subscription_id = $1 \
-             ORDER BY created_at DESC, activity_id DESC LIMIT $2 OFFSET $3",
-        )
-        .bind(subscription.to_string())
-        .bind(i64::from(limit))
-        .bind(i64::from(offset))
-        .fetch_all(&self.pool)
-        .await?;
-        let deliveries = rows
-            .iter()
-            .map(|row| {
-                let state: DeliveryState = row.parsed("state")?;
-                Ok(Delivery {
-                    activity_id: row.parsed("activity_id")?,
-                    state,
-                    attempts: attempts_from(row.int("attempts")?)?,
-                    next_attempt_at: (state == DeliveryState::Pending)
-                        .then(|| row.time("next_attempt_at"))
-                        .transpose()?,
-                    last_status: sqlx::Row::try_get::<Option<i64>, _>(row, "last_status")?
-                        .and_then(|s| u16::try_from(s).ok()),
-                    last_error: sqlx::Row::try_get::<Option<String>, _>(row, "last_error")?,
-                    created_at: row.time("created_at")?,
-                    delivered_at: row.optional_time("delivered_at")?,
-                })
-            })
-            .collect::<Result<_, StoreError>>()?;
-        Ok((deliveries, total))
+        let parent = ("subscription_id", subscription.to_string());
+        let order = "created_at DESC, activity_id DESC";
+        self.page("subscription_deliveries", parent, order, (limit, offset))
+            .await
+    }
+}
+
+impl FromRow for Delivery {
+    const SELECT: &'static str = "SELECT activity_id, state, attempts, next_attempt_at, \
+        last_status, last_error, created_at, delivered_at FROM subscription_deliveries";
+
+    fn from_row(row: &AnyRow) -> Result<Self, StoreError> {
+        let state: DeliveryState = row.parsed("state")?;
+        Ok(Self {
+            activity_id: row.parsed("activity_id")?,
+            state,
+            attempts: attempts_from(row.int("attempts")?)?,
+            next_attempt_at: (state == DeliveryState::Pending)
+                .then(|| row.time("next_attempt_at"))
+                .transpose()?,
+            last_status: sqlx::Row::try_get::<Option<i64>, _>(row, "last_status")?
+                .and_then(|s| u16::try_from(s).ok()),
+            last_error: sqlx::Row::try_get::<Option<String>, _>(row, "last_error")?,
+            created_at: row.time("created_at")?,
+            delivered_at: row.optional_time("delivered_at")?,
+        })
     }
 }
 

@@ -291,6 +291,34 @@ impl Store {
             .await
     }
 
+    /// One page of the `T`s in `table` whose `column` holds `parent`, in `order` (which must
+    /// end in a unique column, so pages neither skip nor repeat a row), and how many there are
+    /// in all.
+    async fn page<T: FromRow>(
+        &self,
+        table: &str,
+        (column, parent): (&str, String),
+        order: &str,
+        (limit, offset): (u32, u32),
+    ) -> Result<(Vec<T>, i64), StoreError> {
+        // `table`, `column` and `order` are always literals of this module; every value is bound.
+        let total = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) AS n FROM {table} WHERE {column} = $1"
+        )))
+        .bind(&parent)
+        .fetch_one(&self.pool)
+        .await?
+        .int("n")?;
+        let query = T::select(&format!(
+            "WHERE {column} = $1 ORDER BY {order} LIMIT $2 OFFSET $3"
+        ));
+        let rows = query
+            .bind(parent)
+            .bind(i64::from(limit))
+            .bind(i64::from(offset));
+        Ok((self.fetch_all_as(rows).await?, total))
+    }
+
     /// Every row of `query`, as `T`.
     async fn fetch_all_as<T: FromRow>(&self, query: Query<'_>) -> Result<Vec<T>, StoreError> {
         let rows = query.fetch_all(&self.pool).await?;
