@@ -4,6 +4,7 @@ use super::{
     Actor, Service, ServiceError,
     auth::{NewClient, hash_secret, new_client_secret},
     environments::name_value,
+    found,
 };
 use crate::{
     domain::{Activity, ActivityType, Client, ClientId, Environment, ResourceType, Role, now},
@@ -84,13 +85,11 @@ impl Service {
         let secret = new_client_secret();
         let hash = hash_secret(secret.clone()).await?;
         let activity = client_activity(actor, ActivityType::ClientSecretRotated, client);
-        if !self
-            .store()
-            .set_client_secret(client.id, &hash, &activity)
-            .await?
-        {
-            return Err(ServiceError::NotFound);
-        }
+        found(
+            self.store()
+                .set_client_secret(client.id, &hash, &activity)
+                .await?,
+        )?;
         Ok(secret)
     }
 }

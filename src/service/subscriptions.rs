@@ -2,7 +2,7 @@
 //! deliveries stand. Deliveries are queued by the store with each activity and sent by
 //! `webhooks`.
 
-use super::{Actor, Service, ServiceError, environments::name_value};
+use super::{Actor, Service, ServiceError, environments::name_value, found};
 use crate::{
     domain::{
         Activity, ActivityType, EndpointPolicy, Environment, InvalidField, ResourceType,
@@ -119,13 +119,11 @@ impl Service {
             ..subscription.clone()
         };
         let activity = activity(actor, ActivityType::SubscriptionUpdated, &updated);
-        if !self
-            .store()
-            .update_subscription(&updated, &activity)
-            .await?
-        {
-            return Err(ServiceError::NotFound);
-        }
+        found(
+            self.store()
+                .update_subscription(&updated, &activity)
+                .await?,
+        )?;
         Ok(updated)
     }
 
@@ -136,13 +134,11 @@ impl Service {
         subscription: &Subscription,
     ) -> Result<(), ServiceError> {
         let activity = activity(actor, ActivityType::SubscriptionDeleted, subscription);
-        if !self
-            .store()
-            .delete_subscription(subscription, &activity)
-            .await?
-        {
-            return Err(ServiceError::NotFound);
-        }
+        found(
+            self.store()
+                .delete_subscription(subscription, &activity)
+                .await?,
+        )?;
         Ok(())
     }
 
@@ -154,13 +150,11 @@ impl Service {
     ) -> Result<SigningSecret, ServiceError> {
         let secret = SigningSecret::generate();
         let activity = activity(actor, ActivityType::SubscriptionSecretRotated, subscription);
-        if !self
-            .store()
-            .set_subscription_secret(subscription, &secret, &activity)
-            .await?
-        {
-            return Err(ServiceError::NotFound);
-        }
+        found(
+            self.store()
+                .set_subscription_secret(subscription, &secret, &activity)
+                .await?,
+        )?;
         Ok(secret)
     }
 
