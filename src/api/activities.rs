@@ -7,13 +7,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     AppState,
-    auth::Caller,
     errors::{ApiResult, P1Error, ResourceErrors},
     hal::wire_time,
     paging::{PageQuery, PageRequest},
-    path::EnvironmentPath,
+    path::{EnvironmentPath, Read},
 };
-use crate::domain::{Activity, Permission};
+use crate::domain::Activity;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_activities))
@@ -96,11 +95,9 @@ pub fn activity_body(activity: &Activity) -> Result<Vec<u8>, serde_json::Error> 
               (status = 400, body = P1Error), ResourceErrors))]
 async fn list_activities(
     State(state): State<AppState>,
-    caller: Caller,
-    path: EnvironmentPath,
+    Read(environment): Read<EnvironmentPath>,
     uri: Uri,
 ) -> ApiResult<impl IntoResponse> {
-    let environment = path.load(&state, &caller, Permission::Read).await?;
     let page = PageRequest::from_uri(&uri)?;
     let (activities, count) = state
         .service

@@ -11,7 +11,8 @@ use crate::{
     service::Actor,
 };
 
-/// The verified caller. Missing, malformed, forged or expired tokens are a 401.
+/// The verified caller. Missing, malformed, forged or expired tokens are a 401. Verified once
+/// a request: the path extractors (`path::Read` and the others) and the handler share it.
 #[derive(Debug, Clone)]
 pub struct Caller(pub Actor);
 
@@ -19,6 +20,9 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
+        }
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -45,7 +49,9 @@ impl FromRequestParts<AppState> for Caller {
                 other => ApiError::Unexpected(Box::new(other)),
             })?;
         tracing::Span::current().record("client_id", tracing::field::display(actor.client_id));
-        Ok(Caller(actor))
+        let caller = Caller(actor);
+        parts.extensions.insert(caller.clone());
+        Ok(caller)
     }
 }
 

@@ -13,9 +13,9 @@ use super::{
     body::{JsonObject, RawBody, RequestBody},
     errors::{ApiResult, P1Error, ResourceErrors},
     hal::{Links, UrlBuilder, wire_time},
-    path::EnvironmentPath,
+    path::{EnvironmentPath, Manage, Read},
 };
-use crate::domain::{BillOfMaterials, Environment, Permission, Product, SolutionType};
+use crate::domain::{BillOfMaterials, Environment, Product, SolutionType};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(read_bill_of_materials, update_bill_of_materials))
@@ -67,10 +67,8 @@ impl BillOfMaterialsView {
     responses((status = 200, body = BillOfMaterialsView), ResourceErrors))]
 async fn read_bill_of_materials(
     State(state): State<AppState>,
-    caller: Caller,
-    path: EnvironmentPath,
+    Read(environment): Read<EnvironmentPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let environment = path.load(&state, &caller, Permission::Read).await?;
     Ok(Json(BillOfMaterialsView::new(&environment, &state.urls)))
 }
 
@@ -115,12 +113,9 @@ impl From<BillOfMaterialsBody> for BillOfMaterials {
 async fn update_bill_of_materials(
     State(state): State<AppState>,
     caller: Caller,
-    path: EnvironmentPath,
+    Manage(environment): Manage<EnvironmentPath>,
     body: RawBody,
 ) -> ApiResult<impl IntoResponse> {
-    let environment = path
-        .load(&state, &caller, Permission::ManageEnvironments)
-        .await?;
     let body: BillOfMaterialsBody = body.json()?;
     let updated = state
         .service

@@ -13,9 +13,9 @@ use super::{
     body::{JsonObject, RawBody, RequestBody},
     errors::{ApiError, ApiResult, P1Error, ResourceErrors},
     hal::{IdRef, Links, Page, UrlBuilder, wire_time},
-    path::{ClientPath, EnvironmentPath},
+    path::{ClientPath, EnvironmentPath, Read, Write},
 };
-use crate::domain::{Client, Permission, Role};
+use crate::domain::{Client, Role};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -94,10 +94,9 @@ pub struct ClientSecretView {
 async fn create_client(
     State(state): State<AppState>,
     caller: Caller,
-    path: EnvironmentPath,
+    Write(environment): Write<EnvironmentPath>,
     body: RawBody,
 ) -> ApiResult<impl IntoResponse> {
-    let environment = path.load(&state, &caller, Permission::Write).await?;
     let body: CreateClient = body.json()?;
     let created = state
         .service
@@ -113,10 +112,8 @@ async fn create_client(
     responses((status = 200, description = "`_embedded.clients`"), ResourceErrors))]
 async fn list_clients(
     State(state): State<AppState>,
-    caller: Caller,
-    path: EnvironmentPath,
+    Read(environment): Read<EnvironmentPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let environment = path.load(&state, &caller, Permission::Read).await?;
     let clients = state.service.list::<Client>(environment.id).await?;
     let this = format!("{}/clients", state.urls.environment(environment.id));
     let view = |c: &Client| ClientView::new(c, &state.urls);
@@ -127,10 +124,8 @@ async fn list_clients(
     params(ClientPath), responses((status = 200, body = ClientView), ResourceErrors))]
 async fn read_client(
     State(state): State<AppState>,
-    caller: Caller,
-    path: ClientPath,
+    Read(client): Read<ClientPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let client = path.load(&state, &caller, Permission::Read).await?;
     Ok(Json(ClientView::new(&client, &state.urls)))
 }
 
@@ -140,9 +135,8 @@ async fn read_client(
 async fn delete_client(
     State(state): State<AppState>,
     caller: Caller,
-    path: ClientPath,
+    Write(client): Write<ClientPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let client = path.load(&state, &caller, Permission::Write).await?;
     state.service.delete_client(&caller.0, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -153,9 +147,8 @@ async fn delete_client(
 async fn rotate_client_secret(
     State(state): State<AppState>,
     caller: Caller,
-    path: ClientPath,
+    Write(client): Write<ClientPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let client = path.load(&state, &caller, Permission::Write).await?;
     let client_secret = state
         .service
         .rotate_client_secret(&caller.0, &client)

@@ -11,14 +11,11 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     AppState,
     auth::Caller,
-    email_domains::read_records,
     errors::{ApiResult, P1Error, ResourceErrors},
     hal::{Links, wire_time},
-    path::{DomainPath, query},
+    path::{DomainPath, Read, Write, query},
 };
-use crate::domain::{
-    DkimKey, DkimRole, DnsRecord, EmailDomain, Permission, RecordKind, RecordStatus,
-};
+use crate::domain::{DkimKey, DkimRole, DnsRecord, EmailDomain, RecordKind, RecordStatus};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -115,9 +112,13 @@ fn dkim_view(
 async fn read_dkim(
     State(state): State<AppState>,
     caller: Caller,
-    path: DomainPath,
+    Read(domain): Read<DomainPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let (domain, records) = read_records(&state, &caller, path, &[RecordKind::Dkim]).await?;
+    let kinds = [RecordKind::Dkim];
+    let records = state
+        .service
+        .domain_records(&caller.0, &domain, &kinds)
+        .await?;
     let keys = state.service.dkim_keys(&domain).await?;
     Ok(Json(dkim_view(&state, &domain, &records, &keys)))
 }
@@ -140,10 +141,9 @@ pub struct RotateQuery {
 async fn rotate_dkim(
     State(state): State<AppState>,
     caller: Caller,
-    path: DomainPath,
+    Write(domain): Write<DomainPath>,
     uri: Uri,
 ) -> ApiResult<impl IntoResponse> {
-    let domain = path.load(&state, &caller, Permission::Write).await?;
     let RotateQuery { region } = query(&uri)?;
     let keys = state
         .service

@@ -19,14 +19,10 @@ use super::{
     body::{JsonObject, RawBody, RequestBody},
     errors::{ApiError, ApiResult, P1Error, ResourceErrors},
     hal::{IdRef, Links, Page, UrlBuilder, wire_time},
-    path::{DomainPath, EnvironmentPath},
+    path::{DomainPath, EnvironmentPath, Read, Write},
 };
-use std::sync::Arc;
 
-use crate::{
-    domain::{DnsRecord, EmailDomain, Permission, RecordKind},
-    service::DomainSnapshot,
-};
+use crate::domain::{DnsRecord, EmailDomain, RecordKind};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -93,10 +89,9 @@ impl RequestBody for CreateEmailDomain {
 async fn create_domain(
     State(state): State<AppState>,
     caller: Caller,
-    path: EnvironmentPath,
+    Write(environment): Write<EnvironmentPath>,
     body: RawBody,
 ) -> ApiResult<impl IntoResponse> {
-    let environment = path.load(&state, &caller, Permission::Write).await?;
     let body: CreateEmailDomain = body.json()?;
     let domain = state
         .service
@@ -114,10 +109,8 @@ async fn create_domain(
     responses((status = 200, description = "`_embedded.emailDomains`"), ResourceErrors))]
 async fn list_domains(
     State(state): State<AppState>,
-    caller: Caller,
-    path: EnvironmentPath,
+    Read(environment): Read<EnvironmentPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let environment = path.load(&state, &caller, Permission::Read).await?;
     let domains = state.service.list::<EmailDomain>(environment.id).await?;
     let view = |d: &EmailDomain| EmailDomainView::new(d, &state.urls);
     let this = state.urls.domains(environment.id);
@@ -129,10 +122,8 @@ async fn list_domains(
     responses((status = 200, body = EmailDomainView), ResourceErrors))]
 async fn read_domain(
     State(state): State<AppState>,
-    caller: Caller,
-    path: DomainPath,
+    Read(domain): Read<DomainPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let domain = path.load(&state, &caller, Permission::Read).await?;
     // The hottest read: serialised once per cached snapshot, then served as bytes.
     let body = match domain.rendered() {
         Some(body) => body,
@@ -154,9 +145,8 @@ async fn read_domain(
 async fn delete_domain(
     State(state): State<AppState>,
     caller: Caller,
-    path: DomainPath,
+    Write(domain): Write<DomainPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let domain = path.load(&state, &caller, Permission::Write).await?;
     state.service.delete_domain(&caller.0, &domain).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -192,21 +182,6 @@ pub struct SpfView {
     value: String,
 }
 
-/// The shared start of every status read: the domain, then its records of `kinds`.
-pub(super) async fn read_records(
-    state: &AppState,
-    caller: &Caller,
-    path: DomainPath,
-    kinds: &[RecordKind],
-) -> ApiResult<(Arc<DomainSnapshot>, Vec<DnsRecord>)> {
-    let domain = path.load(state, caller, Permission::Read).await?;
-    let records = state
-        .service
-        .domain_records(&caller.0, &domain, kinds)
-        .await?;
-    Ok((domain, records))
-}
-
 fn txt_view(record: &DnsRecord) -> TxtRecordView {
     TxtRecordView {
         name: record.region.clone(),
@@ -222,15 +197,13 @@ fn txt_view(record: &DnsRecord) -> TxtRecordView {
 async fn read_ownership(
     State(state): State<AppState>,
     caller: Caller,
-    path: DomainPath,
+    Read(domain): Read<DomainPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let (domain, records) = read_records(
-        &state,
-        &caller,
-        path,
-        &[RecordKind::Ownership, RecordKind::Environment],
-    )
-    .await?;
+    let kinds = [RecordKind::Ownership, RecordKind::Environment];
+    let records = state
+        .service
+        .domain_records(&caller.0, &domain, &kinds)
+        .await?;
     let regions = records
         .iter()
         .filter(|r| r.kind == RecordKind::Ownership)
@@ -254,9 +227,13 @@ async fn read_ownership(
 async fn read_spf(
     State(state): State<AppState>,
     caller: Caller,
-    path: DomainPath,
+    Read(domain): Read<DomainPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let (domain, records) = read_records(&state, &caller, path, &[RecordKind::Spf]).await?;
+    let kinds = [RecordKind::Spf];
+    let records = state
+        .service
+        .domain_records(&caller.0, &domain, &kinds)
+        .await?;
     let spf = records.first().ok_or_else(|| {
         ApiError::Unexpected(format!("domain {} has no SPF record", domain.id).into())
     })?;

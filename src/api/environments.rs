@@ -12,7 +12,7 @@ use super::{
     body::{JsonObject, RawBody, RequestBody},
     errors::{ApiError, ApiResult, P1Error, ResourceErrors},
     hal::{IdRef, Links, Page, UrlBuilder, wire_time},
-    path::EnvironmentPath,
+    path::{EnvironmentPath, Manage, Read},
 };
 use crate::{
     domain::{BillOfMaterials, Environment, EnvironmentType, Geography, Permission, UnknownValue},
@@ -212,10 +212,8 @@ async fn list_environments(
     params(EnvironmentPath), responses((status = 200, body = EnvironmentView), ResourceErrors))]
 async fn read_environment(
     State(state): State<AppState>,
-    caller: Caller,
-    path: EnvironmentPath,
+    Read(environment): Read<EnvironmentPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let environment = path.load(&state, &caller, Permission::Read).await?;
     Ok(Json(EnvironmentView::new(
         &environment,
         &state.service,
@@ -233,12 +231,9 @@ async fn read_environment(
 async fn update_environment(
     State(state): State<AppState>,
     caller: Caller,
-    path: EnvironmentPath,
+    Manage(environment): Manage<EnvironmentPath>,
     body: RawBody,
 ) -> ApiResult<impl IntoResponse> {
-    let environment = path
-        .load(&state, &caller, Permission::ManageEnvironments)
-        .await?;
     let body: UpdateEnvironment = body.json()?;
     let update = EnvironmentUpdate {
         name: body.name,
@@ -266,12 +261,9 @@ async fn update_environment(
 async fn update_environment_type(
     State(state): State<AppState>,
     caller: Caller,
-    path: EnvironmentPath,
+    Manage(environment): Manage<EnvironmentPath>,
     body: RawBody,
 ) -> ApiResult<impl IntoResponse> {
-    let environment = path
-        .load(&state, &caller, Permission::ManageEnvironments)
-        .await?;
     let body: UpdateEnvironmentType = body.json()?;
     let updated = state
         .service
@@ -289,11 +281,8 @@ async fn update_environment_type(
 async fn delete_environment(
     State(state): State<AppState>,
     caller: Caller,
-    path: EnvironmentPath,
+    Manage(environment): Manage<EnvironmentPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let environment = path
-        .load(&state, &caller, Permission::ManageEnvironments)
-        .await?;
     state
         .service
         .delete_environment(&caller.0, &environment)

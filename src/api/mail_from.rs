@@ -12,9 +12,9 @@ use super::{
     body::{JsonObject, RawBody, RequestBody},
     errors::{ApiError, ApiResult, P1Error, ResourceErrors},
     hal::{Links, UrlBuilder},
-    path::DomainPath,
+    path::{DomainPath, Read, Write},
 };
-use crate::domain::{DnsRecord, EmailDomain, MAIL_FROM_PRIORITY, Permission, RecordKind};
+use crate::domain::{DnsRecord, EmailDomain, MAIL_FROM_PRIORITY, RecordKind};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(put_mail_from, read_mail_from, delete_mail_from))
@@ -94,10 +94,9 @@ fn view(state: &AppState, domain: &EmailDomain, records: &[DnsRecord]) -> ApiRes
 async fn put_mail_from(
     State(state): State<AppState>,
     caller: Caller,
-    path: DomainPath,
+    Write(domain): Write<DomainPath>,
     body: RawBody,
 ) -> ApiResult<impl IntoResponse> {
-    let domain = path.load(&state, &caller, Permission::Write).await?;
     let body: SetMailFrom = body.json()?;
     let records = state
         .service
@@ -112,9 +111,8 @@ async fn put_mail_from(
 async fn read_mail_from(
     State(state): State<AppState>,
     caller: Caller,
-    path: DomainPath,
+    Read(domain): Read<DomainPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let domain = path.load(&state, &caller, Permission::Read).await?;
     let records = state.service.mail_from(&caller.0, &domain).await?;
     Ok(Json(view(&state, &domain, &records)?))
 }
@@ -124,10 +122,8 @@ async fn read_mail_from(
     responses((status = 204), ResourceErrors))]
 async fn delete_mail_from(
     State(state): State<AppState>,
-    caller: Caller,
-    path: DomainPath,
+    Write(domain): Write<DomainPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let domain = path.load(&state, &caller, Permission::Write).await?;
     state.service.delete_mail_from(&domain).await?;
     Ok(StatusCode::NO_CONTENT)
 }

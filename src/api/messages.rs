@@ -13,14 +13,13 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     AppState,
-    auth::Caller,
     body::{JsonObject, RawBody, RequestBody},
     errors::{ApiError, ApiResult, P1Error, ResourceErrors},
     hal::{IdRef, Links, UrlBuilder, wire_time},
-    path::{EnvironmentPath, MessagePath},
+    path::{EnvironmentPath, MessagePath, Read, Write},
 };
 use crate::{
-    domain::{EnvironmentId, Permission},
+    domain::EnvironmentId,
     mail::{self, Message, MessageId, MessageStatus, StoredMessage},
     service::ServiceError,
 };
@@ -136,12 +135,10 @@ impl RequestBody for Message {
               (status = 429, body = P1Error), ResourceErrors))]
 async fn send_message(
     State(state): State<AppState>,
-    caller: Caller,
-    path: EnvironmentPath,
+    Write(environment): Write<EnvironmentPath>,
     headers: HeaderMap,
     body: RawBody,
 ) -> ApiResult<impl IntoResponse> {
-    let environment = path.load(&state, &caller, Permission::Write).await?;
     let key = headers
         .get(IDEMPOTENCY_KEY)
         .map(|value| {
@@ -175,10 +172,8 @@ async fn send_message(
     responses((status = 200, body = MessageView), ResourceErrors))]
 async fn read_message(
     State(state): State<AppState>,
-    caller: Caller,
-    path: MessagePath,
+    Read(message): Read<MessagePath>,
 ) -> ApiResult<impl IntoResponse> {
-    let message = path.load(&state, &caller, Permission::Read).await?;
     let environment = message.environment_id.ok_or(ApiError::NotFound)?;
     Ok(Json(MessageView::new(&message, environment, &state.urls)))
 }

@@ -1,14 +1,15 @@
-//! Typed paths: one type per nested resource, with the method that resolves it.
+//! Typed paths: one type per nested resource, and the extractors that resolve one.
 //!
-//! A handler takes `Caller` first (401), then its path type, and calls `load` with the one
-//! permission it needs: 403 when the caller lacks it, 404 when the resource (or a parent) does
-//! not exist. Only then does it read its body (400). That order is PingOne's.
+//! A handler names the one permission it needs in its signature: `Read(domain): Read<DomainPath>`,
+//! `Write<…>` or `Manage<…>`. The extractor takes the `Caller` first (401), then checks the
+//! permission in the path's environment (403), then loads the resource (404, also when a parent
+//! does not exist). Only then does the handler read its body (400). That order is PingOne's.
 
-use std::sync::Arc;
+use std::{str::FromStr, sync::Arc};
 
 use axum::{
     extract::{FromRequestParts, Path, Query},
-    http::Uri,
+    http::{Uri, request::Parts},
 };
 use serde::{Deserialize, de::DeserializeOwned};
 use utoipa::IntoParams;
@@ -24,6 +25,98 @@ use crate::{
     service::DomainSnapshot,
 };
 
+/// A typed path that resolves to the resource it names.
+pub trait Load: FromRequestParts<AppState, Rejection = ApiError> + Send {
+    type Output;
+
+    /// The resource, once `access` allows it in the path's environment.
+    fn load(self, access: Access<'_>) -> impl Future<Output = ApiResult<Self::Output>> + Send;
+}
+
+/// `P`'s resource, loaded for `Permission::Read`.
+pub struct Read<P: Load>(pub P::Output);
+
+/// `P`'s resource, loaded for `Permission::Write`.
+pub struct Write<P: Load>(pub P::Output);
+
+/// `P`'s resource (an environment), loaded for `Permission::ManageEnvironments`.
+pub struct Manage<P: Load>(pub P::Output);
+
+impl<P: Load> FromRequestParts<AppState> for Read<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        extract::<P>(parts, state, Permission::Read).await.map(Self)
+    }
+}
+
+impl<P: Load> FromRequestParts<AppState> for Write<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        extract::<P>(parts, state, Permission::Write)
+            .await
+            .map(Self)
+    }
+}
+
+impl<P: Load> FromRequestParts<AppState> for Manage<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let permission = Permission::ManageEnvironments;
+        extract::<P>(parts, state, permission).await.map(Self)
+    }
+}
+
+/// The caller (401), then the path, then its resource for `permission` (403, then 404).
+async fn extract<P: Load>(
+    parts: &mut Parts,
+    state: &AppState,
+    permission: Permission,
+) -> ApiResult<P::Output> {
+    let caller = Caller::from_request_parts(parts, state).await?;
+    let path = P::from_request_parts(parts, state).await?;
+    let caller = &caller;
+    path.load(Access {
+        state,
+        caller,
+        permission,
+    })
+    .await
+}
+
+/// What a path is resolved with: the state, the caller and the one permission.
+pub struct Access<'a> {
+    state: &'a AppState,
+    caller: &'a Caller,
+    permission: Permission,
+}
+
+impl Access<'_> {
+    /// The environment named by the path: 403 unless the caller has the permission there, 404
+    /// when there is none.
+    async fn environment(&self, environment: &str) -> ApiResult<Arc<Environment>> {
+        let id = self.caller.authorize(environment, self.permission)?;
+        Ok(self.state.service.environment(id).await?)
+    }
+
+    /// The domain named by the path, in its environment, as `environment` answers for it.
+    async fn domain(&self, environment: &str, domain: &str) -> ApiResult<Arc<DomainSnapshot>> {
+        let environment_id = self.caller.authorize(environment, self.permission)?;
+        Ok(self
+            .state
+            .service
+            .domain(environment_id, parse_id(domain)?)
+            .await?)
+    }
+}
+
+/// A path's id: one that does not parse names nothing there (404).
+fn parse_id<I: FromStr>(raw: &str) -> ApiResult<I> {
+    raw.parse().map_err(|_| ApiError::NotFound)
+}
+
 /// `/v1/environments/{environmentId}`.
 #[derive(Debug, Deserialize, IntoParams, FromRequestParts)]
 #[serde(rename_all = "camelCase")]
@@ -33,15 +126,11 @@ pub struct EnvironmentPath {
     environment_id: String,
 }
 
-impl EnvironmentPath {
-    pub async fn load(
-        &self,
-        state: &AppState,
-        caller: &Caller,
-        permission: Permission,
-    ) -> ApiResult<Arc<Environment>> {
-        let id = caller.authorize(&self.environment_id, permission)?;
-        Ok(state.service.environment(id).await?)
+impl Load for EnvironmentPath {
+    type Output = Arc<Environment>;
+
+    async fn load(self, access: Access<'_>) -> ApiResult<Arc<Environment>> {
+        access.environment(&self.environment_id).await
     }
 }
 
@@ -55,18 +144,14 @@ pub struct PopulationPath {
     population_id: String,
 }
 
-impl PopulationPath {
+impl Load for PopulationPath {
+    type Output = Population;
+
     /// The population, found in its environment.
-    pub async fn load(
-        &self,
-        state: &AppState,
-        caller: &Caller,
-        permission: Permission,
-    ) -> ApiResult<Population> {
-        let environment_id = caller.authorize(&self.environment_id, permission)?;
-        let environment = state.service.environment(environment_id).await?;
-        let id = self.population_id.parse().map_err(|_| ApiError::NotFound)?;
-        Ok(state.service.find::<Population>(environment.id, id).await?)
+    async fn load(self, access: Access<'_>) -> ApiResult<Population> {
+        let environment = access.environment(&self.environment_id).await?;
+        let id = parse_id(&self.population_id)?;
+        Ok(access.state.service.find(environment.id, id).await?)
     }
 }
 
@@ -80,18 +165,14 @@ pub struct ClientPath {
     client_id: String,
 }
 
-impl ClientPath {
+impl Load for ClientPath {
+    type Output = Client;
+
     /// The client, found in its environment.
-    pub async fn load(
-        &self,
-        state: &AppState,
-        caller: &Caller,
-        permission: Permission,
-    ) -> ApiResult<Client> {
-        let environment_id = caller.authorize(&self.environment_id, permission)?;
-        let environment = state.service.environment(environment_id).await?;
-        let id = self.client_id.parse().map_err(|_| ApiError::NotFound)?;
-        Ok(state.service.find::<Client>(environment.id, id).await?)
+    async fn load(self, access: Access<'_>) -> ApiResult<Client> {
+        let environment = access.environment(&self.environment_id).await?;
+        let id = parse_id(&self.client_id)?;
+        Ok(access.state.service.find(environment.id, id).await?)
     }
 }
 
@@ -105,21 +186,14 @@ pub struct SubscriptionPath {
     subscription_id: String,
 }
 
-impl SubscriptionPath {
+impl Load for SubscriptionPath {
+    type Output = Subscription;
+
     /// The subscription, found in its environment.
-    pub async fn load(
-        &self,
-        state: &AppState,
-        caller: &Caller,
-        permission: Permission,
-    ) -> ApiResult<Subscription> {
-        let environment_id = caller.authorize(&self.environment_id, permission)?;
-        let environment = state.service.environment(environment_id).await?;
-        let id = self
-            .subscription_id
-            .parse()
-            .map_err(|_| ApiError::NotFound)?;
-        Ok(state.service.subscription(&environment, id).await?)
+    async fn load(self, access: Access<'_>) -> ApiResult<Subscription> {
+        let environment = access.environment(&self.environment_id).await?;
+        let id = parse_id(&self.subscription_id)?;
+        Ok(access.state.service.subscription(&environment, id).await?)
     }
 }
 
@@ -133,18 +207,14 @@ pub struct MessagePath {
     message_id: String,
 }
 
-impl MessagePath {
+impl Load for MessagePath {
+    type Output = StoredMessage;
+
     /// The message, found among the environment's customer mail.
-    pub async fn load(
-        &self,
-        state: &AppState,
-        caller: &Caller,
-        permission: Permission,
-    ) -> ApiResult<StoredMessage> {
-        let environment_id = caller.authorize(&self.environment_id, permission)?;
-        let environment = state.service.environment(environment_id).await?;
-        let id = self.message_id.parse().map_err(|_| ApiError::NotFound)?;
-        Ok(state.service.message(&environment, id).await?)
+    async fn load(self, access: Access<'_>) -> ApiResult<StoredMessage> {
+        let environment = access.environment(&self.environment_id).await?;
+        let id = parse_id(&self.message_id)?;
+        Ok(access.state.service.message(&environment, id).await?)
     }
 }
 
@@ -158,21 +228,13 @@ pub struct DomainPath {
     email_domain_id: String,
 }
 
-impl DomainPath {
-    pub async fn load(
-        &self,
-        state: &AppState,
-        caller: &Caller,
-        permission: Permission,
-    ) -> ApiResult<Arc<DomainSnapshot>> {
-        load_domain(
-            state,
-            caller,
-            permission,
-            &self.environment_id,
-            &self.email_domain_id,
-        )
-        .await
+impl Load for DomainPath {
+    type Output = Arc<DomainSnapshot>;
+
+    async fn load(self, access: Access<'_>) -> ApiResult<Arc<DomainSnapshot>> {
+        access
+            .domain(&self.environment_id, &self.email_domain_id)
+            .await
     }
 }
 
@@ -187,27 +249,16 @@ pub struct TrustedEmailPath {
     trusted_email_id: String,
 }
 
-impl TrustedEmailPath {
+impl Load for TrustedEmailPath {
+    type Output = TrustedEmail;
+
     /// The address, found in its domain.
-    pub async fn load(
-        &self,
-        state: &AppState,
-        caller: &Caller,
-        permission: Permission,
-    ) -> ApiResult<TrustedEmail> {
-        let domain = load_domain(
-            state,
-            caller,
-            permission,
-            &self.environment_id,
-            &self.email_domain_id,
-        )
-        .await?;
-        let id = self
-            .trusted_email_id
-            .parse()
-            .map_err(|_| ApiError::NotFound)?;
-        Ok(state.service.find::<TrustedEmail>(domain.id, id).await?)
+    async fn load(self, access: Access<'_>) -> ApiResult<TrustedEmail> {
+        let domain = access
+            .domain(&self.environment_id, &self.email_domain_id)
+            .await?;
+        let id = parse_id(&self.trusted_email_id)?;
+        Ok(access.state.service.find(domain.id, id).await?)
     }
 }
 
@@ -248,18 +299,6 @@ pub fn query_number(
                 )
             }),
     }
-}
-
-async fn load_domain(
-    state: &AppState,
-    caller: &Caller,
-    permission: Permission,
-    environment: &str,
-    domain: &str,
-) -> ApiResult<Arc<DomainSnapshot>> {
-    let environment_id = caller.authorize(environment, permission)?;
-    let id = domain.parse().map_err(|_| ApiError::NotFound)?;
-    Ok(state.service.domain(environment_id, id).await?)
 }
 
 #[cfg(test)]

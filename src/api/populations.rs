@@ -12,9 +12,9 @@ use super::{
     body::{JsonObject, RawBody, RequestBody},
     errors::{ApiResult, P1Error, ResourceErrors},
     hal::{IdRef, Links, Page, UrlBuilder, wire_time},
-    path::{EnvironmentPath, PopulationPath},
+    path::{EnvironmentPath, PopulationPath, Read, Write},
 };
-use crate::domain::{Permission, Population, PopulationFields, default_theme_id};
+use crate::domain::{Population, PopulationFields, default_theme_id};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -142,10 +142,9 @@ impl PopulationBody {
 async fn create_population(
     State(state): State<AppState>,
     caller: Caller,
-    path: EnvironmentPath,
+    Write(environment): Write<EnvironmentPath>,
     body: RawBody,
 ) -> ApiResult<impl IntoResponse> {
-    let environment = path.load(&state, &caller, Permission::Write).await?;
     let (fields, default) = body.json::<PopulationBody>()?.into_fields();
     let population = state
         .service
@@ -163,10 +162,8 @@ async fn create_population(
               ResourceErrors))]
 async fn list_populations(
     State(state): State<AppState>,
-    caller: Caller,
-    path: EnvironmentPath,
+    Read(environment): Read<EnvironmentPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let environment = path.load(&state, &caller, Permission::Read).await?;
     let populations = state.service.list::<Population>(environment.id).await?;
     let view = |p: &Population| PopulationView::new(p, &state.urls);
     let this = state.urls.populations(environment.id);
@@ -178,10 +175,8 @@ async fn list_populations(
     responses((status = 200, body = PopulationView), ResourceErrors))]
 async fn read_population(
     State(state): State<AppState>,
-    caller: Caller,
-    path: PopulationPath,
+    Read(population): Read<PopulationPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let population = path.load(&state, &caller, Permission::Read).await?;
     Ok(Json(PopulationView::new(&population, &state.urls)))
 }
 
@@ -194,10 +189,9 @@ async fn read_population(
 async fn update_population(
     State(state): State<AppState>,
     caller: Caller,
-    path: PopulationPath,
+    Write(population): Write<PopulationPath>,
     body: RawBody,
 ) -> ApiResult<impl IntoResponse> {
-    let population = path.load(&state, &caller, Permission::Write).await?;
     let (fields, default) = body.json::<PopulationBody>()?.into_fields();
     let updated = state
         .service
@@ -214,9 +208,8 @@ async fn update_population(
 async fn delete_population(
     State(state): State<AppState>,
     caller: Caller,
-    path: PopulationPath,
+    Write(population): Write<PopulationPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let population = path.load(&state, &caller, Permission::Write).await?;
     state
         .service
         .delete_population(&caller.0, &population)

@@ -9,15 +9,11 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     AppState,
-    auth::Caller,
     errors::{ApiResult, P1Error, ResourceErrors},
     hal::{Links, wire_time},
-    path::DomainPath,
+    path::{DomainPath, Read},
 };
-use crate::{
-    domain::Permission,
-    service::{RegionSelfCheck, SelfCheck, TrustedEmailAlignment, Verdict},
-};
+use crate::service::{RegionSelfCheck, SelfCheck, TrustedEmailAlignment, Verdict};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(self_check))
@@ -158,10 +154,8 @@ pub struct SelfCheckView {
               ResourceErrors))]
 async fn self_check(
     State(state): State<AppState>,
-    caller: Caller,
-    path: DomainPath,
+    Read(domain): Read<DomainPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let domain = path.load(&state, &caller, Permission::Read).await?;
     let SelfCheck {
         checked_at,
         regions,

@@ -16,7 +16,7 @@ use super::{
     errors::{ApiError, ApiResult, P1Error, ResourceErrors},
     hal::{IdRef, Links, Page, UrlBuilder, wire_time},
     paging::{PageQuery, PageRequest},
-    path::{EnvironmentPath, SubscriptionPath},
+    path::{EnvironmentPath, Read, SubscriptionPath, Write},
 };
 use crate::{
     domain::{
@@ -322,10 +322,9 @@ fn refuse_unsupported(body: &JsonObject) -> ApiResult<()> {
 async fn create_subscription(
     State(state): State<AppState>,
     caller: Caller,
-    path: EnvironmentPath,
+    Write(environment): Write<EnvironmentPath>,
     body: RawBody,
 ) -> ApiResult<impl IntoResponse> {
-    let environment = path.load(&state, &caller, Permission::Write).await?;
     let settings = body.json::<SubscriptionBody>()?.into();
     let created = state
         .service
@@ -342,9 +341,8 @@ async fn create_subscription(
 async fn list_subscriptions(
     State(state): State<AppState>,
     caller: Caller,
-    path: EnvironmentPath,
+    Read(environment): Read<EnvironmentPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let environment = path.load(&state, &caller, Permission::Read).await?;
     let subscriptions = state.service.list_subscriptions(&environment).await?;
     let caller_writes = caller.require(Permission::Write).is_ok();
     let view = |s: &Subscription| SubscriptionView::new(s, &state.urls, caller_writes);
@@ -358,9 +356,8 @@ async fn list_subscriptions(
 async fn read_subscription(
     State(state): State<AppState>,
     caller: Caller,
-    path: SubscriptionPath,
+    Read(subscription): Read<SubscriptionPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let subscription = path.load(&state, &caller, Permission::Read).await?;
     let caller_writes = caller.require(Permission::Write).is_ok();
     Ok(Json(SubscriptionView::new(
         &subscription,
@@ -376,10 +373,9 @@ async fn read_subscription(
 async fn update_subscription(
     State(state): State<AppState>,
     caller: Caller,
-    path: SubscriptionPath,
+    Write(subscription): Write<SubscriptionPath>,
     body: RawBody,
 ) -> ApiResult<impl IntoResponse> {
-    let subscription = path.load(&state, &caller, Permission::Write).await?;
     let settings = body.json::<SubscriptionBody>()?.into();
     let updated = state
         .service
@@ -394,9 +390,8 @@ async fn update_subscription(
 async fn delete_subscription(
     State(state): State<AppState>,
     caller: Caller,
-    path: SubscriptionPath,
+    Write(subscription): Write<SubscriptionPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let subscription = path.load(&state, &caller, Permission::Write).await?;
     state
         .service
         .delete_subscription(&caller.0, &subscription)
@@ -411,9 +406,8 @@ async fn delete_subscription(
 async fn rotate_subscription_secret(
     State(state): State<AppState>,
     caller: Caller,
-    path: SubscriptionPath,
+    Write(subscription): Write<SubscriptionPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let subscription = path.load(&state, &caller, Permission::Write).await?;
     let secret: SigningSecret = state
         .service
         .rotate_subscription_secret(&caller.0, &subscription)
@@ -430,11 +424,9 @@ async fn rotate_subscription_secret(
               (status = 400, body = P1Error), ResourceErrors))]
 async fn list_deliveries(
     State(state): State<AppState>,
-    caller: Caller,
-    path: SubscriptionPath,
+    Read(subscription): Read<SubscriptionPath>,
     uri: Uri,
 ) -> ApiResult<impl IntoResponse> {
-    let subscription = path.load(&state, &caller, Permission::Read).await?;
     let page = PageRequest::from_uri(&uri)?;
     let (deliveries, count) = state
         .service

@@ -13,12 +13,9 @@ use super::{
     body::{JsonObject, RawBody, RequestBody},
     errors::{ApiError, ApiResult, P1Error, ResourceErrors},
     hal::{IdRef, Links, Page, UrlBuilder, wire_time},
-    path::{DomainPath, TrustedEmailPath},
+    path::{DomainPath, Read, TrustedEmailPath, Write},
 };
-use crate::{
-    domain::{Permission, TrustedEmail},
-    service::Created,
-};
+use crate::{domain::TrustedEmail, service::Created};
 
 /// Selects "activate" on `POST …/trustedEmails/{id}`.
 pub const ACTIVATE: &str = "application/vnd.pingidentity.trustedemail.activate+json";
@@ -104,10 +101,9 @@ impl RequestBody for CreateTrustedEmail {
 async fn create_trusted_email(
     State(state): State<AppState>,
     caller: Caller,
-    path: DomainPath,
+    Write(domain): Write<DomainPath>,
     body: RawBody,
 ) -> ApiResult<impl IntoResponse> {
-    let domain = path.load(&state, &caller, Permission::Write).await?;
     let body: CreateTrustedEmail = body.json()?;
     let (status, email) = match state
         .service
@@ -126,10 +122,8 @@ async fn create_trusted_email(
     responses((status = 200, description = "`_embedded.trustedEmails`"), ResourceErrors))]
 async fn list_trusted_emails(
     State(state): State<AppState>,
-    caller: Caller,
-    path: DomainPath,
+    Read(domain): Read<DomainPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let domain = path.load(&state, &caller, Permission::Read).await?;
     let emails = state.service.list::<TrustedEmail>(domain.id).await?;
     let this = state.urls.domain_leaf(&domain, "trustedEmails");
     let view = |e: &TrustedEmail| TrustedEmailView::new(e, &state.urls);
@@ -142,10 +136,8 @@ async fn list_trusted_emails(
     responses((status = 200, body = TrustedEmailView), ResourceErrors))]
 async fn read_trusted_email(
     State(state): State<AppState>,
-    caller: Caller,
-    path: TrustedEmailPath,
+    Read(email): Read<TrustedEmailPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let email = path.load(&state, &caller, Permission::Read).await?;
     Ok(Json(TrustedEmailView::new(&email, &state.urls)))
 }
 
@@ -156,9 +148,8 @@ async fn read_trusted_email(
 async fn delete_trusted_email(
     State(state): State<AppState>,
     caller: Caller,
-    path: TrustedEmailPath,
+    Write(email): Write<TrustedEmailPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let email = path.load(&state, &caller, Permission::Write).await?;
     state
         .service
         .delete_trusted_email(&caller.0, &email)
@@ -192,10 +183,9 @@ impl RequestBody for ActivateTrustedEmail {
 async fn act_on_trusted_email(
     State(state): State<AppState>,
     caller: Caller,
-    path: TrustedEmailPath,
+    Write(email): Write<TrustedEmailPath>,
     body: RawBody,
 ) -> ApiResult<impl IntoResponse> {
-    let email = path.load(&state, &caller, Permission::Write).await?;
     let email = match body.media_type().as_deref() {
         Some(ACTIVATE) => {
             let body: ActivateTrustedEmail = body.object()?;

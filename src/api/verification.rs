@@ -18,11 +18,11 @@ use super::{
     auth::Caller,
     errors::{ApiError, ApiResult, P1Error, ResourceErrors},
     hal::{Links, UrlBuilder, wire_time},
-    path::{DomainPath, query, query_number},
+    path::{DomainPath, Read, query, query_number},
 };
 use crate::domain::{
-    CheckedRecord, EmailDomain, Permission, RecordKind, RecordStatus, SPF_LOOKUP_LIMIT,
-    SendingRegion, ZoneFileFormat, region_order,
+    CheckedRecord, EmailDomain, RecordKind, RecordStatus, SPF_LOOKUP_LIMIT, SendingRegion,
+    ZoneFileFormat, region_order,
 };
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -193,11 +193,9 @@ pub fn long_poll_allowance(uri: &Uri) -> Duration {
               ResourceErrors))]
 async fn read_verification(
     State(state): State<AppState>,
-    caller: Caller,
-    path: DomainPath,
+    Read(domain): Read<DomainPath>,
     uri: Uri,
 ) -> ApiResult<impl IntoResponse> {
-    let domain = path.load(&state, &caller, Permission::Read).await?;
     let records = match query::<WaitQuery>(&uri)?.wait()? {
         None => state.service.verification(&domain).await?,
         Some(timeout) => {
@@ -218,9 +216,8 @@ async fn read_verification(
 async fn check_now(
     State(state): State<AppState>,
     caller: Caller,
-    path: DomainPath,
+    Read(domain): Read<DomainPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let domain = path.load(&state, &caller, Permission::Read).await?;
     let records = state.service.force_check(&domain, &caller.0).await?;
     Ok(Json(verification_view(&state, &domain, records)))
 }
@@ -242,11 +239,9 @@ pub struct ZoneFileQuery {
               (status = 400, body = P1Error), ResourceErrors))]
 async fn read_zone_file(
     State(state): State<AppState>,
-    caller: Caller,
-    path: DomainPath,
+    Read(domain): Read<DomainPath>,
     uri: Uri,
 ) -> ApiResult<impl IntoResponse> {
-    let domain = path.load(&state, &caller, Permission::Read).await?;
     let ZoneFileQuery { format } = query(&uri)?;
     let format = match format {
         None => ZoneFileFormat::Bind,
