@@ -7,6 +7,7 @@ pub mod dkim_dns;
 pub mod dns;
 pub mod domain;
 pub mod error_chain;
+pub mod feedback;
 pub mod jobs;
 pub mod mail;
 pub mod secrets;

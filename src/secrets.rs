@@ -12,7 +12,7 @@ use std::{fs, io::Write, path::Path};
 
 use aws_lc_rs::{
     aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey},
-    digest,
+    digest, hkdf, hmac,
     rand::{SecureRandom, SystemRandom},
 };
 use base64::{Engine, engine::general_purpose::STANDARD};
@@ -31,6 +31,8 @@ const KEY_ID_LEN: usize = 16;
 const KEY_ID_DOMAIN: &[u8] = b"trustmail master key id\0";
 /// Leads the associated data of a v2 value.
 const AAD_DOMAIN: &[u8] = b"trustmail sealed value v2";
+/// Names the HMAC key derived from a master key (HKDF-SHA256), apart from its sealing key.
+const TAG_KEY_INFO: &[u8] = b"trustmail tag key v1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretsError {
@@ -151,10 +153,12 @@ impl std::fmt::Display for KeyId {
     }
 }
 
-/// One AES-256-GCM key and its id.
+/// One master key: its id, its AES-256-GCM key, and the HMAC key derived from it.
 struct Key {
     id: KeyId,
     aead: LessSafeKey,
+    /// HMAC-SHA256 key for `MasterKey::tag`, derived from the master key.
+    tag: hmac::Key,
 }
 
 impl Key {
@@ -172,6 +176,15 @@ impl Key {
             &mut buf,
         )?;
         Ok([nonce.as_slice(), &buf].concat())
+    }
+
+    fn tag(&self, purpose: &str, data: &[u8]) -> hmac::Tag {
+        let mut context = hmac::Context::with_key(&self.tag);
+        // Length-prefixed, so that no purpose's input is another's.
+        context.update(&(purpose.len() as u64).to_be_bytes());
+        context.update(purpose.as_bytes());
+        context.update(data);
+        context.sign()
     }
 
     fn open(&self, aad: &[u8], encoded: &str) -> Result<Vec<u8>, SecretsError> {
@@ -306,10 +319,15 @@ impl MasterKey {
     fn from_bytes(raw: &[u8]) -> Result<Self, SecretsError> {
         let key = UnboundKey::new(&AES_256_GCM, raw)
             .map_err(|_| SecretsError::Malformed("key".into()))?;
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &[]).extract(raw);
+        let tag = prk
+            .expand(&[TAG_KEY_INFO], hmac::HMAC_SHA256)
+            .map_err(|_| SecretsError::Malformed("key".into()))?;
         Ok(Self {
             sealing: Key {
                 id: KeyId::of(raw),
                 aead: LessSafeKey::new(key),
+                tag: hmac::Key::from(tag),
             },
             opening: Vec::new(),
         })
@@ -387,6 +405,24 @@ impl MasterKey {
     /// leaves it as it is).
     pub fn is_current(&self, sealed: &str) -> bool {
         matches!(Sealed::parse(sealed), Ok(Sealed::V2 { key_id, .. }) if key_id == self.sealing.id.as_str())
+    }
+
+    /// The first `len` bytes (at most 32) of an HMAC-SHA256 of `data` for `purpose` under the
+    /// sealing key: a short proof, carried in an address or a link, that trustmail made it.
+    pub fn tag(&self, purpose: &str, data: &[u8], len: usize) -> Vec<u8> {
+        self.sealing.tag(purpose, data).as_ref()[..len.min(32)].to_vec()
+    }
+
+    /// Whether `tag` is `tag(purpose, data, tag.len())` under any loaded key (so tags made
+    /// before a rotation still verify), compared in constant time. An empty tag never is.
+    pub fn verify_tag(&self, purpose: &str, data: &[u8], tag: &[u8]) -> bool {
+        !tag.is_empty()
+            && tag.len() <= 32
+            && self.keys().any(|k| {
+                let full = k.tag(purpose, data);
+                aws_lc_rs::constant_time::verify_slices_are_equal(&full.as_ref()[..tag.len()], tag)
+                    .is_ok()
+            })
     }
 
     /// What `is_current` values start with: for a query that leaves them out.
@@ -532,5 +568,32 @@ mod tests {
             MasterKey::load_or_create(&path),
             Err(SecretsError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn a_tag_verifies_only_for_its_purpose_and_data_and_survives_a_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = key_in(&dir, "old");
+        let tag = old.tag("bounce", b"message 1", 10);
+        assert_eq!(tag.len(), 10);
+        assert!(old.verify_tag("bounce", b"message 1", &tag));
+        assert!(!old.verify_tag("bounce", b"message 2", &tag));
+        assert!(!old.verify_tag("dmarc", b"message 1", &tag));
+        // The purpose is length-prefixed: moving a byte across the border changes the tag.
+        assert!(!old.verify_tag("bounc", b"emessage 1", &tag));
+        let mut forged = tag.clone();
+        forged[0] ^= 1;
+        assert!(!old.verify_tag("bounce", b"message 1", &forged));
+        assert!(!old.verify_tag("bounce", b"message 1", &[]));
+
+        let new = key_in(&dir, "new");
+        assert!(!new.verify_tag("bounce", b"message 1", &tag));
+        let rotating = key_in(&dir, "new").with_previous(key_in(&dir, "old"));
+        assert!(rotating.verify_tag("bounce", b"message 1", &tag));
+        assert_eq!(
+            rotating.tag("bounce", b"message 1", 10),
+            new.tag("bounce", b"message 1", 10),
+            "new tags are made under the sealing key"
+        );
     }
 }

@@ -1,0 +1,6 @@
+//! The feedback loop: what comes back after the relay (bounces, complaints, DMARC reports).
+//!
+//! - `return_path`: the per-recipient envelope sender (VERP) an outgoing message carries, and the
+//!   check that an address arriving at the feedback MX is one trustmail issued.
+
+pub mod return_path;
