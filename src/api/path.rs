@@ -20,9 +20,12 @@ use super::{
     errors::{ApiError, ApiResult},
 };
 use crate::{
-    domain::{Client, Environment, Permission, Population, Subscription, TrustedEmail},
+    domain::{
+        Client, Environment, EnvironmentId, Permission, Population, Subscription, TrustedEmail,
+    },
     mail::StoredMessage,
     service::DomainSnapshot,
+    store::Child,
 };
 
 /// A typed path that resolves to the resource it names.
@@ -101,6 +104,20 @@ impl Access<'_> {
         Ok(self.state.service.environment(id).await?)
     }
 
+    /// The `T` with the path's id, found in the path's environment.
+    async fn in_environment<T>(&self, environment: &str, id: &str) -> ApiResult<T>
+    where
+        T: Child<Parent = EnvironmentId>,
+        T::Id: FromStr,
+    {
+        let environment = self.environment(environment).await?;
+        Ok(self
+            .state
+            .service
+            .find(environment.id, parse_id(id)?)
+            .await?)
+    }
+
     /// The domain named by the path, in its environment, as `environment` answers for it.
     async fn domain(&self, environment: &str, domain: &str) -> ApiResult<Arc<DomainSnapshot>> {
         let environment_id = self.caller.authorize(environment, self.permission)?;
@@ -149,9 +166,9 @@ impl Load for PopulationPath {
 
     /// The population, found in its environment.
     async fn load(self, access: Access<'_>) -> ApiResult<Population> {
-        let environment = access.environment(&self.environment_id).await?;
-        let id = parse_id(&self.population_id)?;
-        Ok(access.state.service.find(environment.id, id).await?)
+        access
+            .in_environment(&self.environment_id, &self.population_id)
+            .await
     }
 }
 
@@ -170,9 +187,9 @@ impl Load for ClientPath {
 
     /// The client, found in its environment.
     async fn load(self, access: Access<'_>) -> ApiResult<Client> {
-        let environment = access.environment(&self.environment_id).await?;
-        let id = parse_id(&self.client_id)?;
-        Ok(access.state.service.find(environment.id, id).await?)
+        access
+            .in_environment(&self.environment_id, &self.client_id)
+            .await
     }
 }
 
