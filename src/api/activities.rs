@@ -1,6 +1,6 @@
 //! `/v1/environments/{environmentId}/activities`: the audit trail, newest first.
 
-use axum::{Json, extract::State, http::Uri, response::IntoResponse};
+use axum::{Json, http::Uri, response::IntoResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -94,16 +94,15 @@ pub fn activity_body(activity: &Activity) -> Result<Vec<u8>, serde_json::Error> 
     responses((status = 200, description = "`_embedded.activities`, newest first"),
               (status = 400, body = P1Error), ResourceErrors))]
 async fn list_activities(
-    State(state): State<AppState>,
-    Read(environment): Read<EnvironmentPath>,
+    Read(environment, api): Read<EnvironmentPath>,
     uri: Uri,
 ) -> ApiResult<impl IntoResponse> {
     let page = PageRequest::from_uri(&uri)?;
-    let (activities, count) = state
+    let (activities, count) = api
         .service
         .list_activities(&environment, page.limit, page.offset)
         .await?;
     let views = activities.iter().map(ActivityView::from).collect();
-    let base = state.urls.activities(environment.id);
+    let base = api.urls.activities(environment.id);
     Ok(Json(page.page("activities", &base, views, count)))
 }

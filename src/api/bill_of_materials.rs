@@ -1,7 +1,7 @@
 //! `/v1/environments/{environmentId}/billOfMaterials`: the products an environment is set up
 //! for, kept as PingOne's clients send them (docs/ENVIRONMENTS.md).
 
-use axum::{Json, extract::State, response::IntoResponse};
+use axum::{Json, response::IntoResponse};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -9,8 +9,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     AppState,
-    auth::Caller,
-    body::{JsonObject, RawBody, RequestBody},
+    body::{Body, JsonObject, RequestBody},
     errors::{ApiResult, P1Error, ResourceErrors},
     hal::{Links, UrlBuilder, wire_time},
     path::{EnvironmentPath, Manage, Read},
@@ -66,10 +65,9 @@ impl BillOfMaterialsView {
     tag = "Environments", params(EnvironmentPath),
     responses((status = 200, body = BillOfMaterialsView), ResourceErrors))]
 async fn read_bill_of_materials(
-    State(state): State<AppState>,
-    Read(environment): Read<EnvironmentPath>,
+    Read(environment, api): Read<EnvironmentPath>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(BillOfMaterialsView::new(&environment, &state.urls)))
+    Ok(Json(BillOfMaterialsView::new(&environment, &api.urls)))
 }
 
 /// Request body of `PUT …/billOfMaterials` (and `billOfMaterials` of an environment create):
@@ -111,15 +109,12 @@ impl From<BillOfMaterialsBody> for BillOfMaterials {
     responses((status = 200, body = BillOfMaterialsView), (status = 400, body = P1Error),
               ResourceErrors))]
 async fn update_bill_of_materials(
-    State(state): State<AppState>,
-    caller: Caller,
-    Manage(environment): Manage<EnvironmentPath>,
-    body: RawBody,
+    Manage(environment, api): Manage<EnvironmentPath>,
+    Body(body): Body<BillOfMaterialsBody>,
 ) -> ApiResult<impl IntoResponse> {
-    let body: BillOfMaterialsBody = body.json()?;
-    let updated = state
+    let updated = api
         .service
-        .set_bill_of_materials(&caller.0, &environment, body.into())
+        .set_bill_of_materials(&api.actor, &environment, body.into())
         .await?;
-    Ok(Json(BillOfMaterialsView::new(&updated, &state.urls)))
+    Ok(Json(BillOfMaterialsView::new(&updated, &api.urls)))
 }

@@ -1,6 +1,7 @@
 //! Request bodies, read without judging them, so that authorization and existence checks
-//! answer first (401 → 403 → 404 → 400; see `api/path.rs`). The handler then turns the body
-//! into its one struct (`RawBody::json::<T>()`), the struct the OpenAPI document shows.
+//! answer first (401 → 403 → 404 → 400; see `api/path.rs`). A handler names its body's one
+//! struct, the struct the OpenAPI document shows, as its last argument (`Body<T>`), or reads a
+//! `RawBody` itself when something else must be judged first.
 
 use axum::{
     body::Bytes,
@@ -18,6 +19,17 @@ use crate::domain::{
 /// by one with the `JsonObject` helpers: their order decides which fault is reported first.
 pub trait RequestBody: Sized {
     fn read(body: &JsonObject) -> Result<Self, ApiError>;
+}
+
+/// The body as `T`, sent as `application/json`. Extracted last, after the path's checks.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: RequestBody> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        RawBody::from_request(req, state).await?.json().map(Self)
+    }
 }
 
 /// Bodies above this are refused with 400 `INVALID_REQUEST`.

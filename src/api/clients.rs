@@ -2,18 +2,17 @@
 //! (PingOne's worker applications). A secret is shown only when made: by the create and by a
 //! rotation.
 
-use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
+use axum::{Json, http::StatusCode, response::IntoResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     AppState,
-    auth::Caller,
-    body::{JsonObject, RawBody, RequestBody},
+    body::{Body, JsonObject, RequestBody},
     errors::{ApiError, ApiResult, P1Error, ResourceErrors},
-    hal::{IdRef, Links, Page, UrlBuilder, wire_time},
-    path::{ClientPath, EnvironmentPath, Read, Write},
+    hal::{IdRef, Links, Shown, UrlBuilder, wire_time},
+    path::{Api, ClientPath, EnvironmentPath, Read, Write},
 };
 use crate::domain::{Client, Role};
 
@@ -41,22 +40,24 @@ pub struct ClientView {
     client_secret: Option<String>,
 }
 
-impl ClientView {
-    fn new(client: &Client, urls: &UrlBuilder) -> Self {
-        let environment = urls.environment(client.environment_id);
-        Self {
+impl Shown for Client {
+    type View = ClientView;
+
+    fn view(&self, api: &Api) -> ClientView {
+        let environment = api.urls.environment(self.environment_id);
+        ClientView {
             links: Links::from([
                 (
                     "self",
-                    UrlBuilder::link(format!("{environment}/clients/{}", client.id)),
+                    UrlBuilder::link(format!("{environment}/clients/{}", self.id)),
                 ),
                 ("environment", UrlBuilder::link(environment)),
             ]),
-            id: client.id.to_string(),
-            name: client.name.clone(),
-            role: client.role.as_str(),
-            environment: IdRef::new(client.environment_id),
-            created_at: wire_time(client.created_at),
+            id: self.id.to_string(),
+            name: self.name.clone(),
+            role: self.role.as_str(),
+            environment: IdRef::new(self.environment_id),
+            created_at: wire_time(self.created_at),
             client_secret: None,
         }
     }
@@ -92,17 +93,14 @@ pub struct ClientSecretView {
     params(EnvironmentPath), request_body = CreateClient,
     responses((status = 201, body = ClientView), (status = 400, body = P1Error), ResourceErrors))]
 async fn create_client(
-    State(state): State<AppState>,
-    caller: Caller,
-    Write(environment): Write<EnvironmentPath>,
-    body: RawBody,
+    Write(environment, api): Write<EnvironmentPath>,
+    Body(body): Body<CreateClient>,
 ) -> ApiResult<impl IntoResponse> {
-    let body: CreateClient = body.json()?;
-    let created = state
+    let created = api
         .service
-        .create_client(&caller.0, &environment, &body.name, body.role)
+        .create_client(&api.actor, &environment, &body.name, body.role)
         .await?;
-    let mut view = ClientView::new(&created.client, &state.urls);
+    let mut view = created.client.view(&api);
     view.client_secret = Some(created.client_secret);
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -111,33 +109,24 @@ async fn create_client(
     params(EnvironmentPath),
     responses((status = 200, description = "`_embedded.clients`"), ResourceErrors))]
 async fn list_clients(
-    State(state): State<AppState>,
-    Read(environment): Read<EnvironmentPath>,
+    Read(environment, api): Read<EnvironmentPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let clients = state.service.list::<Client>(environment.id).await?;
-    let this = format!("{}/clients", state.urls.environment(environment.id));
-    let view = |c: &Client| ClientView::new(c, &state.urls);
-    Ok(Json(Page::of("clients", &clients, view, this)))
+    let clients = api.service.list::<Client>(environment.id).await?;
+    let this = format!("{}/clients", api.urls.environment(environment.id));
+    Ok(api.page("clients", &clients, this))
 }
 
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/clients/{clientId}", tag = "Clients",
     params(ClientPath), responses((status = 200, body = ClientView), ResourceErrors))]
-async fn read_client(
-    State(state): State<AppState>,
-    Read(client): Read<ClientPath>,
-) -> ApiResult<impl IntoResponse> {
-    Ok(Json(ClientView::new(&client, &state.urls)))
+async fn read_client(Read(client, api): Read<ClientPath>) -> ApiResult<impl IntoResponse> {
+    Ok(api.show(&client))
 }
 
 #[utoipa::path(delete, path = "/v1/environments/{environmentId}/clients/{clientId}", tag = "Clients",
     params(ClientPath),
     responses((status = 204), (status = 400, body = P1Error), ResourceErrors))]
-async fn delete_client(
-    State(state): State<AppState>,
-    caller: Caller,
-    Write(client): Write<ClientPath>,
-) -> ApiResult<impl IntoResponse> {
-    state.service.delete_client(&caller.0, &client).await?;
+async fn delete_client(Write(client, api): Write<ClientPath>) -> ApiResult<impl IntoResponse> {
+    api.service.delete_client(&api.actor, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -145,13 +134,11 @@ async fn delete_client(
     tag = "Clients", params(ClientPath),
     responses((status = 200, body = ClientSecretView), ResourceErrors))]
 async fn rotate_client_secret(
-    State(state): State<AppState>,
-    caller: Caller,
-    Write(client): Write<ClientPath>,
+    Write(client, api): Write<ClientPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let client_secret = state
+    let client_secret = api
         .service
-        .rotate_client_secret(&caller.0, &client)
+        .rotate_client_secret(&api.actor, &client)
         .await?;
     Ok(Json(ClientSecretView { client_secret }))
 }

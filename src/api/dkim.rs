@@ -3,17 +3,16 @@
 
 use std::collections::HashMap;
 
-use axum::{Json, extract::State, http::Uri, response::IntoResponse};
+use axum::{Json, http::Uri, response::IntoResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     AppState,
-    auth::Caller,
     errors::{ApiResult, P1Error, ResourceErrors},
     hal::{Links, wire_time},
-    path::{DomainPath, Read, Write, query},
+    path::{Api, DomainPath, Read, Write, query},
 };
 use crate::domain::{DkimKey, DkimRole, DnsRecord, EmailDomain, RecordKind, RecordStatus};
 
@@ -58,12 +57,7 @@ pub struct DkimView {
 }
 
 /// Each region's three CNAMEs with the role of the key behind each.
-fn dkim_view(
-    state: &AppState,
-    domain: &EmailDomain,
-    records: &[DnsRecord],
-    keys: &[DkimKey],
-) -> DkimView {
+fn dkim_view(api: &Api, domain: &EmailDomain, records: &[DnsRecord], keys: &[DkimKey]) -> DkimView {
     let key_of: HashMap<(&str, u8), &DkimKey> = keys
         .iter()
         .map(|k| ((k.region.as_str(), k.position), k))
@@ -100,7 +94,7 @@ fn dkim_view(
         }
     }
     DkimView {
-        links: state.urls.domain_leaf_links(domain, "dkim"),
+        links: api.urls.domain_leaf_links(domain, "dkim"),
         r#type: "CNAME",
         regions,
     }
@@ -109,18 +103,14 @@ fn dkim_view(
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/dkim",
     tag = "Trusted Email Domains", params(DomainPath),
     responses((status = 200, body = DkimView), ResourceErrors))]
-async fn read_dkim(
-    State(state): State<AppState>,
-    caller: Caller,
-    Read(domain): Read<DomainPath>,
-) -> ApiResult<impl IntoResponse> {
+async fn read_dkim(Read(domain, api): Read<DomainPath>) -> ApiResult<impl IntoResponse> {
     let kinds = [RecordKind::Dkim];
-    let records = state
+    let records = api
         .service
-        .domain_records(&caller.0, &domain, &kinds)
+        .domain_records(&api.actor, &domain, &kinds)
         .await?;
-    let keys = state.service.dkim_keys(&domain).await?;
-    Ok(Json(dkim_view(&state, &domain, &records, &keys)))
+    let keys = api.service.dkim_keys(&domain).await?;
+    Ok(Json(dkim_view(&api, &domain, &records, &keys)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -139,19 +129,17 @@ pub struct RotateQuery {
                description = "`REQUEST_LIMITED`: past `limits.dkim_rotations_per_hour`; see `Retry-After`"),
               ResourceErrors))]
 async fn rotate_dkim(
-    State(state): State<AppState>,
-    caller: Caller,
-    Write(domain): Write<DomainPath>,
+    Write(domain, api): Write<DomainPath>,
     uri: Uri,
 ) -> ApiResult<impl IntoResponse> {
     let RotateQuery { region } = query(&uri)?;
-    let keys = state
+    let keys = api
         .service
-        .rotate_dkim_keys(Some(&caller.0), &domain, region.as_deref())
+        .rotate_dkim_keys(Some(&api.actor), &domain, region.as_deref())
         .await?;
-    let records = state
+    let records = api
         .service
-        .domain_records(&caller.0, &domain, &[RecordKind::Dkim])
+        .domain_records(&api.actor, &domain, &[RecordKind::Dkim])
         .await?;
-    Ok(Json(dkim_view(&state, &domain, &records, &keys)))
+    Ok(Json(dkim_view(&api, &domain, &records, &keys)))
 }

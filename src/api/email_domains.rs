@@ -5,7 +5,6 @@
 use axum::{
     Json,
     body::Bytes,
-    extract::State,
     http::{StatusCode, header},
     response::IntoResponse,
 };
@@ -15,11 +14,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     AppState,
-    auth::Caller,
-    body::{JsonObject, RawBody, RequestBody},
+    body::{Body, JsonObject, RequestBody},
     errors::{ApiError, ApiResult, P1Error, ResourceErrors},
-    hal::{IdRef, Links, Page, UrlBuilder, wire_time},
-    path::{DomainPath, EnvironmentPath, Read, Write},
+    hal::{IdRef, Links, Shown, UrlBuilder, wire_time},
+    path::{Api, DomainPath, EnvironmentPath, Read, Write},
 };
 
 use crate::domain::{DnsRecord, EmailDomain, RecordKind};
@@ -43,6 +41,14 @@ pub struct EmailDomainView {
     domain_name: String,
     created_at: String,
     updated_at: String,
+}
+
+impl Shown for EmailDomain {
+    type View = EmailDomainView;
+
+    fn view(&self, api: &Api) -> EmailDomainView {
+        EmailDomainView::new(self, &api.urls)
+    }
 }
 
 impl EmailDomainView {
@@ -87,49 +93,38 @@ impl RequestBody for CreateEmailDomain {
     responses((status = 201, body = EmailDomainView), (status = 400, body = P1Error),
               ResourceErrors))]
 async fn create_domain(
-    State(state): State<AppState>,
-    caller: Caller,
-    Write(environment): Write<EnvironmentPath>,
-    body: RawBody,
+    Write(environment, api): Write<EnvironmentPath>,
+    Body(body): Body<CreateEmailDomain>,
 ) -> ApiResult<impl IntoResponse> {
-    let body: CreateEmailDomain = body.json()?;
-    let domain = state
+    let domain = api
         .service
-        .create_domain(&caller.0, &environment, &body.domain_name)
+        .create_domain(&api.actor, &environment, &body.domain_name)
         .await?;
     tracing::info!(domain_id = %domain.id, domain = %domain.name, "email domain created");
-    Ok((
-        StatusCode::CREATED,
-        Json(EmailDomainView::new(&domain, &state.urls)),
-    ))
+    Ok((StatusCode::CREATED, api.show(&domain)))
 }
 
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains",
     tag = "Trusted Email Domains", params(EnvironmentPath),
     responses((status = 200, description = "`_embedded.emailDomains`"), ResourceErrors))]
 async fn list_domains(
-    State(state): State<AppState>,
-    Read(environment): Read<EnvironmentPath>,
+    Read(environment, api): Read<EnvironmentPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let domains = state.service.list::<EmailDomain>(environment.id).await?;
-    let view = |d: &EmailDomain| EmailDomainView::new(d, &state.urls);
-    let this = state.urls.domains(environment.id);
-    Ok(Json(Page::of("emailDomains", &domains, view, this)))
+    let domains = api.service.list::<EmailDomain>(environment.id).await?;
+    let this = api.urls.domains(environment.id);
+    Ok(api.page("emailDomains", &domains, this))
 }
 
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}",
     tag = "Trusted Email Domains", params(DomainPath),
     responses((status = 200, body = EmailDomainView), ResourceErrors))]
-async fn read_domain(
-    State(state): State<AppState>,
-    Read(domain): Read<DomainPath>,
-) -> ApiResult<impl IntoResponse> {
+async fn read_domain(Read(domain, api): Read<DomainPath>) -> ApiResult<impl IntoResponse> {
     // The hottest read: serialised once per cached snapshot, then served as bytes.
     let body = match domain.rendered() {
         Some(body) => body,
         None => {
             let body = Bytes::from(
-                serde_json::to_vec(&EmailDomainView::new(&domain, &state.urls))
+                serde_json::to_vec(&EmailDomainView::new(&domain, &api.urls))
                     .map_err(|e| ApiError::Unexpected(Box::new(e)))?,
             );
             domain.keep_rendered(body.clone());
@@ -142,12 +137,8 @@ async fn read_domain(
 #[utoipa::path(delete, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}",
     tag = "Trusted Email Domains", params(DomainPath),
     responses((status = 204), ResourceErrors))]
-async fn delete_domain(
-    State(state): State<AppState>,
-    caller: Caller,
-    Write(domain): Write<DomainPath>,
-) -> ApiResult<impl IntoResponse> {
-    state.service.delete_domain(&caller.0, &domain).await?;
+async fn delete_domain(Write(domain, api): Write<DomainPath>) -> ApiResult<impl IntoResponse> {
+    api.service.delete_domain(&api.actor, &domain).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -194,15 +185,11 @@ fn txt_view(record: &DnsRecord) -> TxtRecordView {
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/ownership",
     tag = "Trusted Email Domains", params(DomainPath),
     responses((status = 200, body = OwnershipView), ResourceErrors))]
-async fn read_ownership(
-    State(state): State<AppState>,
-    caller: Caller,
-    Read(domain): Read<DomainPath>,
-) -> ApiResult<impl IntoResponse> {
+async fn read_ownership(Read(domain, api): Read<DomainPath>) -> ApiResult<impl IntoResponse> {
     let kinds = [RecordKind::Ownership, RecordKind::Environment];
-    let records = state
+    let records = api
         .service
-        .domain_records(&caller.0, &domain, &kinds)
+        .domain_records(&api.actor, &domain, &kinds)
         .await?;
     let regions = records
         .iter()
@@ -214,7 +201,7 @@ async fn read_ownership(
         .find(|r| r.kind == RecordKind::Environment)
         .map(txt_view);
     Ok(Json(OwnershipView {
-        links: state.urls.domain_leaf_links(&domain, "ownership"),
+        links: api.urls.domain_leaf_links(&domain, "ownership"),
         r#type: "TXT",
         regions,
         environment_dns_record,
@@ -224,21 +211,17 @@ async fn read_ownership(
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/spf",
     tag = "Trusted Email Domains", params(DomainPath),
     responses((status = 200, body = SpfView), ResourceErrors))]
-async fn read_spf(
-    State(state): State<AppState>,
-    caller: Caller,
-    Read(domain): Read<DomainPath>,
-) -> ApiResult<impl IntoResponse> {
+async fn read_spf(Read(domain, api): Read<DomainPath>) -> ApiResult<impl IntoResponse> {
     let kinds = [RecordKind::Spf];
-    let records = state
+    let records = api
         .service
-        .domain_records(&caller.0, &domain, &kinds)
+        .domain_records(&api.actor, &domain, &kinds)
         .await?;
     let spf = records.first().ok_or_else(|| {
         ApiError::Unexpected(format!("domain {} has no SPF record", domain.id).into())
     })?;
     Ok(Json(SpfView {
-        links: state.urls.domain_leaf_links(&domain, "spf"),
+        links: api.urls.domain_leaf_links(&domain, "spf"),
         r#type: "TXT",
         status: spf.status.to_string(),
         key: spf.key.clone(),

@@ -9,10 +9,10 @@ use super::{
     AppState,
     auth::Caller,
     bill_of_materials::{BillOfMaterialsBody, BillOfMaterialsView},
-    body::{JsonObject, RawBody, RequestBody},
+    body::{Body, JsonObject, RawBody, RequestBody},
     errors::{ApiError, ApiResult, P1Error, ResourceErrors},
-    hal::{IdRef, Links, Page, UrlBuilder, wire_time},
-    path::{EnvironmentPath, Manage, Read},
+    hal::{IdRef, Links, Page, Shown, UrlBuilder, wire_time},
+    path::{Api, EnvironmentPath, Manage, Read},
 };
 use crate::{
     domain::{BillOfMaterials, Environment, EnvironmentType, Geography, Permission, UnknownValue},
@@ -51,6 +51,14 @@ pub struct EnvironmentView {
     bill_of_materials: BillOfMaterialsView,
     created_at: String,
     updated_at: String,
+}
+
+impl Shown for Environment {
+    type View = EnvironmentView;
+
+    fn view(&self, api: &Api) -> EnvironmentView {
+        EnvironmentView::new(self, &api.service, &api.urls)
+    }
 }
 
 impl EnvironmentView {
@@ -211,14 +219,9 @@ async fn list_environments(
 #[utoipa::path(get, path = "/v1/environments/{environmentId}", tag = "Environments",
     params(EnvironmentPath), responses((status = 200, body = EnvironmentView), ResourceErrors))]
 async fn read_environment(
-    State(state): State<AppState>,
-    Read(environment): Read<EnvironmentPath>,
+    Read(environment, api): Read<EnvironmentPath>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(EnvironmentView::new(
-        &environment,
-        &state.service,
-        &state.urls,
-    )))
+    Ok(api.show(environment.as_ref()))
 }
 
 /// PingOne's update: `name`, `description` and `license` are replaced by what was sent (absent
@@ -229,12 +232,9 @@ async fn read_environment(
     responses((status = 200, body = EnvironmentView), (status = 400, body = P1Error),
               ResourceErrors))]
 async fn update_environment(
-    State(state): State<AppState>,
-    caller: Caller,
-    Manage(environment): Manage<EnvironmentPath>,
-    body: RawBody,
+    Manage(environment, api): Manage<EnvironmentPath>,
+    Body(body): Body<UpdateEnvironment>,
 ) -> ApiResult<impl IntoResponse> {
-    let body: UpdateEnvironment = body.json()?;
     let update = EnvironmentUpdate {
         name: body.name,
         region: body.region,
@@ -242,15 +242,11 @@ async fn update_environment(
         description: body.description,
         license_id: body.license.map(IdRef::into_id),
     };
-    let updated = state
+    let updated = api
         .service
-        .update_environment(&caller.0, &environment, update)
+        .update_environment(&api.actor, &environment, update)
         .await?;
-    Ok(Json(EnvironmentView::new(
-        &updated,
-        &state.service,
-        &state.urls,
-    )))
+    Ok(api.show(&updated))
 }
 
 /// PingOne's separate call that moves an environment between `SANDBOX` and `PRODUCTION`.
@@ -259,33 +255,23 @@ async fn update_environment(
     responses((status = 200, body = EnvironmentView), (status = 400, body = P1Error),
               ResourceErrors))]
 async fn update_environment_type(
-    State(state): State<AppState>,
-    caller: Caller,
-    Manage(environment): Manage<EnvironmentPath>,
-    body: RawBody,
+    Manage(environment, api): Manage<EnvironmentPath>,
+    Body(body): Body<UpdateEnvironmentType>,
 ) -> ApiResult<impl IntoResponse> {
-    let body: UpdateEnvironmentType = body.json()?;
-    let updated = state
+    let updated = api
         .service
-        .set_environment_type(&caller.0, &environment, body.environment_type)
+        .set_environment_type(&api.actor, &environment, body.environment_type)
         .await?;
-    Ok(Json(EnvironmentView::new(
-        &updated,
-        &state.service,
-        &state.urls,
-    )))
+    Ok(api.show(&updated))
 }
 
 #[utoipa::path(delete, path = "/v1/environments/{environmentId}", tag = "Environments",
     params(EnvironmentPath), responses((status = 204), ResourceErrors))]
 async fn delete_environment(
-    State(state): State<AppState>,
-    caller: Caller,
-    Manage(environment): Manage<EnvironmentPath>,
+    Manage(environment, api): Manage<EnvironmentPath>,
 ) -> ApiResult<impl IntoResponse> {
-    state
-        .service
-        .delete_environment(&caller.0, &environment)
+    api.service
+        .delete_environment(&api.actor, &environment)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

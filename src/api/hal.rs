@@ -6,6 +6,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
+use super::path::Api;
 use crate::domain::{DomainId, EmailDomain, EnvironmentId, PopulationId};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -31,6 +32,13 @@ impl IdRef {
     pub fn into_id(self) -> String {
         self.id
     }
+}
+
+/// A resource as the API shows it, alone (`Api::show`) or on a page (`Api::page`).
+pub trait Shown {
+    type View: Serialize;
+
+    fn view(&self, api: &Api) -> Self::View;
 }
 
 /// A collection page: `_embedded.<key>`, `count` (all matching) and `size` (this page).

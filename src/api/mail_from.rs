@@ -1,18 +1,17 @@
 //! `…/emailDomains/{emailDomainId}/mailFromDomain`: PingOne's PUT and GET, and DELETE (an
 //! addition).
 
-use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
+use axum::{Json, http::StatusCode, response::IntoResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     AppState,
-    auth::Caller,
-    body::{JsonObject, RawBody, RequestBody},
+    body::{Body, JsonObject, RequestBody},
     errors::{ApiError, ApiResult, P1Error, ResourceErrors},
     hal::{Links, UrlBuilder},
-    path::{DomainPath, Read, Write},
+    path::{Api, DomainPath, Read, Write},
 };
 use crate::domain::{DnsRecord, EmailDomain, MAIL_FROM_PRIORITY, RecordKind};
 
@@ -61,18 +60,15 @@ impl RequestBody for SetMailFrom {
     }
 }
 
-fn view(state: &AppState, domain: &EmailDomain, records: &[DnsRecord]) -> ApiResult<MailFromView> {
+fn view(api: &Api, domain: &EmailDomain, records: &[DnsRecord]) -> ApiResult<MailFromView> {
     let mx = records
         .iter()
         .find(|r| r.kind == RecordKind::MailFrom)
         .ok_or_else(|| {
             ApiError::Unexpected(format!("domain {} has no MAIL FROM record", domain.id).into())
         })?;
-    let mut links = state.urls.domain_leaf_links(domain, "mailFromDomain");
-    links.insert(
-        "spf",
-        UrlBuilder::link(state.urls.domain_leaf(domain, "spf")),
-    );
+    let mut links = api.urls.domain_leaf_links(domain, "mailFromDomain");
+    links.insert("spf", UrlBuilder::link(api.urls.domain_leaf(domain, "spf")));
     Ok(MailFromView {
         links,
         mail_from: MailFromName {
@@ -92,38 +88,28 @@ fn view(state: &AppState, domain: &EmailDomain, records: &[DnsRecord]) -> ApiRes
     responses((status = 200, body = MailFromView), (status = 400, body = P1Error),
               ResourceErrors))]
 async fn put_mail_from(
-    State(state): State<AppState>,
-    caller: Caller,
-    Write(domain): Write<DomainPath>,
-    body: RawBody,
+    Write(domain, api): Write<DomainPath>,
+    Body(body): Body<SetMailFrom>,
 ) -> ApiResult<impl IntoResponse> {
-    let body: SetMailFrom = body.json()?;
-    let records = state
+    let records = api
         .service
-        .set_mail_from(&caller.0, &domain, &body.mail_from.domain)
+        .set_mail_from(&api.actor, &domain, &body.mail_from.domain)
         .await?;
-    Ok(Json(view(&state, &domain, &records)?))
+    Ok(Json(view(&api, &domain, &records)?))
 }
 
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/mailFromDomain",
     tag = "Trusted Email Domains", params(DomainPath),
     responses((status = 200, body = MailFromView), ResourceErrors))]
-async fn read_mail_from(
-    State(state): State<AppState>,
-    caller: Caller,
-    Read(domain): Read<DomainPath>,
-) -> ApiResult<impl IntoResponse> {
-    let records = state.service.mail_from(&caller.0, &domain).await?;
-    Ok(Json(view(&state, &domain, &records)?))
+async fn read_mail_from(Read(domain, api): Read<DomainPath>) -> ApiResult<impl IntoResponse> {
+    let records = api.service.mail_from(&api.actor, &domain).await?;
+    Ok(Json(view(&api, &domain, &records)?))
 }
 
 #[utoipa::path(delete, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/mailFromDomain",
     tag = "Trusted Email Domains", params(DomainPath),
     responses((status = 204), ResourceErrors))]
-async fn delete_mail_from(
-    State(state): State<AppState>,
-    Write(domain): Write<DomainPath>,
-) -> ApiResult<impl IntoResponse> {
-    state.service.delete_mail_from(&domain).await?;
+async fn delete_mail_from(Write(domain, api): Write<DomainPath>) -> ApiResult<impl IntoResponse> {
+    api.service.delete_mail_from(&domain).await?;
     Ok(StatusCode::NO_CONTENT)
 }

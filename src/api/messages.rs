@@ -3,7 +3,6 @@
 
 use axum::{
     Json,
-    extract::State,
     http::{HeaderMap, StatusCode},
     response::IntoResponse,
 };
@@ -134,8 +133,7 @@ impl RequestBody for Message {
     responses((status = 202, body = QueuedView), (status = 400, body = P1Error),
               (status = 429, body = P1Error), ResourceErrors))]
 async fn send_message(
-    State(state): State<AppState>,
-    Write(environment): Write<EnvironmentPath>,
+    Write(environment, api): Write<EnvironmentPath>,
     headers: HeaderMap,
     body: RawBody,
 ) -> ApiResult<impl IntoResponse> {
@@ -148,7 +146,7 @@ async fn send_message(
         })
         .transpose()?;
     let message: Message = body.json()?;
-    let id = state
+    let id = api
         .service
         .send_message(&environment, message, key)
         .await?
@@ -158,7 +156,7 @@ async fn send_message(
         Json(QueuedView {
             links: Links::from([(
                 "self",
-                UrlBuilder::link(message_url(&state.urls, environment.id, id)),
+                UrlBuilder::link(message_url(&api.urls, environment.id, id)),
             )]),
             id: id.to_string(),
             status: MessageStatus::Queued.as_str(),
@@ -170,10 +168,7 @@ async fn send_message(
     tag = "Messages",
     params(MessagePath),
     responses((status = 200, body = MessageView), ResourceErrors))]
-async fn read_message(
-    State(state): State<AppState>,
-    Read(message): Read<MessagePath>,
-) -> ApiResult<impl IntoResponse> {
+async fn read_message(Read(message, api): Read<MessagePath>) -> ApiResult<impl IntoResponse> {
     let environment = message.environment_id.ok_or(ApiError::NotFound)?;
-    Ok(Json(MessageView::new(&message, environment, &state.urls)))
+    Ok(Json(MessageView::new(&message, environment, &api.urls)))
 }

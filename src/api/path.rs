@@ -8,6 +8,7 @@
 use std::{str::FromStr, sync::Arc};
 
 use axum::{
+    Json,
     extract::{FromRequestParts, Path, Query},
     http::{Uri, request::Parts},
 };
@@ -18,13 +19,14 @@ use super::{
     AppState,
     auth::Caller,
     errors::{ApiError, ApiResult},
+    hal::{Page, Shown, UrlBuilder},
 };
 use crate::{
     domain::{
         Client, Environment, EnvironmentId, Permission, Population, Subscription, TrustedEmail,
     },
     mail::StoredMessage,
-    service::DomainSnapshot,
+    service::{Actor, DomainSnapshot, Service},
     store::Child,
 };
 
@@ -36,20 +38,47 @@ pub trait Load: FromRequestParts<AppState, Rejection = ApiError> + Send {
     fn load(self, access: Access<'_>) -> impl Future<Output = ApiResult<Self::Output>> + Send;
 }
 
-/// `P`'s resource, loaded for `Permission::Read`.
-pub struct Read<P: Load>(pub P::Output);
+/// `P`'s resource, loaded for `Permission::Read`, and what the handler acts with.
+pub struct Read<P: Load>(pub P::Output, pub Api);
 
-/// `P`'s resource, loaded for `Permission::Write`.
-pub struct Write<P: Load>(pub P::Output);
+/// `P`'s resource, loaded for `Permission::Write`, and what the handler acts with.
+pub struct Write<P: Load>(pub P::Output, pub Api);
 
-/// `P`'s resource (an environment), loaded for `Permission::ManageEnvironments`.
-pub struct Manage<P: Load>(pub P::Output);
+/// `P`'s resource (an environment), loaded for `Permission::ManageEnvironments`, and what the
+/// handler acts with.
+pub struct Manage<P: Load>(pub P::Output, pub Api);
+
+/// What a handler acts with once its path is resolved: the service, the URLs its views link
+/// to, and the verified caller it acts for.
+pub struct Api {
+    pub service: Service,
+    pub urls: UrlBuilder,
+    pub actor: Actor,
+}
+
+impl Api {
+    /// `resource` as the API shows it.
+    pub fn show<T: Shown>(&self, resource: &T) -> Json<T::View> {
+        Json(resource.view(self))
+    }
+
+    /// All of `resources` on one page, `_embedded.<key>`, linked to itself at `this`.
+    pub fn page<T: Shown>(
+        &self,
+        key: &'static str,
+        all: &[T],
+        this: String,
+    ) -> Json<Page<T::View>> {
+        Json(Page::of(key, all, |r| r.view(self), this))
+    }
+}
 
 impl<P: Load> FromRequestParts<AppState> for Read<P> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        extract::<P>(parts, state, Permission::Read).await.map(Self)
+        let (resource, api) = extract::<P>(parts, state, Permission::Read).await?;
+        Ok(Self(resource, api))
     }
 }
 
@@ -57,9 +86,8 @@ impl<P: Load> FromRequestParts<AppState> for Write<P> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        extract::<P>(parts, state, Permission::Write)
-            .await
-            .map(Self)
+        let (resource, api) = extract::<P>(parts, state, Permission::Write).await?;
+        Ok(Self(resource, api))
     }
 }
 
@@ -68,7 +96,8 @@ impl<P: Load> FromRequestParts<AppState> for Manage<P> {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
         let permission = Permission::ManageEnvironments;
-        extract::<P>(parts, state, permission).await.map(Self)
+        let (resource, api) = extract::<P>(parts, state, permission).await?;
+        Ok(Self(resource, api))
     }
 }
 
@@ -77,16 +106,21 @@ async fn extract<P: Load>(
     parts: &mut Parts,
     state: &AppState,
     permission: Permission,
-) -> ApiResult<P::Output> {
+) -> ApiResult<(P::Output, Api)> {
     let caller = Caller::from_request_parts(parts, state).await?;
     let path = P::from_request_parts(parts, state).await?;
-    let caller = &caller;
-    path.load(Access {
+    let access = Access {
         state,
-        caller,
+        caller: &caller,
         permission,
-    })
-    .await
+    };
+    let resource = path.load(access).await?;
+    let api = Api {
+        service: state.service.clone(),
+        urls: state.urls.clone(),
+        actor: caller.0,
+    };
+    Ok((resource, api))
 }
 
 /// What a path is resolved with: the state, the caller and the one permission.

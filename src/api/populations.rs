@@ -1,18 +1,17 @@
 //! `/v1/environments/{environmentId}/populations`: PingOne's populations, so that its clients'
 //! default-population handling works (docs/ENVIRONMENTS.md).
 
-use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
+use axum::{http::StatusCode, response::IntoResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     AppState,
-    auth::Caller,
-    body::{JsonObject, RawBody, RequestBody},
+    body::{Body, JsonObject, RequestBody},
     errors::{ApiResult, P1Error, ResourceErrors},
-    hal::{IdRef, Links, Page, UrlBuilder, wire_time},
-    path::{EnvironmentPath, PopulationPath, Read, Write},
+    hal::{IdRef, Links, Shown, UrlBuilder, wire_time},
+    path::{Api, EnvironmentPath, PopulationPath, Read, Write},
 };
 use crate::domain::{Population, PopulationFields, default_theme_id};
 
@@ -52,23 +51,22 @@ pub struct PopulationView {
     updated_at: String,
 }
 
-impl PopulationView {
-    fn new(population: &Population, urls: &UrlBuilder) -> Self {
-        let env = population.environment_id;
-        let fields = &population.fields;
-        Self {
+impl Shown for Population {
+    type View = PopulationView;
+
+    fn view(&self, api: &Api) -> PopulationView {
+        let env = self.environment_id;
+        let fields = &self.fields;
+        PopulationView {
             links: Links::from([
-                (
-                    "self",
-                    UrlBuilder::link(urls.population(env, population.id)),
-                ),
-                ("environment", UrlBuilder::link(urls.environment(env))),
+                ("self", UrlBuilder::link(api.urls.population(env, self.id))),
+                ("environment", UrlBuilder::link(api.urls.environment(env))),
             ]),
-            id: population.id.to_string(),
+            id: self.id.to_string(),
             environment: IdRef::new(env),
             name: fields.name.clone(),
             description: fields.description.clone(),
-            default: population.is_default,
+            default: self.is_default,
             alternative_identifiers: fields.alternative_identifiers.clone(),
             preferred_language: fields.preferred_language.clone(),
             password_policy: fields.password_policy_id.as_ref().map(IdRef::new),
@@ -78,8 +76,8 @@ impl PopulationView {
                     .clone()
                     .unwrap_or_else(|| default_theme_id(env)),
             ),
-            created_at: wire_time(population.created_at),
-            updated_at: wire_time(population.updated_at),
+            created_at: wire_time(self.created_at),
+            updated_at: wire_time(self.updated_at),
         }
     }
 }
@@ -140,20 +138,15 @@ impl PopulationBody {
     responses((status = 201, body = PopulationView), (status = 400, body = P1Error),
               ResourceErrors))]
 async fn create_population(
-    State(state): State<AppState>,
-    caller: Caller,
-    Write(environment): Write<EnvironmentPath>,
-    body: RawBody,
+    Write(environment, api): Write<EnvironmentPath>,
+    Body(body): Body<PopulationBody>,
 ) -> ApiResult<impl IntoResponse> {
-    let (fields, default) = body.json::<PopulationBody>()?.into_fields();
-    let population = state
+    let (fields, default) = body.into_fields();
+    let population = api
         .service
-        .create_population(&caller.0, &environment, fields, default)
+        .create_population(&api.actor, &environment, fields, default)
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(PopulationView::new(&population, &state.urls)),
-    ))
+    Ok((StatusCode::CREATED, api.show(&population)))
 }
 
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/populations", tag = "Populations",
@@ -161,23 +154,20 @@ async fn create_population(
     responses((status = 200, description = "`_embedded.populations`, oldest first"),
               ResourceErrors))]
 async fn list_populations(
-    State(state): State<AppState>,
-    Read(environment): Read<EnvironmentPath>,
+    Read(environment, api): Read<EnvironmentPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let populations = state.service.list::<Population>(environment.id).await?;
-    let view = |p: &Population| PopulationView::new(p, &state.urls);
-    let this = state.urls.populations(environment.id);
-    Ok(Json(Page::of("populations", &populations, view, this)))
+    let populations = api.service.list::<Population>(environment.id).await?;
+    let this = api.urls.populations(environment.id);
+    Ok(api.page("populations", &populations, this))
 }
 
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/populations/{populationId}",
     tag = "Populations", params(PopulationPath),
     responses((status = 200, body = PopulationView), ResourceErrors))]
 async fn read_population(
-    State(state): State<AppState>,
-    Read(population): Read<PopulationPath>,
+    Read(population, api): Read<PopulationPath>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(PopulationView::new(&population, &state.urls)))
+    Ok(api.show(&population))
 }
 
 /// PingOne's PUT: every member is replaced by what was sent (absent ones cleared), except an
@@ -187,17 +177,15 @@ async fn read_population(
     responses((status = 200, body = PopulationView), (status = 400, body = P1Error),
               ResourceErrors))]
 async fn update_population(
-    State(state): State<AppState>,
-    caller: Caller,
-    Write(population): Write<PopulationPath>,
-    body: RawBody,
+    Write(population, api): Write<PopulationPath>,
+    Body(body): Body<PopulationBody>,
 ) -> ApiResult<impl IntoResponse> {
-    let (fields, default) = body.json::<PopulationBody>()?.into_fields();
-    let updated = state
+    let (fields, default) = body.into_fields();
+    let updated = api
         .service
-        .update_population(&caller.0, &population, fields, default)
+        .update_population(&api.actor, &population, fields, default)
         .await?;
-    Ok(Json(PopulationView::new(&updated, &state.urls)))
+    Ok(api.show(&updated))
 }
 
 /// 204; the default population and an environment's last one are refused with 400
@@ -206,13 +194,10 @@ async fn update_population(
     tag = "Populations", params(PopulationPath),
     responses((status = 204), (status = 400, body = P1Error), ResourceErrors))]
 async fn delete_population(
-    State(state): State<AppState>,
-    caller: Caller,
-    Write(population): Write<PopulationPath>,
+    Write(population, api): Write<PopulationPath>,
 ) -> ApiResult<impl IntoResponse> {
-    state
-        .service
-        .delete_population(&caller.0, &population)
+    api.service
+        .delete_population(&api.actor, &population)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

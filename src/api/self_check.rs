@@ -2,7 +2,7 @@
 //! region's live key and judges it as a receiver would: DKIM, SPF, DMARC, alignment per
 //! trusted email.
 
-use axum::{Json, extract::State, response::IntoResponse};
+use axum::{Json, response::IntoResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -152,17 +152,14 @@ pub struct SelfCheckView {
               (status = 429, body = P1Error,
                description = "`REQUEST_LIMITED`: past `limits.self_checks_per_minute`; see `Retry-After`"),
               ResourceErrors))]
-async fn self_check(
-    State(state): State<AppState>,
-    Read(domain): Read<DomainPath>,
-) -> ApiResult<impl IntoResponse> {
+async fn self_check(Read(domain, api): Read<DomainPath>) -> ApiResult<impl IntoResponse> {
     let SelfCheck {
         checked_at,
         regions,
         trusted_emails,
-    } = state.service.self_check(&domain).await?;
+    } = api.service.self_check(&domain).await?;
     Ok(Json(SelfCheckView {
-        links: state.urls.domain_leaf_links(&domain, "selfCheck"),
+        links: api.urls.domain_leaf_links(&domain, "selfCheck"),
         checked_at: wire_time(checked_at),
         regions: regions.iter().map(RegionCheckView::from).collect(),
         trusted_emails: trusted_emails

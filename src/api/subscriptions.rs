@@ -2,7 +2,7 @@
 //! shape, plus two additions: the signing secret (shown by the create and by `POST …/secret`)
 //! and `GET …/deliveries`, where each delivery stands.
 
-use axum::{Json, extract::State, http::StatusCode, http::Uri, response::IntoResponse};
+use axum::{Json, http::StatusCode, http::Uri, response::IntoResponse};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -11,12 +11,11 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     AppState,
-    auth::Caller,
-    body::{JsonObject, RawBody, RequestBody},
+    body::{Body, JsonObject, RequestBody},
     errors::{ApiError, ApiResult, P1Error, ResourceErrors},
-    hal::{IdRef, Links, Page, UrlBuilder, wire_time},
+    hal::{IdRef, Links, Shown, UrlBuilder, wire_time},
     paging::{PageQuery, PageRequest},
-    path::{EnvironmentPath, Read, SubscriptionPath, Write},
+    path::{Api, EnvironmentPath, Read, SubscriptionPath, Write},
 };
 use crate::{
     domain::{
@@ -76,6 +75,16 @@ pub struct SubscriptionView {
 
 /// What a header value reads as to a caller who may not change the subscription.
 const MASKED_HEADER: &str = "****";
+
+impl Shown for Subscription {
+    type View = SubscriptionView;
+
+    /// Header values for a caller who may change the subscription; masked for the rest.
+    fn view(&self, api: &Api) -> SubscriptionView {
+        let caller_writes = api.actor.role.grants(Permission::Write);
+        SubscriptionView::new(self, &api.urls, caller_writes)
+    }
+}
 
 impl SubscriptionView {
     /// `caller_writes`: the caller may change the subscription, so it may read the endpoint's
@@ -320,17 +329,15 @@ fn refuse_unsupported(body: &JsonObject) -> ApiResult<()> {
     responses((status = 201, body = SubscriptionView), (status = 400, body = P1Error),
               ResourceErrors))]
 async fn create_subscription(
-    State(state): State<AppState>,
-    caller: Caller,
-    Write(environment): Write<EnvironmentPath>,
-    body: RawBody,
+    Write(environment, api): Write<EnvironmentPath>,
+    Body(body): Body<SubscriptionBody>,
 ) -> ApiResult<impl IntoResponse> {
-    let settings = body.json::<SubscriptionBody>()?.into();
-    let created = state
+    let settings = body.into();
+    let created = api
         .service
-        .create_subscription(&caller.0, &environment, settings)
+        .create_subscription(&api.actor, &environment, settings)
         .await?;
-    let mut view = SubscriptionView::new(&created.subscription, &state.urls, true);
+    let mut view = SubscriptionView::new(&created.subscription, &api.urls, true);
     view.signing_secret = Some(created.signing_secret.expose().to_owned());
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -339,31 +346,20 @@ async fn create_subscription(
     params(EnvironmentPath),
     responses((status = 200, description = "`_embedded.subscriptions`"), ResourceErrors))]
 async fn list_subscriptions(
-    State(state): State<AppState>,
-    caller: Caller,
-    Read(environment): Read<EnvironmentPath>,
+    Read(environment, api): Read<EnvironmentPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let subscriptions = state.service.list_subscriptions(&environment).await?;
-    let caller_writes = caller.require(Permission::Write).is_ok();
-    let view = |s: &Subscription| SubscriptionView::new(s, &state.urls, caller_writes);
-    let this = format!("{}/subscriptions", state.urls.environment(environment.id));
-    Ok(Json(Page::of("subscriptions", &subscriptions, view, this)))
+    let subscriptions = api.service.list_subscriptions(&environment).await?;
+    let this = format!("{}/subscriptions", api.urls.environment(environment.id));
+    Ok(api.page("subscriptions", &subscriptions, this))
 }
 
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/subscriptions/{subscriptionId}",
     tag = "Subscriptions", params(SubscriptionPath),
     responses((status = 200, body = SubscriptionView), ResourceErrors))]
 async fn read_subscription(
-    State(state): State<AppState>,
-    caller: Caller,
-    Read(subscription): Read<SubscriptionPath>,
+    Read(subscription, api): Read<SubscriptionPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let caller_writes = caller.require(Permission::Write).is_ok();
-    Ok(Json(SubscriptionView::new(
-        &subscription,
-        &state.urls,
-        caller_writes,
-    )))
+    Ok(api.show(&subscription))
 }
 
 #[utoipa::path(put, path = "/v1/environments/{environmentId}/subscriptions/{subscriptionId}",
@@ -371,30 +367,25 @@ async fn read_subscription(
     responses((status = 200, body = SubscriptionView), (status = 400, body = P1Error),
               ResourceErrors))]
 async fn update_subscription(
-    State(state): State<AppState>,
-    caller: Caller,
-    Write(subscription): Write<SubscriptionPath>,
-    body: RawBody,
+    Write(subscription, api): Write<SubscriptionPath>,
+    Body(body): Body<SubscriptionBody>,
 ) -> ApiResult<impl IntoResponse> {
-    let settings = body.json::<SubscriptionBody>()?.into();
-    let updated = state
+    let settings = body.into();
+    let updated = api
         .service
-        .update_subscription(&caller.0, &subscription, settings)
+        .update_subscription(&api.actor, &subscription, settings)
         .await?;
-    Ok(Json(SubscriptionView::new(&updated, &state.urls, true)))
+    Ok(api.show(&updated))
 }
 
 #[utoipa::path(delete, path = "/v1/environments/{environmentId}/subscriptions/{subscriptionId}",
     tag = "Subscriptions", params(SubscriptionPath),
     responses((status = 204), ResourceErrors))]
 async fn delete_subscription(
-    State(state): State<AppState>,
-    caller: Caller,
-    Write(subscription): Write<SubscriptionPath>,
+    Write(subscription, api): Write<SubscriptionPath>,
 ) -> ApiResult<impl IntoResponse> {
-    state
-        .service
-        .delete_subscription(&caller.0, &subscription)
+    api.service
+        .delete_subscription(&api.actor, &subscription)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -404,13 +395,11 @@ async fn delete_subscription(
     tag = "Subscriptions", params(SubscriptionPath),
     responses((status = 200, body = SigningSecretView), ResourceErrors))]
 async fn rotate_subscription_secret(
-    State(state): State<AppState>,
-    caller: Caller,
-    Write(subscription): Write<SubscriptionPath>,
+    Write(subscription, api): Write<SubscriptionPath>,
 ) -> ApiResult<impl IntoResponse> {
-    let secret: SigningSecret = state
+    let secret: SigningSecret = api
         .service
-        .rotate_subscription_secret(&caller.0, &subscription)
+        .rotate_subscription_secret(&api.actor, &subscription)
         .await?;
     Ok(Json(SigningSecretView {
         signing_secret: secret.expose().to_owned(),
@@ -423,19 +412,18 @@ async fn rotate_subscription_secret(
     responses((status = 200, description = "`_embedded.deliveries`, newest first"),
               (status = 400, body = P1Error), ResourceErrors))]
 async fn list_deliveries(
-    State(state): State<AppState>,
-    Read(subscription): Read<SubscriptionPath>,
+    Read(subscription, api): Read<SubscriptionPath>,
     uri: Uri,
 ) -> ApiResult<impl IntoResponse> {
     let page = PageRequest::from_uri(&uri)?;
-    let (deliveries, count) = state
+    let (deliveries, count) = api
         .service
         .list_deliveries(&subscription, page.limit, page.offset)
         .await?;
     let views = deliveries.iter().map(DeliveryView::from).collect();
     let base = format!(
         "{}/subscriptions/{}/deliveries",
-        state.urls.environment(subscription.environment_id),
+        api.urls.environment(subscription.environment_id),
         subscription.id
     );
     Ok(Json(page.page("deliveries", &base, views, count)))

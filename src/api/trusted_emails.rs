@@ -2,18 +2,17 @@
 //! (`contract/pingone-email-domains.openapi.yml`: createTrustedEmailAddress, readAll…, readOne…,
 //! deleteTrustedEmailAddress, resendVerificationCodeToEmail) and activation with a code.
 
-use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
+use axum::{http::StatusCode, response::IntoResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     AppState,
-    auth::Caller,
-    body::{JsonObject, RawBody, RequestBody},
+    body::{Body, JsonObject, RawBody, RequestBody},
     errors::{ApiError, ApiResult, P1Error, ResourceErrors},
-    hal::{IdRef, Links, Page, UrlBuilder, wire_time},
-    path::{DomainPath, Read, TrustedEmailPath, Write},
+    hal::{IdRef, Links, Shown, UrlBuilder, wire_time},
+    path::{Api, DomainPath, Read, TrustedEmailPath, Write},
 };
 use crate::{domain::TrustedEmail, service::Created};
 
@@ -49,29 +48,31 @@ pub struct TrustedEmailView {
     domain_id: String,
 }
 
-impl TrustedEmailView {
-    fn new(email: &TrustedEmail, urls: &UrlBuilder) -> Self {
-        let domain = urls.domain(email.environment_id, email.domain_id);
-        Self {
+impl Shown for TrustedEmail {
+    type View = TrustedEmailView;
+
+    fn view(&self, api: &Api) -> TrustedEmailView {
+        let domain = api.urls.domain(self.environment_id, self.domain_id);
+        TrustedEmailView {
             links: Links::from([
                 (
                     "self",
-                    UrlBuilder::link(format!("{domain}/trustedEmails/{}", email.id)),
+                    UrlBuilder::link(format!("{domain}/trustedEmails/{}", self.id)),
                 ),
                 (
                     "environment",
-                    UrlBuilder::link(urls.environment(email.environment_id)),
+                    UrlBuilder::link(api.urls.environment(self.environment_id)),
                 ),
                 ("emailDomain", UrlBuilder::link(domain)),
             ]),
-            id: email.id.to_string(),
-            environment: IdRef::new(email.environment_id),
-            domain: IdRef::new(email.domain_id),
-            email_address: email.address.to_string(),
-            status: email.status.as_str(),
-            created_at: wire_time(email.created_at),
-            updated_at: wire_time(email.updated_at),
-            domain_id: email.domain_id.to_string(),
+            id: self.id.to_string(),
+            environment: IdRef::new(self.environment_id),
+            domain: IdRef::new(self.domain_id),
+            email_address: self.address.to_string(),
+            status: self.status.as_str(),
+            created_at: wire_time(self.created_at),
+            updated_at: wire_time(self.updated_at),
+            domain_id: self.domain_id.to_string(),
         }
     }
 }
@@ -99,35 +100,28 @@ impl RequestBody for CreateTrustedEmail {
     responses((status = 201, body = TrustedEmailView), (status = 200, body = TrustedEmailView),
               (status = 400, body = P1Error), ResourceErrors))]
 async fn create_trusted_email(
-    State(state): State<AppState>,
-    caller: Caller,
-    Write(domain): Write<DomainPath>,
-    body: RawBody,
+    Write(domain, api): Write<DomainPath>,
+    Body(body): Body<CreateTrustedEmail>,
 ) -> ApiResult<impl IntoResponse> {
-    let body: CreateTrustedEmail = body.json()?;
-    let (status, email) = match state
+    let (status, email) = match api
         .service
-        .create_trusted_email(&caller.0, &domain, &body.email_address)
+        .create_trusted_email(&api.actor, &domain, &body.email_address)
         .await?
     {
         Created::New(email) => (StatusCode::CREATED, email),
         Created::Existing(email) => (StatusCode::OK, email),
     };
-    Ok((status, Json(TrustedEmailView::new(&email, &state.urls))))
+    Ok((status, api.show(&email)))
 }
 
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/trustedEmails",
     tag = "Trusted Email Addresses",
     params(DomainPath),
     responses((status = 200, description = "`_embedded.trustedEmails`"), ResourceErrors))]
-async fn list_trusted_emails(
-    State(state): State<AppState>,
-    Read(domain): Read<DomainPath>,
-) -> ApiResult<impl IntoResponse> {
-    let emails = state.service.list::<TrustedEmail>(domain.id).await?;
-    let this = state.urls.domain_leaf(&domain, "trustedEmails");
-    let view = |e: &TrustedEmail| TrustedEmailView::new(e, &state.urls);
-    Ok(Json(Page::of("trustedEmails", &emails, view, this)))
+async fn list_trusted_emails(Read(domain, api): Read<DomainPath>) -> ApiResult<impl IntoResponse> {
+    let emails = api.service.list::<TrustedEmail>(domain.id).await?;
+    let this = api.urls.domain_leaf(&domain, "trustedEmails");
+    Ok(api.page("trustedEmails", &emails, this))
 }
 
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/trustedEmails/{trustedEmailId}",
@@ -135,10 +129,9 @@ async fn list_trusted_emails(
     params(TrustedEmailPath),
     responses((status = 200, body = TrustedEmailView), ResourceErrors))]
 async fn read_trusted_email(
-    State(state): State<AppState>,
-    Read(email): Read<TrustedEmailPath>,
+    Read(email, api): Read<TrustedEmailPath>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(TrustedEmailView::new(&email, &state.urls)))
+    Ok(api.show(&email))
 }
 
 #[utoipa::path(delete, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/trustedEmails/{trustedEmailId}",
@@ -146,14 +139,9 @@ async fn read_trusted_email(
     params(TrustedEmailPath),
     responses((status = 204), ResourceErrors))]
 async fn delete_trusted_email(
-    State(state): State<AppState>,
-    caller: Caller,
-    Write(email): Write<TrustedEmailPath>,
+    Write(email, api): Write<TrustedEmailPath>,
 ) -> ApiResult<impl IntoResponse> {
-    state
-        .service
-        .delete_trusted_email(&caller.0, &email)
-        .await?;
+    api.service.delete_trusted_email(&api.actor, &email).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -181,20 +169,17 @@ impl RequestBody for ActivateTrustedEmail {
     responses((status = 200, body = TrustedEmailView), (status = 400, body = P1Error),
               (status = 429, body = P1Error), ResourceErrors))]
 async fn act_on_trusted_email(
-    State(state): State<AppState>,
-    caller: Caller,
-    Write(email): Write<TrustedEmailPath>,
+    Write(email, api): Write<TrustedEmailPath>,
     body: RawBody,
 ) -> ApiResult<impl IntoResponse> {
     let email = match body.media_type().as_deref() {
         Some(ACTIVATE) => {
             let body: ActivateTrustedEmail = body.object()?;
-            state
-                .service
-                .activate_trusted_email(&caller.0, &email, &body.verification_code)
+            api.service
+                .activate_trusted_email(&api.actor, &email, &body.verification_code)
                 .await?
         }
-        Some(SEND_CODE) => state.service.resend_code(&caller.0, &email).await?,
+        Some(SEND_CODE) => api.service.resend_code(&api.actor, &email).await?,
         _ => {
             return Err(ApiError::InvalidRequest(
                 "The request could not be completed. Use Content-Type \
@@ -204,5 +189,5 @@ async fn act_on_trusted_email(
             ));
         }
     };
-    Ok(Json(TrustedEmailView::new(&email, &state.urls)))
+    Ok(api.show(&email))
 }

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use axum::{
     Json,
-    extract::State,
     http::{Uri, header},
     response::IntoResponse,
 };
@@ -15,10 +14,9 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     AppState,
-    auth::Caller,
     errors::{ApiError, ApiResult, P1Error, ResourceErrors},
     hal::{Links, UrlBuilder, wire_time},
-    path::{DomainPath, Read, query, query_number},
+    path::{Api, DomainPath, Read, query, query_number},
 };
 use crate::domain::{
     CheckedRecord, EmailDomain, RecordKind, RecordStatus, SPF_LOOKUP_LIMIT, SendingRegion,
@@ -125,16 +123,11 @@ impl VerificationView {
 }
 
 fn verification_view(
-    state: &AppState,
+    api: &Api,
     domain: &EmailDomain,
     records: Vec<CheckedRecord>,
 ) -> VerificationView {
-    VerificationView::new(
-        &state.service.settings().regions,
-        &state.urls,
-        domain,
-        records,
-    )
+    VerificationView::new(&api.service.settings().regions, &api.urls, domain, records)
 }
 
 /// The longest `timeoutSeconds` of a wait for ACTIVE.
@@ -192,34 +185,28 @@ pub fn long_poll_allowance(uri: &Uri) -> Duration {
     responses((status = 200, body = VerificationView), (status = 400, body = P1Error),
               ResourceErrors))]
 async fn read_verification(
-    State(state): State<AppState>,
-    Read(domain): Read<DomainPath>,
+    Read(domain, api): Read<DomainPath>,
     uri: Uri,
 ) -> ApiResult<impl IntoResponse> {
     let records = match query::<WaitQuery>(&uri)?.wait()? {
-        None => state.service.verification(&domain).await?,
+        None => api.service.verification(&domain).await?,
         Some(timeout) => {
-            state
-                .service
+            api.service
                 .wait_until_active(&domain, timeout, |_| {})
                 .await?
                 .records
         }
     };
-    Ok(Json(verification_view(&state, &domain, records)))
+    Ok(Json(verification_view(&api, &domain, records)))
 }
 
 #[utoipa::path(post, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/verification",
     tag = "Trusted Email Domains", params(DomainPath),
     responses((status = 200, body = VerificationView), (status = 429, body = P1Error),
               ResourceErrors))]
-async fn check_now(
-    State(state): State<AppState>,
-    caller: Caller,
-    Read(domain): Read<DomainPath>,
-) -> ApiResult<impl IntoResponse> {
-    let records = state.service.force_check(&domain, &caller.0).await?;
-    Ok(Json(verification_view(&state, &domain, records)))
+async fn check_now(Read(domain, api): Read<DomainPath>) -> ApiResult<impl IntoResponse> {
+    let records = api.service.force_check(&domain, &api.actor).await?;
+    Ok(Json(verification_view(&api, &domain, records)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -238,8 +225,7 @@ pub struct ZoneFileQuery {
                content(("text/plain"), ("application/json"))),
               (status = 400, body = P1Error), ResourceErrors))]
 async fn read_zone_file(
-    State(state): State<AppState>,
-    Read(domain): Read<DomainPath>,
+    Read(domain, api): Read<DomainPath>,
     uri: Uri,
 ) -> ApiResult<impl IntoResponse> {
     let ZoneFileQuery { format } = query(&uri)?;
@@ -252,6 +238,6 @@ async fn read_zone_file(
             )
         })?,
     };
-    let body = state.service.zone_file(&domain, format).await?;
+    let body = api.service.zone_file(&domain, format).await?;
     Ok(([(header::CONTENT_TYPE, format.content_type())], body))
 }
