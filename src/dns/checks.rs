@@ -75,8 +75,20 @@ fn dns_error(expected: &Expected<'_>, error: &str) -> Observation {
     )
 }
 
-/// `DOUBLED_ZONE_SUFFIX` when the record sits at `<name>.<zone>` because a DNS panel
-/// appended the zone to a name that already had it.
+/// Why a record is not at its name: `DOUBLED_ZONE_SUFFIX` when it sits at `<name>.<zone>`
+/// (a DNS panel appended the zone to a name that already had it), else `otherwise`.
+async fn absent(
+    dns: &DnsClient,
+    expected: &Expected<'_>,
+    zone: Option<String>,
+    record_type: RecordType,
+    otherwise: Observation,
+) -> Observation {
+    doubled_suffix(dns, expected, zone.as_deref(), record_type)
+        .await
+        .unwrap_or(otherwise)
+}
+
 async fn doubled_suffix(
     dns: &DnsClient,
     expected: &Expected<'_>,
@@ -142,25 +154,15 @@ async fn check_txt(dns: &DnsClient, expected: &Expected<'_>) -> Observation {
                 Observation::new(ReasonCode::ValueMismatch, found, message)
             }
         }
-        Lookup::NoData { zone } => doubled_suffix(dns, expected, zone.as_deref(), RecordType::TXT)
-            .await
-            .unwrap_or_else(|| {
-                Observation::new(
-                    ReasonCode::NoRecord,
-                    vec![],
-                    format!("{name} exists but has no TXT record; expected \"{value}\"."),
-                )
-            }),
+        Lookup::NoData { zone } => {
+            let message = format!("{name} exists but has no TXT record; expected \"{value}\".");
+            let otherwise = Observation::new(ReasonCode::NoRecord, vec![], message);
+            absent(dns, expected, zone, RecordType::TXT, otherwise).await
+        }
         Lookup::NxDomain { zone } => {
-            doubled_suffix(dns, expected, zone.as_deref(), RecordType::TXT)
-                .await
-                .unwrap_or_else(|| {
-                    Observation::new(
-                        ReasonCode::NotFound,
-                        vec![],
-                        format!("{name} does not exist; publish a TXT record \"{value}\" there."),
-                    )
-                })
+            let message = format!("{name} does not exist; publish a TXT record \"{value}\" there.");
+            let otherwise = Observation::new(ReasonCode::NotFound, vec![], message);
+            absent(dns, expected, zone, RecordType::TXT, otherwise).await
         }
         Lookup::Failed(e) => dns_error(expected, &e),
     }
@@ -200,28 +202,16 @@ async fn check_cname(dns: &DnsClient, expected: &Expected<'_>) -> Observation {
                     return Observation::new(ReasonCode::CnameConflict, found, message);
                 }
             }
-            doubled_suffix(dns, expected, zone.as_deref(), RecordType::CNAME)
-                .await
-                .unwrap_or_else(|| {
-                    Observation::new(
-                        ReasonCode::NoRecord,
-                        vec![],
-                        format!("Expected a CNAME to {value} at {name} but the name has no CNAME."),
-                    )
-                })
+            let message =
+                format!("Expected a CNAME to {value} at {name} but the name has no CNAME.");
+            let otherwise = Observation::new(ReasonCode::NoRecord, vec![], message);
+            absent(dns, expected, zone, RecordType::CNAME, otherwise).await
         }
         Lookup::NxDomain { zone } => {
-            doubled_suffix(dns, expected, zone.as_deref(), RecordType::CNAME)
-                .await
-                .unwrap_or_else(|| {
-                    Observation::new(
-                        ReasonCode::NotFound,
-                        vec![],
-                        format!(
-                            "Expected a CNAME to {value} at {name} but the name does not exist."
-                        ),
-                    )
-                })
+            let message =
+                format!("Expected a CNAME to {value} at {name} but the name does not exist.");
+            let otherwise = Observation::new(ReasonCode::NotFound, vec![], message);
+            absent(dns, expected, zone, RecordType::CNAME, otherwise).await
         }
         Lookup::Failed(e) => dns_error(expected, &e),
     }

@@ -159,6 +159,8 @@ impl AsRef<str> for DomainName {
 
 #[cfg(test)]
 mod tests {
+    use std::mem::discriminant;
+
     use super::*;
     use proptest::prelude::*;
 
@@ -197,27 +199,24 @@ mod tests {
         assert_eq!(parse("."), Err(DomainNameError::Empty));
         assert_eq!(parse("*.example.com"), Err(DomainNameError::Wildcard));
         assert_eq!(parse("localhost"), Err(DomainNameError::SingleLabel));
-        assert!(matches!(
-            parse("co.uk"),
-            Err(DomainNameError::PublicSuffix(_))
-        ));
-        assert!(matches!(
-            parse("github.io"),
-            Err(DomainNameError::PublicSuffix(_))
-        ));
-        assert!(matches!(parse("test"), Err(DomainNameError::SingleLabel)));
-        assert!(matches!(
-            parse("foo.invalid"),
-            Err(DomainNameError::UnknownSuffix(_))
-        ));
-        assert!(matches!(
-            parse("a_b.example.com"),
-            Err(DomainNameError::InvalidLabel(_))
-        ));
-        assert!(matches!(
-            parse("-a.example.com"),
-            Err(DomainNameError::InvalidLabel(_))
-        ));
+        // Only the kind of error: what each carries is the offending part, checked elsewhere.
+        for (name, want) in [
+            ("co.uk", DomainNameError::PublicSuffix(String::new())),
+            ("github.io", DomainNameError::PublicSuffix(String::new())),
+            ("test", DomainNameError::SingleLabel),
+            ("foo.invalid", DomainNameError::UnknownSuffix(String::new())),
+            (
+                "a_b.example.com",
+                DomainNameError::InvalidLabel(String::new()),
+            ),
+            (
+                "-a.example.com",
+                DomainNameError::InvalidLabel(String::new()),
+            ),
+        ] {
+            let got = parse(name).unwrap_err();
+            assert_eq!(discriminant(&got), discriminant(&want), "{name}: {got:?}");
+        }
         assert!(parse("a..example.com").is_err());
         assert!(parse("example.com..").is_err());
         assert!(parse("ex ample.com").is_err());
@@ -232,10 +231,8 @@ mod tests {
 
     #[test]
     fn extra_suffixes_only_match_whole_labels() {
-        assert!(matches!(
-            parse("shopcotest.invalid"),
-            Err(DomainNameError::UnknownSuffix(_))
-        ));
+        let unknown = parse("shopcotest.invalid");
+        assert!(matches!(unknown, Err(DomainNameError::UnknownSuffix(_))));
         let s = PublicSuffixes::new(["shopco.test"]);
         assert!(matches!(
             DomainName::parse("shopco.test", &s),

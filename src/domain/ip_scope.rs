@@ -47,31 +47,24 @@ pub fn non_global(ip: IpAddr) -> Option<NonGlobal> {
 
 fn non_global_v4(ip: Ipv4Addr) -> Option<NonGlobal> {
     let [a, b, c, _] = ip.octets();
-    // "This network" 0.0.0.0/8; std's `is_unspecified` is 0.0.0.0 alone.
-    if ip.is_unspecified() || a == 0 {
-        Some(NonGlobal::Unspecified)
-    } else if ip.is_loopback() {
-        Some(NonGlobal::Loopback)
-    } else if ip.is_private() {
-        Some(NonGlobal::Private)
-    } else if ip.is_link_local() {
-        Some(NonGlobal::LinkLocal)
-    // 100.64.0.0/10 (RFC 6598); std's `is_shared` is unstable.
-    } else if a == 100 && (b & 0xc0) == 64 {
-        Some(NonGlobal::SharedCgnat)
-    } else if ip.is_broadcast() {
-        Some(NonGlobal::Broadcast)
-    } else if ip.is_multicast() {
-        Some(NonGlobal::Multicast)
-    } else if ip.is_documentation() {
-        Some(NonGlobal::Documentation)
-    // 192.0.0.0/24 IETF assignments, 198.18.0.0/15 benchmarking (RFC 2544), 240.0.0.0/4
-    // future use: std's `is_benchmarking` and `is_reserved` are unstable.
-    } else if (a, b, c) == (192, 0, 0) || (a == 198 && (b & 0xfe) == 18) || a >= 240 {
-        Some(NonGlobal::Reserved)
-    } else {
-        None
-    }
+    first_range([
+        // "This network" 0.0.0.0/8; std's `is_unspecified` is 0.0.0.0 alone.
+        (a == 0, NonGlobal::Unspecified),
+        (ip.is_loopback(), NonGlobal::Loopback),
+        (ip.is_private(), NonGlobal::Private),
+        (ip.is_link_local(), NonGlobal::LinkLocal),
+        // 100.64.0.0/10 (RFC 6598); std's `is_shared` is unstable.
+        (a == 100 && (b & 0xc0) == 64, NonGlobal::SharedCgnat),
+        (ip.is_broadcast(), NonGlobal::Broadcast),
+        (ip.is_multicast(), NonGlobal::Multicast),
+        (ip.is_documentation(), NonGlobal::Documentation),
+        // 192.0.0.0/24 IETF assignments, 198.18.0.0/15 benchmarking (RFC 2544), 240.0.0.0/4
+        // future use: std's `is_benchmarking` and `is_reserved` are unstable.
+        (
+            (a, b, c) == (192, 0, 0) || (a == 198 && (b & 0xfe) == 18) || a >= 240,
+            NonGlobal::Reserved,
+        ),
+    ])
 }
 
 fn non_global_v6(ip: Ipv6Addr) -> Option<NonGlobal> {
@@ -84,33 +77,35 @@ fn non_global_v6(ip: Ipv6Addr) -> Option<NonGlobal> {
         let [hi, lo] = [s[6].to_be_bytes(), s[7].to_be_bytes()];
         return non_global_v4(Ipv4Addr::new(hi[0], hi[1], lo[0], lo[1]));
     }
-    if ip.is_unspecified() {
-        Some(NonGlobal::Unspecified)
-    } else if ip.is_loopback() {
-        Some(NonGlobal::Loopback)
-    } else if ip.is_unique_local() {
-        Some(NonGlobal::Private)
-    } else if ip.is_unicast_link_local() {
-        Some(NonGlobal::LinkLocal)
-    } else if ip.is_multicast() {
-        Some(NonGlobal::Multicast)
-    // 2001:db8::/32 and 3fff::/20 (RFC 3849, RFC 9637); std's `is_documentation` is unstable.
-    } else if s[..2] == [0x2001, 0xdb8] || (s[0] == 0x3fff && s[1] < 0x1000) {
-        Some(NonGlobal::Documentation)
     // Written out because std's `is_global` is unstable: ::/96 (deprecated IPv4-compatible),
     // 64:ff9b:1::/48 (local NAT64), 100::/64 (discard), 2001::/23 (IETF assignments, Teredo
     // included), 2002::/16 (6to4, which reaches any IPv4 address), fec0::/10 (site-local).
-    } else if s[..6] == [0; 6]
+    let reserved = s[..6] == [0; 6]
         || s[..3] == [0x64, 0xff9b, 1]
         || s[..4] == [0x100, 0, 0, 0]
         || (s[0] == 0x2001 && s[1] < 0x200)
         || s[0] == 0x2002
-        || (s[0] & 0xffc0) == 0xfec0
-    {
-        Some(NonGlobal::Reserved)
-    } else {
-        None
-    }
+        || (s[0] & 0xffc0) == 0xfec0;
+    first_range([
+        (ip.is_unspecified(), NonGlobal::Unspecified),
+        (ip.is_loopback(), NonGlobal::Loopback),
+        (ip.is_unique_local(), NonGlobal::Private),
+        (ip.is_unicast_link_local(), NonGlobal::LinkLocal),
+        (ip.is_multicast(), NonGlobal::Multicast),
+        // 2001:db8::/32 and 3fff::/20 (RFC 3849, RFC 9637); std's `is_documentation` is unstable.
+        (
+            s[..2] == [0x2001, 0xdb8] || (s[0] == 0x3fff && s[1] < 0x1000),
+            NonGlobal::Documentation,
+        ),
+        (reserved, NonGlobal::Reserved),
+    ])
+}
+
+/// The kind of the first range the address is in, in the order the table lists them.
+fn first_range<const N: usize>(ranges: [(bool, NonGlobal); N]) -> Option<NonGlobal> {
+    ranges
+        .into_iter()
+        .find_map(|(within, kind)| within.then_some(kind))
 }
 
 #[cfg(test)]

@@ -150,7 +150,7 @@ pub(super) async fn insert_population(
     Ok(())
 }
 
-/// `sql` (an insert of every column, in `population_columns!` order) bound to `population`.
+/// `sql` bound to every column of `population`, in `population_columns!` order.
 fn bind_population<'q>(sql: &'static str, population: &'q Population) -> super::Query<'q> {
     let fields = &population.fields;
     sqlx::query(sql)
@@ -167,26 +167,18 @@ fn bind_population<'q>(sql: &'static str, population: &'q Population) -> super::
         .bind(millis(population.updated_at))
 }
 
+/// Every column but the two that name the row (`$1`, `$2`) set from `population`; `created_at`
+/// (`$10`) is set to itself.
+const UPDATE_POPULATION: &str = "UPDATE populations SET name = $3, description = $4, \
+     is_default = $5, alternative_identifiers = $6, preferred_language = $7, \
+     password_policy_id = $8, theme_id = $9, created_at = $10, updated_at = $11 \
+     WHERE id = $1 AND environment_id = $2";
+
 async fn update_population(tx: &mut Tx<'_>, population: &Population) -> Result<bool, StoreError> {
-    let fields = &population.fields;
-    let updated = sqlx::query(
-        "UPDATE populations SET name = $1, description = $2, is_default = $3, \
-         alternative_identifiers = $4, preferred_language = $5, password_policy_id = $6, \
-         theme_id = $7, updated_at = $8 WHERE id = $9 AND environment_id = $10",
-    )
-    .bind(&fields.name)
-    .bind(&fields.description)
-    .bind(i64::from(population.is_default))
-    .bind(alternative_identifiers(fields))
-    .bind(&fields.preferred_language)
-    .bind(&fields.password_policy_id)
-    .bind(&fields.theme_id)
-    .bind(millis(population.updated_at))
-    .bind(population.id.to_string())
-    .bind(population.environment_id.to_string())
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
+    let updated = bind_population(UPDATE_POPULATION, population)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
     Ok(updated > 0)
 }
 
