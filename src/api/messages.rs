@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     domain::EnvironmentId,
-    mail::{self, Message, MessageId, MessageStatus, StoredMessage},
+    mail::{self, Message, MessageId, MessageStatus, RecipientStatus, StoredMessage},
     service::ServiceError,
 };
 
@@ -58,6 +58,9 @@ pub struct MessageView {
     status: &'static str,
     /// Every recipient (to, then cc).
     recipients: Vec<String>,
+    /// Each recipient and where it stands: the message's status, or `SUPPRESSED` (on the
+    /// suppression list, never sent to).
+    recipient_statuses: Vec<RecipientStatusView>,
     subject: String,
     /// Delivery attempts so far.
     attempts: u32,
@@ -72,8 +75,22 @@ pub struct MessageView {
     reason: Option<String>,
 }
 
+/// One recipient of a message and where it stands.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecipientStatusView {
+    email_address: String,
+    /// `QUEUED`, `SENT`, `FAILED` or `SUPPRESSED`.
+    status: &'static str,
+}
+
 impl MessageView {
-    fn new(message: &StoredMessage, environment: EnvironmentId, urls: &UrlBuilder) -> Self {
+    fn new(
+        message: &StoredMessage,
+        recipients: Vec<(String, RecipientStatus)>,
+        environment: EnvironmentId,
+        urls: &UrlBuilder,
+    ) -> Self {
         Self {
             links: Links::from([
                 (
@@ -88,7 +105,14 @@ impl MessageView {
             id: message.id.to_string(),
             environment: IdRef::new(environment),
             status: message.status.as_str(),
-            recipients: message.envelope_to.clone(),
+            recipients: recipients.iter().map(|(a, _)| a.clone()).collect(),
+            recipient_statuses: recipients
+                .into_iter()
+                .map(|(email_address, status)| RecipientStatusView {
+                    email_address,
+                    status: status.as_str(),
+                })
+                .collect(),
             subject: message.subject.clone(),
             attempts: message.attempts,
             created_at: wire_time(message.created_at),
@@ -170,5 +194,11 @@ async fn send_message(
     responses((status = 200, body = MessageView), ResourceErrors))]
 async fn read_message(Read(message, api): Read<MessagePath>) -> ApiResult<impl IntoResponse> {
     let environment = message.environment_id.ok_or(ApiError::NotFound)?;
-    Ok(Json(MessageView::new(&message, environment, &api.urls)))
+    let recipients = api.service.recipients(&message).await?;
+    Ok(Json(MessageView::new(
+        &message,
+        recipients,
+        environment,
+        &api.urls,
+    )))
 }

@@ -21,6 +21,7 @@ mod path;
 mod populations;
 mod self_check;
 mod subscriptions;
+mod suppressions;
 mod system;
 mod trusted_emails;
 mod verification;
@@ -80,6 +81,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(messages::routes())
         .merge(activities::routes())
         .merge(subscriptions::routes())
+        .merge(suppressions::routes())
         .merge(oauth::routes())
         .merge(system::routes())
         .split_for_parts()

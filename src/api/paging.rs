@@ -1,5 +1,5 @@
 //! `?limit=&offset=` pages, newest first, with a `next` link while more remain (activities,
-//! deliveries).
+//! deliveries, suppressions).
 
 use axum::http::Uri;
 use serde::{Deserialize, Serialize};
@@ -50,15 +50,17 @@ impl PageRequest {
         count: i64,
     ) -> Page<T> {
         let Self { limit, offset } = self;
+        // `base` may carry a filter of its own (`?reason=…`).
+        let at = if base.contains('?') { '&' } else { '?' };
         let mut links = Links::from([(
             "self",
-            UrlBuilder::link(format!("{base}?limit={limit}&offset={offset}")),
+            UrlBuilder::link(format!("{base}{at}limit={limit}&offset={offset}")),
         )]);
         let next = i64::from(offset) + items.len() as i64;
         if !items.is_empty() && next < count {
             links.insert(
                 "next",
-                UrlBuilder::link(format!("{base}?limit={limit}&offset={next}")),
+                UrlBuilder::link(format!("{base}{at}limit={limit}&offset={next}")),
             );
         }
         Page::new(key, items, count, links)

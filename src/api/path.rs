@@ -25,6 +25,7 @@ use crate::{
     domain::{
         Client, Environment, EnvironmentId, Permission, Population, Subscription, TrustedEmail,
     },
+    feedback::Suppression,
     mail::StoredMessage,
     service::{Actor, DomainSnapshot, Service},
     store::Child,
@@ -168,14 +169,27 @@ fn parse_id<I: FromStr>(raw: &str) -> ApiResult<I> {
     raw.parse().map_err(|_| ApiError::NotFound)
 }
 
-/// `/v1/environments/{environmentId}`.
-#[derive(Debug, Deserialize, IntoParams, FromRequestParts)]
-#[serde(rename_all = "camelCase")]
-#[into_params(parameter_in = Path)]
-#[from_request(via(Path), rejection(ApiError))]
-pub struct EnvironmentPath {
-    environment_id: String,
+/// A typed path: the route's segments as `String` members (camelCase in the route), read by
+/// axum's `Path` with P1Error rejections and documented as OpenAPI path parameters.
+macro_rules! typed_path {
+    ($(#[$doc:meta])* $name:ident { $($(#[$field_doc:meta])* $field:ident),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Deserialize, IntoParams, FromRequestParts)]
+        #[serde(rename_all = "camelCase")]
+        #[into_params(parameter_in = Path)]
+        #[from_request(via(Path), rejection(ApiError))]
+        pub struct $name {
+            $($(#[$field_doc])* $field: String),+
+        }
+    };
 }
+
+typed_path!(
+    /// `/v1/environments/{environmentId}`.
+    EnvironmentPath {
+        environment_id,
+    }
+);
 
 impl Load for EnvironmentPath {
     type Output = Arc<Environment>;
@@ -185,15 +199,13 @@ impl Load for EnvironmentPath {
     }
 }
 
-/// `…/populations/{populationId}`.
-#[derive(Debug, Deserialize, IntoParams, FromRequestParts)]
-#[serde(rename_all = "camelCase")]
-#[into_params(parameter_in = Path)]
-#[from_request(via(Path), rejection(ApiError))]
-pub struct PopulationPath {
-    environment_id: String,
-    population_id: String,
-}
+typed_path!(
+    /// `…/populations/{populationId}`.
+    PopulationPath {
+        environment_id,
+        population_id,
+    }
+);
 
 impl Load for PopulationPath {
     type Output = Population;
@@ -206,15 +218,13 @@ impl Load for PopulationPath {
     }
 }
 
-/// `…/clients/{clientId}`.
-#[derive(Debug, Deserialize, IntoParams, FromRequestParts)]
-#[serde(rename_all = "camelCase")]
-#[into_params(parameter_in = Path)]
-#[from_request(via(Path), rejection(ApiError))]
-pub struct ClientPath {
-    environment_id: String,
-    client_id: String,
-}
+typed_path!(
+    /// `…/clients/{clientId}`.
+    ClientPath {
+        environment_id,
+        client_id,
+    }
+);
 
 impl Load for ClientPath {
     type Output = Client;
@@ -227,15 +237,13 @@ impl Load for ClientPath {
     }
 }
 
-/// `…/subscriptions/{subscriptionId}`.
-#[derive(Debug, Deserialize, IntoParams, FromRequestParts)]
-#[serde(rename_all = "camelCase")]
-#[into_params(parameter_in = Path)]
-#[from_request(via(Path), rejection(ApiError))]
-pub struct SubscriptionPath {
-    environment_id: String,
-    subscription_id: String,
-}
+typed_path!(
+    /// `…/subscriptions/{subscriptionId}`.
+    SubscriptionPath {
+        environment_id,
+        subscription_id,
+    }
+);
 
 impl Load for SubscriptionPath {
     type Output = Subscription;
@@ -248,15 +256,13 @@ impl Load for SubscriptionPath {
     }
 }
 
-/// `…/messages/{messageId}`.
-#[derive(Debug, Deserialize, IntoParams, FromRequestParts)]
-#[serde(rename_all = "camelCase")]
-#[into_params(parameter_in = Path)]
-#[from_request(via(Path), rejection(ApiError))]
-pub struct MessagePath {
-    environment_id: String,
-    message_id: String,
-}
+typed_path!(
+    /// `…/messages/{messageId}`.
+    MessagePath {
+        environment_id,
+        message_id,
+    }
+);
 
 impl Load for MessagePath {
     type Output = StoredMessage;
@@ -269,15 +275,13 @@ impl Load for MessagePath {
     }
 }
 
-/// `…/emailDomains/{emailDomainId}`.
-#[derive(Debug, Deserialize, IntoParams, FromRequestParts)]
-#[serde(rename_all = "camelCase")]
-#[into_params(parameter_in = Path)]
-#[from_request(via(Path), rejection(ApiError))]
-pub struct DomainPath {
-    environment_id: String,
-    email_domain_id: String,
-}
+typed_path!(
+    /// `…/emailDomains/{emailDomainId}`.
+    DomainPath {
+        environment_id,
+        email_domain_id,
+    }
+);
 
 impl Load for DomainPath {
     type Output = Arc<DomainSnapshot>;
@@ -289,16 +293,14 @@ impl Load for DomainPath {
     }
 }
 
-/// `…/trustedEmails/{trustedEmailId}`.
-#[derive(Debug, Deserialize, IntoParams, FromRequestParts)]
-#[serde(rename_all = "camelCase")]
-#[into_params(parameter_in = Path)]
-#[from_request(via(Path), rejection(ApiError))]
-pub struct TrustedEmailPath {
-    environment_id: String,
-    email_domain_id: String,
-    trusted_email_id: String,
-}
+typed_path!(
+    /// `…/trustedEmails/{trustedEmailId}`.
+    TrustedEmailPath {
+        environment_id,
+        email_domain_id,
+        trusted_email_id,
+    }
+);
 
 impl Load for TrustedEmailPath {
     type Output = TrustedEmail;
@@ -310,6 +312,51 @@ impl Load for TrustedEmailPath {
             .await?;
         let id = parse_id(&self.trusted_email_id)?;
         Ok(access.state.service.find(domain.id, id).await?)
+    }
+}
+
+typed_path!(
+    /// `…/suppressions/{emailAddress}`: an entry of the environment's suppression list.
+    SuppressionPath {
+        environment_id,
+        /// The address, percent-encoded where a path needs it.
+        email_address,
+    }
+);
+
+impl Load for SuppressionPath {
+    type Output = Suppression;
+
+    /// The entry, found in its environment's list.
+    async fn load(self, access: Access<'_>) -> ApiResult<Suppression> {
+        let environment = access.environment(&self.environment_id).await?;
+        let service = &access.state.service;
+        Ok(service
+            .suppression(&environment, &self.email_address)
+            .await?)
+    }
+}
+
+/// `…/suppressions/{emailAddress}` where an entry is to be: the environment, and the address
+/// as the path names it, listed or not.
+pub struct ToSuppress(SuppressionPath);
+
+impl FromRequestParts<AppState> for ToSuppress {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        SuppressionPath::from_request_parts(parts, state)
+            .await
+            .map(Self)
+    }
+}
+
+impl Load for ToSuppress {
+    type Output = (Arc<Environment>, String);
+
+    async fn load(self, access: Access<'_>) -> ApiResult<Self::Output> {
+        let environment = access.environment(&self.0.environment_id).await?;
+        Ok((environment, self.0.email_address))
     }
 }
 

@@ -12,6 +12,7 @@ mod domains;
 mod environments;
 mod outbox;
 mod secrets;
+mod suppressions;
 
 pub use clients::ClientCommand;
 pub use dkim::DkimCommand;
@@ -19,6 +20,7 @@ pub use domains::DomainCommand;
 pub use environments::EnvironmentCommand;
 pub use outbox::OutboxCommand;
 pub use secrets::SecretsCommand;
+pub use suppressions::SuppressionCommand;
 
 use crate::{
     api::hal::UrlBuilder,
@@ -75,6 +77,9 @@ pub enum Command {
     /// DKIM keys.
     #[command(subcommand)]
     Dkim(DkimCommand),
+    /// An environment's suppression list: the addresses it no longer sends to.
+    #[command(subcommand)]
+    Suppression(SuppressionCommand),
     /// The master key that seals secrets at rest.
     #[command(subcommand)]
     Secrets(SecretsCommand),
@@ -165,6 +170,13 @@ async fn execute(command: Command, config: Config) -> Result<ExitCode, BoxError>
         Command::Dkim(command) => {
             let service = open_service(&config, &configured_url).await?;
             return dkim::dkim_command(command, &service).await;
+        }
+        Command::Suppression(command) => {
+            let service = open_service(&config, &configured_url).await?;
+            let Some(actor) = service.operator().await? else {
+                return refuse_uninitialised();
+            };
+            return suppressions::suppression_command(command, &service, &actor).await;
         }
         Command::Secrets(command) => {
             let out = Output::new(&configured_url);

@@ -28,6 +28,7 @@ wire_enum!(
         Client => "CLIENT",
         Subscription => "SUBSCRIPTION",
         Population => "POPULATION",
+        Suppression => "SUPPRESSION",
     }
 );
 
@@ -55,6 +56,8 @@ wire_enum!(
         PopulationCreated => "POPULATION_CREATED",
         PopulationUpdated => "POPULATION_UPDATED",
         PopulationDeleted => "POPULATION_DELETED",
+        SuppressionCreated => "SUPPRESSION.CREATED",
+        SuppressionDeleted => "SUPPRESSION.DELETED",
     }
 );
 

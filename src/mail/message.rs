@@ -36,6 +36,47 @@ wire_enum!(
     }
 );
 
+wire_enum!(
+    /// Where one recipient of a message stands: the message's own status until the recipient
+    /// parts from it.
+    RecipientStatus {
+        /// The message is queued.
+        Queued => "QUEUED",
+        /// The relay took the message.
+        Sent => "SENT",
+        /// The message failed.
+        Failed => "FAILED",
+        /// On the environment's suppression list when the message was queued: never sent to.
+        Suppressed => "SUPPRESSED",
+        /// A hard bounce came back for this recipient.
+        Bounced => "BOUNCED",
+        /// The recipient reported the message as spam.
+        Complained => "COMPLAINED",
+        /// A receiver reported a delay or a temporary failure (a soft bounce).
+        Delayed => "DELAYED",
+    }
+);
+
+impl From<MessageStatus> for RecipientStatus {
+    fn from(status: MessageStatus) -> Self {
+        match status {
+            MessageStatus::Queued => Self::Queued,
+            MessageStatus::Sent => Self::Sent,
+            MessageStatus::Failed => Self::Failed,
+        }
+    }
+}
+
+/// One recipient of a customer message (To, then Cc), at its place in that list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    pub position: u16,
+    pub address: String,
+    /// `None` while it shares the message's status.
+    pub status: Option<RecipientStatus>,
+    pub updated_at: OffsetDateTime,
+}
+
 /// A message as its sender gives it. Its JSON form (each address as lettre writes it back, the
 /// members under these Rust names, as before the request body was typed) is what an
 /// Idempotency-Key's request hash covers.

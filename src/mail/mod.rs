@@ -20,7 +20,9 @@ use lettre::{
 use crate::domain::EnvironmentId;
 
 pub use dkim::{DeliverySignError, DeliverySigner};
-pub use message::{ComposedMessage, Message, MessageId, MessageStatus, StoredMessage};
+pub use message::{
+    ComposedMessage, Message, MessageId, MessageStatus, Recipient, RecipientStatus, StoredMessage,
+};
 pub use relay::{DeliveryError, Relay, RelayConfigError, Relays};
 
 /// The subject of the verification-code mail (README § Trusted senders and outbound mail).

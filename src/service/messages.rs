@@ -13,7 +13,11 @@ use crate::{
         RecordStatus, SendingRegion, TrustedEmail, TrustedEmailStatus, active_mail_from, now,
         ownership_verified, regions_for,
     },
-    mail::{ComposeError, ComposedMessage, MailRoute, Message, MessageId, StoredMessage, compose},
+    feedback::SuppressedAddress,
+    mail::{
+        ComposeError, ComposedMessage, MailRoute, Message, MessageId, Recipient, RecipientStatus,
+        StoredMessage, compose,
+    },
     store::{Idempotency, QueueOutcome, RateScope},
 };
 
@@ -82,11 +86,13 @@ impl Service {
                 ),
             });
         }
-        let composed = self.compose_signable(environment, &message).await?;
+        let mut composed = self.compose_signable(environment, &message).await?;
+        let recipients = self.skip_suppressed(environment, &mut composed).await?;
         let outcome = self
             .store()
             .queue_message(
                 &composed,
+                &recipients,
                 environment.id,
                 idempotency,
                 self.settings().limits.messages_per_minute,
@@ -151,6 +157,27 @@ impl Service {
             .ok_or(ServiceError::NotFound)
     }
 
+    /// Every recipient of `message` (To, then Cc) and where it stands. A message queued before
+    /// recipients were kept has only its envelope, all of it sharing the message's status.
+    pub async fn recipients(
+        &self,
+        message: &StoredMessage,
+    ) -> Result<Vec<(String, RecipientStatus)>, ServiceError> {
+        let recipients = self.store().recipients(message.id).await?;
+        let status = RecipientStatus::from(message.status);
+        if recipients.is_empty() {
+            return Ok(message
+                .envelope_to
+                .iter()
+                .map(|address| (address.clone(), status))
+                .collect());
+        }
+        Ok(recipients
+            .into_iter()
+            .map(|r| (r.address, r.status.unwrap_or(status)))
+            .collect())
+    }
+
     /// The message composed for the region that may send it, naming the domain whose key signs
     /// it at delivery, with its envelope sender on the ACTIVE MAIL FROM domain, if any. Refused
     /// when the region has no key that can sign now: mail that could not be signed is never
@@ -196,6 +223,61 @@ impl Service {
         }
         composed.dkim_domain_id = Some(domain.id);
         Ok(composed)
+    }
+
+    /// Every recipient of `composed` at its place; those on the environment's suppression list
+    /// are SUPPRESSED and taken off the envelope. Refused, naming them, when none is left.
+    async fn skip_suppressed(
+        &self,
+        environment: &Environment,
+        composed: &mut ComposedMessage,
+    ) -> Result<Vec<Recipient>, ServiceError> {
+        let keys: Vec<Option<SuppressedAddress>> = composed
+            .envelope_to
+            .iter()
+            .map(|address| SuppressedAddress::parse(address).ok())
+            .collect();
+        let listed = self
+            .store()
+            .suppressed_among(
+                environment.id,
+                &keys.iter().flatten().cloned().collect::<Vec<_>>(),
+            )
+            .await?;
+        let at = now();
+        let recipients: Vec<Recipient> = composed
+            .envelope_to
+            .iter()
+            .zip(&keys)
+            .enumerate()
+            .map(|(position, (address, key))| Recipient {
+                // At most MAX_RECIPIENTS.
+                position: position as u16,
+                address: address.clone(),
+                status: key
+                    .as_ref()
+                    .filter(|key| listed.contains(key))
+                    .map(|_| RecipientStatus::Suppressed),
+                updated_at: at,
+            })
+            .collect();
+        let sent_to = |r: &&Recipient| r.status.is_none();
+        if !recipients.iter().any(|r| sent_to(&r)) {
+            let names: Vec<&str> = recipients.iter().map(|r| r.address.as_str()).collect();
+            return Err(invalid(
+                "to",
+                format!(
+                    "Every recipient is on the environment's suppression list: {}.",
+                    names.join(", ")
+                ),
+            ));
+        }
+        composed.envelope_to = recipients
+            .iter()
+            .filter(sent_to)
+            .map(|r| r.address.clone())
+            .collect();
+        Ok(recipients)
     }
 
     /// The domain of `from`, which must be an ACTIVE trusted address of the environment.

@@ -16,6 +16,7 @@ mod outbox;
 mod populations;
 mod self_check;
 mod subscriptions;
+mod suppressions;
 mod trusted_emails;
 mod verification;
 mod wait;

@@ -13,7 +13,7 @@ impl Store {
     ) -> Result<(Vec<Activity>, i64), StoreError> {
         let parent = ("environment_id", environment_id.to_string());
         let order = "recorded_at DESC, id DESC";
-        self.page("activities", parent, order, (limit, offset))
+        self.page("activities", &[parent], order, (limit, offset))
             .await
     }
 }

@@ -290,7 +290,7 @@ impl Store {
     ) -> Result<(Vec<Delivery>, i64), StoreError> {
         let parent = ("subscription_id", subscription.to_string());
         let order = "created_at DESC, activity_id DESC";
-        self.page("subscription_deliveries", parent, order, (limit, offset))
+        self.page("subscription_deliveries", &[parent], order, (limit, offset))
             .await
     }
 }

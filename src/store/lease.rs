@@ -93,21 +93,26 @@ impl From<OffsetDateTime> for Value {
 
 /// Numbers a query's placeholders in the order its values are bound.
 #[derive(Default)]
-struct Placeholders(usize);
+pub(super) struct Placeholders(usize);
 
 impl Placeholders {
-    fn next(&mut self) -> String {
+    pub(super) fn next(&mut self) -> String {
         self.0 += 1;
         format!("${}", self.0)
     }
 
-    /// `a = $n AND b = $n+1 …` over `Q`'s key columns, bound by `bind_key`.
-    fn key<Q: LeaseQueue>(&mut self) -> String {
-        Q::KEY
-            .iter()
+    /// `a = $n AND b = $n+1 …` over `columns`.
+    pub(super) fn equal<'c>(&mut self, columns: impl IntoIterator<Item = &'c str>) -> String {
+        columns
+            .into_iter()
             .map(|column| format!("{column} = {}", self.next()))
             .collect::<Vec<_>>()
             .join(" AND ")
+    }
+
+    /// `equal` over `Q`'s key columns, bound by `bind_key`.
+    fn key<Q: LeaseQueue>(&mut self) -> String {
+        self.equal(Q::KEY.iter().copied())
     }
 }
 

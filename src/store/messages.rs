@@ -8,11 +8,11 @@ use time::OffsetDateTime;
 
 use super::{
     RateLimit, RateScope, RateTake, RowExt, Store, StoreError, Tx, lock_environment, millis,
-    outbox::insert_outbox, rate_windows::take_rate,
+    outbox::insert_outbox, rate_windows::take_rate, suppressions::insert_recipients,
 };
 use crate::{
     domain::EnvironmentId,
-    mail::{ComposedMessage, MessageId},
+    mail::{ComposedMessage, MessageId, Recipient},
 };
 
 /// How long an Idempotency-Key names its first request.
@@ -62,12 +62,14 @@ impl Store {
             .transpose()
     }
 
-    /// Queues `mail` unless its key names a request of the 24 h before `now` or the environment
-    /// is over `per_minute`. The key, the count and the row are one transaction under the
-    /// environment row's lock, so of two requests with one key exactly one is queued.
+    /// Queues `mail`, with its `recipients`, unless its key names a request of the 24 h before
+    /// `now` or the environment is over `per_minute`. The key, the count and the rows are one
+    /// transaction under the environment row's lock, so of two requests with one key exactly
+    /// one is queued.
     pub async fn queue_message(
         &self,
         mail: &ComposedMessage,
+        recipients: &[Recipient],
         environment_id: EnvironmentId,
         idempotency: Option<Idempotency<'_>>,
         per_minute: u32,
@@ -90,6 +92,7 @@ impl Store {
             return Ok(QueueOutcome::RateLimited { wait_ms });
         }
         insert_outbox(&mut tx, mail, &self.seal_mail(mail.id, &mail.message)?, now).await?;
+        insert_recipients(&mut tx, mail.id, recipients).await?;
         tx.commit().await?;
         Ok(QueueOutcome::Queued)
     }

@@ -18,6 +18,7 @@ mod rate_windows;
 mod retention;
 mod sealed;
 mod subscriptions;
+mod suppressions;
 mod token_failures;
 mod trusted_emails;
 mod verification;
@@ -29,6 +30,8 @@ use sqlx::{
     any::{AnyPoolOptions, AnyRow},
 };
 use time::OffsetDateTime;
+
+use lease::Placeholders;
 
 use crate::{
     domain::{Activity, DomainId, EnvironmentId, UnknownValue},
@@ -297,25 +300,31 @@ impl Store {
     async fn page<T: FromRow>(
         &self,
         table: &str,
-        (column, parent): (&str, String),
+        filters: &[(&str, String)],
         order: &str,
         (limit, offset): (u32, u32),
     ) -> Result<(Vec<T>, i64), StoreError> {
-        // `table`, `column` and `order` are always literals of this module; every value is bound.
-        let total = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT COUNT(*) AS n FROM {table} WHERE {column} = $1"
-        )))
-        .bind(&parent)
+        // `table`, the filters' columns and `order` are always literals of this module; every
+        // value is bound.
+        let mut p = Placeholders::default();
+        let condition = p.equal(filters.iter().map(|(column, _)| *column));
+        let bind = |mut query: Query<'static>| {
+            for (_, value) in filters {
+                query = query.bind(value.clone());
+            }
+            query
+        };
+        let total = bind(sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) AS n FROM {table} WHERE {condition}"
+        ))))
         .fetch_one(&self.pool)
         .await?
         .int("n")?;
+        let (limit_at, offset_at) = (p.next(), p.next());
         let query = T::select(&format!(
-            "WHERE {column} = $1 ORDER BY {order} LIMIT $2 OFFSET $3"
+            "WHERE {condition} ORDER BY {order} LIMIT {limit_at} OFFSET {offset_at}"
         ));
-        let rows = query
-            .bind(parent)
-            .bind(i64::from(limit))
-            .bind(i64::from(offset));
+        let rows = bind(query).bind(i64::from(limit)).bind(i64::from(offset));
         Ok((self.fetch_all_as(rows).await?, total))
     }
 

@@ -36,6 +36,7 @@ mod shipped_configs;
 mod store;
 mod subscriptions;
 mod support;
+mod suppressions;
 mod sweep;
 mod throttles;
 mod token_limits;

@@ -720,3 +720,87 @@ async fn a_signing_key_that_cannot_be_read_at_delivery_leaves_the_message_queued
     assert_eq!(s.sink.recipients_offered(), 0);
     assert!(s.sink.try_next_mail().is_none());
 }
+
+async fn suppress(s: &Sending, address: &str) {
+    let path = format!("/v1/environments/{}/suppressions/{address}", s.env);
+    let r = s.app.put(&path, &s.app.admin_token, json!({})).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn a_suppressed_recipient_is_not_sent_to_and_reads_suppressed() {
+    let mut s = Sending::ready(|_| {}).await;
+    suppress(&s, "gone@example.test").await;
+    let to = json!(["Gone@Example.test", "ann@example.test"]);
+    let id = s.queued(message_with("to", to)).await;
+    let mail = s.next_mail().await;
+    assert_eq!(mail.to, ["ann@example.test"]);
+    // The header still names everyone the sender wrote to.
+    assert!(mail.data.contains("Gone@Example.test"), "{}", mail.data);
+    let sent = s.settled(&id).await;
+    assert_eq!(sent["status"], "SENT");
+    assert_eq!(
+        sent["recipients"],
+        json!(["Gone@Example.test", "ann@example.test"])
+    );
+    assert_eq!(
+        sent["recipientStatuses"],
+        json!([
+            {"emailAddress": "Gone@Example.test", "status": "SUPPRESSED"},
+            {"emailAddress": "ann@example.test", "status": "SENT"},
+        ])
+    );
+}
+
+#[tokio::test]
+async fn a_message_whose_every_recipient_is_suppressed_is_refused_naming_them() {
+    let s = Sending::ready(|_| {}).await;
+    suppress(&s, "gone@example.test").await;
+    suppress(&s, "left@example.test").await;
+    let body = message_with("to", json!(["gone@example.test", "LEFT@example.test"]));
+    let r = s.send(body).await;
+    let error = assert_p1_error(
+        r,
+        StatusCode::BAD_REQUEST,
+        "INVALID_DATA",
+        Some(("INVALID_VALUE", "to")),
+    )
+    .await;
+    let message = error["details"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("gone@example.test") && message.contains("LEFT@example.test"),
+        "{message}"
+    );
+    let queued = s
+        .app
+        .store()
+        .list_outbox(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.environment_id.is_some())
+        .count();
+    assert_eq!(queued, 0);
+    // Taken off the list, the address is sent to again.
+    let path = format!("/v1/environments/{}/suppressions/gone@example.test", s.env);
+    s.app.delete(&path, &s.app.admin_token).await;
+    let to = json!(["gone@example.test"]);
+    assert_eq!(
+        s.send(message_with("to", to)).await.status(),
+        StatusCode::ACCEPTED
+    );
+}
+
+#[tokio::test]
+async fn suppression_in_one_environment_does_not_reach_another() {
+    let mut s = Sending::ready(|_| {}).await;
+    let other = s.app.environment("Other").await;
+    let path = format!("/v1/environments/{other}/suppressions/ann@example.test");
+    s.app.put(&path, &s.app.admin_token, json!({})).await;
+    let id = s.queued(message()).await;
+    assert_eq!(s.next_mail().await.to, ["ann@example.test"]);
+    assert_eq!(
+        s.settled(&id).await["recipientStatuses"][0]["status"],
+        "SENT"
+    );
+}

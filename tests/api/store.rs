@@ -472,7 +472,7 @@ async fn concurrent_repeats_of_one_idempotency_key_queue_one_message() {
                     request_hash: "h1",
                 };
                 let outcome = store
-                    .queue_message(&mail, env, Some(key), 600, now())
+                    .queue_message(&mail, &[], env, Some(key), 600, now())
                     .await
                     .unwrap();
                 (mail.id, outcome)
@@ -496,7 +496,7 @@ async fn concurrent_repeats_of_one_idempotency_key_queue_one_message() {
         };
         let outcome = app
             .store()
-            .queue_message(&customer_mail(env), env, Some(other_body), 600, now())
+            .queue_message(&customer_mail(env), &[], env, Some(other_body), 600, now())
             .await
             .unwrap();
         assert_eq!(outcome, QueueOutcome::KeyTaken, "{db:?}");
@@ -518,14 +518,14 @@ async fn a_key_older_than_its_window_names_a_new_request() {
         let first = customer_mail(env);
         let outcome = app
             .store()
-            .queue_message(&first, env, Some(key("h1")), 600, then);
+            .queue_message(&first, &[], env, Some(key("h1")), 600, then);
         assert_eq!(outcome.await.unwrap(), QueueOutcome::Queued, "{db:?}");
         // The last moment the key still names the first request, then the first it does not.
         let window = time::Duration::milliseconds(IDEMPOTENCY_WINDOW_MS);
         let last = then + window - time::Duration::milliseconds(1);
         let outcome = app
             .store()
-            .queue_message(&customer_mail(env), env, Some(key("h2")), 600, last)
+            .queue_message(&customer_mail(env), &[], env, Some(key("h2")), 600, last)
             .await
             .unwrap();
         assert_eq!(outcome, QueueOutcome::KeyTaken, "{db:?}");
@@ -543,7 +543,7 @@ async fn a_key_older_than_its_window_names_a_new_request() {
         let second = customer_mail(env);
         let outcome = app
             .store()
-            .queue_message(&second, env, Some(key("h2")), 600, later);
+            .queue_message(&second, &[], env, Some(key("h2")), 600, later);
         assert_eq!(outcome.await.unwrap(), QueueOutcome::Queued, "{db:?}");
         let named = app.store().idempotent_message(env, "order-2", later).await;
         assert_eq!(named.unwrap(), Some(("h2".to_owned(), second.id)), "{db:?}");
@@ -560,7 +560,7 @@ async fn the_messages_per_minute_hold_under_concurrent_sends() {
             let store = app.store().clone();
             tokio::spawn(async move {
                 store
-                    .queue_message(&customer_mail(env), env, None, 3, now())
+                    .queue_message(&customer_mail(env), &[], env, None, 3, now())
                     .await
                     .unwrap()
             })
@@ -599,7 +599,7 @@ async fn the_messages_per_minute_limit_holds_after_outbox_rows_are_deleted() {
         let env = app.admin.environment_id;
         let queue = || async {
             app.store()
-                .queue_message(&customer_mail(env), env, None, 2, now())
+                .queue_message(&customer_mail(env), &[], env, None, 2, now())
                 .await
                 .unwrap()
         };
