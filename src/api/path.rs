@@ -10,7 +10,7 @@ use std::{str::FromStr, sync::Arc};
 use axum::{
     Json,
     extract::{FromRequestParts, Path, Query},
-    http::{Uri, request::Parts},
+    http::{StatusCode, Uri, request::Parts},
 };
 use serde::{Deserialize, de::DeserializeOwned};
 use utoipa::IntoParams;
@@ -27,7 +27,7 @@ use crate::{
     },
     feedback::Suppression,
     mail::StoredMessage,
-    service::{Actor, DomainSnapshot, Service},
+    service::{Actor, Created, DomainSnapshot, Service},
     store::Child,
 };
 
@@ -61,6 +61,14 @@ impl Api {
     /// `resource` as the API shows it.
     pub fn show<T: Shown>(&self, resource: &T) -> Json<T::View> {
         Json(resource.view(self))
+    }
+
+    /// What a create made (201) or found already (200), as the API shows it.
+    pub fn show_created<T: Shown>(&self, outcome: Created<T>) -> (StatusCode, Json<T::View>) {
+        match outcome {
+            Created::New(resource) => (StatusCode::CREATED, self.show(&resource)),
+            Created::Existing(resource) => (StatusCode::OK, self.show(&resource)),
+        }
     }
 
     /// All of `resources` on one page, `_embedded.<key>`, linked to itself at `this`.

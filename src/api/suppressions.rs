@@ -21,7 +21,6 @@ use super::{
 use crate::{
     domain::{EnvironmentId, UnknownValue},
     feedback::{Suppression, SuppressionReason},
-    service::Created,
 };
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -157,15 +156,11 @@ async fn read_suppression(
 async fn put_suppression(
     Write((environment, address), api): Write<ToSuppress>,
 ) -> ApiResult<impl IntoResponse> {
-    let (status, entry) = match api
+    let outcome = api
         .service
         .suppress(&api.actor, &environment, &address)
-        .await?
-    {
-        Created::New(entry) => (StatusCode::CREATED, entry),
-        Created::Existing(entry) => (StatusCode::OK, entry),
-    };
-    Ok((status, api.show(&entry)))
+        .await?;
+    Ok(api.show_created(outcome))
 }
 
 /// 204: the address is sent to again.

@@ -14,7 +14,7 @@ use super::{
     hal::{IdRef, Links, Shown, UrlBuilder, wire_time},
     path::{Api, DomainPath, Read, TrustedEmailPath, Write},
 };
-use crate::{domain::TrustedEmail, service::Created};
+use crate::domain::TrustedEmail;
 
 /// Selects "activate" on `POST …/trustedEmails/{id}`.
 pub const ACTIVATE: &str = "application/vnd.pingidentity.trustedemail.activate+json";
@@ -103,15 +103,11 @@ async fn create_trusted_email(
     Write(domain, api): Write<DomainPath>,
     Body(body): Body<CreateTrustedEmail>,
 ) -> ApiResult<impl IntoResponse> {
-    let (status, email) = match api
+    let outcome = api
         .service
         .create_trusted_email(&api.actor, &domain, &body.email_address)
-        .await?
-    {
-        Created::New(email) => (StatusCode::CREATED, email),
-        Created::Existing(email) => (StatusCode::OK, email),
-    };
-    Ok((status, api.show(&email)))
+        .await?;
+    Ok(api.show_created(outcome))
 }
 
 #[utoipa::path(get, path = "/v1/environments/{environmentId}/emailDomains/{emailDomainId}/trustedEmails",

@@ -261,8 +261,7 @@ impl Service {
                 updated_at: at,
             })
             .collect();
-        let sent_to = |r: &&Recipient| r.status.is_none();
-        if !recipients.iter().any(|r| sent_to(&r)) {
+        if recipients.iter().all(|r| r.status.is_some()) {
             let names: Vec<&str> = recipients.iter().map(|r| r.address.as_str()).collect();
             return Err(invalid(
                 "to",
@@ -274,7 +273,7 @@ impl Service {
         }
         composed.envelope_to = recipients
             .iter()
-            .filter(sent_to)
+            .filter(|r| r.status.is_none())
             .map(|r| r.address.clone())
             .collect();
         Ok(recipients)
