@@ -20,6 +20,7 @@ use crate::{
     api,
     config::{Config, Http, Secrets},
     dkim_dns::DkimDns,
+    feedback::mx::FeedbackMx,
     jobs::outbox::OutboxDelivery,
     mail::{RelayConfigError, Relays},
     secrets::{KeyId, MasterKey, SecretsError},
@@ -193,6 +194,8 @@ pub struct Application {
     outbox: OutboxDelivery,
     webhooks: SubscriptionDelivery,
     dkim_dns: Option<DkimDns>,
+    /// The feedback MX, when `feedback.listen` is set.
+    feedback_mx: Option<FeedbackMx>,
     metrics: Option<MetricsListener>,
     http: Http,
     tls: Option<Tls>,
@@ -228,7 +231,12 @@ impl Application {
         };
         let relays = Relays::from_config(&config.mail, &config.regions)?;
         let (service, store) = open(&config, &public_url).await?;
-        let outbox = OutboxDelivery::new(store.clone(), relays, Arc::new(service.clone()));
+        let outbox = OutboxDelivery::new(
+            store.clone(),
+            relays,
+            Arc::new(service.clone()),
+            Arc::new(service.clone()),
+        );
         let webhooks =
             SubscriptionDelivery::new(store.clone(), &config.webhooks, api::activity_body)?;
         let bootstrap = service.bootstrap(&public_url).await?;
@@ -240,6 +248,22 @@ impl Application {
             None
         } else {
             Some(DkimDns::start(&config.dkim_dns, service.clone()).await?)
+        };
+        let feedback_mx = match config.feedback.listen_addr() {
+            Some(address) => Some(
+                FeedbackMx::start(
+                    &config.feedback,
+                    config.feedback_host(),
+                    tls.as_ref().map(Tls::acceptor),
+                    Arc::new(service.clone()),
+                )
+                .await
+                .map_err(|source| StartupError::Bind {
+                    address: address.to_string(),
+                    source,
+                })?,
+            ),
+            None => None,
         };
         let metrics_access = api::MetricsAccess {
             on_api_listener: config.metrics.listen_addr().is_none(),
@@ -274,6 +298,7 @@ impl Application {
             outbox,
             webhooks,
             dkim_dns,
+            feedback_mx,
             metrics,
             http: config.http,
             tls,
@@ -293,6 +318,11 @@ impl Application {
     /// is set.
     pub fn dkim_dns_addr(&self) -> Option<std::net::SocketAddr> {
         self.dkim_dns.as_ref().map(DkimDns::local_addr)
+    }
+
+    /// Where the feedback MX takes SMTP, when `feedback.listen` is set.
+    pub fn feedback_addr(&self) -> Option<std::net::SocketAddr> {
+        self.feedback_mx.as_ref().map(FeedbackMx::local_addr)
     }
 
     /// Where `/metrics` is served instead of the API's listener, when `metrics.listen` is set.
@@ -371,6 +401,9 @@ impl Application {
         checks.abort();
         if let Some(dkim_dns) = self.dkim_dns {
             dkim_dns.stop().await;
+        }
+        if let Some(feedback_mx) = self.feedback_mx {
+            feedback_mx.stop().await;
         }
         tokio::join!(delivery.stop(), webhooks.stop(), retention.stop());
         store.close().await;

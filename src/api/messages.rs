@@ -19,7 +19,8 @@ use super::{
 };
 use crate::{
     domain::EnvironmentId,
-    mail::{self, Message, MessageId, MessageStatus, RecipientStatus, StoredMessage},
+    mail::{self, Message, MessageId, MessageStatus, StoredMessage},
+    service::RecipientReport,
     service::ServiceError,
 };
 
@@ -58,8 +59,7 @@ pub struct MessageView {
     status: &'static str,
     /// Every recipient (to, then cc).
     recipients: Vec<String>,
-    /// Each recipient and where it stands: the message's status, or `SUPPRESSED` (on the
-    /// suppression list, never sent to).
+    /// Each recipient, where it stands, and the feedback about it.
     recipient_statuses: Vec<RecipientStatusView>,
     subject: String,
     /// Delivery attempts so far.
@@ -80,14 +80,38 @@ pub struct MessageView {
 #[serde(rename_all = "camelCase")]
 pub struct RecipientStatusView {
     email_address: String,
-    /// `QUEUED`, `SENT`, `FAILED` or `SUPPRESSED`.
+    /// `QUEUED`, `SENT` or `FAILED` (the message's own), `SUPPRESSED` (on the suppression list
+    /// when queued: never sent to), `BOUNCED` (a hard bounce), `DELAYED` (a soft bounce) or
+    /// `COMPLAINED` (reported as spam).
     status: &'static str,
+    /// What came back about this recipient, oldest first.
+    events: Vec<FeedbackEventView>,
+}
+
+/// A bounce, a delay or a complaint about one recipient.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FeedbackEventView {
+    /// `BOUNCE`, `DELAY` or `COMPLAINT`.
+    #[serde(rename = "type")]
+    kind: &'static str,
+    /// `RELAY` (refused at send time), `DSN` (a bounce message) or `ARF` (a complaint).
+    source: &'static str,
+    /// The enhanced status code of a bounce (`5.1.1`); the feedback type of a complaint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<String>,
+    /// The remote server's words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    diagnostic: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reporting_mta: Option<String>,
+    received_at: String,
 }
 
 impl MessageView {
     fn new(
         message: &StoredMessage,
-        recipients: Vec<(String, RecipientStatus)>,
+        recipients: Vec<RecipientReport>,
         environment: EnvironmentId,
         urls: &UrlBuilder,
     ) -> Self {
@@ -105,12 +129,24 @@ impl MessageView {
             id: message.id.to_string(),
             environment: IdRef::new(environment),
             status: message.status.as_str(),
-            recipients: recipients.iter().map(|(a, _)| a.clone()).collect(),
+            recipients: recipients.iter().map(|r| r.address.clone()).collect(),
             recipient_statuses: recipients
                 .into_iter()
-                .map(|(email_address, status)| RecipientStatusView {
-                    email_address,
-                    status: status.as_str(),
+                .map(|r| RecipientStatusView {
+                    email_address: r.address,
+                    status: r.status.as_str(),
+                    events: r
+                        .events
+                        .into_iter()
+                        .map(|e| FeedbackEventView {
+                            kind: e.kind.as_str(),
+                            source: e.source.as_str(),
+                            status: e.status,
+                            diagnostic: e.diagnostic,
+                            reporting_mta: e.reporting_mta,
+                            received_at: wire_time(e.created_at),
+                        })
+                        .collect(),
                 })
                 .collect(),
             subject: message.subject.clone(),

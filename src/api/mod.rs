@@ -8,6 +8,7 @@ pub mod client_address;
 mod clients;
 mod console;
 mod dkim;
+mod dmarc_reports;
 mod email_domains;
 mod environments;
 pub mod errors;
@@ -75,6 +76,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(email_domains::routes())
         .merge(dkim::routes())
         .merge(self_check::routes())
+        .merge(dmarc_reports::routes())
         .merge(verification::routes())
         .merge(mail_from::routes())
         .merge(trusted_emails::routes())

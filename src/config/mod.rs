@@ -11,6 +11,7 @@ mod dkim_dns;
 mod dns;
 mod domains;
 mod environments;
+mod feedback;
 mod http;
 mod limits;
 mod mail;
@@ -37,6 +38,7 @@ pub use dkim_dns::DkimDns;
 pub use dns::{Dns, DnsTransport};
 pub use domains::Domains;
 pub use environments::{DEFAULT_LICENSE_ID, Environments};
+pub use feedback::Feedback;
 pub use http::Http;
 pub use limits::Limits;
 pub use mail::{Mail, SmtpUrl};
@@ -105,6 +107,7 @@ pub struct Config {
     pub environments: Environments,
     pub metrics: Metrics,
     pub retention: Retention,
+    pub feedback: Feedback,
 }
 
 impl Default for Config {
@@ -127,6 +130,7 @@ impl Default for Config {
             environments: Environments::default(),
             metrics: Metrics::default(),
             retention: Retention::default(),
+            feedback: Feedback::default(),
         }
     }
 }
@@ -243,6 +247,7 @@ impl Config {
         self.http.validate()?;
         self.webhooks.validate()?;
         self.retention.validate()?;
+        self.feedback.validate()?;
         Ok(())
     }
 
@@ -260,6 +265,15 @@ impl Config {
             ownership_prefix: self.records.ownership_prefix.clone(),
             environment_prefix: self.records.environment_prefix.clone(),
             spf_include: self.records.spf_include.clone(),
+        }
+    }
+
+    /// `feedback.host`, else the first region's `mail_from_mx`.
+    pub fn feedback_host(&self) -> String {
+        let host = self.feedback.host.trim_end_matches('.');
+        match (host.is_empty(), self.regions.first()) {
+            (true, Some(region)) => region.mail_from_mx.clone(),
+            _ => host.to_owned(),
         }
     }
 

@@ -17,6 +17,9 @@ pub struct Retention {
     pub deliveries_days: u32,
     /// The audit log; an activity goes with its remaining deliveries, never while one is pending.
     pub activities_days: u32,
+    /// Feedback events (bounces, complaints) and DMARC aggregate reports, counted from their
+    /// arrival.
+    pub feedback_days: u32,
 }
 
 impl Default for Retention {
@@ -25,6 +28,7 @@ impl Default for Retention {
             messages_days: 30,
             deliveries_days: 30,
             activities_days: 90,
+            feedback_days: 90,
         }
     }
 }
@@ -45,11 +49,16 @@ impl Retention {
         time::Duration::days(i64::from(self.activities_days))
     }
 
+    pub fn feedback(&self) -> time::Duration {
+        time::Duration::days(i64::from(self.feedback_days))
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         for (key, days) in [
             ("retention.messages_days", self.messages_days),
             ("retention.deliveries_days", self.deliveries_days),
             ("retention.activities_days", self.activities_days),
+            ("retention.feedback_days", self.feedback_days),
         ] {
             if !(1..=Self::MAX_DAYS).contains(&days) {
                 return Err(ConfigError::invalid(

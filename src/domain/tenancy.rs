@@ -29,6 +29,7 @@ wire_enum!(
         Subscription => "SUBSCRIPTION",
         Population => "POPULATION",
         Suppression => "SUPPRESSION",
+        Message => "MESSAGE",
     }
 );
 
@@ -58,6 +59,8 @@ wire_enum!(
         PopulationDeleted => "POPULATION_DELETED",
         SuppressionCreated => "SUPPRESSION.CREATED",
         SuppressionDeleted => "SUPPRESSION.DELETED",
+        EmailBounced => "EMAIL.BOUNCED",
+        EmailComplained => "EMAIL.COMPLAINED",
     }
 );
 

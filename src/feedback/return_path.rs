@@ -10,15 +10,21 @@
 //!
 //! The whole local part is 51 characters at most, inside RFC 5321's 64. A tag made under a
 //! master key verifies as long as that key is loaded (during a rotation, as a previous key).
+//!
+//! A domain's report address (`ReportAddress`), which the DMARC record trustmail suggests names
+//! in `rua=`, is made the same way: `r-<domain>-<tag>`, the tag under a purpose of its own.
 
 use data_encoding::BASE32_DNSSEC;
 
-use crate::{mail::MessageId, secrets::MasterKey};
+use crate::{domain::DomainId, mail::MessageId, secrets::MasterKey};
 
 /// What the tag proves, apart from any other tag under the same key.
 const PURPOSE: &str = "return path";
 /// Leads a return path's local part.
 const PREFIX: &str = "b-";
+/// A report address's tag purpose and prefix.
+const REPORTS_PURPOSE: &str = "dmarc reports";
+const REPORTS_PREFIX: &str = "r-";
 /// Bytes of HMAC carried: 80 bits, where each guess costs a forger an SMTP transaction.
 const TAG_BYTES: usize = 10;
 
@@ -54,13 +60,7 @@ impl ReturnPath {
     /// The return path `local_part` names, if trustmail issued it (in any letter case).
     pub fn parse(local_part: &str, key: &MasterKey) -> Result<Self, NotIssued> {
         let lower = local_part.to_ascii_lowercase();
-        let rest = lower.strip_prefix(PREFIX).ok_or(NotIssued::Malformed)?;
-        let mut parts = rest.split('-');
-        let (Some(message), Some(recipient), Some(tag), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(NotIssued::Malformed);
-        };
+        let [message, recipient, tag] = fields(&lower, PREFIX)?;
         let message = decode::<16>(message).ok_or(NotIssued::Malformed)?;
         let tag = decode::<TAG_BYTES>(tag).ok_or(NotIssued::Malformed)?;
         // Only the form `local_part` writes: no sign, no leading zero, no `+`.
@@ -87,6 +87,47 @@ impl ReturnPath {
         bytes[16..].copy_from_slice(&self.recipient.to_be_bytes());
         bytes
     }
+}
+
+/// Where one domain's DMARC aggregate reports are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReportAddress {
+    pub domain: DomainId,
+}
+
+impl ReportAddress {
+    /// The local part of the domain's report address.
+    pub fn local_part(&self, key: &MasterKey) -> String {
+        let bytes = self.domain.as_uuid().into_bytes();
+        let tag = key.tag(REPORTS_PURPOSE, &bytes, TAG_BYTES);
+        format!(
+            "{REPORTS_PREFIX}{}-{}",
+            BASE32_DNSSEC.encode(&bytes),
+            BASE32_DNSSEC.encode(&tag)
+        )
+    }
+
+    /// The domain `local_part` is the report address of, if trustmail issued it.
+    pub fn parse(local_part: &str, key: &MasterKey) -> Result<Self, NotIssued> {
+        let lower = local_part.to_ascii_lowercase();
+        let [domain, tag] = fields(&lower, REPORTS_PREFIX)?;
+        let domain = decode::<16>(domain).ok_or(NotIssued::Malformed)?;
+        let tag = decode::<TAG_BYTES>(tag).ok_or(NotIssued::Malformed)?;
+        if key.verify_tag(REPORTS_PURPOSE, &domain, &tag) {
+            Ok(Self {
+                domain: DomainId::from(uuid::Uuid::from_bytes(domain)),
+            })
+        } else {
+            Err(NotIssued::BadTag)
+        }
+    }
+}
+
+/// The `N` dash-separated fields after `prefix`, exactly.
+fn fields<'a, const N: usize>(lower: &'a str, prefix: &str) -> Result<[&'a str; N], NotIssued> {
+    let rest = lower.strip_prefix(prefix).ok_or(NotIssued::Malformed)?;
+    let fields: Vec<&str> = rest.split('-').collect();
+    fields.try_into().map_err(|_| NotIssued::Malformed)
 }
 
 /// Exactly `N` bytes from their base32 text, which must be the canonical one.
@@ -155,6 +196,35 @@ mod tests {
                 "{malformed}"
             );
         }
+    }
+
+    #[test]
+    fn a_report_address_names_its_domain_and_nothing_else() {
+        let (_dir, key) = key_named("k");
+        let (_other_dir, other) = key_named("other");
+        let address = ReportAddress {
+            domain: DomainId::new(),
+        };
+        let local = address.local_part(&key);
+        assert!(local.len() <= 64 && local.starts_with("r-"), "{local}");
+        assert_eq!(
+            ReportAddress::parse(&local.to_uppercase(), &key),
+            Ok(address)
+        );
+        assert_eq!(
+            ReportAddress::parse(&address.local_part(&other), &key),
+            Err(NotIssued::BadTag)
+        );
+        // Neither kind of address reads as the other.
+        assert_eq!(ReturnPath::parse(&local, &key), Err(NotIssued::Malformed));
+        let path = ReturnPath {
+            message: MessageId::new(),
+            recipient: 0,
+        };
+        assert_eq!(
+            ReportAddress::parse(&path.local_part(&key), &key),
+            Err(NotIssued::Malformed)
+        );
     }
 
     proptest! {

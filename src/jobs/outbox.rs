@@ -2,6 +2,11 @@
 //! route's SMTP relay. With no relay for a route its messages stay QUEUED in the outbox,
 //! where `trustmail outbox list/show` shows them.
 //!
+//! Customer mail with a return path domain goes one recipient per SMTP transaction, each from
+//! its own return path (feedback/return_path.rs), so that a bounce names its recipient. A 5xx
+//! for one recipient is that recipient's hard bounce (`DeliveryFeedback::refused_by_relay`);
+//! the message is SENT when the relay took it for anyone, FAILED when it refused everyone.
+//!
 //! Delivery is at least once: if the relay accepts a message but the store cannot record it
 //! (or the lease ran out meanwhile), the message is sent again after its lease ends. A
 //! permanent refusal (5xx) fails the message at once; a transient one is retried with backoff.
@@ -26,8 +31,9 @@ use super::StoppableJob;
 use crate::error_chain::ErrorChain;
 use crate::{
     domain::now,
+    feedback::{DeliveryFeedback, return_path::ReturnPath},
     mail::{DeliverySignError, DeliverySigner, Relay, Relays},
-    mail::{MessageStatus, StoredMessage},
+    mail::{MessageStatus, RecipientStatus, StoredMessage},
     store::{Store, StoreError, retry_delay},
 };
 
@@ -42,21 +48,52 @@ const BATCH_SIZE: u32 = 20;
 /// Sends in flight at once per route (lettre's pool keeps up to 10 connections a relay).
 const CONCURRENT_SENDS: usize = 8;
 
+/// How one attempt at a message ended.
+enum Outcome {
+    /// The relay took it (for at least one recipient): its reply.
+    Sent(String),
+    /// It can never be sent: why.
+    Refused(String),
+    /// This attempt failed; a later one may not.
+    Retry(String),
+    /// Recipients are left, but the lease ends before another send could finish: the next
+    /// claim goes on, and this attempt is not counted.
+    LeaseEnding,
+}
+
+impl From<Result<String, (bool, String)>> for Outcome {
+    fn from(result: Result<String, (bool, String)>) -> Self {
+        match result {
+            Ok(reply) => Self::Sent(reply),
+            Err((true, error)) => Self::Refused(error),
+            Err((false, error)) => Self::Retry(error),
+        }
+    }
+}
+
 pub struct OutboxDelivery {
     store: Store,
     relays: Relays,
     /// Signs customer mail just before it is sent.
     signer: Arc<dyn DeliverySigner>,
+    /// Return paths, and a relay's refusal of a recipient recorded as a bounce.
+    feedback: Arc<dyn DeliveryFeedback>,
     /// This process's name on the leases it takes.
     owner: String,
 }
 
 impl OutboxDelivery {
-    pub fn new(store: Store, relays: Relays, signer: Arc<dyn DeliverySigner>) -> Self {
+    pub fn new(
+        store: Store,
+        relays: Relays,
+        signer: Arc<dyn DeliverySigner>,
+        feedback: Arc<dyn DeliveryFeedback>,
+    ) -> Self {
         Self {
             store,
             relays,
             signer,
+            feedback,
             owner: format!(
                 "pid{}-{}",
                 std::process::id(),
@@ -150,15 +187,118 @@ impl OutboxDelivery {
         }
     }
 
-    /// Signs and sends `message`: the relay's reply, or whether the failure is for good and
-    /// what it was.
-    async fn send(&self, relay: &Relay, message: &StoredMessage) -> Result<String, (bool, String)> {
+    /// Signs and sends `message`.
+    async fn send(&self, relay: &Relay, message: &StoredMessage) -> Outcome {
         let text = match self.text_to_send(message).await {
             Ok(text) => text,
-            Err(DeliverySignError::Refused(reason)) => return Err((true, reason)),
-            Err(DeliverySignError::Unavailable(reason)) => return Err((false, reason)),
+            Err(DeliverySignError::Refused(reason)) => return Outcome::Refused(reason),
+            Err(DeliverySignError::Unavailable(reason)) => return Outcome::Retry(reason),
         };
-        let sent = relay.send(&message.envelope_from, &message.envelope_to, &text);
+        match &message.return_path_domain {
+            Some(domain) => self.send_each(relay, message, domain, &text).await,
+            None => self
+                .transaction(relay, &message.envelope_from, &message.envelope_to, &text)
+                .await
+                .into(),
+        }
+    }
+
+    /// One recipient at a time, each from its own return path on `domain`, skipping those
+    /// done in an earlier attempt (sent, suppressed, refused). A recipient the relay refuses
+    /// for good is a hard bounce; the first transient failure ends the attempt, and the next
+    /// one sends to whoever is left.
+    async fn send_each(
+        &self,
+        relay: &Relay,
+        message: &StoredMessage,
+        domain: &str,
+        text: &str,
+    ) -> Outcome {
+        let recipients = match self.store.recipients(message.id).await {
+            Ok(recipients) => recipients,
+            Err(e) => {
+                return Outcome::Retry(format!(
+                    "not sent: its recipients could not be read ({})",
+                    ErrorChain(&e)
+                ));
+            }
+        };
+        let (mut sent, mut last_reply, mut refused) = (0usize, None, Vec::new());
+        for recipient in &recipients {
+            match recipient.status {
+                None => {}
+                Some(RecipientStatus::Sent) => {
+                    sent += 1;
+                    continue;
+                }
+                Some(_) => continue,
+            }
+            if message
+                .leased_until
+                .is_some_and(|until| now() + SEND_TIMEOUT >= until)
+            {
+                return Outcome::LeaseEnding;
+            }
+            let path = ReturnPath {
+                message: message.id,
+                recipient: recipient.position,
+            };
+            let from = self.feedback.return_path(path, domain);
+            let to = std::slice::from_ref(&recipient.address);
+            match self.transaction(relay, &from, to, text).await {
+                Ok(reply) => {
+                    if let Err(e) = self
+                        .store
+                        .mark_recipient_sent(message.id, recipient.position, now())
+                        .await
+                    {
+                        tracing::warn!(position = recipient.position, error = %ErrorChain(&e),
+                            "sent to a recipient but not recorded; a retry may send to it again");
+                    }
+                    sent += 1;
+                    last_reply = Some(reply);
+                }
+                Err((true, reply)) => {
+                    if let Err(e) = self
+                        .feedback
+                        .refused_by_relay(message, recipient, &reply)
+                        .await
+                    {
+                        return Outcome::Retry(format!(
+                            "the relay refused a recipient ({reply}), which could not be                              recorded ({})",
+                            ErrorChain(&e)
+                        ));
+                    }
+                    refused.push(reply);
+                }
+                Err((false, error)) => return Outcome::Retry(error),
+            }
+        }
+        match (sent, refused.last()) {
+            (0, Some(reply)) => Outcome::Refused(format!(
+                "the relay refused every recipient; the last said: {reply}"
+            )),
+            (0, None) => Outcome::Refused("no recipient is left to send to".into()),
+            (_, _) => {
+                let reply = last_reply.unwrap_or_else(|| "sent in an earlier attempt".into());
+                Outcome::Sent(match refused.len() {
+                    0 => reply,
+                    n => format!("{reply} ({n} recipient(s) refused)"),
+                })
+            }
+        }
+    }
+
+    /// One SMTP transaction: the relay's reply, or whether the failure is for good and what
+    /// it was.
+    async fn transaction(
+        &self,
+        relay: &Relay,
+        from: &str,
+        to: &[String],
+        text: &str,
+    ) -> Result<String, (bool, String)> {
+        let sent = relay.send(from, to, text);
         // lettre's text includes its cause; the relay URL and password are never in it.
         match tokio::time::timeout(SEND_TIMEOUT, sent).await {
             Ok(result) => result.map_err(|e| (e.is_permanent(), e.to_string())),
@@ -177,7 +317,11 @@ impl OutboxDelivery {
         let route = message.route.to_string();
         let outcome = self.send(relay, message).await;
         match outcome {
-            Ok(reply) => {
+            Outcome::LeaseEnding => tracing::info!(
+                "the lease ends before the next recipient could be sent to; the rest waits \
+                 for the next claim"
+            ),
+            Outcome::Sent(reply) => {
                 metrics::counter!("outbox_sent_total", "route" => route).increment(1);
                 match self
                     .store
@@ -194,7 +338,7 @@ impl OutboxDelivery {
                     ),
                 }
             }
-            Err((true, error)) => {
+            Outcome::Refused(error) => {
                 metrics::counter!("outbox_failed_attempts_total", "route" => route).increment(1);
                 match self
                     .store
@@ -214,7 +358,7 @@ impl OutboxDelivery {
                     ),
                 }
             }
-            Err((false, error)) => {
+            Outcome::Retry(error) => {
                 metrics::counter!("outbox_failed_attempts_total", "route" => route).increment(1);
                 let recorded = self
                     .store

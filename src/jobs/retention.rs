@@ -65,7 +65,7 @@ pub fn spawn(store: Store, retention: Retention) -> StoppableJob {
 
 /// Where each table's retention ends at `now`: rows older than that go. An Idempotency-Key is
 /// kept for its whole 24 h window, whatever `messages_days` says.
-pub fn cutoffs(retention: &Retention, now: OffsetDateTime) -> [(Pruned, OffsetDateTime); 4] {
+pub fn cutoffs(retention: &Retention, now: OffsetDateTime) -> [(Pruned, OffsetDateTime); 6] {
     let messages = now - retention.messages();
     let idempotency_window = time::Duration::milliseconds(IDEMPOTENCY_WINDOW_MS);
     Pruned::ALL.map(|table| {
@@ -74,6 +74,7 @@ pub fn cutoffs(retention: &Retention, now: OffsetDateTime) -> [(Pruned, OffsetDa
             Pruned::MessageRequests => messages.min(now - idempotency_window),
             Pruned::Deliveries => now - retention.deliveries(),
             Pruned::Activities => now - retention.activities(),
+            Pruned::FeedbackEvents | Pruned::DmarcReports => now - retention.feedback(),
         };
         (table, before)
     })
@@ -109,6 +110,8 @@ pub async fn prune_expired(
             message_requests = report.deleted_from(Pruned::MessageRequests),
             deliveries = report.deleted_from(Pruned::Deliveries),
             activities = report.deleted_from(Pruned::Activities),
+            feedback_events = report.deleted_from(Pruned::FeedbackEvents),
+            dmarc_reports = report.deleted_from(Pruned::DmarcReports),
             statements = report.statements,
             "retention deleted expired rows"
         );
@@ -134,7 +137,7 @@ mod tests {
         let cut = cutoffs(&Retention::default(), now);
         assert_eq!(
             cut.map(|(_, before)| now - before),
-            [30, 30, 30, 90].map(time::Duration::days)
+            [30, 30, 30, 90, 90, 90].map(time::Duration::days)
         );
     }
 }

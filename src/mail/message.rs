@@ -119,6 +119,11 @@ pub struct ComposedMessage {
     /// published nowhere. `None` for system mail, and for customer mail queued (signed)
     /// before signing moved to delivery.
     pub dkim_domain_id: Option<DomainId>,
+    /// Customer mail whose bounces come back to trustmail: the domain of its return paths
+    /// (its MAIL FROM domain, or `feedback.bounce_domain`). Each recipient is then sent in a
+    /// transaction of its own, from its own address there (feedback/return_path.rs). `None`:
+    /// one transaction from `envelope_from`.
+    pub return_path_domain: Option<String>,
 }
 
 impl ComposedMessage {

@@ -138,6 +138,7 @@ pub fn compose(
         subject: message.subject.clone(),
         message: text,
         dkim_domain_id: None,
+        return_path_domain: None,
     })
 }
 

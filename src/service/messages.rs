@@ -10,16 +10,25 @@ use super::{Created, Service, ServiceError, invalid};
 use crate::{
     domain::{
         CheckedRecord, DomainName, EmailAddress, EmailDomain, Environment, RecordKind,
-        RecordStatus, SendingRegion, TrustedEmail, TrustedEmailStatus, active_mail_from, now,
-        ownership_verified, regions_for,
+        RecordStatus, SendingRegion, TrustedEmail, TrustedEmailStatus, now, ownership_verified,
+        regions_for,
     },
-    feedback::SuppressedAddress,
+    feedback::{FeedbackEvent, SuppressedAddress},
     mail::{
         ComposeError, ComposedMessage, MailRoute, Message, MessageId, Recipient, RecipientStatus,
         StoredMessage, compose,
     },
     store::{Idempotency, QueueOutcome, RateScope},
 };
+
+/// One recipient of a message as a read shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientReport {
+    pub address: String,
+    pub status: RecipientStatus,
+    /// What came back about it, oldest first.
+    pub events: Vec<FeedbackEvent>,
+}
 
 /// Recipients (To and Cc together) of one message.
 pub const MAX_RECIPIENTS: u32 = 50;
@@ -157,29 +166,42 @@ impl Service {
             .ok_or(ServiceError::NotFound)
     }
 
-    /// Every recipient of `message` (To, then Cc) and where it stands. A message queued before
-    /// recipients were kept has only its envelope, all of it sharing the message's status.
+    /// Every recipient of `message` (To, then Cc), where it stands, and the feedback about it.
+    /// A message queued before recipients were kept has only its envelope, all of it sharing
+    /// the message's status.
     pub async fn recipients(
         &self,
         message: &StoredMessage,
-    ) -> Result<Vec<(String, RecipientStatus)>, ServiceError> {
+    ) -> Result<Vec<RecipientReport>, ServiceError> {
         let recipients = self.store().recipients(message.id).await?;
         let status = RecipientStatus::from(message.status);
         if recipients.is_empty() {
             return Ok(message
                 .envelope_to
                 .iter()
-                .map(|address| (address.clone(), status))
+                .map(|address| RecipientReport {
+                    address: address.clone(),
+                    status,
+                    events: Vec::new(),
+                })
                 .collect());
         }
+        let mut events = self.feedback_events(message).await?;
         Ok(recipients
             .into_iter()
-            .map(|r| (r.address, r.status.unwrap_or(status)))
+            .map(|r| RecipientReport {
+                events: events
+                    .extract_if(.., |e| e.recipient == r.position)
+                    .collect(),
+                address: r.address,
+                status: r.status.unwrap_or(status),
+            })
             .collect())
     }
 
     /// The message composed for the region that may send it, naming the domain whose key signs
-    /// it at delivery, with its envelope sender on the ACTIVE MAIL FROM domain, if any. Refused
+    /// it at delivery, with its return paths on the ACTIVE MAIL FROM domain (else
+    /// `feedback.bounce_domain`), if any. Refused
     /// when the region has no key that can sign now: mail that could not be signed is never
     /// queued.
     async fn compose_signable(
@@ -217,10 +239,7 @@ impl Service {
             Some(environment.id),
             MailRoute::Region(region.name.clone()),
         )?;
-        if let Some(mail_from) = active_mail_from(&domain, records.iter().map(|r| &r.record)) {
-            // One address per message, so a bounce names the outbox row it belongs to.
-            composed.envelope_from = format!("{}@{mail_from}", composed.id.as_uuid().simple());
-        }
+        composed.return_path_domain = self.return_path_domain(&domain, &records);
         composed.dkim_domain_id = Some(domain.id);
         Ok(composed)
     }

@@ -11,6 +11,7 @@ mod dkim;
 mod dkim_published;
 mod email_domains;
 mod environments;
+mod feedback;
 mod messages;
 mod outbox;
 mod populations;
@@ -42,7 +43,10 @@ pub use auth::{
 pub use cache::DomainSnapshot;
 pub use dkim_published::{PublishedKey, PublishedKeys};
 pub use environments::{EnvironmentUpdate, NewEnvironment};
-pub use messages::MAX_RECIPIENTS;
+pub use feedback::{
+    Addressee, MAX_EXPANDED_REPORT_BYTES, Received, SummarizedSource, suggested_dmarc_record,
+};
+pub use messages::{MAX_RECIPIENTS, RecipientReport};
 pub use self_check::{
     DmarcVerdict, RegionSelfCheck, SelfCheck, SpfVerdict, TrustedEmailAlignment, Verdict,
 };
@@ -159,6 +163,10 @@ pub struct Settings {
     pub allow_private_endpoints: bool,
     /// `webhooks.allow_http_endpoints`: endpoint URLs may be `http://`.
     pub allow_http_endpoints: bool,
+    /// `feedback.host` (else the first region's `mail_from_mx`): where DMARC reports go.
+    pub feedback_host: String,
+    /// `feedback.bounce_domain`: return paths of mail without an ACTIVE MAIL FROM domain.
+    pub bounce_domain: Option<String>,
 }
 
 impl Settings {
@@ -176,6 +184,8 @@ impl Settings {
             default_license_id: config.environments.default_license_id.clone(),
             allow_private_endpoints: config.webhooks.allow_private_endpoints,
             allow_http_endpoints: config.webhooks.allow_http_endpoints,
+            feedback_host: config.feedback_host(),
+            bounce_domain: config.feedback.bounce_domain().map(str::to_owned),
         }
     }
 }

@@ -14,7 +14,10 @@ use time::OffsetDateTime;
 
 use super::{Service, ServiceError};
 use crate::{
-    domain::{EmailDomain, TrustedEmail, TrustedEmailStatus, active_mail_from, now},
+    domain::{EmailDomain, TrustedEmail, TrustedEmailStatus, now},
+    feedback::{DeliveryFeedback, return_path::ReturnPath},
+    mail::MessageId,
+    service::suggested_dmarc_record,
     store::{RateLimit, RateScope},
 };
 
@@ -174,16 +177,20 @@ fn alignment(result: &DmarcResult, mechanism: &str, from: &str) -> (bool, Option
 }
 
 impl Service {
-    /// The envelope sender of the self-check's test message: on the MAIL FROM domain once it
-    /// is ACTIVE, else on the domain itself, as sent mail's is.
+    /// The envelope sender of the self-check's test message: a return path as sent mail's
+    /// is (on the ACTIVE MAIL FROM domain, or `feedback.bounce_domain`), else on the domain.
     async fn self_check_envelope(&self, domain: &EmailDomain) -> Result<String, ServiceError> {
         let records = self.verification(domain).await?;
-        Ok(
-            match active_mail_from(domain, records.iter().map(|r| &r.record)) {
-                Some(mail_from) => format!("selfcheck@{mail_from}"),
-                None => format!("selfcheck@{}", domain.name),
-            },
-        )
+        Ok(match self.return_path_domain(domain, &records) {
+            Some(return_path_domain) => {
+                let path = ReturnPath {
+                    message: MessageId::new(),
+                    recipient: 0,
+                };
+                self.return_path(path, &return_path_domain)
+            }
+            None => format!("selfcheck@{}", domain.name),
+        })
     }
 
     /// Runs the self-check of every region the domain has keys in.
@@ -281,9 +288,10 @@ impl Service {
             };
             let passes = dkim_aligned || spf_aligned;
             let mut message = if matches!(dmarc.result(), DmarcResult::None) {
+                let record = suggested_dmarc_record(&self.dmarc_report_address(domain.id));
                 format!(
                     "{from} publishes no DMARC record: receivers apply no policy. Publish one at \
-                     _dmarc.{from}, e.g. \"v=DMARC1; p=quarantine\"."
+                     _dmarc.{from}, e.g. \"{record}\" (reports then show under dmarcReports)."
                 )
             } else if passes {
                 format!("Mail from {from} passes DMARC (p={policy}).")

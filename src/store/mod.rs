@@ -8,8 +8,10 @@ mod activities;
 mod auth;
 mod deliveries;
 mod dkim;
+mod dmarc;
 mod email_domains;
 mod environments;
+mod feedback;
 mod lease;
 mod messages;
 mod outbox;
@@ -44,6 +46,7 @@ pub use deliveries::{
 };
 pub use dkim::{DkimKeysFingerprint, KeylessSelector, NewKeyMaterial, SealedDkimKey};
 pub use email_domains::CreateDomainError;
+pub use feedback::{FeedbackChange, FeedbackRecorded};
 pub use messages::{IDEMPOTENCY_WINDOW_MS, Idempotency, QueueOutcome};
 pub use outbox::{MAX_DELIVERY_ATTEMPTS, PER_ENVIRONMENT_PER_CLAIM, retry_delay};
 pub use populations::PopulationError;

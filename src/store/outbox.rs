@@ -42,7 +42,7 @@ macro_rules! outbox_columns {
     () => {
         "id, environment_id, route, envelope_from, envelope_to, subject, message, status, \
          attempts, next_attempt_at, lease_owner, leased_until, last_error, created_at, sent_at, \
-         relay_reply, dkim_domain_id"
+         relay_reply, dkim_domain_id, return_path_domain"
     };
 }
 
@@ -57,7 +57,7 @@ pub(crate) async fn insert_outbox(
     sqlx::query(concat!(
         "INSERT INTO outbox (",
         outbox_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, NULL, NULL, NULL, $9, NULL, NULL, $10)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, NULL, NULL, NULL, $9, NULL, NULL, $10, $11)"
     ))
     .bind(mail.id.to_string())
     .bind(mail.environment_id.map(|id| id.to_string()))
@@ -69,6 +69,7 @@ pub(crate) async fn insert_outbox(
     .bind(MessageStatus::Queued.as_str())
     .bind(millis(now))
     .bind(mail.dkim_domain_id.map(|id| id.to_string()))
+    .bind(mail.return_path_domain.clone())
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -391,6 +392,7 @@ fn outbox_from_row(row: &AnyRow) -> Result<StoredMessage, StoreError> {
             subject: row.text("subject")?,
             message: row.text("message")?,
             dkim_domain_id: row.optional_parsed("dkim_domain_id")?,
+            return_path_domain: row.try_get("return_path_domain")?,
         },
         status: row.parsed("status")?,
         attempts: attempts_from(row.int("attempts")?)?,

@@ -23,15 +23,21 @@ pub enum Pruned {
     /// Activities, by `recorded_at`, with their finished deliveries (the foreign key
     /// cascades); never one that a delivery still waits to send.
     Activities,
+    /// Feedback events (bounces, complaints), by `created_at`.
+    FeedbackEvents,
+    /// DMARC aggregate reports with their rows (the foreign key cascades), by `received_at`.
+    DmarcReports,
 }
 
 impl Pruned {
     /// In the order a pass prunes them: deliveries before the activities they name.
-    pub const ALL: [Pruned; 4] = [
+    pub const ALL: [Pruned; 6] = [
         Pruned::Outbox,
         Pruned::MessageRequests,
         Pruned::Deliveries,
         Pruned::Activities,
+        Pruned::FeedbackEvents,
+        Pruned::DmarcReports,
     ];
 
     /// The table's name, as the metric's `table` label and the logs say it.
@@ -41,6 +47,8 @@ impl Pruned {
             Pruned::MessageRequests => "message_requests",
             Pruned::Deliveries => "subscription_deliveries",
             Pruned::Activities => "activities",
+            Pruned::FeedbackEvents => "feedback_events",
+            Pruned::DmarcReports => "dmarc_reports",
         }
     }
 }
@@ -88,6 +96,18 @@ impl Store {
             )
             .bind(before)
             .bind(DeliveryState::Pending.as_str())
+            .bind(limit),
+            Pruned::FeedbackEvents => sqlx::query(
+                "DELETE FROM feedback_events WHERE id IN (SELECT id FROM feedback_events \
+                 WHERE created_at < $1 LIMIT $2)",
+            )
+            .bind(before)
+            .bind(limit),
+            Pruned::DmarcReports => sqlx::query(
+                "DELETE FROM dmarc_reports WHERE id IN (SELECT id FROM dmarc_reports \
+                 WHERE received_at < $1 LIMIT $2)",
+            )
+            .bind(before)
             .bind(limit),
         };
         Ok(query.execute(&self.pool).await?.rows_affected())

@@ -41,18 +41,7 @@ impl Store {
         activity: &Activity,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let insert = sqlx::query(concat!(
-            "INSERT INTO suppressions (",
-            suppression_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (environment_id, address) DO NOTHING"
-        ))
-        .bind(suppression.environment_id.to_string())
-        .bind(suppression.address.to_string())
-        .bind(suppression.reason.as_str())
-        .bind(suppression.message_id.map(|id| id.to_string()))
-        .bind(suppression.detail.clone())
-        .bind(millis(suppression.created_at));
-        if !changed(&mut tx, insert).await? {
+        if !insert_suppression(&mut tx, suppression).await? {
             return Ok(false);
         }
         commit_recorded(tx, activity).await?;
@@ -130,22 +119,44 @@ impl Store {
         .bind(message.to_string())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Recipient {
-                    position: u16::try_from(row.int("position")?).map_err(|e| {
-                        StoreError::Corrupt {
-                            column: "position",
-                            reason: e.to_string(),
-                        }
-                    })?,
-                    address: row.text("address")?,
-                    status: row.optional_parsed("status")?,
-                    updated_at: row.time("updated_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(recipient_from_row).collect()
     }
+}
+
+pub(super) fn recipient_from_row(row: &AnyRow) -> Result<Recipient, StoreError> {
+    Ok(Recipient {
+        position: position(row)?,
+        address: row.text("address")?,
+        status: row.optional_parsed("status")?,
+        updated_at: row.time("updated_at")?,
+    })
+}
+
+/// A recipient's place, which fits in a `u16` (a message has at most 50).
+pub(super) fn position(row: &AnyRow) -> Result<u16, StoreError> {
+    u16::try_from(row.int("position")?).map_err(|e| StoreError::Corrupt {
+        column: "position",
+        reason: e.to_string(),
+    })
+}
+
+/// Lists `suppression` in `tx` unless its address is listed already; true when it was added.
+pub(super) async fn insert_suppression(
+    tx: &mut Tx<'_>,
+    suppression: &Suppression,
+) -> Result<bool, StoreError> {
+    let insert = sqlx::query(concat!(
+        "INSERT INTO suppressions (",
+        suppression_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (environment_id, address) DO NOTHING"
+    ))
+    .bind(suppression.environment_id.to_string())
+    .bind(suppression.address.to_string())
+    .bind(suppression.reason.as_str())
+    .bind(suppression.message_id.map(|id| id.to_string()))
+    .bind(suppression.detail.clone())
+    .bind(millis(suppression.created_at));
+    changed(tx, insert).await
 }
 
 /// The recipients of a message being queued, in the queueing transaction.

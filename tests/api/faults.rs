@@ -62,6 +62,7 @@ fn start_logging(dir: &Path, db: &Db, listen: &str, run: u32, rust_log: &str) ->
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("RUST_LOG", rust_log)
         .env("TRUSTMAIL_LISTEN", listen)
+        .env("TRUSTMAIL_FEEDBACK__LISTEN", "127.0.0.1:0")
         .env("TRUSTMAIL_DATABASE_URL", database_url(dir, db))
         .env("TRUSTMAIL_SECRETS__MASTER_KEY_FILE", dir.join("master.key"))
         .env("TRUSTMAIL_DOMAINS__EXTRA_PUBLIC_SUFFIXES", "test")

@@ -19,6 +19,7 @@ mod email_domains;
 mod environments;
 mod errors;
 mod faults;
+mod feedback;
 mod http_limits;
 mod https;
 mod master_key;

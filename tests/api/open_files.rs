@@ -19,6 +19,7 @@ fn serve_under(dir: &Path, soft: u64, hard: u64, max_connections: u32) -> Comman
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("RUST_LOG", "info")
         .env("TRUSTMAIL_LISTEN", "127.0.0.1:0")
+        .env("TRUSTMAIL_FEEDBACK__LISTEN", "127.0.0.1:0")
         .env(
             "TRUSTMAIL_DATABASE_URL",
             format!("sqlite://{}", dir.join("trustmail.db").display()),

@@ -161,6 +161,60 @@ impl Seeded {
         activity
     }
 
+    async fn feedback_event(&self, at: OffsetDateTime) -> String {
+        let id = id();
+        sqlx::query(
+            "INSERT INTO feedback_events (id, environment_id, message_id, position, kind, source, \
+             created_at) VALUES ($1, $2, $3, 0, 'BOUNCE', 'DSN', $4)",
+        )
+        .bind(&id)
+        .bind(&self.env)
+        .bind(self::id())
+        .bind(ms(at))
+        .execute(&self.pool)
+        .await
+        .unwrap();
+        id
+    }
+
+    /// A DMARC report with one row, for a domain of its own.
+    async fn dmarc_report(&self, received: OffsetDateTime) -> String {
+        let (domain, report) = (id(), id());
+        sqlx::query(
+            "INSERT INTO email_domains (id, environment_id, domain_name, written_name, created_at, \
+             updated_at) VALUES ($1, $2, $3, $3, $4, $4)",
+        )
+        .bind(&domain)
+        .bind(&self.env)
+        .bind(format!("d{}.shop.test", &domain[..8]))
+        .bind(ms(received))
+        .execute(&self.pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO dmarc_reports (id, domain_id, environment_id, org_name, email, report_id, \
+             begin_at, end_at, policy_domain, policy, messages, received_at) \
+             VALUES ($1, $2, $3, 'r.test', 'd@r.test', $1, $4, $4, 'shop.test', 'none', 1, $4)",
+        )
+        .bind(&report)
+        .bind(&domain)
+        .bind(&self.env)
+        .bind(ms(received))
+        .execute(&self.pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO dmarc_report_rows (report_id, position, source_ip, messages, header_from, \
+             dkim_aligned, spf_aligned, disposition) VALUES ($1, 0, '192.0.2.1', 1, 'shop.test', \
+             1, 0, 'none')",
+        )
+        .bind(&report)
+        .execute(&self.pool)
+        .await
+        .unwrap();
+        report
+    }
+
     async fn ids(&self, sql: &str) -> Vec<String> {
         let mut ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
             .fetch_all(&self.pool)
@@ -203,6 +257,10 @@ async fn old_finished_rows_go_and_young_or_pending_ones_stay() {
         let failed_40 = s.delivered_activity(&sub, 40, "FAILED").await;
         let pending_40 = s.delivered_activity(&sub, 40, "PENDING").await;
         let young_done = s.delivered_activity(&sub, 10, "DELIVERED").await;
+        s.feedback_event(s.days_ago(91)).await;
+        let young_event = s.feedback_event(s.days_ago(89)).await;
+        s.dmarc_report(s.days_ago(91)).await;
+        let young_report = s.dmarc_report(s.days_ago(89)).await;
 
         let report = prune_expired(&s.store, &Retention::default(), s.now, BATCH)
             .await
@@ -239,7 +297,11 @@ async fn old_finished_rows_go_and_young_or_pending_ones_stay() {
         assert!(!kept.contains(&gone));
         assert_eq!(s.count("activities").await, activities_before + 4, "{db:?}");
         let deleted = Pruned::ALL.map(|t| report.deleted_from(t));
-        assert_eq!(deleted, [2, 1, 2, 1], "{db:?}");
+        assert_eq!(deleted, [2, 1, 2, 1, 1, 1], "{db:?}");
+        assert_eq!(s.ids("SELECT id FROM feedback_events").await, [young_event]);
+        assert_eq!(s.ids("SELECT id FROM dmarc_reports").await, [young_report]);
+        // A report's rows go with it.
+        assert_eq!(s.count("dmarc_report_rows").await, 1, "{db:?}");
     }
 }
 
@@ -278,12 +340,12 @@ async fn a_backlog_is_deleted_in_batches_until_one_comes_back_short() {
         assert_eq!(report.deleted_from(Pruned::Activities), 1_200, "{db:?}");
         assert_eq!(s.count("activities").await, before - 1_200, "{db:?}");
         // 500, 500 and 200 for the activities; one short statement for each other table.
-        assert_eq!(report.statements, 3 + 3, "{db:?}");
+        assert_eq!(report.statements, 3 + 5, "{db:?}");
         // Nothing is left for the next pass, which deletes nothing.
         let again = prune_expired(&s.store, &Retention::default(), s.now, BATCH)
             .await
             .unwrap();
-        assert_eq!(again.statements, 4, "{db:?}");
+        assert_eq!(again.statements, 6, "{db:?}");
         assert!(again.deleted.iter().all(|(_, n)| *n == 0), "{again:?}");
     }
 }

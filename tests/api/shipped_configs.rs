@@ -56,6 +56,7 @@ async fn every_shipped_configuration_starts_and_serves_healthz() {
                 .env_clear()
                 .env("PATH", std::env::var("PATH").unwrap_or_default())
                 .env("TRUSTMAIL_LISTEN", format!("127.0.0.1:{port}"))
+                .env("TRUSTMAIL_FEEDBACK__LISTEN", "127.0.0.1:0")
                 .env(
                     "TRUSTMAIL_DATABASE_URL",
                     format!("sqlite://{}", dir.path().join("trustmail.db").display()),

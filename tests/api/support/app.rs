@@ -64,6 +64,8 @@ pub struct TestApp {
     pub dkim_dns: Option<std::net::SocketAddr>,
     /// The listener of `metrics.listen`, when the test set it.
     pub metrics: Option<std::net::SocketAddr>,
+    /// The feedback MX (on a port of its own per app).
+    pub feedback: Option<std::net::SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -84,6 +86,8 @@ pub fn test_config(dir: &std::path::Path, db: &Db) -> Config {
     // need DNS point this at their own server (`TestApp::with_dns`).
     config.dns.resolvers = vec!["127.0.0.1:9".into()];
     config.dns.timeout_ms = 500;
+    // Each app its own feedback MX port, as tests run side by side.
+    config.feedback.listen = "127.0.0.1:0".into();
     // Ed25519 keys are made in microseconds; tests that need RSA ask for it.
     config.dkim.algorithm = trustmail::domain::DkimAlgorithm::Ed25519;
     // Webhook receivers in tests listen on http://127.0.0.1; `webhook_limits.rs` turns these off.
@@ -142,6 +146,7 @@ impl TestApp {
         let store = app.store().clone();
         let dkim_dns = app.dkim_dns_addr();
         let metrics = app.metrics_addr();
+        let feedback = app.feedback_addr();
         let fresh = app.take_bootstrap_credentials();
         let (shutdown, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async {
@@ -172,6 +177,7 @@ impl TestApp {
             dir,
             dkim_dns,
             metrics,
+            feedback,
             shutdown: Some(shutdown),
             server: Some(server),
         }

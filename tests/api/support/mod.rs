@@ -7,6 +7,7 @@ pub mod dns_query;
 pub mod receiver;
 pub mod redact;
 pub mod smtp;
+pub mod smtp_client;
 
 pub use app::{
     Db, TestApp, UNKNOWN_ID, assert_p1_error, backends, fetch_token, p1_error, retry_after,

@@ -40,7 +40,17 @@ impl SmtpSink {
         Self::answering_rcpt(Some(reply)).await
     }
 
+    /// A relay that answers RCPT TO with `reply` for `address` only, and takes the others.
+    pub async fn refusing_one(address: &'static str, reply: &'static str) -> Self {
+        Self::answering(Some((Some(address), reply))).await
+    }
+
     async fn answering_rcpt(refusal: Option<&'static str>) -> Self {
+        Self::answering(refusal.map(|reply| (None, reply))).await
+    }
+
+    /// `refusal`: the reply to RCPT TO, for one address (`Some`) or all (`None`).
+    async fn answering(refusal: Option<(Option<&'static str>, &'static str)>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (deliver, received) = mpsc::unbounded_channel();
@@ -96,7 +106,7 @@ impl Drop for SmtpSink {
 async fn converse(
     stream: TcpStream,
     deliver: mpsc::UnboundedSender<ReceivedMail>,
-    refusal: Option<&'static str>,
+    refusal: Option<(Option<&'static str>, &'static str)>,
     offered: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
@@ -119,8 +129,11 @@ async fn converse(
             b"250 OK\r\n"
         } else if command.starts_with("RCPT TO:") {
             offered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            match refusal {
-                Some(reply) => reply.as_bytes(),
+            let refused = refusal.filter(|(address, _)| {
+                address.is_none_or(|address| path(&line).eq_ignore_ascii_case(address))
+            });
+            match refused {
+                Some((_, reply)) => reply.as_bytes(),
                 None => {
                     to.push(path(&line));
                     b"250 OK\r\n"
