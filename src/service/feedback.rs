@@ -13,7 +13,7 @@ use crate::{
         DeliveryFeedback, FeedbackEvent, FeedbackKind, SuppressedAddress, Suppression,
         dmarc::{self, DmarcReport, DmarcSource},
         mx::Mailroom,
-        report::{self, Bounce, Report},
+        report::{self, Bounce, Complaint, Report},
         return_path::{ReportAddress, ReturnPath},
     },
     mail::{MessageId, Recipient, StoredMessage},
@@ -140,10 +140,58 @@ impl Service {
                 self.keep_dmarc_report(*domain, *report).await?;
                 Ok(Received::DmarcReport)
             }
-            (Addressee::Reports { .. }, _) => Ok(Received::Ignored(
-                "only DMARC aggregate reports are read at a report address".into(),
+            // Feedback loops send every complaint to the one address registered with them,
+            // the domain's: the returned Message-ID names the message.
+            (Addressee::Reports { domain }, Report::Complaint(complaint)) => {
+                self.complaint_by_message_id(*domain, &complaint).await
+            }
+            (Addressee::Reports { .. }, Report::Delivery(_)) => Ok(Received::Ignored(
+                "a DSN sent to a report address, not to a return path".into(),
             )),
         }
+    }
+
+    /// A complaint that reached `domain`'s report address, about the message its returned
+    /// `Message-ID` names (trustmail writes `<message id@domain>`), from the recipient its
+    /// `Original-Rcpt-To` names (or the only one).
+    async fn complaint_by_message_id(
+        &self,
+        domain: DomainId,
+        complaint: &Complaint,
+    ) -> Result<Received, ServiceError> {
+        let ignored = |why: &str| Ok(Received::Ignored(why.to_owned()));
+        let Some(id) = complaint.original_message_id.as_deref().and_then(sent_id) else {
+            return ignored("the complaint names no message trustmail sent");
+        };
+        let Some(message) = self.store().get_outbox(id).await? else {
+            return ignored("the message the complaint names is not in the outbox");
+        };
+        let (Some(environment_id), Some(domain_id)) =
+            (message.environment_id, message.dkim_domain_id)
+        else {
+            return ignored("the message the complaint names is not customer mail");
+        };
+        if domain_id != domain {
+            return ignored("the message the complaint names is another domain's");
+        }
+        let recipients = self.store().recipients(id).await?;
+        let named = complaint.original_rcpt_to.as_deref();
+        let recipient = match named {
+            Some(address) => recipients
+                .iter()
+                .find(|r| r.address.eq_ignore_ascii_case(address)),
+            None if recipients.len() == 1 => recipients.first(),
+            None => None,
+        };
+        let Some(recipient) = recipient else {
+            return ignored("the complaint names none of the message's recipients");
+        };
+        let at = (environment_id, id, recipient.position);
+        let Some(event) = FeedbackEvent::from_complaint(at, complaint, now()) else {
+            return ignored("the report tells of no complaint");
+        };
+        self.record_feedback(&event, &recipient.address).await?;
+        Ok(Received::Feedback(event.kind))
     }
 
     /// Records `event` about `address` with what it changes: the recipient's status, the
@@ -310,6 +358,17 @@ impl Service {
             })
             .collect())
     }
+}
+
+/// The message id in a Message-ID trustmail wrote: `<32 hex digits@domain>`, brackets optional.
+fn sent_id(message_id: &str) -> Option<MessageId> {
+    let inner = message_id
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>');
+    let (local, _) = inner.split_once('@')?;
+    let uuid = uuid::Uuid::try_parse(local).ok()?;
+    (uuid.simple().to_string() == local.to_ascii_lowercase()).then(|| MessageId::from(uuid))
 }
 
 #[async_trait::async_trait]

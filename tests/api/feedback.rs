@@ -324,6 +324,45 @@ async fn bounces_and_complaints_over_smtp_suppress_and_are_told_to_webhooks() {
     assert_eq!(activities_of(&s, "EMAIL.BOUNCED").await.len(), 1);
 }
 
+/// Feedback loops send every complaint to the address registered with them: the domain's
+/// report address. The returned Message-ID names the message.
+#[tokio::test]
+async fn a_complaint_at_the_domains_report_address_is_found_by_its_message_id() {
+    let mut s = sending().await;
+    let id = s
+        .queued(to(&["ann@example.test", "bob@example.test"]))
+        .await;
+    let mail = s.next_mail().await;
+    let message_id = mail
+        .data
+        .lines()
+        .find_map(|line| line.strip_prefix("Message-ID: "))
+        .unwrap()
+        .to_owned();
+    s.settled(&id).await;
+    let summary = s
+        .app
+        .get_json(&format!("{}/dmarcReports/summary", s.domain_path()))
+        .await;
+    let address = summary["reportAddress"].as_str().unwrap().to_owned();
+    let complaint = arf(&address, "bob@example.test").replace(
+        "Subject: Your order\r\n",
+        &format!("Subject: Your order\r\nMessage-ID: {message_id}\r\n"),
+    );
+    let reply = deliver(mx(&s), &address, &complaint).await;
+    assert!(reply.starts_with("250"), "{reply}");
+    let message = recipient_reaches(&s, &id, "bob@example.test", "COMPLAINED").await;
+    assert_eq!(recipient(&message, "ann@example.test")["status"], "SENT");
+    // Without a Message-ID trustmail wrote, nothing is found and nothing changes.
+    let stray = arf(&address, "ann@example.test");
+    let reply = deliver(mx(&s), &address, &stray).await;
+    assert!(reply.starts_with("250"), "{reply}");
+    assert_eq!(
+        recipient(&s.read(&id).await, "ann@example.test")["status"],
+        "SENT"
+    );
+}
+
 #[tokio::test]
 async fn a_soft_bounce_delays_the_recipient_without_suppressing_it() {
     let mut s = sending().await;

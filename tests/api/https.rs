@@ -254,3 +254,67 @@ async fn replaced_files_are_served_within_10_s_and_broken_ones_keep_the_last_goo
         "a good pair after a broken one was not served within 10 s"
     );
 }
+
+/// One SMTP reply (all its lines) from `read`.
+async fn smtp_reply(read: &mut (impl tokio::io::AsyncBufRead + Unpin)) -> String {
+    use tokio::io::AsyncBufReadExt;
+    let mut reply = String::new();
+    loop {
+        let mut line = String::new();
+        if read.read_line(&mut line).await.unwrap() == 0 {
+            return reply;
+        }
+        reply.push_str(&line);
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return reply;
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_feedback_mx_offers_starttls_with_the_https_certificate() {
+    use tokio::io::{AsyncWriteExt, BufReader};
+    let (app, _certs, der) = spawn_https(|_| {}).await;
+    let tcp = tokio::net::TcpStream::connect(app.feedback.unwrap())
+        .await
+        .unwrap();
+    let mut plain = BufReader::new(tcp);
+    assert!(smtp_reply(&mut plain).await.starts_with("220 "));
+    plain.write_all(b"EHLO client.test\r\n").await.unwrap();
+    let ehlo = smtp_reply(&mut plain).await;
+    assert!(ehlo.contains("STARTTLS"), "{ehlo}");
+    // A command pipelined behind STARTTLS is dropped, not run inside the TLS session.
+    plain
+        .write_all(b"STARTTLS\r\nMAIL FROM:<injected@example.test>\r\n")
+        .await
+        .unwrap();
+    assert!(smtp_reply(&mut plain).await.starts_with("220 "));
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from(der.clone())).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let name = ServerName::IpAddress(Ipv4Addr::LOCALHOST.into());
+    let tls = connector.connect(name, plain.into_inner()).await.unwrap();
+    assert_eq!(
+        tls.get_ref().1.peer_certificates().unwrap()[0].as_ref(),
+        der
+    );
+    let mut tls = BufReader::new(tls);
+    // Before EHLO again, MAIL is out of order: the injected one above was not taken.
+    tls.write_all(b"MAIL FROM:<>\r\n").await.unwrap();
+    assert!(smtp_reply(&mut tls).await.starts_with("503"));
+    tls.write_all(b"EHLO client.test\r\n").await.unwrap();
+    let ehlo = smtp_reply(&mut tls).await;
+    assert!(
+        ehlo.starts_with("250") && !ehlo.contains("STARTTLS"),
+        "{ehlo}"
+    );
+    tls.write_all(b"QUIT\r\n").await.unwrap();
+    assert!(smtp_reply(&mut tls).await.starts_with("221"));
+}
