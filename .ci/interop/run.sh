@@ -17,9 +17,11 @@
 #   then the sending scenario (send_scenario): BIND answers the signing selector with the CNAME and the key
 #   behind it; a MAIL FROM domain goes ACTIVE; a message sent through POST …/messages reaches aiosmtpd and
 #   dkimpy (dkim_verify.py, resolving through BIND) verifies it; its envelope sender is on the MAIL FROM
-#   domain; a copy with one body line changed fails; after POST …/dkim/rotate a new message verifies with the
+#   domain as a return path; a copy with one body line changed fails; after POST …/dkim/rotate a new message verifies with the
 #   new selector and the one sent before still does; …/zoneFile (the default and ?format=bind), with an SOA
-#   and NS put in front, passes BIND's named-checkzone.
+#   and NS put in front, passes BIND's named-checkzone; a DSN built with Python's email package and delivered
+#   with smtplib to that message's return path at trustmail's feedback MX bounces the recipient (BOUNCED,
+#   suppressed, the next message to it refused).
 # Then trustmail is restarted with a fresh database and Ed25519 keys, b.shopco.test is published whole, and
 # the sending scenario runs again. Last, the web console's browser test (.ci/console/) runs against it.
 # Each check is a step; the run goes on past a failed step when later steps do not need it, names every
@@ -132,6 +134,8 @@ bind_start "$WORK/bind" --forward "$DKIM_ZONE" "$DKIM_DNS_PORT"
 # ---------------------------------------------------------------------------------------------------
 section "aiosmtpd: SMTP relay writing every message to $WORK/mail"
 SMTP_PORT=$(free_port)
+# trustmail's feedback MX, where send_dsn.py delivers a bounce.
+FEEDBACK_PORT=$(free_port)
 # No __pycache__ next to mail_sink.py: the folder is part of the repository.
 PYTHONPATH=$ROOT/.ci/interop PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python" -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" \
 	-c mail_sink.MailSink "$WORK/mail" >"$WORK/aiosmtpd.stdout" 2>"$WORK/aiosmtpd.stderr" </dev/null &
@@ -158,6 +162,7 @@ start_trustmail() {
 		TRUSTMAIL_MAIL__SYSTEM_SENDER="$SYSTEM_SENDER" \
 		TRUSTMAIL_REGIONS="[{ name = \"us-east-1\", dkim_zone = \"$DKIM_ZONE\" }]" \
 		TRUSTMAIL_DKIM_DNS__LISTEN="127.0.0.1:$DKIM_DNS_PORT" \
+		TRUSTMAIL_FEEDBACK__LISTEN="127.0.0.1:$FEEDBACK_PORT" \
 		TRUSTMAIL_DKIM__ALGORITHM="$2"
 }
 
@@ -444,13 +449,31 @@ send_verified() {
 }
 
 envelope_on_mail_from() {
-	local mail_from id
+	local mail_from
 	mail_from=$(jq -r .mail_from "$WORK/$ALGORITHM.first.json")
-	# The id as GET …/messages shows it, in the form without hyphens (the Message-ID header's too).
-	id=$(tr -d - <"$WORK/$ALGORITHM.first.id")
 	echo "MAIL FROM:<$mail_from>"
 	[ "${mail_from##*@}" = "$MAIL_FROM" ] || die "the envelope sender $mail_from is not on the MAIL FROM domain $MAIL_FROM"
-	[ "$mail_from" = "$id@$MAIL_FROM" ] || die "the envelope sender $mail_from is not <message id>@$MAIL_FROM ($id@$MAIL_FROM)"
+	[[ "${mail_from%@*}" == b-* ]] || die "the envelope sender $mail_from is not a return path (b-…)"
+}
+
+# bounced_over_smtp: smtplib delivers a DSN for the first message's recipient to the return path aiosmtpd
+# saw; the recipient reads BOUNCED, is on the suppression list, and a message to it alone is refused.
+bounced_over_smtp() {
+	local mail_from to id message
+	mail_from=$(jq -r .mail_from "$WORK/$ALGORITHM.first.json")
+	to=$(jq -r '.rcpt_tos[0]' "$WORK/$ALGORITHM.first.json")
+	id=$(cat "$WORK/$ALGORITHM.first.id")
+	"$VENV/bin/python" "$ROOT/.ci/interop/send_dsn.py" 127.0.0.1 "$FEEDBACK_PORT" "$mail_from" "$to" ||
+		die "the feedback MX did not take the DSN"
+	status_is 50 BOUNCED "/v1/environments/$ENV_ID/messages/$id" '.recipientStatuses[].status'
+	message=$(call GET "/v1/environments/$ENV_ID/messages/$id" 200)
+	jq -e '.recipientStatuses[0].events[0] | .source == "DSN" and .status == "5.1.1"' <<<"$message" >/dev/null ||
+		die "the recipient's event is not the DSN's: $message"
+	call GET "/v1/environments/$ENV_ID/suppressions/$to" 200 | jq -e '.reason == "BOUNCE"' >/dev/null ||
+		die "$to is not suppressed for BOUNCE"
+	call POST "/v1/environments/$ENV_ID/messages" 400 \
+		"$(jq -nc --arg from "$SENDER" --arg to "$to" '{from: $from, to: [$to], subject: "Again", text: "x"}')" >/dev/null
+	echo "$to: BOUNCED (DSN 5.1.1), suppressed, the next message to it refused"
 }
 
 tampered_fails() {
@@ -495,10 +518,12 @@ send_scenario() {
 	step "($ALGORITHM) a message from $SENDER: SENT, received by aiosmtpd, dkimpy verifies its $ALGORITHM_TAG signature" \
 		send_verified
 	[ "$LAST_STEP_PASSED" = yes ] || return 0 # the steps below read that message
-	step "($ALGORITHM) its envelope sender is <message id>@$MAIL_FROM" envelope_on_mail_from
+	step "($ALGORITHM) its envelope sender is a return path (b-…) on $MAIL_FROM" envelope_on_mail_from
 	step "($ALGORITHM) a copy with one body line changed fails dkimpy" tampered_fails
 	step "($ALGORITHM) POST …/dkim/rotate: a message sent after it verifies with the new selector, the one before still does" \
 		rotated
+	step "($ALGORITHM) a DSN delivered with smtplib to its return path: BOUNCED, suppressed, the next send refused" \
+		bounced_over_smtp
 }
 
 ALGORITHM=rsa-2048
