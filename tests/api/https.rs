@@ -45,8 +45,8 @@ fn with_tls(config: &mut Config, dir: &Path) {
     config.http.tls_key_file = dir.join("key.pem");
 }
 
-/// The leaf certificate the server on `port` presents, to a client that trusts `trusted`.
-async fn served_certificate(port: u16, trusted: &[&[u8]]) -> Vec<u8> {
+/// A TLS client that trusts `trusted` (DER certificates) alone.
+fn connector(trusted: &[&[u8]]) -> tokio_rustls::TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
     for der in trusted {
         roots.add(CertificateDer::from(der.to_vec())).unwrap();
@@ -57,7 +57,12 @@ async fn served_certificate(port: u16, trusted: &[&[u8]]) -> Vec<u8> {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// The leaf certificate the server on `port` presents, to a client that trusts `trusted`.
+async fn served_certificate(port: u16, trusted: &[&[u8]]) -> Vec<u8> {
+    let connector = connector(trusted);
     let tcp = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port))
         .await
         .unwrap();
@@ -290,15 +295,7 @@ async fn the_feedback_mx_offers_starttls_with_the_https_certificate() {
         .unwrap();
     assert!(smtp_reply(&mut plain).await.starts_with("220 "));
 
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from(der.clone())).unwrap();
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let connector = connector(&[&der]);
     let name = ServerName::IpAddress(Ipv4Addr::LOCALHOST.into());
     let tls = connector.connect(name, plain.into_inner()).await.unwrap();
     assert_eq!(

@@ -621,3 +621,187 @@ async fn the_messages_per_minute_limit_holds_after_outbox_rows_are_deleted() {
         );
     }
 }
+
+/// The feedback loop's writes and sums, on each backend: an event moves its recipient unless a
+/// stronger status holds, suppresses once and is told once; a DMARC report is kept once and
+/// summed per source IP (PostgreSQL sums BIGINTs as NUMERIC: the store casts them back).
+#[tokio::test]
+async fn feedback_and_dmarc_reports_are_recorded_and_summed_on_every_backend() {
+    use trustmail::{
+        domain::{Activity, ActivityType, ResourceType},
+        feedback::{
+            FeedbackEvent, FeedbackKind, SuppressedAddress, Suppression, SuppressionReason,
+            dmarc::{DmarcReport, DmarcReportId, DmarcRow},
+        },
+        mail::{Recipient, RecipientStatus},
+        store::FeedbackChange,
+    };
+    for db in backends("feedback_and_dmarc_reports_are_recorded_and_summed_on_every_backend").await
+    {
+        let app = TestApp::spawn_on(db.clone(), |_| {}).await;
+        let env = app.admin.environment_id;
+        let store = app.store().clone();
+        let mail = customer_mail(env);
+        let recipients: Vec<Recipient> = ["ann@shop.test", "bob@shop.test"]
+            .iter()
+            .enumerate()
+            .map(|(position, address)| Recipient {
+                position: position as u16,
+                address: (*address).to_owned(),
+                status: None,
+                updated_at: now(),
+            })
+            .collect();
+        store
+            .queue_message(&mail, &recipients, env, None, 600, now())
+            .await
+            .unwrap();
+
+        let bounce = FeedbackEvent::refused_by_relay((env, mail.id, 0), "550 5.1.1 gone", now());
+        let entry = Suppression {
+            environment_id: env,
+            address: SuppressedAddress::parse("ann@shop.test").unwrap(),
+            reason: SuppressionReason::Bounce,
+            message_id: Some(mail.id),
+            detail: bounce.detail(),
+            created_at: now(),
+        };
+        let listed = Activity::new(
+            env,
+            ActivityType::SuppressionCreated,
+            None,
+            ResourceType::Suppression,
+            "ann@shop.test",
+            "ann@shop.test",
+        );
+        let told = Activity::new(
+            env,
+            ActivityType::EmailBounced,
+            None,
+            ResourceType::Message,
+            mail.id,
+            "ann@shop.test",
+        );
+        let change = |event| FeedbackChange {
+            event,
+            suppression: Some((&entry, &listed)),
+            activity: Some(&told),
+        };
+        let first = store.record_feedback(change(&bounce)).await.unwrap();
+        assert!(first.status_changed && first.suppressed, "{db:?}");
+        let again = FeedbackEvent {
+            id: trustmail::feedback::FeedbackEventId::new(),
+            ..bounce.clone()
+        };
+        let second = store.record_feedback(change(&again)).await.unwrap();
+        assert!(!second.status_changed && !second.suppressed, "{db:?}");
+        // A later delay does not undo the bounce.
+        let delay = FeedbackEvent {
+            id: trustmail::feedback::FeedbackEventId::new(),
+            kind: FeedbackKind::Delay,
+            ..bounce.clone()
+        };
+        let third = store
+            .record_feedback(FeedbackChange {
+                event: &delay,
+                suppression: None,
+                activity: None,
+            })
+            .await
+            .unwrap();
+        assert!(!third.status_changed, "{db:?}");
+        let statuses: Vec<Option<RecipientStatus>> = store
+            .recipients(mail.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.status)
+            .collect();
+        assert_eq!(statuses, [Some(RecipientStatus::Bounced), None], "{db:?}");
+        assert_eq!(
+            store.feedback_events(mail.id).await.unwrap().len(),
+            3,
+            "{db:?}"
+        );
+        let (found_env, bob) = store.message_recipient(mail.id, 1).await.unwrap().unwrap();
+        assert_eq!(
+            (found_env, bob.address.as_str()),
+            (env, "bob@shop.test"),
+            "{db:?}"
+        );
+        assert!(store.message_recipient(mail.id, 2).await.unwrap().is_none());
+
+        let domain: trustmail::domain::DomainId = app
+            .domain(&env.to_string(), "a.shop.test")
+            .await
+            .parse()
+            .unwrap();
+        let report = |report_id: &str| DmarcReport {
+            id: DmarcReportId::new(),
+            domain_id: domain,
+            environment_id: env,
+            org_name: "receiver.test".into(),
+            email: "dmarc@receiver.test".into(),
+            report_id: report_id.into(),
+            begin: now() - time::Duration::days(1),
+            end: now(),
+            policy_domain: "a.shop.test".into(),
+            policy: "none".into(),
+            messages: 10,
+            received_at: now(),
+        };
+        let rows = [
+            ("192.0.2.10", 7, true, false),
+            ("198.51.100.7", 3, false, false),
+        ]
+        .map(|(ip, messages, dkim, spf)| DmarcRow {
+            source_ip: ip.into(),
+            messages,
+            header_from: "a.shop.test".into(),
+            dkim_aligned: dkim,
+            spf_aligned: spf,
+            disposition: "none".into(),
+        });
+        assert!(
+            store
+                .keep_dmarc_report(&report("r-1"), &rows)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .keep_dmarc_report(&report("r-1"), &rows)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .keep_dmarc_report(&report("r-2"), &rows)
+                .await
+                .unwrap()
+        );
+        let (kept, count) = store.list_dmarc_reports(domain, (10, 0)).await.unwrap();
+        assert_eq!((kept.len(), count), (2, 2), "{db:?}");
+        let sources = store
+            .dmarc_sources(domain, now() - time::Duration::days(30))
+            .await
+            .unwrap();
+        let summed: Vec<(&str, i64, i64, i64)> = sources
+            .iter()
+            .map(|s| {
+                (
+                    s.source_ip.as_str(),
+                    s.messages,
+                    s.dkim_aligned,
+                    s.dmarc_pass,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summed,
+            [("192.0.2.10", 14, 14, 14), ("198.51.100.7", 6, 0, 0)],
+            "{db:?}"
+        );
+        assert_eq!(sources[0].reporters, 1, "{db:?}");
+    }
+}
