@@ -652,10 +652,14 @@ async fn feedback_and_dmarc_reports_are_recorded_and_summed_on_every_backend() {
                 updated_at: now(),
             })
             .collect();
-        store
+        let queued = store
             .queue_message(&mail, &recipients, env, None, 600, now())
             .await
             .unwrap();
+        assert!(
+            matches!(queued, trustmail::store::QueueOutcome::Queued),
+            "{db:?}"
+        );
 
         let bounce = FeedbackEvent::refused_by_relay((env, mail.id, 0), "550 5.1.1 gone", now());
         let entry = Suppression {
